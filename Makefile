@@ -1,0 +1,56 @@
+# Two set-up commands: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+export OMNI_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export GRPC_VERBOSITY ?= ERROR
+
+.PHONY: run test lint typecheck secrets audit unit bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(DEV_STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $@ $(STAMP)
+
+## make run: the service with everything embedded (GSM emulator, SQLite, dev tokens) on 127.0.0.1:8080
+run: $(STAMP)
+	$(BIN)/omni-secrets dev
+
+## make test: lint, types, secret scan, dependency audit, then the whole test suite
+test: $(DEV_STAMP) lint typecheck secrets
+	$(BIN)/pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy src
+
+secrets: $(DEV_STAMP)
+	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
+
+audit: $(DEV_STAMP)
+	$(BIN)/python scripts/audit_dependencies.py
+
+unit: $(DEV_STAMP)
+	$(BIN)/pytest tests/unit
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench
+
+lock: $(DEV_STAMP)
+	{ echo "# The whole resolved dependency set, pinned (pip freeze of .venv with [dev,bench]). Regenerate with 'make lock'."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^omni-secrets'; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""HTTP API: the FastAPI app factory, auth, error envelope and routes."""

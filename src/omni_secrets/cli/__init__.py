@@ -1,0 +1,72 @@
+"""The ``omni-secrets`` command line.
+
+One Typer app; each command group lives in its own module and is registered here. :func:`main`
+is the console script: it turns every expected error (:class:`OmniSecretsError`) into one clear
+line on stderr and an exit code, never a traceback.
+
+Exit codes: 0 success; 1 a check failed (``rotation check`` due soon, ``audit verify`` broken
+chain) or a runtime error; 2 bad usage, invalid input or a rejected configuration; 3 a dependency
+(GSM, the database, the API) is unavailable.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer._click import exceptions as click_errors  # typer vendors click; these are its errors
+
+from omni_secrets.cli import serve
+from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.domain.errors import (
+    ConfigurationRejected,
+    InvalidInput,
+    NotFound,
+    OmniSecretsError,
+    Unavailable,
+)
+
+app = typer.Typer(
+    name="omni-secrets",
+    help="Serve ApeX Omni credentials from Google Secret Manager, safely.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Serve ApeX Omni credentials from Google Secret Manager, safely."""
+
+
+serve.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, mapping every expected failure to one line."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="omni-secrets", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except click_errors.ClickException as exc:
+        fail(exc.format_message(), code=exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        fail("aborted", code=130)
+    except OmniSecretsError as exc:
+        if isinstance(exc, ConfigurationRejected | InvalidInput):
+            code = EXIT_USAGE
+        elif isinstance(exc, Unavailable):
+            code = EXIT_UNAVAILABLE
+        elif isinstance(exc, NotFound):
+            code = 1
+        else:
+            code = 1
+        fail(exc.message, code=code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,30 @@
+"""``omni-secrets serve``: the production entry point."""
+
+from __future__ import annotations
+
+import typer
+
+from omni_secrets.config import check_environment, load_settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, min=1, max=65535, help="TCP port to listen on."),
+) -> None:
+    """Serve the API. Configuration comes from the environment only (README, Configuration).
+
+    The environment guard runs first: a configuration that breaks a startup rule exits non-zero
+    with one line naming the variables and values at fault, before anything listens. Does not
+    run database migrations (use `omni-secrets db upgrade`).
+    """
+    import uvicorn
+
+    from omni_secrets.api.app import create_app
+
+    settings = load_settings()
+    check_environment(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

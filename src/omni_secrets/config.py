@@ -1,0 +1,350 @@
+"""Configuration: one frozen, typed :class:`Settings` read from the environment, and the guard.
+
+The settings object is built once by an entry point (``load_settings``) and passed down; nothing
+reads the environment anywhere else. This module is pure: it validates, it never does I/O
+(checking that the break-glass key file matches the public key happens at startup, in the
+composition root).
+
+The environment guard (:func:`check_environment`) encodes the startup refusals of contract
+section 2 (environment isolation, production hardening, an auth mode, ranges). A refusal raises
+:class:`~omni_secrets.domain.errors.ConfigurationRejected` naming the variables, their values and
+the rule; secret values are named, never shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omni_secrets.domain.catalog import DEFAULT_GSM_SECRET_PREFIX
+from omni_secrets.domain.errors import ConfigurationRejected, ConfigViolation
+
+DEFAULT_DATABASE_URL = "sqlite:///./omni-secrets.db"
+DEFAULT_GSM_TIMEOUT_SECONDS = 5.0
+DEFAULT_CACHE_TTL_SECONDS = 300
+MIN_CACHE_TTL_SECONDS = 5
+MAX_CACHE_TTL_SECONDS = 86_400
+DEFAULT_ROTATION_PERIOD_DAYS = 365
+DEFAULT_ROTATION_WARNING_DAYS = 30
+DEFAULT_ROTATION_CHECK_INTERVAL_SECONDS = 3600
+DEFAULT_ALERT_CONSECUTIVE_FAILURES = 3
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_APEX_BASE_URL = "https://omni.apex.exchange"
+DEFAULT_AUTH_AUDIENCE = "omni-secrets"
+PRODUCTION_PROJECT_SUFFIXES = ("-prod", "-production")
+
+
+class Environment(StrEnum):
+    PRODUCTION = "production"
+    STAGING = "staging"
+    DEVELOPMENT = "development"
+    TEST = "test"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class AuthMode(StrEnum):
+    HS256 = "hs256"
+    JWKS = "jwks"
+
+
+class Settings(BaseSettings):
+    """Every variable of contract section 2. Field aliases are the environment variable names.
+
+    Build with :func:`load_settings` (which turns validation failures into a
+    ``ConfigurationRejected``), or directly with keyword arguments named like the variables in
+    tests: ``Settings(OMNI_ENVIRONMENT="test", GCP_PROJECT_ID="omni-test", ...)``.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", populate_by_name=False, case_sensitive=True
+    )
+
+    environment: Environment | None = Field(default=None, alias="OMNI_ENVIRONMENT")
+    gcp_project_id: str | None = Field(default=None, alias="GCP_PROJECT_ID", min_length=1)
+    production_gcp_project_ids_raw: str = Field(default="", alias="OMNI_PRODUCTION_GCP_PROJECT_IDS")
+    gsm_endpoint: str | None = Field(default=None, alias="OMNI_GSM_ENDPOINT")
+    gsm_secret_prefix: str = Field(
+        default=DEFAULT_GSM_SECRET_PREFIX, alias="OMNI_GSM_SECRET_PREFIX"
+    )
+    gsm_timeout_seconds: float = Field(
+        default=DEFAULT_GSM_TIMEOUT_SECONDS, alias="OMNI_GSM_TIMEOUT_SECONDS", gt=0, le=300
+    )
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, alias="OMNI_DATABASE_URL", min_length=1)
+    cache_ttl_seconds: int = Field(
+        default=DEFAULT_CACHE_TTL_SECONDS,
+        alias="OMNI_CACHE_TTL_SECONDS",
+        ge=MIN_CACHE_TTL_SECONDS,
+        le=MAX_CACHE_TTL_SECONDS,
+    )
+    cache_max_stale_seconds: int = Field(
+        default=0, alias="OMNI_CACHE_MAX_STALE_SECONDS", ge=0, le=MAX_CACHE_TTL_SECONDS
+    )
+    breakglass_public_key: str | None = Field(default=None, alias="OMNI_BREAKGLASS_PUBLIC_KEY")
+    breakglass_private_key_file: str | None = Field(
+        default=None, alias="OMNI_BREAKGLASS_PRIVATE_KEY_FILE"
+    )
+    auth_hs256_secret: SecretStr | None = Field(default=None, alias="OMNI_AUTH_HS256_SECRET")
+    auth_jwks_url: HttpUrl | None = Field(default=None, alias="OMNI_AUTH_JWKS_URL")
+    auth_issuer: str | None = Field(default=None, alias="OMNI_AUTH_ISSUER")
+    auth_audience: str = Field(
+        default=DEFAULT_AUTH_AUDIENCE, alias="OMNI_AUTH_AUDIENCE", min_length=1
+    )
+    rotation_period_days: int = Field(
+        default=DEFAULT_ROTATION_PERIOD_DAYS, alias="OMNI_ROTATION_PERIOD_DAYS", ge=1, le=3650
+    )
+    rotation_warning_days: int = Field(
+        default=DEFAULT_ROTATION_WARNING_DAYS, alias="OMNI_ROTATION_WARNING_DAYS", ge=0, le=3650
+    )
+    rotation_check_interval_seconds: int = Field(
+        default=DEFAULT_ROTATION_CHECK_INTERVAL_SECONDS,
+        alias="OMNI_ROTATION_CHECK_INTERVAL_SECONDS",
+        ge=1,
+        le=MAX_CACHE_TTL_SECONDS,
+    )
+    alert_consecutive_failures: int = Field(
+        default=DEFAULT_ALERT_CONSECUTIVE_FAILURES,
+        alias="OMNI_ALERT_CONSECUTIVE_FAILURES",
+        ge=1,
+        le=1000,
+    )
+    pagerduty_routing_key: SecretStr | None = Field(
+        default=None, alias="OMNI_PAGERDUTY_ROUTING_KEY"
+    )
+    pagerduty_events_url: HttpUrl = Field(
+        default=HttpUrl(DEFAULT_PAGERDUTY_EVENTS_URL), alias="OMNI_PAGERDUTY_EVENTS_URL"
+    )
+    apex_base_url: HttpUrl = Field(
+        default=HttpUrl(DEFAULT_APEX_BASE_URL), alias="OMNI_APEX_BASE_URL"
+    )
+    log_format: LogFormat = Field(default=LogFormat.JSON, alias="OMNI_LOG_FORMAT")
+
+    @field_validator(
+        "gsm_endpoint",
+        "breakglass_public_key",
+        "breakglass_private_key_file",
+        "auth_issuer",
+        "auth_hs256_secret",
+        "auth_jwks_url",
+        "pagerduty_routing_key",
+        "environment",
+        "gcp_project_id",
+        mode="before",
+    )
+    @classmethod
+    def _empty_means_unset(cls, value: Any) -> Any:
+        # An exported-but-empty variable (FOO=) is treated as unset, as operators expect.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def production_gcp_project_ids(self) -> frozenset[str]:
+        return frozenset(
+            part.strip() for part in self.production_gcp_project_ids_raw.split(",") if part.strip()
+        )
+
+    def is_production_project(self, project_id: str) -> bool:
+        """A project is production if listed explicitly or named ``*-prod``/``*-production``."""
+        return project_id in self.production_gcp_project_ids or project_id.endswith(
+            PRODUCTION_PROJECT_SUFFIXES
+        )
+
+    @property
+    def auth_mode(self) -> AuthMode | None:
+        """JWKS wins when both are set (production refuses HS256 anyway)."""
+        if self.auth_jwks_url is not None:
+            return AuthMode.JWKS
+        if self.auth_hs256_secret is not None:
+            return AuthMode.HS256
+        return None
+
+    @property
+    def breakglass_enabled(self) -> bool:
+        return self.breakglass_public_key is not None
+
+    @property
+    def cache(self) -> CacheConfig:
+        return CacheConfig(
+            ttl_seconds=self.cache_ttl_seconds, max_stale_seconds=self.cache_max_stale_seconds
+        )
+
+    @property
+    def gsm(self) -> GsmConfig:
+        return GsmConfig(
+            project_id=self.gcp_project_id or "",
+            endpoint=self.gsm_endpoint,
+            secret_prefix=self.gsm_secret_prefix,
+            timeout_seconds=self.gsm_timeout_seconds,
+        )
+
+    @property
+    def rotation(self) -> RotationConfig:
+        return RotationConfig(
+            period_days=self.rotation_period_days,
+            warning_days=self.rotation_warning_days,
+            check_interval_seconds=self.rotation_check_interval_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    ttl_seconds: int = DEFAULT_CACHE_TTL_SECONDS
+    max_stale_seconds: int = 0
+    refresh_ahead_fraction: float = 0.8
+    refresh_jitter_fraction: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class GsmConfig:
+    project_id: str
+    endpoint: str | None = None
+    secret_prefix: str = DEFAULT_GSM_SECRET_PREFIX
+    timeout_seconds: float = DEFAULT_GSM_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class RotationConfig:
+    period_days: int = DEFAULT_ROTATION_PERIOD_DAYS
+    warning_days: int = DEFAULT_ROTATION_WARNING_DAYS
+    check_interval_seconds: int = DEFAULT_ROTATION_CHECK_INTERVAL_SECONDS
+
+
+_SENSITIVE_VARIABLES = frozenset({"OMNI_AUTH_HS256_SECRET", "OMNI_PAGERDUTY_ROUTING_KEY"})
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus ``overrides``, keyed by variable name) into :class:`Settings`.
+
+    Raises:
+        ConfigurationRejected: a value is malformed or out of range; the message names the
+            variable and the offending value (sensitive variables are named, never shown).
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationRejected(_violations_from(exc)) from None
+
+
+def _violations_from(exc: ValidationError) -> list[ConfigViolation]:
+    violations = []
+    for error in exc.errors(include_url=False):
+        variable = str(error["loc"][0]) if error["loc"] else "?"
+        hidden = variable in _SENSITIVE_VARIABLES
+        shown = "(value hidden)" if hidden else repr(error.get("input"))
+        violations.append(
+            ConfigViolation(
+                variables=(variable,),
+                rule="value out of range",
+                message=f"{variable}={shown} is invalid: {error['msg']}",
+            )
+        )
+    return violations
+
+
+def check_environment(settings: Settings) -> None:
+    """The startup guard: refuse configurations that break environment isolation or hardening.
+
+    Rules (contract section 2): ``OMNI_ENVIRONMENT`` and ``GCP_PROJECT_ID`` are set; a
+    non-production environment never points at a production project and vice versa;
+    ``production`` never uses ``OMNI_GSM_ENDPOINT`` or ``OMNI_AUTH_HS256_SECRET``; an auth mode
+    is configured; the break-glass public key and private key file come together; the rotation
+    warning window is shorter than the rotation period.
+
+    Raises:
+        ConfigurationRejected: listing every broken rule at once.
+    """
+    violations: list[ConfigViolation] = []
+
+    def refuse(rule: str, message: str, *variables: str) -> None:
+        violations.append(ConfigViolation(variables=variables, rule=rule, message=message))
+
+    env = settings.environment
+    project = settings.gcp_project_id
+    if env is None:
+        refuse(
+            "required",
+            "OMNI_ENVIRONMENT is not set (one of production, staging, development, test)",
+            "OMNI_ENVIRONMENT",
+        )
+    if project is None:
+        refuse("required", "GCP_PROJECT_ID is not set", "GCP_PROJECT_ID")
+
+    if env is not None and project is not None:
+        production_project = settings.is_production_project(project)
+        if env is not Environment.PRODUCTION and production_project:
+            refuse(
+                "environment isolation",
+                f"OMNI_ENVIRONMENT={env.value!r} must not use production project "
+                f"GCP_PROJECT_ID={project!r}",
+                "OMNI_ENVIRONMENT",
+                "GCP_PROJECT_ID",
+            )
+        if env is Environment.PRODUCTION and not production_project:
+            refuse(
+                "environment isolation",
+                f"OMNI_ENVIRONMENT='production' must use a production project, but "
+                f"GCP_PROJECT_ID={project!r} is neither listed in OMNI_PRODUCTION_GCP_PROJECT_IDS "
+                f"nor named *-prod/*-production",
+                "OMNI_ENVIRONMENT",
+                "GCP_PROJECT_ID",
+                "OMNI_PRODUCTION_GCP_PROJECT_IDS",
+            )
+
+    if env is Environment.PRODUCTION:
+        if settings.gsm_endpoint is not None:
+            refuse(
+                "production hardening",
+                f"OMNI_ENVIRONMENT='production' must not set "
+                f"OMNI_GSM_ENDPOINT={settings.gsm_endpoint!r} (insecure emulator channel)",
+                "OMNI_ENVIRONMENT",
+                "OMNI_GSM_ENDPOINT",
+            )
+        if settings.auth_hs256_secret is not None:
+            refuse(
+                "production hardening",
+                "OMNI_ENVIRONMENT='production' must not set OMNI_AUTH_HS256_SECRET "
+                "(shared-secret tokens); use OMNI_AUTH_JWKS_URL",
+                "OMNI_ENVIRONMENT",
+                "OMNI_AUTH_HS256_SECRET",
+            )
+
+    if settings.auth_mode is None:
+        refuse(
+            "authentication required",
+            "no auth mode is configured: set OMNI_AUTH_JWKS_URL (with OMNI_AUTH_ISSUER) or, "
+            "outside production, OMNI_AUTH_HS256_SECRET",
+            "OMNI_AUTH_JWKS_URL",
+            "OMNI_AUTH_HS256_SECRET",
+        )
+
+    if (settings.breakglass_public_key is None) != (settings.breakglass_private_key_file is None):
+        refuse(
+            "break-glass key pair",
+            "OMNI_BREAKGLASS_PUBLIC_KEY and OMNI_BREAKGLASS_PRIVATE_KEY_FILE must be set together "
+            f"(public key {'set' if settings.breakglass_public_key else 'unset'}, private key "
+            f"file {settings.breakglass_private_key_file!r})",
+            "OMNI_BREAKGLASS_PUBLIC_KEY",
+            "OMNI_BREAKGLASS_PRIVATE_KEY_FILE",
+        )
+
+    if settings.rotation_warning_days >= settings.rotation_period_days:
+        refuse(
+            "value out of range",
+            f"OMNI_ROTATION_WARNING_DAYS={settings.rotation_warning_days} must be less than "
+            f"OMNI_ROTATION_PERIOD_DAYS={settings.rotation_period_days}",
+            "OMNI_ROTATION_WARNING_DAYS",
+            "OMNI_ROTATION_PERIOD_DAYS",
+        )
+
+    if violations:
+        raise ConfigurationRejected(violations)

@@ -1,0 +1,1 @@
+"""The core of omni-secrets: no framework, network, database or settings imports."""

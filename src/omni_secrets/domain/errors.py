@@ -1,0 +1,248 @@
+"""Domain errors, one hierarchy shared by the HTTP API and the CLI.
+
+Each error carries structured attributes and a message that is safe to show to a user: never a
+secret value. How an error maps to an HTTP status lives in ``api/errors.py``; how it maps to a CLI
+exit code lives in ``cli``. The tree::
+
+    OmniSecretsError
+    ├── NotFound
+    │   ├── PreviewNotFound
+    │   ├── OverrideNotFound
+    │   └── RefreshRequestNotFound
+    ├── InvalidInput
+    │   ├── UnknownSecretType
+    │   ├── TtlTooLong
+    │   ├── CiphertextInvalid
+    │   ├── PayloadMismatch
+    │   ├── PayloadExpired
+    │   ├── UnknownKeyId
+    │   └── CandidateVersionInvalid
+    ├── Conflict
+    │   ├── RotationInProgress
+    │   ├── PreviewNotReady
+    │   └── ReplayDetected
+    ├── Unavailable
+    │   ├── SecretsUnavailable          (FR-012: required types not served)
+    │   ├── SecretStoreError            (GSM; ``transient`` tells retryable from permanent)
+    │   │   └── ChecksumMismatch
+    │   ├── AuditUnavailable
+    │   ├── BreakGlassDisabled
+    │   └── ApexUpstreamError
+    └── ConfigurationRejected           (the environment guard)
+
+Programming errors (a cache used before it started, a bad argument combination) are not part of
+this tree: they raise ``RuntimeError``/``ValueError`` and end up as a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from omni_secrets.domain.clock import to_rfc3339
+
+
+class OmniSecretsError(Exception):
+    """Base of every expected failure. ``message`` is safe to show; ``details`` is JSON-able."""
+
+    code: str = "INTERNAL"
+
+    def __init__(self, message: str, *, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+# --- not found -------------------------------------------------------------------------------
+
+
+class NotFound(OmniSecretsError):
+    code = "NOT_FOUND"
+
+
+class PreviewNotFound(NotFound):
+    def __init__(self, preview_id: str) -> None:
+        super().__init__(f"no open rotation preview {preview_id!r}")
+        self.preview_id = preview_id
+
+
+class OverrideNotFound(NotFound):
+    def __init__(self, override_id: str) -> None:
+        super().__init__(f"no active break-glass override {override_id!r}")
+        self.override_id = override_id
+
+
+class RefreshRequestNotFound(NotFound):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"no cache refresh request {request_id!r}")
+        self.request_id = request_id
+
+
+# --- invalid input ---------------------------------------------------------------------------
+
+
+class InvalidInput(OmniSecretsError):
+    code = "VALIDATION_FAILED"
+
+
+class UnknownSecretType(InvalidInput):
+    """A secret type outside the catalog."""
+
+    def __init__(self, secret_type: str) -> None:
+        super().__init__(
+            f"unknown secret type {secret_type!r}", details={"secretType": secret_type}
+        )
+        self.secret_type = secret_type
+
+
+class TtlTooLong(InvalidInput):
+    code = "TTL_TOO_LONG"
+
+    def __init__(self, ttl_seconds: float, max_seconds: int) -> None:
+        super().__init__(
+            f"break-glass TTL {ttl_seconds:g}s exceeds the maximum of {max_seconds}s",
+            details={"ttlSeconds": ttl_seconds, "maxTtlSeconds": max_seconds},
+        )
+
+
+class CiphertextInvalid(InvalidInput):
+    code = "CIPHERTEXT_INVALID"
+
+
+class PayloadMismatch(InvalidInput):
+    code = "PAYLOAD_MISMATCH"
+
+
+class PayloadExpired(InvalidInput):
+    code = "PAYLOAD_EXPIRED"
+
+
+class UnknownKeyId(InvalidInput):
+    code = "UNKNOWN_KEY_ID"
+
+
+class CandidateVersionInvalid(InvalidInput):
+    """A rotation candidate version that cannot be used (not a number, not found, not enabled)."""
+
+
+# --- conflicts -------------------------------------------------------------------------------
+
+
+class Conflict(OmniSecretsError):
+    code = "CONFLICT"
+
+
+class RotationInProgress(Conflict):
+    code = "ROTATION_IN_PROGRESS"
+
+    def __init__(self, group: str, preview_id: str, expires_at: datetime) -> None:
+        super().__init__(
+            f"rotation group {group!r} is locked by an open preview",
+            details={"previewId": preview_id, "expiresAt": to_rfc3339(expires_at)},
+        )
+        self.group = group
+        self.preview_id = preview_id
+        self.expires_at = expires_at
+
+
+class PreviewNotReady(Conflict):
+    code = "PREVIEW_NOT_READY"
+
+
+class ReplayDetected(Conflict):
+    code = "REPLAY_DETECTED"
+
+
+# --- unavailable -----------------------------------------------------------------------------
+
+
+class Unavailable(OmniSecretsError):
+    code = "UNAVAILABLE"
+
+
+class SecretsUnavailable(Unavailable):
+    """FR-012: the cache cannot serve every required secret type."""
+
+    code = "OMNI_SECRETS_UNAVAILABLE"
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        super().__init__(
+            "required ApeX Omni credentials are not available: " + ", ".join(missing),
+            details={"missing": list(missing)},
+        )
+        self.missing = tuple(missing)
+
+
+class SecretStoreError(Unavailable):
+    """A Secret Manager call failed.
+
+    Attributes:
+        reason: the gRPC status code name (``UNAVAILABLE``, ``NOT_FOUND``, …) or
+            ``CHECKSUM_MISMATCH``; bounded, usable as a metric label.
+        transient: True when retrying may help (the cache keeps serving the old value within
+            its stale bound); False for permanent failures (the cache drops the entry).
+    """
+
+    code = "UNAVAILABLE"
+
+    def __init__(
+        self, message: str, *, reason: str, transient: bool, secret_id: str | None = None
+    ) -> None:
+        super().__init__(message, details={"reason": reason})
+        self.reason = reason
+        self.transient = transient
+        self.secret_id = secret_id
+
+
+class ChecksumMismatch(SecretStoreError):
+    def __init__(self, secret_id: str | None = None, version: str | None = None) -> None:
+        where = f" for {secret_id} version {version}" if secret_id else ""
+        super().__init__(
+            f"payload CRC32C mismatch{where}",
+            reason="CHECKSUM_MISMATCH",
+            transient=True,
+            secret_id=secret_id,
+        )
+
+
+class AuditUnavailable(Unavailable):
+    code = "AUDIT_UNAVAILABLE"
+
+
+class BreakGlassDisabled(Unavailable):
+    code = "BREAK_GLASS_DISABLED"
+
+    def __init__(self) -> None:
+        super().__init__("break-glass is disabled: no key pair is configured")
+
+
+class ApexUpstreamError(Unavailable):
+    code = "APEX_UPSTREAM_ERROR"
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigViolation:
+    """One broken startup rule: which variables, the rule, and a sentence naming the values."""
+
+    variables: tuple[str, ...]
+    rule: str
+    message: str
+
+
+class ConfigurationRejected(OmniSecretsError):
+    """The environment guard refused the configuration; nothing may be served."""
+
+    code = "CONFIGURATION_REJECTED"
+
+    def __init__(self, violations: Sequence[ConfigViolation]) -> None:
+        self.violations = tuple(violations)
+        text = "; ".join(f"{v.message} [{v.rule}]" for v in self.violations)
+        super().__init__(f"configuration rejected: {text}")

@@ -1,0 +1,126 @@
+"""The environment guard through the real ``omni-secrets serve`` process (contract section 2)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+CLI = shutil.which("omni-secrets", path=str(Path(sys.executable).parent)) or "omni-secrets"
+FAKE_HS256 = "fake-hs256-secret-for-guard-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_", "GCP_"))}
+    env.update(
+        OMNI_ENVIRONMENT="development",
+        GCP_PROJECT_ID="omni-dev",
+        OMNI_AUTH_HS256_SECRET=FAKE_HS256,
+        OMNI_DATABASE_URL="sqlite:///:memory:",
+    )
+    env.update(values)
+    return {k: v for k, v in env.items() if v != ""}
+
+
+def run_refused(port: int, **values: str) -> str:
+    """Run serve expecting a refusal; return its stderr after checking nothing listened."""
+    proc = subprocess.run(
+        [CLI, "serve", "--port", str(port)],
+        env=serve_env(**values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+    return lines[0]
+
+
+class TestServeGuard:
+    def test_staging_on_production_project_refused(self) -> None:
+        """staging + acme-prod exits non-zero before listening, naming both."""
+        line = run_refused(free_port(), OMNI_ENVIRONMENT="staging", GCP_PROJECT_ID="acme-prod")
+        assert "staging" in line
+        assert "acme-prod" in line
+
+    def test_production_on_non_production_project_refused(self) -> None:
+        """production + a non-production project is refused."""
+        line = run_refused(
+            free_port(),
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-staging",
+            OMNI_AUTH_HS256_SECRET="",
+            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+        )
+        assert "acme-staging" in line
+
+    def test_production_with_emulator_endpoint_refused(self) -> None:
+        """production + OMNI_GSM_ENDPOINT is refused."""
+        line = run_refused(
+            free_port(),
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_AUTH_HS256_SECRET="",
+            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+            OMNI_GSM_ENDPOINT="127.0.0.1:8085",
+        )
+        assert "OMNI_GSM_ENDPOINT" in line
+
+    def test_production_with_hs256_refused(self) -> None:
+        """production + OMNI_AUTH_HS256_SECRET is refused without printing the secret."""
+        line = run_refused(
+            free_port(),
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+        )
+        assert "OMNI_AUTH_HS256_SECRET" in line
+        assert FAKE_HS256 not in line
+
+    def test_cache_ttl_out_of_range_refused(self) -> None:
+        """An out-of-range OMNI_CACHE_TTL_SECONDS is refused, naming the variable and value."""
+        line = run_refused(free_port(), OMNI_CACHE_TTL_SECONDS="1")
+        assert "OMNI_CACHE_TTL_SECONDS" in line
+
+    def test_valid_development_config_starts(self, tmp_path: Path) -> None:
+        """A valid development configuration serves /healthz with 200."""
+        port = free_port()
+        proc = subprocess.Popen(
+            [CLI, "serve", "--port", str(port)],
+            env=serve_env(OMNI_DATABASE_URL=f"sqlite:///{tmp_path}/omni.db"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        output = proc.stdout.read().decode() if proc.stdout else ""
+                        pytest.fail(f"serve did not come up: {output}")
+                    time.sleep(0.2)
+            assert response.status_code == 200
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)

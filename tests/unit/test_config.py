@@ -1,0 +1,171 @@
+"""The settings object and the environment guard (contract section 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from omni_secrets.config import (
+    AuthMode,
+    Environment,
+    Settings,
+    check_environment,
+    load_settings,
+)
+from omni_secrets.domain.errors import ConfigurationRejected
+
+HS256 = {"OMNI_AUTH_HS256_SECRET": "fake-hs256-secret-for-tests"}
+
+
+def settings(**values: Any) -> Settings:
+    base: dict[str, Any] = {"OMNI_ENVIRONMENT": "development", "GCP_PROJECT_ID": "omni-dev"}
+    base.update(HS256)
+    base.update(values)
+    return load_settings(**{k: v for k, v in base.items() if v is not None})
+
+
+def rejection(**values: Any) -> ConfigurationRejected:
+    with pytest.raises(ConfigurationRejected) as info:
+        check_environment(settings(**values))
+    return info.value
+
+
+@pytest.mark.usefixtures("clean_env")
+class TestSettings:
+    def test_defaults_match_the_contract(self) -> None:
+        """Unset variables take the documented defaults."""
+        s = settings()
+        assert s.gsm_secret_prefix == "apex-omni-"
+        assert s.gsm_timeout_seconds == 5
+        assert s.database_url == "sqlite:///./omni-secrets.db"
+        assert s.cache_ttl_seconds == 300
+        assert s.cache_max_stale_seconds == 0
+        assert s.rotation_period_days == 365
+        assert s.rotation_warning_days == 30
+        assert s.rotation_check_interval_seconds == 3600
+        assert s.alert_consecutive_failures == 3
+        assert str(s.pagerduty_events_url) == "https://events.pagerduty.com/v2/enqueue"
+        assert str(s.apex_base_url).rstrip("/") == "https://omni.apex.exchange"
+        assert s.auth_audience == "omni-secrets"
+        assert s.log_format == "json"
+        assert s.breakglass_enabled is False
+
+    def test_reads_the_environment(self, clean_env: pytest.MonkeyPatch) -> None:
+        """Variables are read by their contract names."""
+        clean_env.setenv("OMNI_ENVIRONMENT", "staging")
+        clean_env.setenv("GCP_PROJECT_ID", "omni-staging")
+        clean_env.setenv("OMNI_CACHE_TTL_SECONDS", "60")
+        clean_env.setenv("OMNI_PRODUCTION_GCP_PROJECT_IDS", "bank-live, other-live")
+        s = load_settings()
+        assert s.environment is Environment.STAGING
+        assert s.cache_ttl_seconds == 60
+        assert s.production_gcp_project_ids == {"bank-live", "other-live"}
+
+    @pytest.mark.parametrize("ttl", ["4", "86401", "abc"])
+    def test_cache_ttl_out_of_range_is_rejected(self, ttl: str) -> None:
+        """OMNI_CACHE_TTL_SECONDS outside 5..86400 names the variable and the value."""
+        with pytest.raises(ConfigurationRejected) as info:
+            settings(OMNI_CACHE_TTL_SECONDS=ttl)
+        assert "OMNI_CACHE_TTL_SECONDS" in info.value.message
+        assert ttl in info.value.message
+
+    def test_secret_values_are_never_shown(self) -> None:
+        """A settings repr and a rejection name the secret variables but hide their values."""
+        s = settings(OMNI_AUTH_HS256_SECRET="fake-do-not-print")
+        assert "fake-do-not-print" not in repr(s)
+        assert s.auth_mode is AuthMode.HS256
+        err = rejection(
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_AUTH_HS256_SECRET="fake-do-not-print",
+        )
+        assert "fake-do-not-print" not in err.message
+        assert "OMNI_AUTH_HS256_SECRET" in err.message
+
+
+@pytest.mark.usefixtures("clean_env")
+class TestEnvironmentGuard:
+    def test_valid_development_config_passes(self) -> None:
+        """A development environment on a development project with HS256 is accepted."""
+        check_environment(settings())
+
+    @pytest.mark.parametrize("env", ["staging", "development", "test"])
+    @pytest.mark.parametrize("project", ["acme-prod", "acme-production"])
+    def test_non_production_env_on_production_project(self, env: str, project: str) -> None:
+        """Non-production environments must not point at a *-prod/*-production project."""
+        err = rejection(OMNI_ENVIRONMENT=env, GCP_PROJECT_ID=project)
+        assert env in err.message and project in err.message
+        assert "environment isolation" in err.message
+
+    def test_listed_production_project(self) -> None:
+        """A project listed in OMNI_PRODUCTION_GCP_PROJECT_IDS is production whatever its name."""
+        err = rejection(OMNI_PRODUCTION_GCP_PROJECT_IDS="bank-live", GCP_PROJECT_ID="bank-live")
+        assert "bank-live" in err.message
+
+    def test_production_env_on_non_production_project(self) -> None:
+        """Production must point at a production project."""
+        err = rejection(
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-staging",
+            OMNI_AUTH_HS256_SECRET=None,
+            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+        )
+        assert "acme-staging" in err.message and "production" in err.message
+        assert len(err.violations) == 1
+
+    def test_production_refuses_emulator_endpoint(self) -> None:
+        """Production must not use OMNI_GSM_ENDPOINT."""
+        err = rejection(
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_AUTH_HS256_SECRET=None,
+            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+            OMNI_GSM_ENDPOINT="127.0.0.1:8085",
+        )
+        assert "OMNI_GSM_ENDPOINT" in err.message and "127.0.0.1:8085" in err.message
+
+    def test_production_refuses_hs256(self) -> None:
+        """Production must not accept shared-secret tokens."""
+        err = rejection(
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+        )
+        assert [v.variables for v in err.violations] == [
+            ("OMNI_ENVIRONMENT", "OMNI_AUTH_HS256_SECRET")
+        ]
+
+    def test_valid_production_config_passes(self) -> None:
+        """Production on a production project with JWKS auth is accepted."""
+        check_environment(
+            settings(
+                OMNI_ENVIRONMENT="production",
+                GCP_PROJECT_ID="acme-prod",
+                OMNI_AUTH_HS256_SECRET=None,
+                OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+            )
+        )
+
+    def test_no_auth_mode(self) -> None:
+        """Some auth mode must be configured."""
+        err = rejection(OMNI_AUTH_HS256_SECRET=None)
+        assert "no auth mode" in err.message
+
+    def test_missing_environment_and_project(self) -> None:
+        """Both required variables are reported together."""
+        err = rejection(OMNI_ENVIRONMENT=None, GCP_PROJECT_ID=None)
+        assert "OMNI_ENVIRONMENT" in err.message and "GCP_PROJECT_ID" in err.message
+
+    def test_break_glass_half_configured(self) -> None:
+        """A public key without its private key file is refused."""
+        err = rejection(OMNI_BREAKGLASS_PUBLIC_KEY="x" * 44)
+        assert "OMNI_BREAKGLASS_PRIVATE_KEY_FILE" in err.message
+
+    def test_message_is_one_line(self) -> None:
+        """Several violations still make one line."""
+        err = rejection(
+            OMNI_ENVIRONMENT="staging", GCP_PROJECT_ID="x-prod", OMNI_AUTH_HS256_SECRET=None
+        )
+        assert len(err.violations) == 2
+        assert "\n" not in err.message
