@@ -1,0 +1,189 @@
+"""Every Prometheus metric of omni-secrets (contract section 6), on a registry passed in.
+
+=================================================  =========  ===================================
+name                                               type       labels
+=================================================  =========  ===================================
+``omni_secret_reads_total``                        counter    secret_type, source, result
+``omni_secret_failures_total``                     counter    secret_type, operation, reason
+``omni_secret_cache_age_seconds``                  gauge      secret_type (+Inf: never fetched)
+``omni_secret_rotation_overdue``                   gauge 0/1  secret_type
+``omni_secret_rotation_due_timestamp_seconds``     gauge      secret_type
+``omni_secret_break_glass_active``                 gauge 0/1  secret_type
+``omni_gsm_request_duration_seconds``              histogram  method, code
+``omni_secret_cache_hydration_duration_seconds``   histogram  —
+``omni_audit_write_failures_total``                counter    —
+``omni_alerts_sent_total``                         counter    alert, action, result
+=================================================  =========  ===================================
+
+``reads`` counts reads from the backing stores (each GSM access, each override decryption), not
+in-process cache hits. Every per-type series exists from startup (zero-valued) so dashboards and
+absent() alerts see every catalog type. Label values are bounded: catalog types, operation names,
+gRPC code names and our own upper-snake reasons; never a secret id with a version.
+
+:class:`OmniMetrics` is built against the registry that ``bootstrap()`` creates, so each app and
+each test gets its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+READ_SOURCES = ("gsm", "break_glass")
+READ_RESULTS = ("success", "failure")
+FAILURE_OPERATIONS = ("hydrate", "refresh", "access", "break_glass", "rotation")
+GSM_FAILURE_REASONS = (
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "INTERNAL",
+    "NOT_FOUND",
+    "PERMISSION_DENIED",
+    "FAILED_PRECONDITION",
+    "CHECKSUM_MISMATCH",
+    "UNKNOWN",
+)
+BREAK_GLASS_FAILURE_REASONS = (
+    "CIPHERTEXT_INVALID",
+    "UNKNOWN_KEY_ID",
+    "PAYLOAD_MISMATCH",
+    "PAYLOAD_EXPIRED",
+    "REPLAY_DETECTED",
+    "TTL_TOO_LONG",
+    "VALIDATION_FAILED",
+    "AUDIT_UNAVAILABLE",
+)
+ROTATION_FAILURE_REASONS = (
+    "ROTATION_IN_PROGRESS",
+    "PREVIEW_NOT_READY",
+    "VALIDATION_FAILED",
+    "UNAVAILABLE",
+)
+_REASONS_BY_OPERATION = {
+    "hydrate": GSM_FAILURE_REASONS,
+    "refresh": GSM_FAILURE_REASONS,
+    "access": GSM_FAILURE_REASONS,
+    "break_glass": BREAK_GLASS_FAILURE_REASONS,
+    "rotation": ROTATION_FAILURE_REASONS,
+}
+ALERT_NAMES = (
+    "gsm_failures",
+    "rotation_due_soon",
+    "rotation_overdue",
+    "break_glass_active",
+    "audit_write_failures",
+)
+ALERT_ACTIONS = ("trigger", "resolve")
+ALERT_RESULTS = ("success", "failure", "dropped")
+GSM_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HYDRATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class OmniMetrics:
+    """The metric objects, registered on ``registry`` with every catalog series pre-created.
+
+    Args:
+        registry: where to register (a fresh ``CollectorRegistry`` per app/test).
+        secret_types: the catalog's type names.
+    """
+
+    def __init__(self, registry: CollectorRegistry, secret_types: Iterable[str]) -> None:
+        self.registry = registry
+        self.secret_types = tuple(secret_types)
+        self.reads = Counter(
+            "omni_secret_reads",
+            "Reads from the backing stores (GSM accesses, override decryptions).",
+            ["secret_type", "source", "result"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "omni_secret_failures",
+            "Failures by secret type, operation and reason (gRPC code or our own).",
+            ["secret_type", "operation", "reason"],
+            registry=registry,
+        )
+        self.cache_age = Gauge(
+            "omni_secret_cache_age_seconds",
+            "Seconds since the last successful fetch of the type (+Inf if never fetched).",
+            ["secret_type"],
+            registry=registry,
+        )
+        self.rotation_overdue = Gauge(
+            "omni_secret_rotation_overdue",
+            "1 when the type's rotation is overdue, else 0.",
+            ["secret_type"],
+            registry=registry,
+        )
+        self.rotation_due_timestamp = Gauge(
+            "omni_secret_rotation_due_timestamp_seconds",
+            "Unix time at which the type's rotation falls due.",
+            ["secret_type"],
+            registry=registry,
+        )
+        self.break_glass_active = Gauge(
+            "omni_secret_break_glass_active",
+            "1 while a break-glass override serves the type, else 0.",
+            ["secret_type"],
+            registry=registry,
+        )
+        self.gsm_request_duration = Histogram(
+            "omni_gsm_request_duration_seconds",
+            "Duration of each GSM call attempt by RPC method and gRPC code.",
+            ["method", "code"],
+            buckets=GSM_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.hydration_duration = Histogram(
+            "omni_secret_cache_hydration_duration_seconds",
+            "Wall time of a whole-catalog cache hydration.",
+            buckets=HYDRATION_BUCKETS,
+            registry=registry,
+        )
+        self.audit_write_failures = Counter(
+            "omni_audit_write_failures",
+            "Audit events that could not be written.",
+            registry=registry,
+        )
+        self.alerts_sent = Counter(
+            "omni_alerts_sent",
+            "Alert deliveries by alert, action and outcome.",
+            ["alert", "action", "result"],
+            registry=registry,
+        )
+        self._precreate()
+
+    def _precreate(self) -> None:
+        for secret_type in self.secret_types:
+            for source in READ_SOURCES:
+                for result in READ_RESULTS:
+                    self.reads.labels(secret_type, source, result)
+            for operation, reasons in _REASONS_BY_OPERATION.items():
+                for reason in reasons:
+                    self.failures.labels(secret_type, operation, reason)
+            self.cache_age.labels(secret_type).set(math.inf)
+            self.rotation_overdue.labels(secret_type).set(0)
+            self.rotation_due_timestamp.labels(secret_type).set(0)
+            self.break_glass_active.labels(secret_type).set(0)
+        for alert in ALERT_NAMES:
+            for action in ALERT_ACTIONS:
+                for result in ALERT_RESULTS:
+                    self.alerts_sent.labels(alert, action, result)
+
+    def track_cache_age(self, age_of: Callable[[str], float]) -> None:
+        """Compute ``omni_secret_cache_age_seconds`` at scrape time from ``age_of(type)``.
+
+        ``age_of`` returns seconds since the type's last successful fetch, or ``math.inf``.
+        """
+        for secret_type in self.secret_types:
+            self.cache_age.labels(secret_type).set_function(_bind(age_of, secret_type))
+
+    def record_failure(self, secret_type: str, operation: str, reason: str) -> None:
+        """Count one failure; an unexpected reason is folded into ``UNKNOWN`` (bounded labels)."""
+        known = _REASONS_BY_OPERATION.get(operation, ())
+        self.failures.labels(secret_type, operation, reason if reason in known else "UNKNOWN").inc()
+
+
+def _bind(age_of: Callable[[str], float], secret_type: str) -> Callable[[], float]:
+    return lambda: age_of(secret_type)
