@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from omni_secrets.api.auth import AuthError, Forbidden, Unauthenticated
+from omni_secrets.api.auth import AuthError, Forbidden
 from omni_secrets.api.envelope import error_response
 from omni_secrets.api.middleware import request_id_of
 from omni_secrets.domain import errors
@@ -81,10 +81,10 @@ async def _on_auth_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthError)
     if isinstance(exc, Forbidden):
         return envelope(request, 403, "FORBIDDEN", exc.message)
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    if isinstance(exc, Unauthenticated) and exc.message == "missing bearer token":
-        headers = {"WWW-Authenticate": "Bearer"}
-    return envelope(request, 401, "UNAUTHENTICATED", exc.message, headers=headers)
+    # The contract pins the challenge to exactly "Bearer" for every 401.
+    return envelope(
+        request, 401, "UNAUTHENTICATED", exc.message, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

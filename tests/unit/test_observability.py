@@ -1,0 +1,143 @@
+"""Metrics registry shape and the log redaction processor."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import structlog
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from omni_secrets.domain.catalog import Catalog
+from omni_secrets.domain.values import SecretValue
+from omni_secrets.observability.logging import Redactor, configure_logging
+from omni_secrets.observability.metrics import OmniMetrics
+
+CONTRACT_METRICS = {
+    "omni_secret_reads": "counter",
+    "omni_secret_failures": "counter",
+    "omni_secret_cache_age_seconds": "gauge",
+    "omni_secret_rotation_overdue": "gauge",
+    "omni_secret_rotation_due_timestamp_seconds": "gauge",
+    "omni_secret_break_glass_active": "gauge",
+    "omni_gsm_request_duration_seconds": "histogram",
+    "omni_secret_cache_hydration_duration_seconds": "histogram",
+    "omni_audit_write_failures": "counter",
+    "omni_alerts_sent": "counter",
+}
+
+
+class TestMetrics:
+    def test_every_contract_metric_with_every_type(self) -> None:
+        """The exposition lists every metric of contract section 6 with every catalog type."""
+        registry = CollectorRegistry()
+        types = Catalog().types
+        OmniMetrics(registry, [t.value for t in types])
+        families = {
+            f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+        }
+        for name, kind in CONTRACT_METRICS.items():
+            assert name in families, name
+            assert families[name].type == kind
+        for name in (
+            "omni_secret_reads",
+            "omni_secret_failures",
+            "omni_secret_cache_age_seconds",
+            "omni_secret_rotation_overdue",
+            "omni_secret_rotation_due_timestamp_seconds",
+            "omni_secret_break_glass_active",
+        ):
+            seen = {s.labels["secret_type"] for s in families[name].samples}
+            assert seen == {t.value for t in types}, name
+        ages = [s.value for s in families["omni_secret_cache_age_seconds"].samples]
+        assert all(math.isinf(a) for a in ages)
+
+    def test_label_sets_are_exactly_the_contract(self) -> None:
+        """No metric carries labels beyond the contract's."""
+        registry = CollectorRegistry()
+        OmniMetrics(registry, ["api_key"])
+        families = {
+            f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+        }
+        reads = {
+            frozenset(s.labels)
+            for s in families["omni_secret_reads"].samples
+            if s.name.endswith("_total")
+        }
+        assert reads == {frozenset({"secret_type", "source", "result"})}
+        alerts = {
+            frozenset(s.labels)
+            for s in families["omni_alerts_sent"].samples
+            if s.name.endswith("_total")
+        }
+        assert alerts == {frozenset({"alert", "action", "result"})}
+
+    def test_cache_age_is_computed_at_scrape(self) -> None:
+        """track_cache_age reads the age function at scrape time."""
+        registry = CollectorRegistry()
+        metrics = OmniMetrics(registry, ["api_key"])
+        ages = {"api_key": 12.5}
+        metrics.track_cache_age(lambda t: ages[t])
+        assert (
+            registry.get_sample_value("omni_secret_cache_age_seconds", {"secret_type": "api_key"})
+            == 12.5
+        )
+        ages["api_key"] = 1.0
+        assert (
+            registry.get_sample_value("omni_secret_cache_age_seconds", {"secret_type": "api_key"})
+            == 1.0
+        )
+
+    def test_unknown_reason_folds_into_unknown(self) -> None:
+        """Failure reasons stay a bounded set."""
+        registry = CollectorRegistry()
+        metrics = OmniMetrics(registry, ["api_key"])
+        metrics.record_failure("api_key", "refresh", "SOMETHING_NEW")
+        value = registry.get_sample_value(
+            "omni_secret_failures_total",
+            {"secret_type": "api_key", "operation": "refresh", "reason": "UNKNOWN"},
+        )
+        assert value == 1
+
+
+class TestRedaction:
+    def test_registered_values_and_sensitive_keys_are_masked(self) -> None:
+        """A served value is masked wherever it appears; sensitive keys are masked whole."""
+        out = io.StringIO()
+        redactor = Redactor()
+        configure_logging(log_format="json", redactor=redactor, stream=out)
+        try:
+            redactor.register("fake-served-value-123")
+            log = structlog.get_logger("t")
+            log.info("oops", note="prefix fake-served-value-123 suffix", passphrase="fake-pass-999")
+            log.info("nested", details={"inner": ["fake-served-value-123"]})
+            log.info("wrapped", value=SecretValue("fake-other-456"))
+        finally:
+            structlog.reset_defaults()
+        text = out.getvalue()
+        assert "fake-served-value-123" not in text
+        assert "fake-pass-999" not in text
+        assert "fake-other-456" not in text
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert lines[0]["note"] == "prefix ********** suffix"
+        assert lines[0]["passphrase"] == "**********"
+
+    def test_rendered_reprs_are_scrubbed(self) -> None:
+        """A value hidden inside an object's repr is still caught after rendering."""
+
+        class Leaky:
+            def __repr__(self) -> str:
+                return "Leaky(fake-served-value-789)"
+
+        out = io.StringIO()
+        redactor = Redactor()
+        configure_logging(log_format="console", redactor=redactor, stream=out)
+        try:
+            redactor.register("fake-served-value-789")
+            structlog.get_logger("t").info("leak", obj=Leaky())
+        finally:
+            structlog.reset_defaults()
+        assert "fake-served-value-789" not in out.getvalue()
+        assert "Leaky(**********)" in out.getvalue()
