@@ -1,0 +1,69 @@
+"""A small HTTP client for the CLI commands that talk to a running omni-secrets API.
+
+Non-2xx answers become one line on stderr built from the contract's error envelope
+(``CODE: message (correlation id)``) and an exit code: 2 for 4xx other than 401/403 (bad input),
+1 for 401/403/404, 3 when the API is unreachable or answers 5xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+
+DEFAULT_TIMEOUT_SECONDS = 15.0
+
+
+class ApiClient:
+    """Calls the API at ``base_url`` with a bearer ``token``; never prints the token."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+        if not base_url.startswith(("http://", "https://")):
+            fail(f"--url must start with http:// or https://, got {base_url!r}", code=EXIT_USAGE)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach {self._http.base_url}: {type(exc).__name__}", code=EXIT_UNAVAILABLE)
+        if response.is_success:
+            return response
+        fail(_describe_error(response), code=_exit_code_for(response.status_code))
+
+    def get_json(self, path: str) -> Any:
+        return self.request("GET", path).json()
+
+    def post_json(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body).json()
+
+
+def _describe_error(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        text = f"{error['code']}: {error['message']}"
+        if error.get("details"):
+            text += f" {error['details']}"
+        return f"{text} (HTTP {response.status_code}, correlation id {error['correlationId']})"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code} from the API"
+
+
+def _exit_code_for(status: int) -> int:
+    if status >= 500:
+        return EXIT_UNAVAILABLE
+    if status in (401, 403, 404):
+        return EXIT_FAILED
+    return EXIT_USAGE
