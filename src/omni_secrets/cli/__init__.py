@@ -16,7 +16,7 @@ import sys
 import typer
 from typer._click import exceptions as click_errors  # typer vendors click; these are its errors
 
-from omni_secrets.cli import ops, serve, token
+from omni_secrets.cli import breakglass, ops, serve, token
 from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.domain.errors import (
     ConfigurationRejected,
@@ -40,9 +40,11 @@ def _root() -> None:
     """Serve ApeX Omni credentials from Google Secret Manager, safely."""
 
 
+
+breakglass.register(app)
+ops.register(app)
 serve.register(app)
 token.register(app)
-ops.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,6 +29,7 @@ exit code lives in ``cli``. The tree::
     │   ├── BreakGlassDisabled
     │   └── ApexUpstreamError
     └── ConfigurationRejected           (the environment guard)
+        └── BreakGlassKeyInvalid        (malformed or mismatched break-glass key pair)
 
 Programming errors (a cache used before it started, a bad argument combination) are not part of
 this tree: they raise ``RuntimeError``/``ValueError`` and end up as a 500.
@@ -246,3 +247,23 @@ class ConfigurationRejected(OmniSecretsError):
         self.violations = tuple(violations)
         text = "; ".join(f"{v.message} [{v.rule}]" for v in self.violations)
         super().__init__(f"configuration rejected: {text}")
+
+
+class BreakGlassKeyInvalid(ConfigurationRejected):
+    """The configured break-glass key pair is malformed or its halves do not belong together.
+
+    Args:
+        reason: what is wrong, in words that never quote the private key.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            [
+                ConfigViolation(
+                    variables=("OMNI_BREAKGLASS_PUBLIC_KEY", "OMNI_BREAKGLASS_PRIVATE_KEY_FILE"),
+                    rule="break-glass key pair",
+                    message=reason,
+                )
+            ]
+        )
+        self.reason = reason
