@@ -40,6 +40,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import tomllib
 import urllib.error
 import urllib.request
@@ -563,29 +564,12 @@ def audit_against_snapshot(
 LiveAudit = Callable[[Sequence[Package]], list[Finding]]
 
 
-def probe_pypi(
-    package: Package, *, timeout: float = PROBE_TIMEOUT_SECONDS, url: str = PYPI_RELEASE_JSON
-) -> None:
-    """Check that pip-audit's PyPI service answers for one release, within ``timeout`` seconds.
-
-    Asks the same per-release JSON endpoint pip-audit asks and requires its ``vulnerabilities``
-    key: a proxy or mirror that answers "404" there would otherwise make pip-audit skip every
-    package and report a false clean.
-
-    Args:
-        package: a release that exists on PyPI.
-        timeout: connect/read timeout in seconds.
-        url: the endpoint template (``{name}``, ``{version}``).
-
-    Raises:
-        LiveServiceUnavailable: no answer in time, an HTTP error, or not the expected JSON.
-    """
-    target = url.format(name=package.name, version=package.version)
+def _fetch_release_json(target: str, timeout: float) -> Any:
     request = urllib.request.Request(target, headers={"Accept": "application/json"})  # noqa: S310
     try:
         # The URL is our https constant, never user input.
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            body = json.loads(response.read())
+            return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise LiveServiceUnavailable(f"HTTP {exc.code} from {target}") from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
@@ -593,6 +577,43 @@ def probe_pypi(
         raise LiveServiceUnavailable(f"no answer from {target} ({reason})") from exc
     except ValueError as exc:
         raise LiveServiceUnavailable(f"{target} did not answer JSON") from exc
+
+
+def probe_pypi(
+    package: Package, *, timeout: float = PROBE_TIMEOUT_SECONDS, url: str = PYPI_RELEASE_JSON
+) -> None:
+    """Check that pip-audit's PyPI service answers for one release, within ``timeout`` seconds.
+
+    Asks the same per-release JSON endpoint pip-audit asks and requires its ``vulnerabilities``
+    key: a proxy or mirror that answers "404" there would otherwise make pip-audit skip every
+    package and report a false clean. The request runs in a daemon thread joined with a deadline,
+    because urllib's timeout does not cover name resolution, which can hang far longer.
+
+    Args:
+        package: a release that exists on PyPI.
+        timeout: connect/read timeout in seconds; the whole probe gives up one second later.
+        url: the endpoint template (``{name}``, ``{version}``).
+
+    Raises:
+        LiveServiceUnavailable: no answer in time, an HTTP error, or not the expected JSON.
+    """
+    target = url.format(name=package.name, version=package.version)
+    outcome: list[Any] = []
+
+    def fetch() -> None:
+        try:
+            outcome.append(_fetch_release_json(target, timeout))
+        except LiveServiceUnavailable as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, name="audit-probe", daemon=True)
+    worker.start()
+    worker.join(timeout + 1.0)
+    if not outcome:
+        raise LiveServiceUnavailable(f"no answer from {target} within {timeout + 1.0:.0f}s")
+    body = outcome[0]
+    if isinstance(body, LiveServiceUnavailable):
+        raise body
     if not isinstance(body, dict) or "vulnerabilities" not in body:
         raise LiveServiceUnavailable(f"{target} answered without vulnerability data")
 
