@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import socket
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -515,10 +516,13 @@ class TestProbe:
 
     def test_nothing_listening_means_unavailable(self) -> None:
         """A refused connection is reported as no answer."""
+        with socket.socket() as sock:  # a port that was just free and is closed again
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         with pytest.raises(audit.LiveServiceUnavailable, match="no answer"):
             audit.probe_pypi(
                 audit.Package("idna", "3.20"),
-                url="http://127.0.0.1:9/pypi/{name}/{version}/json",
+                url=f"http://127.0.0.1:{port}/pypi/{{name}}/{{version}}/json",
                 timeout=2,
             )
 
