@@ -26,15 +26,15 @@ run: $(STAMP)
 	$(BIN)/omni-secrets dev
 
 ## make test: lint, types, secret scan, dependency audit, then the whole test suite
-test: $(DEV_STAMP) lint typecheck secrets
+test: $(DEV_STAMP) lint typecheck secrets audit
 	$(BIN)/pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(DEV_STAMP)
-	$(BIN)/mypy src
+	$(BIN)/mypy src scripts/audit_dependencies.py
 
 secrets: $(DEV_STAMP)
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
