@@ -29,8 +29,8 @@ The cache knows neither the database nor GSM: the service hands it a ``fetch`` c
 resolves the pinned version and reads it. What the cache does is reported to a
 :class:`~omni_secrets.domain.cache_events.CacheListener` (see ``cache_events.py``).
 
-Threading: the cache belongs to one event loop. ``get`` is safe from any thread (it only reads);
-every other method must run on the loop.
+Threading: the cache belongs to one event loop; call its methods, ``get`` included, on that loop's
+thread. (A hit only reads, but the slow path of ``get`` does bookkeeping and wakes the refresher.)
 """
 
 from __future__ import annotations
