@@ -282,6 +282,10 @@ class OmniSecretCache:
     def start(self) -> None:
         """Start the background refresher on the running event loop.
 
+        It refreshes each entry ahead of its expiry, retries failed and missing types with
+        backoff (a type never fetched is fetched at once), drops what runs out and ends expired
+        overrides. It never stops on a fetch error; :meth:`stop` ends it.
+
         Raises:
             RuntimeError: it is already running, or no event loop is running.
         """
@@ -363,7 +367,7 @@ class OmniSecretCache:
         """
         started = self._start_due()
         if started:
-            await asyncio.gather(*(asyncio.shield(task) for task in started))
+            await asyncio.wait(started)
         return self._seconds_until_due()
 
     # --- break-glass ----------------------------------------------------------------------
@@ -577,9 +581,12 @@ class OmniSecretCache:
         self, types: Iterable[SecretType] | None, operation: Operation, *, force_new: bool
     ) -> dict[SecretType, RefreshOutcome]:
         tasks = [self._join(slot, operation, force_new) for slot in self._select(types)]
-        # shield: a caller that gives up must not cancel a fetch other callers share.
-        outcomes = await asyncio.gather(*(asyncio.shield(task) for task in tasks))
-        return {outcome.secret_type: outcome for outcome in outcomes}
+        pending = [task for task in tasks if not task.done()]
+        if pending:
+            # asyncio.wait, unlike gather, does not cancel the tasks when this caller is
+            # cancelled: a caller that gives up must not cancel a fetch other callers share.
+            await asyncio.wait(pending)
+        return {outcome.secret_type: outcome for outcome in (task.result() for task in tasks)}
 
     def _join(
         self, slot: _Slot, operation: Operation, force_new: bool
