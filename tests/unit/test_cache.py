@@ -531,6 +531,47 @@ class TestFailureClasses:
         assert "fake-leaky-text" not in error.message
         assert cache.get(SecretType.API_KEY) is not None
 
+    async def test_fetch_hanging_past_expiry_leaves_nothing_served_until_it_succeeds(
+        self,
+        make_cache: Callable[..., OmniSecretCache],
+        fetch: FakeFetch,
+        clock: ManualClock,
+        listener: RecordingListener,
+    ) -> None:
+        """A refresh stuck past the serve window does not keep the old entry alive."""
+        cache = make_cache()
+        await cache.hydrate()
+        clock.advance(0.8 * TTL)
+        fetch.gate = asyncio.Event()
+        fetch.fail_next(SecretType.API_KEY, transient("DEADLINE_EXCEEDED"))
+        stuck = asyncio.create_task(cache.refresh([SecretType.API_KEY]))
+        await settle_tasks()
+        clock.advance(0.2 * TTL)
+        assert cache.get(SecretType.API_KEY) is None
+        fetch.gate.set()
+        outcome = (await stuck)[SecretType.API_KEY]
+        assert not outcome.ok
+        assert outcome.version is None
+        assert cache.get(SecretType.API_KEY) is None
+        assert [e.secret_type for e in listener.of(Expired)] == [SecretType.API_KEY]
+        assert (await cache.refresh([SecretType.API_KEY]))[SecretType.API_KEY].ok
+        assert cache.get(SecretType.API_KEY) is not None
+
+    async def test_a_malformed_fetch_result_counts_as_an_unexpected_failure(
+        self, make_cache: Callable[..., OmniSecretCache]
+    ) -> None:
+        """A fetch that returns a bare string instead of a SecretValue is refused, not served."""
+
+        async def sloppy_fetch(secret_type: SecretType) -> AccessedSecret:
+            return AccessedSecret(secret_id="x", version="1", value="fake-bare")  # type: ignore[arg-type]
+
+        cache = make_cache(fetch=sloppy_fetch)
+        outcome = (await cache.refresh([SecretType.API_KEY]))[SecretType.API_KEY]
+        assert not outcome.ok
+        assert outcome.error is not None
+        assert outcome.error.code == "UNKNOWN"
+        assert cache.get(SecretType.API_KEY) is None
+
     async def test_consecutive_failures_count_up_and_reset_on_success(
         self,
         make_cache: Callable[..., OmniSecretCache],
