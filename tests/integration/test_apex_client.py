@@ -197,6 +197,29 @@ class TestGetAccount:
         assert (await client.get_account(GOOD)).account_id == "fake-account-1"
         assert (await client.get_account(NEXT)).account_id == "42"
 
+    async def test_revoked_key_is_refused(
+        self, client: ApexOmniClient, apex: FakeApexServer
+    ) -> None:
+        """A revoked key gets code 10002 on its next request."""
+        await client.get_account(GOOD)
+        apex.revoke("fake-key-good")
+        with pytest.raises(ApexUpstreamError) as caught:
+            await client.get_account(GOOD)
+        assert caught.value.details["apexCode"] == 10002
+
+    async def test_code_with_an_error_status_reports_both(
+        self, http: httpx.AsyncClient, clock: ManualClock
+    ) -> None:
+        """When ApeX sends its code with a 4xx status, both end up in the details."""
+        with FakeApexServer([GOOD], clock=clock, error_http_status=401) as apex:
+            client = ApexOmniClient(apex.base_url, http, clock)
+            with pytest.raises(ApexUpstreamError) as caught:
+                await client.get_account(NEXT)
+        assert (caught.value.details["httpStatus"], caught.value.details["apexCode"]) == (
+            401,
+            10002,
+        )
+
     async def test_trailing_slash_in_base_url(
         self, apex: FakeApexServer, http: httpx.AsyncClient, clock: ManualClock
     ) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Protocol
 
 from omni_secrets.domain.values import SecretValue
@@ -67,11 +66,12 @@ class ApexAccount:
     """ApeX's answer to ``GET /api/v3/account``.
 
     Attributes:
-        data: the response's ``data`` object, unchanged (read-only view).
+        data: the response's ``data`` object, unchanged: a plain ``dict`` (a copy owned by this
+            value) so the API layer can return it as JSON as is.
         account_id: ``data["id"]`` as a string when ApeX sent one, else None.
     """
 
-    data: Mapping[str, Any]
+    data: dict[str, Any]
     account_id: str | None
 
     @classmethod
@@ -79,7 +79,7 @@ class ApexAccount:
         """Build from a ``data`` object, picking the account id out of its ``id`` field."""
         raw_id = data.get("id")
         account_id = str(raw_id) if raw_id is not None and raw_id != "" else None
-        return cls(data=MappingProxyType(dict(data)), account_id=account_id)
+        return cls(data=dict(data), account_id=account_id)
 
 
 @dataclass(frozen=True, slots=True)
