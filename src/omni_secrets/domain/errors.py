@@ -27,7 +27,8 @@ exit code lives in ``cli``. The tree::
     │   │   └── ChecksumMismatch
     │   ├── AuditUnavailable
     │   ├── BreakGlassDisabled
-    │   └── ApexUpstreamError
+    │   ├── ApexUpstreamError
+    │   └── AlertDeliveryFailed         (a remote alert sink gave up; never reaches a caller)
     └── ConfigurationRejected           (the environment guard)
         └── BreakGlassKeyInvalid        (malformed or mismatched break-glass key pair)
 
@@ -224,6 +225,16 @@ class BreakGlassDisabled(Unavailable):
 
 class ApexUpstreamError(Unavailable):
     code = "APEX_UPSTREAM_ERROR"
+
+
+class AlertDeliveryFailed(Unavailable):
+    """A remote alert sink (PagerDuty) did not accept an event, after its retries if any.
+
+    Raised by sinks to the alert dispatcher, which logs and counts it; it never reaches an HTTP
+    or CLI caller because alerts are delivered in the background.
+    """
+
+    code = "ALERT_DELIVERY_FAILED"
 
 
 # --- configuration ---------------------------------------------------------------------------
