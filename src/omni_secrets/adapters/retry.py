@@ -53,8 +53,10 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.initial_backoff_seconds < 0 or self.max_backoff_seconds < 0:
-            raise ValueError("backoff seconds must not be negative")
+        if self.initial_backoff_seconds < 0:
+            raise ValueError("initial_backoff_seconds must not be negative")
+        if self.max_backoff_seconds < 0:
+            raise ValueError("max_backoff_seconds must not be negative")
         if self.multiplier < 1:
             raise ValueError("multiplier must be at least 1")
         if self.deadline_seconds <= 0:
