@@ -377,3 +377,21 @@ class TestControlInterface:
         assert httpx.get(f"{controlled.control_url}/nope").status_code == 404
         response = httpx.post(f"{controlled.control_url}/corrupt", content=b"{not json")
         assert response.status_code == 400
+
+
+class TestEmulatorLifecycle:
+    def test_second_emulator_on_a_taken_port_fails(self, gsm_emulator: GsmEmulator) -> None:
+        """Two emulators never share a port (gRPC's SO_REUSEPORT is off)."""
+        port = int(gsm_emulator.address.rsplit(":", 1)[1])
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            GsmEmulator(port=port).start()
+
+    def test_starts_once(self, gsm_emulator: GsmEmulator) -> None:
+        """start() twice is a programming error."""
+        with pytest.raises(RuntimeError, match="once"):
+            gsm_emulator.start()
+
+    def test_address_needs_a_started_emulator(self) -> None:
+        """address before start() raises instead of returning a port nobody listens on."""
+        with pytest.raises(RuntimeError, match="not started"):
+            _ = GsmEmulator().address

@@ -14,6 +14,7 @@ wakes them and stops without grace.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,22 @@ def require_loopback(host: str) -> str:
             f"the emulator listens on loopback only; {host!r} is not a loopback address"
         )
     return host
+
+
+def _probe_port(host: str, port: int) -> None:
+    """Raise OSError naming the address when ``port`` is taken.
+
+    gRPC reports a failed bind with a log line of its own on stderr; probing first lets the
+    CLI fail with one clear line instead.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            where = join_host_port(host, port)
+            raise OSError(f"cannot listen on {where}: {exc.strerror or exc}") from None
 
 
 def join_host_port(host: str, port: int) -> str:
@@ -107,8 +124,12 @@ class GsmEmulator:
         with self._lifecycle:
             if self._server is not None or self._stopping.is_set():
                 raise RuntimeError("GsmEmulator.start() may be called once")
+            if self._port:
+                _probe_port(self._host, self._port)
             executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="gsm-emulator")
-            server = grpc.server(executor)
+            # Without this, gRPC sets SO_REUSEPORT and a second emulator on the same port would
+            # silently share it, each answering some calls from its own data.
+            server = grpc.server(executor, options=[("grpc.so_reuseport", 0)])
             server.add_generic_rpc_handlers((self._generic_handler(),))
             try:
                 bound = server.add_insecure_port(join_host_port(self._host, self._port))
