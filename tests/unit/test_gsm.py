@@ -18,12 +18,8 @@ from google.api_core import exceptions as core_exceptions
 from google.cloud.secretmanager_v1.types import resources, service
 
 from omni_secrets.adapters import gsm
-from omni_secrets.adapters.gsm import (
-    EXCEPTION_REASONS,
-    GsmCallRecord,
-    GsmSecretManagerClient,
-    reason_for,
-)
+from omni_secrets.adapters.gsm import GsmCallRecord, GsmSecretManagerClient
+from omni_secrets.adapters.gsm_errors import EXCEPTION_REASONS, reason_for
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.errors import ChecksumMismatch, SecretStoreError

@@ -13,12 +13,12 @@ What this adapter adds to the library, and why:
   A response *without* one is accepted: Secret Manager fills it for every access today, and a
   GSM-compatible server that does not compute checksums would otherwise be unusable; the
   transport (TLS to Google, loopback to the emulator) still protects the bytes.
-- **One exception table** (:data:`EXCEPTION_REASONS`) from google.api_core / grpc / google.auth
-  errors to :class:`~omni_secrets.domain.errors.SecretStoreError` with the gRPC code name as
-  ``reason``, raised ``from`` the vendor error. Vendor errors of failed calls carry status text,
-  never a payload; the two failures that do have a payload in hand (checksum mismatch, invalid
-  UTF-8) raise our own errors with no cause or context, from frames that no longer hold the
-  payload (structlog's tracebacks render frame locals by default).
+- **One exception table** (:mod:`omni_secrets.adapters.gsm_errors`) from google.api_core /
+  grpc / google.auth errors to :class:`~omni_secrets.domain.errors.SecretStoreError` with the
+  gRPC code name as ``reason``, raised ``from`` the vendor error. Vendor errors of failed calls
+  carry status text, never a payload; the two failures that do have a payload in hand (checksum
+  mismatch, invalid UTF-8) raise our own errors with no cause or context, from frames that no
+  longer hold the payload (structlog's tracebacks render frame locals by default).
 - **A per-attempt hook** (``on_call``) with the RPC name, the code name, duration and attempt
   number, for ``omni_gsm_request_duration_seconds{method,code}``.
 - **Endpoint selection**: ``endpoint=None`` is Google's endpoint with Application Default
@@ -37,30 +37,27 @@ import functools
 import logging
 import random as _random
 import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
-import google.auth.exceptions as auth_exceptions
 import google_crc32c
 import grpc
 import structlog
-from google.api_core import exceptions as core_exceptions
 from google.cloud.secretmanager_v1 import SecretManagerServiceAsyncClient
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
     SecretManagerServiceGrpcAsyncIOTransport,
 )
 from google.cloud.secretmanager_v1.types import service
 
+from omni_secrets.adapters import gsm_errors
 from omni_secrets.adapters.retry import RetryPolicy, retry_async
 from omni_secrets.domain.clock import Clock, SystemClock
 from omni_secrets.domain.errors import ChecksumMismatch, SecretStoreError
 from omni_secrets.domain.secret_store import (
     LATEST,
-    TRANSIENT_REASONS,
     AccessedSecret,
     VersionInfo,
     VersionState,
@@ -82,40 +79,6 @@ _PAYLOAD_LOGGERS = (
     "google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc",
 )
 
-# Vendor exception class -> reason (a gRPC status code name), or None to read the code from the
-# exception itself. The most specific class in the exception's MRO wins. Every api_core class
-# that carries a gRPC status is listed by name, so a guard test can check nothing is missing.
-EXCEPTION_REASONS: dict[type[BaseException], str | None] = {
-    core_exceptions.ServiceUnavailable: "UNAVAILABLE",
-    core_exceptions.DeadlineExceeded: "DEADLINE_EXCEEDED",
-    core_exceptions.ResourceExhausted: "RESOURCE_EXHAUSTED",
-    core_exceptions.InternalServerError: "INTERNAL",
-    core_exceptions.NotFound: "NOT_FOUND",
-    core_exceptions.PermissionDenied: "PERMISSION_DENIED",
-    core_exceptions.Unauthenticated: "UNAUTHENTICATED",
-    core_exceptions.FailedPrecondition: "FAILED_PRECONDITION",
-    core_exceptions.InvalidArgument: "INVALID_ARGUMENT",
-    core_exceptions.OutOfRange: "OUT_OF_RANGE",
-    core_exceptions.AlreadyExists: "ALREADY_EXISTS",
-    core_exceptions.Aborted: "ABORTED",
-    core_exceptions.Cancelled: "CANCELLED",
-    core_exceptions.DataLoss: "DATA_LOSS",
-    core_exceptions.MethodNotImplemented: "UNIMPLEMENTED",
-    core_exceptions.Unknown: "UNKNOWN",
-    # The library's own retry gave up (unreachable with retry=None, kept for safety).
-    core_exceptions.RetryError: "DEADLINE_EXCEEDED",
-    # Any other call error (HTTP-only classes never raised over gRPC): its status, or UNKNOWN.
-    core_exceptions.GoogleAPICallError: None,
-    # Client-side setup problems (duplicate credential arguments, ...).
-    core_exceptions.GoogleAPIError: "UNKNOWN",
-    # A raw gRPC error that api_core did not wrap: its status code.
-    grpc.RpcError: None,
-    # Credentials: ADC missing or refused is permanent; failing to reach the token server is not.
-    auth_exceptions.GoogleAuthError: "UNAUTHENTICATED",
-    auth_exceptions.TransportError: "UNAVAILABLE",
-    auth_exceptions.TimeoutError: "DEADLINE_EXCEEDED",
-}
-
 _STATES = {state.value: state for state in VersionState}
 _log = structlog.get_logger(__name__)
 
@@ -136,41 +99,6 @@ class GsmCallRecord:
     code: str
     duration_seconds: float
     attempt: int
-
-
-def reason_for(exc: BaseException) -> str | None:
-    """The gRPC code name a vendor exception stands for, or None when it is not a vendor error."""
-    for cls in type(exc).__mro__:
-        if cls in EXCEPTION_REASONS:
-            reason = EXCEPTION_REASONS[cls]
-            return reason if reason is not None else _status_name(exc)
-    return None
-
-
-def _status_name(exc: BaseException) -> str:
-    status = getattr(exc, "grpc_status_code", None)
-    if status is None:
-        code = getattr(exc, "code", None)
-        status = code() if callable(code) else None
-    name = getattr(status, "name", None)
-    return name if isinstance(name, str) and name != "OK" else "UNKNOWN"
-
-
-@contextmanager
-def _translated(method: str, secret_id: str) -> Iterator[None]:
-    """Turn a vendor exception into SecretStoreError; let anything else (a bug) through."""
-    try:
-        yield
-    except Exception as exc:
-        reason = reason_for(exc)
-        if reason is None:
-            raise
-        raise SecretStoreError(
-            f"Secret Manager {method} for {secret_id!r} failed: {reason}",
-            reason=reason,
-            transient=reason in TRANSIENT_REASONS,
-            secret_id=secret_id,
-        ) from exc
 
 
 class _PayloadProblem(Enum):
@@ -329,7 +257,7 @@ class GsmSecretManagerClient:
     # --- one attempt each --------------------------------------------------------------------
 
     async def _access_once(self, name: str, secret_id: str, deadline: float) -> AccessedSecret:
-        with _translated("AccessSecretVersion", secret_id):
+        with gsm_errors.translated("AccessSecretVersion", secret_id):
             client = self._client_for_running_loop()
             response = await client.access_secret_version(
                 request=service.AccessSecretVersionRequest(name=name), retry=None, timeout=deadline
@@ -361,7 +289,7 @@ class GsmSecretManagerClient:
         request = service.ListSecretVersionsRequest(
             parent=parent, page_size=_LIST_PAGE_SIZE, page_token=token
         )
-        with _translated("ListSecretVersions", secret_id):
+        with gsm_errors.translated("ListSecretVersions", secret_id):
             client = self._client_for_running_loop()
             # The pager holds the first page; reading its attributes makes no further call.
             pager = await client.list_secret_versions(request=request, retry=None, timeout=deadline)
