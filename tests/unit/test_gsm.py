@@ -229,6 +229,22 @@ class TestRetries:
         assert client.scripted.calls == []
 
 
+class TestGoogleEndpoint:
+    async def test_missing_credentials_is_a_permanent_unauthenticated(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """endpoint=None uses ADC; credentials that cannot load fail permanently, without a call."""
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/fake-adc.json")
+        client = GsmSecretManagerClient(
+            project_id=PROJECT, endpoint=None, timeout_seconds=1.0, retry=RetryPolicy()
+        )
+        with pytest.raises(SecretStoreError) as raised:
+            await client.access("s")
+        await client.aclose()
+        assert (raised.value.reason, raised.value.transient) == ("UNAUTHENTICATED", False)
+        assert isinstance(raised.value.__cause__, auth_exceptions.DefaultCredentialsError)
+
+
 class TestPayloadChecks:
     async def test_resolved_version_and_value(self) -> None:
         """`latest` resolves to the version number the response names."""
