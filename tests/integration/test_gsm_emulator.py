@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -395,3 +396,15 @@ class TestEmulatorLifecycle:
         """address before start() raises instead of returning a port nobody listens on."""
         with pytest.raises(RuntimeError, match="not started"):
             _ = GsmEmulator().address
+
+    def test_taken_control_port_fails_and_releases_grpc(self) -> None:
+        """A taken control port fails start() naming it, and the gRPC port is released."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            emulator = GsmEmulator(control_port=port)
+            with pytest.raises(OSError, match=f"127.0.0.1:{port} \\(control\\)"):
+                emulator.start()
+        with pytest.raises(RuntimeError, match="not started"):
+            _ = emulator.address

@@ -79,7 +79,13 @@ class ControlServer:
     def __init__(self, emulator: GsmEmulator, host: str, port: int) -> None:
         self._emulator = emulator
         server_class = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer
-        self._httpd = server_class((host, port), self._handler_class())
+        self._routes = self._make_routes()
+        try:
+            self._httpd = server_class((host, port), self._handler_class())
+        except OSError as exc:
+            shown = f"[{host}]" if ":" in host else host
+            reason = exc.strerror or str(exc)
+            raise OSError(f"cannot listen on {shown}:{port} (control): {reason}") from None
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             # A short poll keeps stop() quick; the default 0.5 s would slow every test teardown.
@@ -98,7 +104,7 @@ class ControlServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def _routes(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]]:
+    def _make_routes(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]]:
         emulator = self._emulator
 
         def faults(body: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +159,7 @@ class ControlServer:
                 return
 
             def _dispatch(self, verb: str) -> None:
-                route = control._routes().get((verb, self.path.split("?", 1)[0]))
+                route = control._routes.get((verb, self.path.split("?", 1)[0]))
                 if route is None:
                     self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {verb} {self.path}"})
                     return

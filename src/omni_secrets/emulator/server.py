@@ -152,6 +152,7 @@ class GsmEmulator:
                     self._control.start()
                 except BaseException:
                     self._shutdown_grpc()
+                    self._address = None
                     raise
             return self._address
 
@@ -222,8 +223,11 @@ class GsmEmulator:
         """Create missing secrets and add the given versions in order; return versions added."""
         added = 0
         for secret_id, values in secrets.items():
-            if not self.state.has_secret(project_id, secret_id):
+            try:
                 self.create_secret(project_id, secret_id)
+            except RpcFault as fault:
+                if fault.code is not grpc.StatusCode.ALREADY_EXISTS:
+                    raise
             for value in values:
                 self.add_version(project_id, secret_id, value)
                 added += 1

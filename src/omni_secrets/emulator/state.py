@@ -126,10 +126,6 @@ class SecretManagerState:
         with self._lock:
             return resources.Secret(self._secret(name).message)
 
-    def has_secret(self, project: str, secret_id: str) -> bool:
-        with self._lock:
-            return (project, secret_id) in self._secrets
-
     # --- versions ----------------------------------------------------------------------------
 
     def add_version(self, parent: str, payload: Any) -> Any:
