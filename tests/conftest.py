@@ -17,6 +17,9 @@ from sqlalchemy.engine import make_url
 
 TEST_DATABASE_ENV = "OMNI_TEST_DATABASE_URL"
 
+# gRPC reads this when its core starts: set it before any test creates a channel or server.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 
 def _postgres_unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":

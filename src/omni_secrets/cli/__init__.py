@@ -16,7 +16,7 @@ import sys
 import typer
 from typer._click import exceptions as click_errors  # typer vendors click; these are its errors
 
-from omni_secrets.cli import breakglass, ops, serve, token
+from omni_secrets.cli import breakglass, emulator, ops, serve, token
 from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.domain.errors import (
     ConfigurationRejected,
@@ -41,7 +41,9 @@ def _root() -> None:
 
 
 
+
 breakglass.register(app)
+emulator.register(app)
 ops.register(app)
 serve.register(app)
 token.register(app)

@@ -18,6 +18,13 @@ from omni_secrets.domain.values import SecretValue
 
 LATEST = "latest"
 
+# Failures worth retrying and, in the cache, worth riding out on the old value: the outage kinds
+# of design.md ("Cache"). Everything else (PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION, ...)
+# is permanent: retrying cannot help and the cache fails closed. Adapters and fakes share this set.
+TRANSIENT_REASONS = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL", "CHECKSUM_MISMATCH"}
+)
+
 
 class VersionState(StrEnum):
     ENABLED = "ENABLED"

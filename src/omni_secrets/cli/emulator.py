@@ -1,0 +1,82 @@
+"""``omni-secrets emulator``: the GSM emulator alone, for development and tests (contract §8)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
+
+
+def register(app: typer.Typer) -> None:
+    app.command("emulator")(emulator)
+
+
+def emulator(
+    host: Annotated[str, typer.Option(help="Loopback interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="gRPC port (0 picks a free one).")
+    ] = 8085,
+    control_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="HTTP control interface port (0 picks one).")
+    ] = 0,
+    seed_file: Annotated[
+        Path | None,
+        typer.Option(help="JSON seed file: projectId, and secrets as id -> list of values."),
+    ] = None,
+) -> None:
+    """Serve an in-memory Google Secret Manager over gRPC until SIGINT or SIGTERM.
+
+    Prints `grpc: HOST:PORT` (the value for OMNI_GSM_ENDPOINT) and `control: URL`.
+
+    The control URL is the HTTP fault-injection interface (see omni_secrets.emulator.control).
+
+    Data lives in memory only and is lost on exit.
+
+    Safety: no authentication and no TLS, so it listens on loopback only.
+
+    A seed file that cannot be read or is malformed exits 2 before anything listens.
+    """
+    from omni_secrets.emulator import GsmEmulator, SeedError, load_seed_file
+
+    seed = None
+    if seed_file is not None:
+        try:
+            seed = load_seed_file(seed_file)
+        except SeedError as exc:
+            fail(str(exc), code=EXIT_USAGE)
+    try:
+        server = GsmEmulator(host, port, control_port=control_port)
+    except ValueError as exc:
+        fail(str(exc), code=EXIT_USAGE)
+    if seed is not None:
+        server.apply_seed(seed)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            address = server.start()
+        except OSError as exc:
+            fail(str(exc), code=EXIT_FAILED)
+        print(f"grpc: {address}", flush=True)
+        print(f"control: {server.control_url}", flush=True)
+        if seed is not None:
+            print(
+                f"seeded {seed.version_count} versions of {len(seed.secrets)} secrets "
+                f"into project {seed.project_id}",
+                flush=True,
+            )
+        stop.wait()
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

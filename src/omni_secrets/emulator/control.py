@@ -1,0 +1,197 @@
+"""The emulator's control interface: fault injection and seeding from another process.
+
+A small HTTP/1.1 JSON endpoint (stdlib ``http.server`` on its own thread, loopback only, no
+auth — it is a test tool). Start it with ``GsmEmulator(control_port=N)`` or
+``omni-secrets emulator --control-port N``; the command prints its URL. Requests and responses
+are JSON objects; a bad request answers 400 ``{"error": "<reason>"}``, an unknown path 404.
+
+Routes (POST bodies are JSON objects)::
+
+    POST /faults   {"method": "AccessSecretVersion", "code": "UNAVAILABLE", "count": 2}
+                   the next `count` (default 1) calls of `method` (an RPC name or "*")
+                   fail with status `code`; successive requests queue up
+    POST /latency  {"method": "*", "seconds": 0.5}
+                   delay every later call of `method` (default "*"); 0 removes the delay
+    POST /corrupt  {"count": 1}
+                   a wrong data_crc32c in the next `count` AccessSecretVersion responses
+    POST /reset    {}
+                   clear every fault and the call counts (secrets and versions stay)
+    POST /seed     the seed document of omni_secrets.emulator.seed -> {"added": N}
+    GET  /calls    -> {"calls": {"AccessSecretVersion": 3, ...}} (calls received per RPC)
+    GET  /healthz  -> {"grpc": "host:port"}
+
+Example from a shell::
+
+    curl -s -X POST http://127.0.0.1:8086/faults \\
+         -d '{"method": "AccessSecretVersion", "code": "UNAVAILABLE", "count": 2}'
+
+Successful POSTs answer 200 ``{"ok": true}`` unless stated otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from omni_secrets.emulator.seed import SeedError, parse_seed
+from omni_secrets.emulator.state import RpcFault
+
+if TYPE_CHECKING:
+    from omni_secrets.emulator.server import GsmEmulator
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _field(
+    body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None
+) -> Any:
+    value = body.get(key, default)
+    # bool is an int subclass: {"count": true} is not a count.
+    if value is None or isinstance(value, bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise _BadRequest(f"{key!r} must be a {names}")
+    return value
+
+
+class ControlServer:
+    """Serves the control interface of one :class:`GsmEmulator` on a background thread.
+
+    Args:
+        emulator: the emulator to control.
+        host: loopback interface.
+        port: TCP port; 0 picks a free one.
+    """
+
+    def __init__(self, emulator: GsmEmulator, host: str, port: int) -> None:
+        self._emulator = emulator
+        server_class = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer
+        self._routes = self._make_routes()
+        try:
+            self._httpd = server_class((host, port), self._handler_class())
+        except OSError as exc:
+            shown = f"[{host}]" if ":" in host else host
+            reason = exc.strerror or str(exc)
+            raise OSError(f"cannot listen on {shown}:{port} (control): {reason}") from None
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            # A short poll keeps stop() quick; the default 0.5 s would slow every test teardown.
+            target=functools.partial(self._httpd.serve_forever, poll_interval=0.05),
+            name="gsm-emulator-control",
+            daemon=True,
+        )
+        bound_port = self._httpd.server_address[1]
+        self.url = f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def _make_routes(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]]:
+        emulator = self._emulator
+
+        def faults(body: dict[str, Any]) -> dict[str, Any]:
+            emulator.fail_next(
+                _field(body, "method", str),
+                _field(body, "code", str),
+                _field(body, "count", int, 1),
+            )
+            return {"ok": True}
+
+        def latency(body: dict[str, Any]) -> dict[str, Any]:
+            seconds = _field(body, "seconds", (int, float))
+            emulator.inject_latency(_field(body, "method", str, "*"), float(seconds))
+            return {"ok": True}
+
+        def corrupt(body: dict[str, Any]) -> dict[str, Any]:
+            emulator.corrupt_checksum_next(_field(body, "count", int, 1))
+            return {"ok": True}
+
+        def reset(body: dict[str, Any]) -> dict[str, Any]:
+            emulator.clear_faults()
+            emulator.reset_calls()
+            return {"ok": True}
+
+        def seed(body: dict[str, Any]) -> dict[str, Any]:
+            return {"added": emulator.apply_seed(parse_seed(body))}
+
+        return {
+            ("POST", "/faults"): faults,
+            ("POST", "/latency"): latency,
+            ("POST", "/corrupt"): corrupt,
+            ("POST", "/reset"): reset,
+            ("POST", "/seed"): seed,
+            ("GET", "/calls"): lambda _: {"calls": emulator.calls},
+            ("GET", "/healthz"): lambda _: {"grpc": emulator.address},
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        control = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self._dispatch("GET")
+
+            def do_POST(self) -> None:
+                self._dispatch("POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                # Keep the emulator's stdout to the addresses it prints; requests are not news.
+                return
+
+            def _dispatch(self, verb: str) -> None:
+                route = control._routes.get((verb, self.path.split("?", 1)[0]))
+                if route is None:
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {verb} {self.path}"})
+                    return
+                try:
+                    result = route(self._body() if verb == "POST" else {})
+                except (_BadRequest, SeedError, ValueError) as exc:
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                    return
+                except RpcFault as fault:
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": fault.message})
+                    return
+                self._reply(HTTPStatus.OK, result)
+
+            def _body(self) -> dict[str, Any]:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY_BYTES:
+                    raise _BadRequest("body too large")
+                raw = self.rfile.read(length) if length else b"{}"
+                try:
+                    body = json.loads(raw or b"{}")
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    raise _BadRequest("body is not valid JSON") from None
+                if not isinstance(body, dict):
+                    raise _BadRequest("body must be a JSON object")
+                return body
+
+            def _reply(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
