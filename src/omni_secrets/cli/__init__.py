@@ -16,7 +16,7 @@ import sys
 import typer
 from typer._click import exceptions as click_errors  # typer vendors click; these are its errors
 
-from omni_secrets.cli import serve
+from omni_secrets.cli import audit, db, serve
 from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.domain.errors import (
     ConfigurationRejected,
@@ -41,6 +41,8 @@ def _root() -> None:
 
 
 serve.register(app)
+db.register(app)
+audit.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
