@@ -46,10 +46,8 @@ def canonical_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_bytes(event: NewAccessEvent, event_id: int) -> bytes:
-    """The deterministic byte rendering of a row that the chain hashes (module docstring)."""
-    document: dict[str, Any] = {
-        "id": event_id,
+def _document(event: NewAccessEvent) -> dict[str, Any]:
+    return {
         "occurred_at": canonical_timestamp(event.occurred_at),
         "secret_type": event.secret_type,
         "action": event.action,
@@ -59,9 +57,35 @@ def canonical_bytes(event: NewAccessEvent, event_id: int) -> bytes:
         "correlation_id": event.correlation_id,
         "details": event.details,
     }
+
+
+def _json(value: Any) -> str:
     return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("utf-8")
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def canonical_bytes(event: NewAccessEvent, event_id: int) -> bytes:
+    """The deterministic byte rendering of a row that the chain hashes (module docstring)."""
+    return _json({"id": event_id, **_document(event)}).encode("ascii")
+
+
+# Sorted top-level keys on either side of "id"; canonical_parts relies on this order.
+_KEYS_BEFORE_ID = ("action", "actor", "correlation_id", "details", "duration_ms")
+_KEYS_AFTER_ID = ("occurred_at", "result", "secret_type")
+
+
+def canonical_parts(event: NewAccessEvent) -> tuple[str, str]:
+    """The canonical rendering split around the id: ``head + str(id) + tail``.
+
+    For a writer that learns the id only inside the database (PostgreSQL computes the hash in
+    the same statement that picks the id). ``(head + str(id) + tail).encode()`` equals
+    :func:`canonical_bytes` for every id; the rendering is pure ASCII.
+    """
+    document = _document(event)
+    head = ",".join(f"{_json(key)}:{_json(document[key])}" for key in _KEYS_BEFORE_ID)
+    tail = ",".join(f"{_json(key)}:{_json(document[key])}" for key in _KEYS_AFTER_ID)
+    return "{" + head + ',"id":', "," + tail + "}"
 
 
 def row_hash(prev_hash: str, event: NewAccessEvent, event_id: int) -> str:
@@ -78,8 +102,9 @@ def row_hash(prev_hash: str, event: NewAccessEvent, event_id: int) -> str:
 
 def seal(event: NewAccessEvent, *, event_id: int, prev_hash: str) -> OmniSecretAccessEvent:
     """Number ``event`` and link it after the row whose ``row_hash`` is ``prev_hash``."""
-    return OmniSecretAccessEvent(
-        **event.model_dump(),
+    # The event is already validated; the new fields are computed here, not user input.
+    return OmniSecretAccessEvent.model_construct(
+        **dict(event),
         id=event_id,
         prev_hash=prev_hash,
         row_hash=row_hash(prev_hash, event, event_id),

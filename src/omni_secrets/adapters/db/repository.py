@@ -41,9 +41,15 @@ async def _insert_ignoring_conflict(
 ) -> bool:
     """Insert one row unless ``key`` already exists; True when inserted."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+    statement = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[key])
+        # RETURNING, not rowcount: SQLAlchemy guarantees rowcount for UPDATE/DELETE only.
+        .returning(table.c[key])
+    )
     result = await conn.execute(statement)
-    return result.rowcount == 1
+    return result.first() is not None
 
 
 class SqlMetadataRepository:

@@ -10,6 +10,7 @@ SQLite's ALTER TABLE cannot change constraints in place.
 from __future__ import annotations
 
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import create_engine, pool
@@ -20,6 +21,10 @@ from omni_secrets.adapters.db.tables import metadata
 VERSION_TABLE = "omni_alembic_version"
 
 config = context.config
+
+if config.config_file_name is not None:
+    # Only the plain `alembic` command has an ini file; the service configures its own logging.
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:

@@ -1,0 +1,151 @@
+"""Concurrent audit writers on separate connections: gapless ids, an intact chain, and tampering
+caught by ``omni-secrets audit verify``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, create_engine, pool, text
+
+from omni_secrets.adapters.db.engine import create_engine as create_async_engine
+from omni_secrets.adapters.db.engine import sync_url
+from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+from omni_secrets.domain.models import NewAccessEvent
+from tests.integration.db.conftest import OmniCli
+
+TABLE = "omni_secret_access_events"
+ROW_TRIGGER = "omni_secret_access_events_append_only"
+
+
+async def write_concurrently(url: str, writers: int, appends: int) -> float:
+    """Run ``writers`` tasks, each with its own engine (connection), appending ``appends`` rows
+    in one transaction per row; return the elapsed seconds."""
+    engines = [create_async_engine(url, pool_size=1, max_overflow=0) for _ in range(writers)]
+    start = asyncio.Event()
+
+    async def writer(index: int) -> None:
+        uow_factory = sql_unit_of_work_factory(engines[index])
+        async with uow_factory() as uow:  # connect before the start line, not in the timing
+            await uow.audit.recent(1)
+        await start.wait()
+        for n in range(appends):
+            async with uow_factory() as uow:
+                await uow.audit.append(
+                    NewAccessEvent(
+                        occurred_at=datetime.now(UTC),
+                        secret_type="api_key",
+                        action="refresh",
+                        actor=f"writer-{index}",
+                        result="success",
+                        duration_ms=n,
+                        correlation_id=f"w{index}-{n}",
+                        details={"writer": index, "n": n},
+                    )
+                )
+                await uow.commit()
+
+    try:
+        tasks = [asyncio.create_task(writer(i)) for i in range(writers)]
+        await asyncio.sleep(0.2)
+        began = time.perf_counter()
+        start.set()
+        await asyncio.gather(*tasks)
+        return time.perf_counter() - began
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+def stored(engine: Engine) -> list[tuple[int, str | None]]:
+    with engine.connect() as conn:
+        result = conn.execute(
+            text("SELECT id, correlation_id FROM omni_secret_access_events ORDER BY id")
+        )
+        return [(int(r[0]), r[1]) for r in result]
+
+
+def actor_of(engine: Engine, event_id: int) -> str:
+    with engine.connect() as conn:
+        query = text("SELECT actor FROM omni_secret_access_events WHERE id = :id")
+        return str(conn.execute(query, {"id": event_id}).scalar_one())
+
+
+def tamper_postgres(engine: Engine, event_id: int) -> None:
+    """What a superuser can do: DISABLE TRIGGER works even on ENABLE ALWAYS triggers
+    (session_replication_role does not), so switch them off, edit, and switch them back on."""
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {TABLE} DISABLE TRIGGER {ROW_TRIGGER}"))
+        conn.execute(
+            text("UPDATE omni_secret_access_events SET actor = 'mallory' WHERE id = :id"),
+            {"id": event_id},
+        )
+        conn.execute(text(f"ALTER TABLE {TABLE} ENABLE ALWAYS TRIGGER {ROW_TRIGGER}"))
+
+
+def tamper_sqlite(engine: Engine, event_id: int) -> None:
+    """SQLite cannot disable a trigger: the tamperer drops it."""
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER omni_secret_access_events_no_update"))
+        conn.execute(
+            text("UPDATE omni_secret_access_events SET actor = 'mallory' WHERE id = :id"),
+            {"id": event_id},
+        )
+
+
+class TestConcurrentAppends:
+    @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+    async def test_eight_writers_on_postgres(
+        self, database_url: str, omni_cli: OmniCli, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """8 writers x 200 appends give ids 1..1600 and an intact chain; an edited row is named."""
+        elapsed = await write_concurrently(database_url, writers=8, appends=200)
+        raw = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+        try:
+            rows = stored(raw)
+            assert [r[0] for r in rows] == list(range(1, 1601))
+            assert {r[1] for r in rows} == {f"w{i}-{n}" for i in range(8) for n in range(200)}
+            with capsys.disabled():
+                print(
+                    f"\n[audit bench] PostgreSQL, 8 concurrent writers: 1600 appends in "
+                    f"{elapsed:.2f}s = {1600 / elapsed:,.0f} appends/s"
+                )
+
+            intact = await asyncio.to_thread(
+                omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
+            )
+            assert intact.code == 0, intact.stderr
+            assert "1600 events verified" in intact.stdout
+
+            tamper_postgres(raw, 777)
+            assert actor_of(raw, 777) == "mallory"
+            broken = await asyncio.to_thread(
+                omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
+            )
+        finally:
+            raw.dispose()
+        assert broken.code == 1
+        assert "event id 777" in broken.stderr
+        assert "776 events before it verified" in broken.stderr
+
+    @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+    async def test_four_writers_on_sqlite(self, database_url: str, omni_cli: OmniCli) -> None:
+        """Concurrent SQLite writers (separate connections) also leave gapless ids and a chain."""
+        await write_concurrently(database_url, writers=4, appends=25)
+        raw = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+        try:
+            assert [r[0] for r in stored(raw)] == list(range(1, 101))
+            intact = await asyncio.to_thread(
+                omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
+            )
+            tamper_sqlite(raw, 42)
+            broken = await asyncio.to_thread(
+                omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
+            )
+        finally:
+            raw.dispose()
+        assert (intact.code, broken.code) == (0, 1)
+        assert "100 events verified" in intact.stdout
+        assert "event id 42" in broken.stderr
