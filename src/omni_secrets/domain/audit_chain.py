@@ -102,9 +102,11 @@ def row_hash(prev_hash: str, event: NewAccessEvent, event_id: int) -> str:
 
 def seal(event: NewAccessEvent, *, event_id: int, prev_hash: str) -> OmniSecretAccessEvent:
     """Number ``event`` and link it after the row whose ``row_hash`` is ``prev_hash``."""
-    # The event is already validated; the new fields are computed here, not user input.
+    # The event is already validated; the new fields are computed here, not user input. Only the
+    # event's own fields are copied, so re-sealing a stored row replaces its id and hashes.
+    fields = {name: getattr(event, name) for name in NewAccessEvent.model_fields}
     return OmniSecretAccessEvent.model_construct(
-        **dict(event),
+        **fields,
         id=event_id,
         prev_hash=prev_hash,
         row_hash=row_hash(prev_hash, event, event_id),

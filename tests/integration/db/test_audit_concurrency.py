@@ -73,26 +73,31 @@ def actor_of(engine: Engine, event_id: int) -> str:
         return str(conn.execute(query, {"id": event_id}).scalar_one())
 
 
-def tamper_postgres(engine: Engine, event_id: int) -> None:
-    """What a superuser can do: DISABLE TRIGGER works even on ENABLE ALWAYS triggers
-    (session_replication_role does not), so switch them off, edit, and switch them back on."""
+def tamper(engine: Engine, event_id: int, assignments: str = "actor = 'mallory'") -> None:
+    """Edit a stored row the way an attacker with database superuser rights could.
+
+    PostgreSQL: DISABLE TRIGGER works even on ENABLE ALWAYS triggers (only
+    session_replication_role does not), so switch the row trigger off, edit, and switch it back
+    on as it was. SQLite cannot disable a trigger, so the tamperer drops it.
+    """
+    update = text(f"UPDATE {TABLE} SET {assignments} WHERE id = :id")  # noqa: S608 - test constants
     with engine.begin() as conn:
-        conn.execute(text(f"ALTER TABLE {TABLE} DISABLE TRIGGER {ROW_TRIGGER}"))
-        conn.execute(
-            text("UPDATE omni_secret_access_events SET actor = 'mallory' WHERE id = :id"),
-            {"id": event_id},
-        )
-        conn.execute(text(f"ALTER TABLE {TABLE} ENABLE ALWAYS TRIGGER {ROW_TRIGGER}"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"ALTER TABLE {TABLE} DISABLE TRIGGER {ROW_TRIGGER}"))
+            conn.execute(update, {"id": event_id})
+            conn.execute(text(f"ALTER TABLE {TABLE} ENABLE ALWAYS TRIGGER {ROW_TRIGGER}"))
+        else:
+            conn.execute(text("DROP TRIGGER omni_secret_access_events_no_update"))
+            conn.execute(update, {"id": event_id})
 
 
-def tamper_sqlite(engine: Engine, event_id: int) -> None:
-    """SQLite cannot disable a trigger: the tamperer drops it."""
-    with engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER omni_secret_access_events_no_update"))
-        conn.execute(
-            text("UPDATE omni_secret_access_events SET actor = 'mallory' WHERE id = :id"),
-            {"id": event_id},
+def trigger_states(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        query = text(
+            "SELECT tgname, tgenabled FROM pg_trigger "
+            "WHERE tgrelid = 'omni_secret_access_events'::regclass"
         )
+        return {str(name): str(state) for name, state in conn.execute(query)}
 
 
 class TestConcurrentAppends:
@@ -119,8 +124,9 @@ class TestConcurrentAppends:
             assert intact.code == 0, intact.stderr
             assert "1600 events verified" in intact.stdout
 
-            tamper_postgres(raw, 777)
+            tamper(raw, 777)
             assert actor_of(raw, 777) == "mallory"
+            assert set(trigger_states(raw).values()) == {"A"}
             broken = await asyncio.to_thread(
                 omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
             )
@@ -140,7 +146,7 @@ class TestConcurrentAppends:
             intact = await asyncio.to_thread(
                 omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
             )
-            tamper_sqlite(raw, 42)
+            tamper(raw, 42)
             broken = await asyncio.to_thread(
                 omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
             )
@@ -149,3 +155,20 @@ class TestConcurrentAppends:
         assert (intact.code, broken.code) == (0, 1)
         assert "100 events verified" in intact.stdout
         assert "event id 42" in broken.stderr
+
+    async def test_tampered_row_that_no_longer_validates_is_still_named(
+        self, database_url: str, omni_cli: OmniCli
+    ) -> None:
+        """An edit leaving the row invalid (unknown action, bad hash) is reported, not a crash."""
+        await write_concurrently(database_url, writers=1, appends=3)
+        raw = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+        try:
+            tamper(raw, 2, "action = 'nonsense', details = '[1, 2]', prev_hash = 'zz'")
+            broken = await asyncio.to_thread(
+                omni_cli, "audit", "verify", OMNI_DATABASE_URL=database_url
+            )
+        finally:
+            raw.dispose()
+        assert broken.code == 1
+        assert "event id 2" in broken.stderr
+        assert "Traceback" not in broken.stderr
