@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from omni_secrets.domain import audit_chain
 from omni_secrets.domain.clock import Clock, SystemClock
@@ -32,7 +32,7 @@ from omni_secrets.domain.models import (
     PreviewStatus,
     RotationPreviewRecord,
 )
-from omni_secrets.domain.repositories import GroupLock
+from omni_secrets.domain.repositories import GroupLock, UnitOfWorkFactory
 
 # --- database fakes ----------------------------------------------------------------------------
 
@@ -369,3 +369,9 @@ class InMemoryUnitOfWorkFactory:
 
     def __call__(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.db, clock=self.clock)
+
+
+if TYPE_CHECKING:  # mypy proves the fake implements the ports; nothing runs at import
+
+    def _implements_the_port(factory: InMemoryUnitOfWorkFactory) -> UnitOfWorkFactory:
+        return factory

@@ -132,7 +132,8 @@ class MetadataRepository(Protocol):
         every row of the group gets ``preview_id``/``preview_expires_at=expires_at``. Concurrent
         attempts from other connections or replicas are serialised by the database (row locks
         on PostgreSQL, the write lock on SQLite): exactly one of them wins. Other units of work
-        see the lock once this one commits.
+        see the lock once this one commits — and a rival attempt waits until then, so commit
+        right after taking the lock (before running the preview's checks).
 
         Returns:
             ``GroupLock(won=True, preview_id, expires_at)`` on a win; otherwise ``won=False``

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, pool, select
@@ -26,7 +27,7 @@ CATALOG = {
 }
 
 
-def metadata_rows(url: str) -> list[tuple[object, ...]]:
+def metadata_rows(url: str) -> list[tuple[Any, ...]]:
     engine = create_engine(sync_url(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
