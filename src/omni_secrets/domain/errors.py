@@ -26,6 +26,7 @@ exit code lives in ``cli``. The tree::
     │   ├── SecretStoreError            (GSM; ``transient`` tells retryable from permanent)
     │   │   └── ChecksumMismatch
     │   ├── AuditUnavailable
+    │   ├── DatabaseUnavailable         (the database cannot be reached or fails a transaction)
     │   ├── BreakGlassDisabled
     │   ├── ApexUpstreamError
     │   └── AlertDeliveryFailed         (a remote alert sink gave up; never reaches a caller)
@@ -214,6 +215,10 @@ class ChecksumMismatch(SecretStoreError):
 
 class AuditUnavailable(Unavailable):
     code = "AUDIT_UNAVAILABLE"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database could not be reached, or a transaction failed for an operational reason."""
 
 
 class BreakGlassDisabled(Unavailable):

@@ -1,0 +1,68 @@
+"""``omni-secrets audit verify``: recompute the audit hash chain of ``OMNI_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from omni_secrets.cli._common import EXIT_FAILED, fail
+from omni_secrets.cli.db import database_url, require_schema_at_head
+from omni_secrets.config import load_settings
+from omni_secrets.domain.audit_chain import ChainVerdict, ChainVerifier
+
+PAGE_SIZE = 2000
+
+audit_app = typer.Typer(
+    name="audit", help="The append-only audit trail (OMNI_DATABASE_URL).", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Recompute the SHA-256 chain of omni_secret_access_events from the first row to the last.
+
+    Usage: omni-secrets audit verify
+
+    Exit 0 and print how many events were verified when the chain is intact; exit 1 with the id
+    of the first bad event (edited, re-hashed or missing before it) otherwise. Read-only; pages
+    through the table in short transactions, so it can run beside the service. Rows appended
+    while it runs are verified too.
+    """
+    url = database_url(load_settings())
+    require_schema_at_head(url)
+    verdict = asyncio.run(_verify(url))
+    if not verdict.ok:
+        fail(
+            f"audit chain broken at event id {verdict.first_bad_id}: {verdict.reason} "
+            f"({verdict.checked} events before it verified)",
+            code=EXIT_FAILED,
+        )
+    typer.echo(f"audit chain intact: {verdict.checked} events verified")
+
+
+async def _verify(url: str) -> ChainVerdict:
+    from omni_secrets.adapters.db.engine import create_engine
+    from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+
+    engine = create_engine(url)
+    try:
+        uow_factory = sql_unit_of_work_factory(engine)
+        verifier = ChainVerifier()
+        after_id = 0
+        while True:
+            # One short transaction per page: SQLite transactions hold the write lock.
+            async with uow_factory() as uow:
+                page = await uow.audit.page(after_id, PAGE_SIZE)
+            if not page:
+                return verifier.verdict
+            for event in page:
+                if not verifier.feed(event):
+                    return verifier.verdict
+            after_id = page[-1].id
+    finally:
+        await engine.dispose()
