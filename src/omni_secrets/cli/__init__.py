@@ -40,9 +40,6 @@ def _root() -> None:
     """Serve ApeX Omni credentials from Google Secret Manager, safely."""
 
 
-
-
-
 audit.register(app)
 breakglass.register(app)
 db.register(app)

@@ -9,7 +9,11 @@ the real wire protocol, and keeps state that tests assert on. Nothing runs at im
 - :mod:`~omni_secrets.testing.alerts`: :class:`FakePagerDutyServer`, :class:`RecordingAlertSink`.
 """
 
-from omni_secrets.testing.alerts import FakePagerDutyServer, PagerDutyRequestRecord, RecordingAlertSink
+from omni_secrets.testing.alerts import (
+    FakePagerDutyServer,
+    PagerDutyRequestRecord,
+    RecordingAlertSink,
+)
 from omni_secrets.testing.apex import ApexRequestRecord, FakeApexFailure, FakeApexServer
 from omni_secrets.testing.database import (
     InMemoryDatabase,

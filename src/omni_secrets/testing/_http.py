@@ -111,4 +111,3 @@ class LoopbackServer:
 
 def json_reply(status: int, payload: Any) -> HttpReply:
     return HttpReply(status, json.dumps(payload).encode())
-

@@ -1,4 +1,6 @@
-"""Alert fakes: :class:`FakePagerDutyServer` (Events API v2 receiver), :class:`RecordingAlertSink`."""
+"""Alert fakes: :class:`FakePagerDutyServer` (an Events API v2 receiver) and
+:class:`RecordingAlertSink`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from urllib.parse import urlsplit
 
 from omni_secrets.domain.errors import AlertDeliveryFailed
 from omni_secrets.observability.alerts import AlertEvent
-from omni_secrets.testing._http import HttpReply, json_reply, LoopbackServer
+from omni_secrets.testing._http import HttpReply, LoopbackServer, json_reply
 
 
 @dataclass(frozen=True, slots=True)

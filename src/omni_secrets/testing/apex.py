@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from omni_secrets.domain.clock import Clock, SystemClock
 from omni_secrets.domain.exchange import ApexCredentials
-from omni_secrets.testing._http import HttpReply, json_reply, LoopbackServer
+from omni_secrets.testing._http import HttpReply, LoopbackServer, json_reply
 
 
 class FakeApexFailure(StrEnum):
@@ -319,4 +319,3 @@ _MSG: Mapping[int | None, str] = {
     10003: "too many requests",
     20006: "signature error",
 }
-

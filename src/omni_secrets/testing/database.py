@@ -9,6 +9,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from omni_secrets.domain import audit_chain
+from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.errors import AuditUnavailable, DatabaseUnavailable, ReplayDetected
 from omni_secrets.domain.models import (
     BreakGlassOverrideRecord,
     NewAccessEvent,
@@ -19,10 +22,6 @@ from omni_secrets.domain.models import (
     RotationPreviewRecord,
 )
 from omni_secrets.domain.repositories import GroupLock, UnitOfWorkFactory
-
-from omni_secrets.domain import audit_chain
-from omni_secrets.domain.clock import Clock, SystemClock
-from omni_secrets.domain.errors import AuditUnavailable, DatabaseUnavailable, ReplayDetected
 
 
 @dataclass(slots=True)
