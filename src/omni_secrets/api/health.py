@@ -1,8 +1,12 @@
-"""Unauthenticated probes: ``/healthz`` (the process runs)."""
+"""Unauthenticated probes: ``/healthz``, ``/readyz`` and ``/metrics``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from omni_secrets.api.state import services_of
 
 router = APIRouter(tags=["health"])
 
@@ -10,3 +14,25 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", summary="Liveness: 200 while the process runs")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: 200 when the database answers and every required secret is served",
+    responses={503: {"description": "Not ready; the body says why"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    readiness = await services_of(request).secrets.readiness()
+    body: dict[str, object] = {
+        "status": "ready" if readiness.ready else "not_ready",
+        "checks": readiness.checks,
+    }
+    if not readiness.ready:
+        body["reason"] = readiness.reason
+    return JSONResponse(body, status_code=200 if readiness.ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus text exposition")
+async def metrics(request: Request) -> Response:
+    registry = services_of(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 from omni_secrets.domain.clock import to_rfc3339
@@ -43,12 +51,19 @@ class RotationView(Schema):
 
 
 class BreakGlassView(Schema):
+    """``{"active": false}`` when inactive; the override's fields only while one is active."""
+
     active: bool
     override_id: str | None = None
     actor: str | None = None
     activated_at: Timestamp | None = None
     expires_at: Timestamp | None = None
     reason: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
 
 
 class SecretStatus(Schema):

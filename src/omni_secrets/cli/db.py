@@ -123,10 +123,11 @@ def seed() -> None:
     Usage: omni-secrets db seed
 
     Needs GCP_PROJECT_ID and a database migrated to head. Existing rows are kept exactly as they
-    are, so running it twice is safe. Each new row's rotation is due OMNI_ROTATION_PERIOD_DAYS
-    (default 365) after its last rotation. GSM is not consulted by this command yet: new rows
-    are seeded with lastRotatedAt = now and no pinned version, and the service pins the newest
-    ENABLED version on its first successful fetch.
+    are, so running it twice is safe. For each new row GSM is asked for the newest ENABLED
+    version: it is pinned as the active version and its create time becomes lastRotatedAt. When
+    GSM cannot be reached the row is seeded with lastRotatedAt = now and no pinned version (the
+    service pins the newest ENABLED version on its first successful fetch), and the command says
+    so. Each new row's rotation is due OMNI_ROTATION_PERIOD_DAYS (default 365) later.
     """
     settings = load_settings()
     url = database_url(settings)
@@ -136,9 +137,20 @@ def seed() -> None:
             code=EXIT_USAGE,
         )
     require_schema_at_head(url)
-    # The GSM store is wired by the composition root; until then the seed runs without it.
-    report = asyncio.run(_seed(settings, url, settings.gcp_project_id, store=None))
-    _print_report(report, gsm_consulted=False)
+    report = asyncio.run(_seed_with_gsm(settings, url, settings.gcp_project_id))
+    _print_report(report, gsm_consulted=True)
+
+
+async def _seed_with_gsm(settings: Settings, url: str, project_id: str) -> SeedReport:
+    from omni_secrets.bootstrap import build_secret_store
+
+    store = build_secret_store(settings)
+    try:
+        return await _seed(settings, url, project_id, store=store)
+    finally:
+        closer = getattr(store, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 async def _seed(

@@ -1,0 +1,32 @@
+"""The ApeX Omni consumer route: signed calls with the served credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from omni_secrets.api.deps import ApexPrincipal, CorrelationId
+from omni_secrets.api.state import services_of
+
+router = APIRouter(prefix="/apex-omni", tags=["apex-omni"])
+
+
+@router.get(
+    "/account",
+    responses={
+        503: {"description": "OMNI_SECRETS_UNAVAILABLE: required credentials not served"},
+        502: {"description": "APEX_UPSTREAM_ERROR: ApeX failed or refused"},
+    },
+)
+async def get_account(
+    request: Request, principal: ApexPrincipal, correlation_id: CorrelationId
+) -> dict[str, Any]:
+    """ApeX's ``data`` object of a signed ``GET /api/v3/account``.
+
+    Answers 503 at once, with no GSM call, when the cache cannot serve every required type.
+    """
+    account = await services_of(request).secrets.get_account(
+        actor=principal.subject, correlation_id=correlation_id
+    )
+    return dict(account.data)

@@ -1,0 +1,38 @@
+"""Ops routes of the secrets themselves: status and the ApeX credential self-test."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from omni_secrets.api.deps import CorrelationId, ReadPrincipal, RotatePrincipal
+from omni_secrets.api.schemas import SelfTestResponse, StatusResponse
+from omni_secrets.api.state import services_of
+
+router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["secrets"])
+
+
+@router.get("/status", response_model=StatusResponse, response_model_by_alias=True)
+async def get_status(
+    request: Request, principal: ReadPrincipal, correlation_id: CorrelationId
+) -> StatusResponse:
+    """Cache, rotation and break-glass state per secret type; never a value."""
+    view = await services_of(request).secrets.status(
+        actor=principal.subject, correlation_id=correlation_id
+    )
+    return StatusResponse.model_validate(view, from_attributes=True)
+
+
+@router.post(
+    "/self-test",
+    response_model=SelfTestResponse,
+    response_model_by_alias=True,
+    responses={503: {"description": "OMNI_SECRETS_UNAVAILABLE: required credentials missing"}},
+)
+async def self_test(
+    request: Request, principal: RotatePrincipal, correlation_id: CorrelationId
+) -> SelfTestResponse:
+    """Sign ``GET /api/v3/account`` with the served credentials; ok false when ApeX refuses."""
+    result = await services_of(request).secrets.self_test(
+        actor=principal.subject, correlation_id=correlation_id
+    )
+    return SelfTestResponse.model_validate(result, from_attributes=True)

@@ -1,0 +1,272 @@
+"""The composition root: the one place that builds concrete adapters and wires the service.
+
+``run_services(settings, overrides=...)`` is an async context manager used by the app's lifespan
+(and by tests and the benchmark). It builds, in order: metrics registry, database engine and
+units of work, the GSM client, one shared HTTP client (ApeX, PagerDuty), the alert dispatcher,
+the auditor, the secret service with its cache; then loads metadata, hydrates the cache (a GSM
+outage leaves it empty and retrying, it does not fail startup) and starts the background jobs.
+Everything is closed in reverse order. :class:`Overrides` swaps adapters for fakes in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from omni_secrets.adapters import apex as apex_adapter
+from omni_secrets.adapters import gsm as gsm_adapter
+from omni_secrets.adapters import pagerduty
+from omni_secrets.adapters.db import engine as db_engine
+from omni_secrets.adapters.db import unit_of_work
+from omni_secrets.adapters.retry import RetryPolicy
+from omni_secrets.config import Settings
+from omni_secrets.domain.cache import Fetch, OmniSecretCache
+from omni_secrets.domain.catalog import Catalog
+from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.exchange import ApexGateway
+from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.secret_store import SecretStore
+from omni_secrets.domain.values import SecretValue
+from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
+from omni_secrets.observability.logging import Redactor
+from omni_secrets.observability.metrics import OmniMetrics
+from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.cache_observer import CacheObserver
+from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
+
+log = structlog.get_logger("omni_secrets.bootstrap")
+
+AUDIT_ALERT = "audit_write_failures"
+RECONCILE_INTERVAL_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overrides:
+    """Adapters to use instead of the real ones (tests, ``dev``, benchmarks)."""
+
+    clock: Clock | None = None
+    secret_store: SecretStore | None = None
+    uow_factory: UnitOfWorkFactory | None = None
+    apex: ApexGateway | None = None
+    alert_sinks: Sequence[AlertSink] | None = None
+    registry: CollectorRegistry | None = None
+    redactor: Redactor | None = None
+    reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
+
+
+@dataclass(slots=True, kw_only=True)
+class Services:
+    """Everything the edges need, built once per process (or per test app)."""
+
+    settings: Settings
+    catalog: Catalog
+    clock: Clock
+    metrics: OmniMetrics
+    redactor: Redactor
+    uow_factory: UnitOfWorkFactory
+    store: SecretStore
+    alerts: AlertDispatcher
+    auditor: Auditor
+    apex: ApexGateway
+    secrets: OmniSecretService
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def cache(self) -> OmniSecretCache:
+        return self.secrets.cache
+
+
+def build_secret_store(
+    settings: Settings, *, metrics: OmniMetrics | None = None, clock: Clock | None = None
+) -> SecretStore:
+    """The GSM client for ``settings`` (Google with ADC, or the insecure ``OMNI_GSM_ENDPOINT``).
+
+    Used by the app and by CLI commands that read GSM (``db seed``). Close it with ``aclose()``.
+    """
+
+    def on_call(record: gsm_adapter.GsmCallRecord) -> None:
+        if metrics is not None:
+            metrics.gsm_request_duration.labels(record.method, record.code).observe(
+                record.duration_seconds
+            )
+
+    return gsm_adapter.GsmSecretManagerClient(
+        project_id=settings.gsm.project_id,
+        endpoint=settings.gsm_endpoint,
+        timeout_seconds=settings.gsm_timeout_seconds,
+        retry=RetryPolicy(),
+        on_call=on_call,
+        clock=clock,
+    )
+
+
+@contextlib.asynccontextmanager
+async def run_services(
+    settings: Settings, overrides: Overrides | None = None
+) -> AsyncIterator[Services]:
+    """Build, start, yield and finally close every component (see the module docstring)."""
+    over = overrides or Overrides()
+    clock = over.clock or SystemClock()
+    catalog = Catalog(settings.gsm_secret_prefix)
+    registry = over.registry or CollectorRegistry()
+    metrics = OmniMetrics(registry, [t.value for t in catalog.types])
+    redactor = over.redactor or Redactor()
+
+    async with contextlib.AsyncExitStack() as stack:
+        engine: AsyncEngine | None = None
+        if over.uow_factory is None:
+            engine = db_engine.create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+        else:
+            uow_factory = over.uow_factory
+
+        store = over.secret_store or build_secret_store(settings, metrics=metrics, clock=clock)
+        closer = getattr(store, "aclose", None)
+        if closer is not None:
+            stack.push_async_callback(closer)
+
+        http = httpx.AsyncClient(timeout=10.0)
+        stack.push_async_callback(http.aclose)
+
+        sinks: list[AlertSink] = list(over.alert_sinks or ())
+        if over.alert_sinks is None and settings.pagerduty_routing_key is not None:
+            sinks.append(
+                pagerduty.PagerDutySink(
+                    routing_key=settings.pagerduty_routing_key.get_secret_value(),
+                    events_url=str(settings.pagerduty_events_url),
+                    http=http,
+                    source=f"omni-secrets/{settings.environment}/{settings.gcp_project_id}",
+                )
+            )
+        alerts = AlertDispatcher(
+            str(settings.environment),
+            sinks,
+            clock,
+            on_outcome=lambda alert, action, result: metrics.alerts_sent.labels(
+                alert, action, result
+            ).inc(),
+        )
+        alerts.start()
+        stack.push_async_callback(alerts.stop)
+
+        def audit_failed() -> None:
+            metrics.audit_write_failures.inc()
+            alerts.trigger(
+                Alert(
+                    name=AUDIT_ALERT,
+                    subject="audit",
+                    severity="critical",
+                    summary="omni-secrets: audit events cannot be written",
+                    details={"environment": str(settings.environment)},
+                )
+            )
+
+        auditor = Auditor(
+            uow_factory=uow_factory,
+            on_write_failure=audit_failed,
+            on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
+        )
+        auditor.start()
+        stack.push_async_callback(auditor.stop)
+
+        apex = over.apex or apex_adapter.ApexOmniClient(
+            str(settings.apex_base_url).rstrip("/"), http, clock
+        )
+        observer = CacheObserver(
+            catalog=catalog,
+            metrics=metrics,
+            alerts=alerts,
+            auditor=auditor,
+            clock=clock,
+            alert_after_failures=settings.alert_consecutive_failures,
+        )
+
+        def build_cache(fetch: Fetch) -> OmniSecretCache:
+            return OmniSecretCache(
+                catalog=catalog,
+                fetch=fetch,
+                ttl_seconds=settings.cache_ttl_seconds,
+                max_stale_seconds=settings.cache_max_stale_seconds,
+                clock=clock,
+                listener=observer,
+            )
+
+        def served(value: SecretValue) -> None:
+            redactor.register(value.reveal())
+
+        secrets = OmniSecretService(
+            identity=ServiceIdentity(
+                environment=str(settings.environment),
+                gcp_project_id=settings.gcp_project_id or "",
+                rotation_period_days=settings.rotation_period_days,
+                rotation_warning_days=settings.rotation_warning_days,
+            ),
+            catalog=catalog,
+            store=store,
+            uow_factory=uow_factory,
+            auditor=auditor,
+            apex=apex,
+            clock=clock,
+            cache_factory=build_cache,
+            on_read=lambda t, source, ok: metrics.reads.labels(
+                t, source, "success" if ok else "failure"
+            ).inc(),
+            on_value=served,
+        )
+        stack.push_async_callback(secrets.stop)
+        metrics.track_cache_age(secrets.cache_age_seconds)
+
+        services = Services(
+            settings=settings,
+            catalog=catalog,
+            clock=clock,
+            metrics=metrics,
+            redactor=redactor,
+            uow_factory=uow_factory,
+            store=store,
+            alerts=alerts,
+            auditor=auditor,
+            apex=apex,
+            secrets=secrets,
+        )
+
+        await secrets.load_metadata()
+        await secrets.cache.hydrate()
+        secrets.cache.start()
+        stack.push_async_callback(secrets.cache.stop)
+        reconcile = asyncio.create_task(
+            _reconcile_forever(services, over.reconcile_interval_seconds), name="reconcile"
+        )
+        services.tasks.append(reconcile)
+        stack.push_async_callback(_cancel, services.tasks)
+        log.info(
+            "service.started",
+            environment=str(settings.environment),
+            project=settings.gcp_project_id,
+            cache_state=secrets.cache.state.value,
+        )
+        yield services
+
+
+async def _reconcile_forever(services: Services, interval: float) -> None:
+    """Periodic reconcile: the fallback for changes made by other replicas."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await services.secrets.reconcile()
+        except Exception as exc:  # a reconcile failure must never end the loop
+            log.warning("reconcile.failed", error_type=type(exc).__name__)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,75 @@
+"""Read models the service hands to the edges (API, CLI). No values, ever.
+
+Field names match ``api/schemas.py`` so routes validate them with ``from_attributes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LastErrorView:
+    code: str
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RotationView:
+    group: str
+    last_rotated_at: datetime | None
+    due_at: datetime | None
+    status: str
+    days_until_due: int | None
+    preview_open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BreakGlassView:
+    active: bool
+    override_id: str | None = None
+    actor: str | None = None
+    activated_at: datetime | None = None
+    expires_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretStatusView:
+    secret_type: str
+    gsm_secret_id: str
+    required: bool
+    cache_source: str
+    version: str | None
+    fetched_at: datetime | None
+    age_seconds: float | None
+    expires_at: datetime | None
+    stale: bool
+    last_error: LastErrorView | None
+    rotation: RotationView
+    break_glass: BreakGlassView
+
+
+@dataclass(frozen=True, slots=True)
+class CacheView:
+    state: str
+    ttl_seconds: int
+    hydrated_at: datetime | None
+    last_refresh_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    environment: str
+    gcp_project_id: str
+    cache: CacheView
+    secrets: tuple[SecretStatusView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    reason: str | None
+    checks: dict[str, str]
