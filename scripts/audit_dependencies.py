@@ -298,7 +298,7 @@ def advisory_db_path(repo_root: Path, environ: Mapping[str, str]) -> Path:
 
     Without the variable, the first existing ``shared/advisories/pypa`` beside the repo root
     (CI's layout: the clone with a copy of shared/ beside it) or, failing that, beside one of its
-    ancestors (a git worktree nested a level deeper than the main checkout) is used.
+    ancestors (a git worktree nested a level deeper than the main checkout) is used; no further up.
 
     Args:
         repo_root: the checkout's root directory.
@@ -314,7 +314,9 @@ def advisory_db_path(repo_root: Path, environ: Mapping[str, str]) -> Path:
     root = repo_root.resolve()
     primary = (root / DEFAULT_ADVISORY_DB).resolve()
     relative = DEFAULT_ADVISORY_DB.relative_to("..")
-    for ancestor in root.parents:
+    # Two levels only: beside the checkout, or beside its parent (a nested worktree). Searching
+    # further up would let an unrelated shared/ folder elsewhere on the machine answer.
+    for ancestor in list(root.parents)[:2]:
         candidate = ancestor / relative
         if (candidate / "vulns").is_dir():
             return candidate
