@@ -173,14 +173,26 @@ async def omni_stack_factory(
             base_url="http://omni.test",
         )
 
+        stack = OmniStack(app, client, emulator, apex, settings, url)
+
         async def close() -> None:
+            # The leak guard: whatever the test did, no served value may have left the process
+            # through a response, the metrics exposition or the database.
+            metrics = await client.get("/metrics")
             await client.aclose()
             await lifespan.__aexit__(None, None, None)
             emulator.stop()
             apex.stop()
+            texts = [r.text for r in stack.responses] + [metrics.text]
+            for canary in CANARIES:
+                assert all(canary not in text for text in texts), "a value leaked into a response"
+            if url.startswith("sqlite:///"):
+                raw = Path(url.removeprefix("sqlite:///")).read_bytes()
+                for canary in CANARIES:
+                    assert canary.encode() not in raw, "a value leaked into the database"
 
         cleanups.append(close)
-        return OmniStack(app, client, emulator, apex, settings, url)
+        return stack
 
     yield build
     for close in reversed(cleanups):

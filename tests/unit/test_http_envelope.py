@@ -90,6 +90,16 @@ class TestEnvelope:
         assert response.status_code == 422
         assert error_of(response)["code"] == "VALIDATION_FAILED"
 
+    async def test_unparseable_body_is_422(self, client: httpx.AsyncClient) -> None:
+        """A body FastAPI cannot parse at all (form data for a JSON body) → 422, not 400."""
+        response = await client.post(
+            "/echo",
+            content=b"name=x",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 422
+        assert error_of(response)["code"] == "VALIDATION_FAILED"
+
     async def test_schema_violation_is_422(self, client: httpx.AsyncClient) -> None:
         """A body that breaks the schema → 422 VALIDATION_FAILED with details."""
         response = await client.post("/echo", json={"name": 5})

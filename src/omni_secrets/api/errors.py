@@ -103,6 +103,10 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI answers 400 when a body cannot be parsed at all (e.g. not JSON): for our
+        # callers that is the same failure as malformed JSON, which the contract makes a 422.
+        return envelope(request, 422, "VALIDATION_FAILED", "request body could not be parsed")
     code = _HTTP_CODES.get(exc.status_code, "INTERNAL" if exc.status_code >= 500 else "ERROR")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404:
