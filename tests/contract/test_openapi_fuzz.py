@@ -132,7 +132,7 @@ def test_no_undocumented_server_errors(live_server: tuple[str, str]) -> None:
             derandomize=True,
             database=None,
         )
-        def fuzz(case: schemathesis.Case) -> None:
+        def fuzz(case: schemathesis.Case, mode: schemathesis.GenerationMode = mode) -> None:
             calls[mode] += 1
             _check(case, base, token)
 
