@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import cache_hit, hydration, readers, single_flight
+from bench import cache_hit, hydration, readers, single_flight, status_throughput
 
 
 def _cpu_model() -> str:
@@ -105,6 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         rd.ratio < 1.5 and rd.old_snapshot_served,
         f"p50 ratio {rd.ratio:.2f}; old snapshot served: {rd.old_snapshot_served}",
     )
+
+    print("\n5. Status endpoint throughput vs a bare FastAPI JSON endpoint (same uvicorn)")
+    st = status_throughput.run(quick=args.quick)
+    print(
+        f"  status {st.status_rps:.0f} req/s, bare {st.bare_rps:.0f} req/s "
+        f"({st.requests} requests each, {st.failures} failures)"
+    )
+    report.check("status >= 0.5 x bare", st.ratio >= 0.5 and st.failures == 0, f"{st.ratio:.2f} x")
 
     print(f"\n{'all targets met' if not report.missed else 'missed: ' + ', '.join(report.missed)}")
     return 1 if (args.strict and report.missed) else 0
