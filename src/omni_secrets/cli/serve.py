@@ -18,13 +18,17 @@ def serve(
     """Serve the API. Configuration comes from the environment only (README, Configuration).
 
     The environment guard runs first: a configuration that breaks a startup rule exits non-zero
-    with one line naming the variables and values at fault, before anything listens. Does not
-    run database migrations (use `omni-secrets db upgrade`).
+    with one line naming the variables and values at fault, before anything listens; so does a
+    break-glass key pair that does not match or cannot be read. Does not run database
+    migrations (use `omni-secrets db upgrade`).
     """
     import uvicorn
 
     from omni_secrets.api.app import create_app
+    from omni_secrets.bootstrap import load_break_glass_key_pair
 
     settings = load_settings()
     check_environment(settings)
+    # A mismatched or unreadable break-glass key pair must stop us before anything listens.
+    load_break_glass_key_pair(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
