@@ -65,6 +65,7 @@ from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.served_overrides import ServedOverrides
 from omni_secrets.service.views import BreakGlassView
 
 log = structlog.get_logger("omni_secrets.breakglass")
@@ -73,6 +74,7 @@ BREAK_GLASS_ALERT = "break_glass_active"
 SYSTEM_ACTOR = "system"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REASON_IN_ALERT_CHARS = 200
+_CATALOG_NAMES = frozenset(t.value for t in SecretType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +94,6 @@ class ActivatedOverride:
     secret_type: str
     activated_at: datetime
     expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """An override this process can serve: its stored record and the decrypted value."""
-
-    record: BreakGlassOverrideRecord
-    value: SecretValue
 
 
 class BreakGlassService:
@@ -144,7 +138,7 @@ class BreakGlassService:
         self._on_failure = on_failure
         self._on_value = on_value
         self._new_id = new_id
-        self._known: dict[str, _Known] = {}
+        self._served = ServedOverrides(cache, clock)
         # Stored overrides that could not be opened on reload: reported once, not every reconcile.
         self._unreadable: set[str] = set()
 
@@ -211,7 +205,8 @@ class BreakGlassService:
         """
         pair = self._require_key_pair()
         started = time.perf_counter()
-        checked: SecretType | None = None
+        # For the rejection's audit row and metric label, whatever check fails first.
+        label = SecretType(secret_type) if secret_type in _CATALOG_NAMES else None
         now = self._clock.now()
         try:
             breakglass.validate_ttl(ttl_seconds)
@@ -220,7 +215,7 @@ class BreakGlassService:
             checked = parse_secret_type(secret_type)
             opened = self._open(pair, checked, key_id, ciphertext, now)
         except InvalidInput as exc:
-            await self._reject(exc, checked, ttl_seconds, ticket, actor, correlation_id)
+            await self._reject(exc, label, ttl_seconds, ticket, actor, correlation_id)
             raise
 
         record = BreakGlassOverrideRecord(
@@ -271,8 +266,7 @@ class BreakGlassService:
                 "the break-glass activation could not be audited; nothing was activated"
             ) from None
 
-        self._known[record.override_id] = _Known(record, opened.value)
-        self._serve(checked)
+        self._served.add(record, opened.value)
         self._on_read(checked.value, "break_glass", True)
         self._raise_alert(record)
         log.warning(
@@ -452,9 +446,9 @@ class BreakGlassService:
         # Known overrides past their expiry that some other replica already ended.
         pending_ids = {r.override_id for r in pending}
         ended += [
-            k.record
-            for k in self._known.values()
-            if k.record.expires_at <= now and k.record.override_id not in pending_ids
+            record
+            for oid, record in self._served.records().items()
+            if record.expires_at <= now and oid not in pending_ids
         ]
         self._forget(ended)
         upcoming = [(r.expires_at - now).total_seconds() for r in pending if r.expires_at > now]
@@ -477,14 +471,14 @@ class BreakGlassService:
         now = self._clock.now()
         # Only what was known before the read can be judged by it: an override activated here
         # while the read was in flight is missing from it without having ended.
-        known_before = dict(self._known)
+        known_before = self._served.records()
         async with self._uow_factory() as uow:
             active = await uow.overrides.list_active(now)
         active_ids = {record.override_id for record in active}
         gone = [
-            k.record
-            for oid, k in known_before.items()
-            if oid not in active_ids and k.record.expires_at > now
+            record
+            for oid, record in known_before.items()
+            if oid not in active_ids and record.expires_at > now
         ]
         for record in gone:
             log.info(
@@ -496,16 +490,14 @@ class BreakGlassService:
         added: list[BreakGlassOverrideRecord] = []
         for record in active:
             oid = record.override_id
-            if oid in self._known or oid in self._unreadable:
+            if oid in self._served or oid in self._unreadable:
                 continue
             value = self._reopen(record)
             if value is None:
                 self._unreadable.add(oid)
                 continue
-            self._known[oid] = _Known(record, value)
+            self._served.add(record, value)
             added.append(record)
-        for secret_type in {record.secret_type for record in added}:
-            self._serve(secret_type)
         for record in added:
             self._raise_alert(record)
             log.warning(
@@ -566,7 +558,7 @@ class BreakGlassService:
         info = self._cache.describe(secret_type).override
         if info is None:
             return BreakGlassView(active=False)
-        known = self._known.get(info.override_id)
+        known = self._served.get(info.override_id)
         return BreakGlassView(
             active=True,
             override_id=info.override_id,
@@ -686,43 +678,9 @@ class BreakGlassService:
         )
 
     def _forget(self, records: Iterable[BreakGlassOverrideRecord]) -> None:
-        """Stop serving ``records``; re-serve what remains per type; resolve alerts left idle."""
-        types: set[SecretType] = set()
-        for record in records:
-            self._known.pop(record.override_id, None)
-            types.add(record.secret_type)
-        for secret_type in types:
-            self._serve(secret_type)
-            if not self._active_of(secret_type):
-                self._alerts.resolve(BREAK_GLASS_ALERT, secret_type.value)
-
-    def _active_of(self, secret_type: SecretType) -> list[_Known]:
-        now = self._clock.now()
-        return [
-            k
-            for k in self._known.values()
-            if k.record.secret_type == secret_type and k.record.is_active(now)
-        ]
-
-    def _serve(self, secret_type: SecretType) -> None:
-        """Make the cache serve the type's newest active override, or none."""
-        candidates = self._active_of(secret_type)
-        if not candidates:
-            self._cache.remove_override(secret_type)
-            return
-        newest = max(candidates, key=lambda k: (k.record.activated_at, k.record.override_id))
-        current = self._cache.describe(secret_type).override
-        if current is not None and current.override_id == newest.record.override_id:
-            return
-        # ValueError: it expired between the check and the install; nothing to serve then.
-        with contextlib.suppress(ValueError):
-            self._cache.install_override(
-                secret_type,
-                newest.value,
-                newest.record.override_id,
-                newest.record.activated_at,
-                newest.record.expires_at,
-            )
+        """Stop serving ended ``records``; resolve the alert of types left without override."""
+        for secret_type in self._served.forget(records):
+            self._alerts.resolve(BREAK_GLASS_ALERT, secret_type.value)
 
     def _raise_alert(self, record: BreakGlassOverrideRecord) -> None:
         secret_type = record.secret_type.value
