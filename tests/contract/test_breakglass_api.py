@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from omni_secrets.bootstrap import Overrides
 from omni_secrets.domain.breakglass import generate_private_key, seal_payload
+from omni_secrets.domain.catalog import SecretType
 from omni_secrets.domain.exchange import ApexCredentials
 from tests.contract.conftest import (
     CANARIES,
@@ -378,6 +380,37 @@ class TestLeaks:
                     assert secret.encode() not in raw
 
 
+class TestReplicas:
+    async def test_other_replica_follows_through_its_reconcile(
+        self, omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys
+    ) -> None:
+        """A second replica on the same database serves, then drops, the first one's override."""
+        fast = Overrides(reconcile_interval_seconds=0.05)
+        first = await omni_stack_factory(overrides=fast, **breakglass_keys.env())
+        second = await omni_stack_factory(
+            database_url=first.database_url, overrides=fast, **breakglass_keys.env()
+        )
+        response = await first.request(
+            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(breakglass_keys)
+        )
+        override_id = response.json()["overrideId"]
+
+        def served_by_second() -> str | None:
+            entry = second.services.cache.get(SecretType.API_SECRET)
+            return entry.override_id if entry else None
+
+        await second.wait_for(lambda: served_by_second() == override_id, what="reconcile install")
+        item = status_of((await second.request("GET", STATUS)).json(), "api_secret")
+        assert item["breakGlass"]["overrideId"] == override_id
+        assert item["breakGlass"]["actor"] == "tester"
+
+        revoked = await first.request("DELETE", f"{BREAK_GLASS}/{override_id}", scopes=SCOPE)
+        assert revoked.status_code == 204
+        await second.wait_for(lambda: served_by_second() is None, what="reconcile removal")
+        metrics = (await second.client.get("/metrics")).text
+        assert metric(metrics, "omni_secret_break_glass_active", secret_type="api_secret") == 0
+
+
 @pytest.mark.postgres
 class TestOnPostgres:
     async def test_activate_revoke_and_reload(
@@ -398,6 +431,8 @@ class TestOnPostgres:
         assert item["breakGlass"]["overrideId"] == override_id
         assert item["expiresAt"] == activated.json()["expiresAt"]
 
+        odd = await restarted.request("DELETE", f"{BREAK_GLASS}/bad%00id", scopes=SCOPE)
+        assert odd.status_code == 404  # PostgreSQL refuses NUL in text: never asked
         revoked = await restarted.request("DELETE", f"{BREAK_GLASS}/{override_id}", scopes=SCOPE)
         assert revoked.status_code == 204
         await stack.services.break_glass.reload()  # the other replica's reconcile

@@ -356,6 +356,10 @@ class TestPushAndRevoke:
         await stack.request("GET", "/apex-omni/account", scopes=("apex-omni:read",))
         assert stack.apex.signing_keys()[-1] == FAKE_VALUES["apex-omni-api-key"]
 
+        await stack.services.auditor.stop()  # flush queued rows to the file
+        db_file = Path(stack.database_url.removeprefix("sqlite:///"))
+        assert OVERRIDE_KEY.encode() not in await asyncio.to_thread(db_file.read_bytes)
+
     async def test_stdin_with_a_given_public_key_then_revoke(
         self, served_stack: tuple[OmniStack, ManualClock, str], breakglass_keys: BreakGlassKeys
     ) -> None:

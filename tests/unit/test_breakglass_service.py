@@ -378,8 +378,9 @@ class TestRevoke:
 
     async def test_unknown_or_ended_is_not_found(self, rig: Rig) -> None:
         """Revoking an unknown id, or the same override twice, raises OverrideNotFound."""
-        with pytest.raises(OverrideNotFound):
-            await rig.service.revoke("nope", actor="carol", correlation_id=None)
+        for unknown in ("nope", "bad\x00id", "x" * 65, ""):
+            with pytest.raises(OverrideNotFound):
+                await rig.service.revoke(unknown, actor="carol", correlation_id=None)
         activated = await rig.activate()
         await rig.service.revoke(activated.override_id, actor="carol", correlation_id=None)
         with pytest.raises(OverrideNotFound):

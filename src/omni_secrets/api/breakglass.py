@@ -82,7 +82,10 @@ async def activate(
     "/{override_id}",
     status_code=204,
     response_class=Response,
-    responses={404: {"description": "Unknown override, or already ended"}},
+    responses={
+        404: {"description": "NOT_FOUND: unknown override, or already ended"},
+        503: {"description": "UNAVAILABLE: the database cannot be reached (nothing changed)"},
+    },
 )
 async def revoke(
     request: Request,

@@ -75,6 +75,7 @@ SYSTEM_ACTOR = "system"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REASON_IN_ALERT_CHARS = 200
 _CATALOG_NAMES = frozenset(t.value for t in SecretType)
+_MAX_OVERRIDE_ID_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +376,9 @@ class BreakGlassService:
             OverrideNotFound: unknown, already ended or already past its expiry.
             DatabaseUnavailable: the database cannot be reached (nothing changed).
         """
+        if not 0 < len(override_id) <= _MAX_OVERRIDE_ID_CHARS or not override_id.isprintable():
+            # No override has such an id; some databases would refuse the lookup itself (NUL).
+            raise OverrideNotFound(override_id[:_MAX_OVERRIDE_ID_CHARS])
         now = self._clock.now()
         record = await self._end(
             override_id,
