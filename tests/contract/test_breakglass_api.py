@@ -431,6 +431,11 @@ class TestOnPostgres:
         assert item["breakGlass"]["overrideId"] == override_id
         assert item["expiresAt"] == activated.json()["expiresAt"]
 
+        for text in ({"ticket": "INC\x00"}, {"reason": "outage\x00"}):
+            refused = await restarted.request(
+                "POST", BREAK_GLASS, scopes=SCOPE, json={**sealed_request(breakglass_keys), **text}
+            )
+            assert refused.status_code == 422  # PostgreSQL cannot store NUL: refused up front
         odd = await restarted.request("DELETE", f"{BREAK_GLASS}/bad%00id", scopes=SCOPE)
         assert odd.status_code == 404  # PostgreSQL refuses NUL in text: never asked
         revoked = await restarted.request("DELETE", f"{BREAK_GLASS}/{override_id}", scopes=SCOPE)

@@ -272,6 +272,14 @@ class TestRejections:
             await rig.activate(reason="   ")
         assert rig.actions() == [("break_glass_rejected", "denied", "alice")]
 
+    @pytest.mark.parametrize("reason", ["outage\x00", "outage \ud800"])
+    async def test_unstorable_text_is_refused(self, rig: Rig, reason: str) -> None:
+        """A NUL or a lone surrogate in the reason is VALIDATION_FAILED, not a database error."""
+        with pytest.raises(InvalidInput):
+            await rig.activate(reason=reason)
+        assert rig.db.committed.events[0].details["code"] == "VALIDATION_FAILED"
+        assert rig.db.committed.overrides == {}
+
     async def test_payload_problems_map_to_their_errors(self, rig: Rig) -> None:
         """Wrong key id, other key, tampering, type mismatch, stale or future issuedAt: refused."""
         _, other_public = make_pair()

@@ -6,9 +6,9 @@ carries a value.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from omni_secrets.api.deps import BreakGlassPrincipal, CorrelationId
 from omni_secrets.api.schemas import BreakGlassActivated, BreakGlassRequest, PublicKeyResponse
@@ -79,7 +79,7 @@ async def activate(
 
 
 @router.delete(
-    "/{override_id}",
+    "/{overrideId}",
     status_code=204,
     response_class=Response,
     responses={
@@ -89,7 +89,7 @@ async def activate(
 )
 async def revoke(
     request: Request,
-    override_id: str,
+    override_id: Annotated[str, Path(alias="overrideId")],
     principal: BreakGlassPrincipal,
     correlation_id: CorrelationId,
 ) -> Response:

@@ -213,6 +213,8 @@ class BreakGlassService:
             breakglass.validate_ttl(ttl_seconds)
             if not reason.strip():
                 raise InvalidInput("a break-glass reason is required")
+            if not _storable(reason) or (ticket is not None and not _storable(ticket)):
+                raise InvalidInput("reason and ticket must be UTF-8 text without NUL characters")
             checked = parse_secret_type(secret_type)
             opened = self._open(pair, checked, key_id, ciphertext, now)
         except InvalidInput as exc:
@@ -347,7 +349,11 @@ class BreakGlassService:
             result="conflict" if isinstance(exc, ReplayDetected) else "denied",
             duration_ms=None,
             correlation_id=correlation_id,
-            details={"code": exc.code, "ttlSeconds": ttl_seconds, "ticket": ticket},
+            details={
+                "code": exc.code,
+                "ttlSeconds": ttl_seconds,
+                "ticket": ticket if ticket is not None and _storable(ticket) else None,
+            },
         )
         # Counted and alerted by the auditor when it fails; the rejection stands regardless.
         with contextlib.suppress(AuditUnavailable):
@@ -707,3 +713,14 @@ class BreakGlassService:
                 },
             )
         )
+
+
+def _storable(text: str) -> bool:
+    """Whether every database can store ``text`` (PostgreSQL refuses NUL; no lone surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
