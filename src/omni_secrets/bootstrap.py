@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import structlog
@@ -27,19 +28,24 @@ from omni_secrets.adapters.db import engine as db_engine
 from omni_secrets.adapters.db import unit_of_work
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
+from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
 from omni_secrets.domain.cache import Fetch, OmniSecretCache
-from omni_secrets.domain.catalog import Catalog
+from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.domain.values import SecretValue
+from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
 from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.cache_observer import CacheObserver
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
+from omni_secrets.service.views import BreakGlassView
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 
@@ -59,6 +65,7 @@ class Overrides:
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
+    breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
 
 
 @dataclass(slots=True, kw_only=True)
@@ -76,6 +83,7 @@ class Services:
     auditor: Auditor
     apex: ApexGateway
     secrets: OmniSecretService
+    break_glass: BreakGlassService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -107,6 +115,39 @@ def build_secret_store(
     )
 
 
+def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:
+    """The break-glass key pair of ``settings``, or None when break-glass is not configured.
+
+    Reads the file named by ``OMNI_BREAKGLASS_PRIVATE_KEY_FILE`` and checks that it matches
+    ``OMNI_BREAKGLASS_PUBLIC_KEY``. ``serve`` calls this before listening, so a bad pair exits
+    non-zero with one line and nothing is served.
+
+    Raises:
+        BreakGlassKeyInvalid: the file is missing or unreadable, a key is malformed, or the two
+            halves do not belong together (the message never quotes the private key).
+    """
+    public_key = settings.breakglass_public_key
+    if public_key is None:
+        return None
+    path = settings.breakglass_private_key_file
+    if path is None:
+        raise BreakGlassKeyInvalid(
+            "OMNI_BREAKGLASS_PUBLIC_KEY is set but OMNI_BREAKGLASS_PRIVATE_KEY_FILE is not"
+        )
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except OSError as exc:
+        raise BreakGlassKeyInvalid(
+            f"cannot read OMNI_BREAKGLASS_PRIVATE_KEY_FILE={path!r}: {exc.strerror or 'error'}"
+        ) from None
+    except UnicodeDecodeError:
+        # The decode error's text would quote bytes of the key: say only what is wrong.
+        raise BreakGlassKeyInvalid(
+            f"OMNI_BREAKGLASS_PRIVATE_KEY_FILE={path!r} is not a base64 text file"
+        ) from None
+    return load_key_pair(public_key, text)
+
+
 @contextlib.asynccontextmanager
 async def run_services(
     settings: Settings, overrides: Overrides | None = None
@@ -114,6 +155,7 @@ async def run_services(
     """Build, start, yield and finally close every component (see the module docstring)."""
     over = overrides or Overrides()
     clock = over.clock or SystemClock()
+    break_glass_keys = load_break_glass_key_pair(settings)
     catalog = Catalog(settings.gsm_secret_prefix)
     registry = over.registry or CollectorRegistry()
     metrics = OmniMetrics(registry, [t.value for t in catalog.types])
@@ -202,6 +244,15 @@ async def run_services(
         def served(value: SecretValue) -> None:
             redactor.register(value.reveal())
 
+        # The secret service is built before the break-glass service (which needs its cache):
+        # status reaches the latter through this late-bound view.
+        break_glass_ref: list[BreakGlassService] = []
+
+        def break_glass_view(secret_type: SecretType) -> BreakGlassView:
+            return (
+                break_glass_ref[0].view(secret_type) if break_glass_ref else BreakGlassView(False)
+            )
+
         secrets = OmniSecretService(
             identity=ServiceIdentity(
                 environment=str(settings.environment),
@@ -220,6 +271,7 @@ async def run_services(
                 t, source, "success" if ok else "failure"
             ).inc(),
             on_value=served,
+            break_glass_view=break_glass_view,
         )
         stack.push_async_callback(secrets.stop)
         metrics.track_cache_age(secrets.cache_age_seconds)
@@ -236,9 +288,16 @@ async def run_services(
             auditor=auditor,
             apex=apex,
             secrets=secrets,
+            break_glass=_build_break_glass(
+                break_glass_keys, secrets, uow_factory, auditor, alerts, metrics, clock, served
+            ),
         )
+        break_glass_ref.append(services.break_glass)
 
         await secrets.load_metadata()
+        # Before hydration: an override persisted before a restart is served at once, even
+        # while GSM (the reason for break-glass) is still down.
+        await services.break_glass.reload_at_startup()
         await secrets.cache.hydrate()
         secrets.cache.start()
         stack.push_async_callback(secrets.cache.stop)
@@ -246,6 +305,10 @@ async def run_services(
             _reconcile_forever(services, over.reconcile_interval_seconds), name="reconcile"
         )
         services.tasks.append(reconcile)
+        expiry = BreakGlassExpiryJob(
+            services.break_glass, max_interval_seconds=over.breakglass_expiry_interval_seconds
+        )
+        services.tasks.append(asyncio.create_task(expiry.run_forever(), name="break-glass-expiry"))
         stack.push_async_callback(_cancel, services.tasks)
         log.info(
             "service.started",
@@ -264,6 +327,35 @@ async def _reconcile_forever(services: Services, interval: float) -> None:
             await services.secrets.reconcile()
         except Exception as exc:  # a reconcile failure must never end the loop
             log.warning("reconcile.failed", error_type=type(exc).__name__)
+        try:
+            await services.break_glass.reload()
+        except Exception as exc:
+            log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
+
+
+def _build_break_glass(
+    key_pair: BreakGlassKeyPair | None,
+    secrets: OmniSecretService,
+    uow_factory: UnitOfWorkFactory,
+    auditor: Auditor,
+    alerts: AlertDispatcher,
+    metrics: OmniMetrics,
+    clock: Clock,
+    on_value: Callable[[SecretValue], None],
+) -> BreakGlassService:
+    return BreakGlassService(
+        key_pair=key_pair,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        cache=secrets.cache,
+        alerts=alerts,
+        clock=clock,
+        on_read=lambda t, source, ok: metrics.reads.labels(
+            t, source, "success" if ok else "failure"
+        ).inc(),
+        on_failure=lambda t, reason: metrics.record_failure(t, "break_glass", reason),
+        on_value=on_value,
+    )
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

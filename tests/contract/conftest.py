@@ -28,6 +28,7 @@ from omni_secrets.api.auth import mint_hs256_token
 from omni_secrets.bootstrap import Overrides, Services, build_secret_store
 from omni_secrets.catalog_seed import seed_catalog
 from omni_secrets.config import Settings, load_settings
+from omni_secrets.domain.breakglass import generate_private_key
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import SystemClock
 from omni_secrets.domain.exchange import ApexCredentials
@@ -197,6 +198,31 @@ async def omni_stack_factory(
     yield build
     for close in reversed(cleanups):
         await close()
+
+
+@dataclass(frozen=True)
+class BreakGlassKeys:
+    """A break-glass key pair on disk; ``env()`` gives the variables that enable break-glass."""
+
+    public_key: str
+    private_key_file: Path
+    key_id: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "OMNI_BREAKGLASS_PUBLIC_KEY": self.public_key,
+            "OMNI_BREAKGLASS_PRIVATE_KEY_FILE": str(self.private_key_file),
+        }
+
+
+@pytest.fixture
+def breakglass_keys(tmp_path: Path) -> BreakGlassKeys:
+    """A fresh key pair; pass ``**breakglass_keys.env()`` to ``omni_stack_factory``."""
+    private_b64, public_b64, key_id = generate_private_key()
+    path = tmp_path / "breakglass.key"
+    path.write_text(private_b64 + "\n")
+    path.chmod(0o600)
+    return BreakGlassKeys(public_b64, path, key_id)
 
 
 @pytest.fixture

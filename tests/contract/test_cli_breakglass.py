@@ -1,18 +1,43 @@
-"""`omni-secrets break-glass keygen` (contract section 1), run through the console script."""
+"""`omni-secrets break-glass keygen|push|revoke` (contract section 1), as an operator runs them.
+
+``keygen`` and the local validation of ``push`` run through the console script's ``main``
+in-process. ``push``/``revoke`` against a service run as real subprocesses of the installed
+``omni-secrets`` script, talking HTTP to the contract stack's app served by uvicorn on a free
+port in the test's event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import re
+import shutil
+import socket
 import stat
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
+from omni_secrets.bootstrap import Overrides
 from omni_secrets.cli import main
-from omni_secrets.domain.breakglass import load_key_pair
+from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
+from omni_secrets.domain.catalog import SecretType
+from omni_secrets.domain.clock import ManualClock
+from omni_secrets.domain.exchange import ApexCredentials
+from tests.contract.conftest import FAKE_VALUES, BreakGlassKeys, OmniStack, StackFactory
+
+CLI = shutil.which("omni-secrets", path=str(Path(sys.executable).parent)) or "omni-secrets"
+STATUS = "/ops/apex-omni/secrets/status"
+OVERRIDE_KEY = "fake-cli-override-api-key-6a90"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -92,3 +117,319 @@ class TestKeygen:
         code, _, err = run(["break-glass", "keygen"], capsys)
         assert code == 2
         assert "--private-key-out" in err
+
+
+# --- push and revoke ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def over_tcp(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` (its lifespan already entered by the harness) on a free loopback port."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def cli(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run the installed console script; the event loop keeps serving meanwhile."""
+    proc = await asyncio.create_subprocess_exec(
+        CLI,
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[tuple[str, socket.socket]]:
+    """A loopback port that accepts nothing on its own; shows whether anyone connected."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", sock
+    finally:
+        sock.close()
+
+
+def was_contacted(sock: socket.socket) -> bool:
+    try:
+        conn, _ = sock.accept()
+    except BlockingIOError:
+        return False
+    conn.close()
+    return True
+
+
+def parse_push(out: str) -> dict[str, str]:
+    match = re.fullmatch(r"overrideId=(\S+)\nexpiresAt=(\S+)\n", out)
+    assert match is not None, out
+    return {"overrideId": match.group(1), "expiresAt": match.group(2)}
+
+
+def push_args(url: str, token: str, value_file: Path, *extra: str) -> list[str]:
+    return [
+        "break-glass",
+        "push",
+        "--url",
+        url,
+        "--token",
+        token,
+        "--secret-type",
+        "api_key",
+        "--value-file",
+        str(value_file),
+        "--reason",
+        "GSM outage",
+        *extra,
+    ]
+
+
+def status_item(body: dict[str, Any], secret_type: str) -> dict[str, Any]:
+    return next(s for s in body["secrets"] if s["secretType"] == secret_type)
+
+
+class TestPushLocalChecks:
+    @pytest.mark.parametrize("ttl", ["31m", "1801", "1801s", "90m"])
+    def test_ttl_over_30m_exits_2_before_any_network_call(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], ttl: str
+    ) -> None:
+        """A TTL over 30 minutes exits 2 with one line and never connects to the API."""
+        value = tmp_path / "value"
+        value.write_text(OVERRIDE_KEY + "\n")
+        with silent_listener() as (url, sock):
+            code, out, err = run([*push_args(url, "fake-token", value), "--ttl", ttl], capsys)
+            assert not was_contacted(sock)
+        assert code == 2
+        assert out == ""
+        assert err.count("\n") == 1
+        assert "exceeds the maximum of 1800s" in err
+
+    @pytest.mark.parametrize(
+        ("change", "expected"),
+        [
+            ({"--ttl": "1h"}, "invalid duration"),
+            ({"--ttl": "30s"}, "below the minimum"),
+            ({"--secret-type": "nope"}, "unknown secret type"),
+            ({"--reason": "  "}, "--reason must not be empty"),
+            ({"value": ""}, "the value is empty"),
+            ({"value": "\n"}, "the value is empty"),
+            ({"value": b"\xff\xfe"}, "not UTF-8"),
+            ({"--public-key": "not-a-key"}, "--public-key"),
+            ({"--value-stdin": ""}, "exactly one of"),
+        ],
+    )
+    def test_bad_input_exits_2_without_contact(
+        self,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        change: dict[str, Any],
+        expected: str,
+    ) -> None:
+        """Bad TTL, type, reason, value or key: exit 2, one line, no network call, no value."""
+        value = tmp_path / "value"
+        raw = change.pop("value", OVERRIDE_KEY)
+        value.write_bytes(raw if isinstance(raw, bytes) else raw.encode())
+        options = {"--ttl": "10m", "--secret-type": "api_key", "--reason": "GSM outage"}
+        options.update(change)
+        with silent_listener() as (url, sock):
+            argv = ["break-glass", "push", "--url", url, "--token", "fake-token"]
+            argv += ["--value-file", str(value)]
+            for name, option_value in options.items():
+                argv += [name, option_value] if option_value != "" else [name]
+            code, _, err = run(argv, capsys)
+            assert not was_contacted(sock)
+        assert code == 2, err
+        assert err.count("\n") == 1
+        assert expected in err
+        assert OVERRIDE_KEY not in err
+
+    def test_missing_file_exits_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unreadable value file exits 2 with one line."""
+        with silent_listener() as (url, sock):
+            argv = [*push_args(url, "fake-token", tmp_path / "missing"), "--ttl", "10m"]
+            code, _, err = run(argv, capsys)
+            assert not was_contacted(sock)
+        assert code == 2
+        assert "cannot read" in err
+
+
+@pytest.fixture
+async def served_stack(
+    omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys
+) -> AsyncIterator[tuple[OmniStack, ManualClock, str]]:
+    """A break-glass-enabled stack on a manual clock, served over TCP."""
+    clock = ManualClock(datetime.now(UTC))
+    stack = await omni_stack_factory(
+        overrides=Overrides(clock=clock, breakglass_expiry_interval_seconds=0.05),
+        OMNI_CACHE_TTL_SECONDS="86400",
+        **breakglass_keys.env(),
+    )
+    async with over_tcp(stack.app) as url:
+        yield stack, clock, url
+
+
+class TestPushAndRevoke:
+    async def test_push_serves_signs_then_expires_back_to_gsm(
+        self, served_stack: tuple[OmniStack, ManualClock, str], tmp_path: Path
+    ) -> None:
+        """push --ttl 10m: served and signed with; after expiry GSM again, audited by system."""
+        stack, clock, url = served_stack
+        stack.apex.accept(
+            ApexCredentials.of(
+                OVERRIDE_KEY,
+                FAKE_VALUES["apex-omni-api-secret"],
+                FAKE_VALUES["apex-omni-api-passphrase"],
+            )
+        )
+        value = tmp_path / "value"
+        value.write_text(OVERRIDE_KEY + "\n")
+        token = stack.token("omni-secrets:break-glass", subject="oncall")
+        code, out, err = await cli(
+            *push_args(url, token, value, "--ttl", "10m", "--ticket", "INC-9")
+        )
+        assert code == 0, err
+        pushed = parse_push(out)
+        assert OVERRIDE_KEY not in out + err
+        expires_at = datetime.fromisoformat(pushed["expiresAt"])
+        assert expires_at == clock.now() + timedelta(minutes=10)
+
+        item = status_item((await stack.request("GET", STATUS)).json(), "api_key")
+        assert item["cacheSource"] == "break_glass"
+        assert item["expiresAt"] == pushed["expiresAt"]
+        assert item["breakGlass"]["overrideId"] == pushed["overrideId"]
+        assert item["breakGlass"]["actor"] == "oncall"
+        account = await stack.request("GET", "/apex-omni/account", scopes=("apex-omni:read",))
+        assert account.status_code == 200, account.text
+        assert stack.apex.signing_keys()[-1] == OVERRIDE_KEY
+        assert (
+            'omni_secret_break_glass_active{secret_type="api_key"} 1.0'
+            in (await stack.client.get("/metrics")).text
+        )
+
+        clock.advance(10 * 60)
+        item = status_item((await stack.request("GET", STATUS)).json(), "api_key")
+        assert (item["cacheSource"], item["version"]) == ("gsm", "1")
+        assert item["breakGlass"] == {"active": False}
+
+        async def expired_rows() -> list[Any]:
+            async with stack.services.uow_factory() as uow:
+                return [e for e in await uow.audit.recent(50) if e.action == "break_glass_expire"]
+
+        for _ in range(200):
+            rows = await expired_rows()
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        [row] = rows
+        assert (row.actor, row.secret_type) == ("system", "api_key")
+        assert row.details["overrideId"] == pushed["overrideId"]
+        async with stack.services.uow_factory() as uow:
+            record = await uow.overrides.get(pushed["overrideId"])
+        assert record is not None
+        assert record.end_reason == "expired"
+        metrics = (await stack.client.get("/metrics")).text
+        assert 'omni_secret_break_glass_active{secret_type="api_key"} 0.0' in metrics
+        await stack.request("GET", "/apex-omni/account", scopes=("apex-omni:read",))
+        assert stack.apex.signing_keys()[-1] == FAKE_VALUES["apex-omni-api-key"]
+
+        await stack.services.auditor.stop()  # flush queued rows to the file
+        db_file = Path(stack.database_url.removeprefix("sqlite:///"))
+        assert OVERRIDE_KEY.encode() not in await asyncio.to_thread(db_file.read_bytes)
+
+    async def test_stdin_with_a_given_public_key_then_revoke(
+        self, served_stack: tuple[OmniStack, ManualClock, str], breakglass_keys: BreakGlassKeys
+    ) -> None:
+        """--value-stdin and --public-key work; revoke ends it, a second revoke exits 1 (404)."""
+        stack, _, url = served_stack
+        token = stack.token("omni-secrets:break-glass")
+        code, out, err = await cli(
+            "break-glass",
+            "push",
+            "--url",
+            url,
+            "--token",
+            token,
+            "--secret-type",
+            "api_secret",
+            "--value-stdin",
+            "--ttl",
+            "900",
+            "--reason",
+            "GSM outage",
+            "--public-key",
+            breakglass_keys.public_key,
+            stdin=b"fake-cli-stdin-secret\n",
+        )
+        assert code == 0, err
+        override_id = parse_push(out)["overrideId"]
+        assert stack.services.cache.get(SecretType.API_SECRET).value.reveal() == (  # type: ignore[union-attr]
+            "fake-cli-stdin-secret"
+        )
+
+        code, out, err = await cli(
+            "break-glass", "revoke", "--url", url, "--token", token, override_id
+        )
+        assert (code, out) == (0, f"revoked {override_id}\n"), err
+        item = status_item((await stack.request("GET", STATUS)).json(), "api_secret")
+        assert item["cacheSource"] == "gsm"
+
+        code, out, err = await cli(
+            "break-glass", "revoke", "--url", url, "--token", token, override_id
+        )
+        assert code == 1
+        assert err.startswith("omni-secrets: NOT_FOUND: ")
+        assert err.count("\n") == 1
+
+    async def test_server_refusals_become_one_line(
+        self, served_stack: tuple[OmniStack, ManualClock, str], tmp_path: Path
+    ) -> None:
+        """A key the service does not hold is refused (422 UNKNOWN_KEY_ID): exit 2, one line."""
+        stack, _, url = served_stack
+        _, other_public, _ = generate_private_key()
+        value = tmp_path / "value"
+        value.write_text(OVERRIDE_KEY)
+        token = stack.token("omni-secrets:break-glass")
+        code, out, err = await cli(
+            *push_args(url, token, value, "--ttl", "10m", "--public-key", other_public)
+        )
+        assert (code, out) == (2, "")
+        assert err.startswith("omni-secrets: UNKNOWN_KEY_ID: ")
+        assert err.count("\n") == 1
+        assert OVERRIDE_KEY not in err
+
+    async def test_disabled_service_exits_3(
+        self, omni_stack_factory: StackFactory, tmp_path: Path
+    ) -> None:
+        """Against a service without keys the public-key fetch answers 503: exit 3."""
+        stack = await omni_stack_factory()
+        value = tmp_path / "value"
+        value.write_text(OVERRIDE_KEY)
+        async with over_tcp(stack.app) as url:
+            token = stack.token("omni-secrets:break-glass")
+            code, _, err = await cli(*push_args(url, token, value, "--ttl", "10m"))
+        assert code == 3
+        assert "BREAK_GLASS_DISABLED" in err

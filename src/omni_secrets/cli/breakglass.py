@@ -1,19 +1,33 @@
 """``omni-secrets break-glass …``: the operator side of the encrypted override.
 
-``keygen`` lives here now; ``push`` and ``revoke`` join the same group (add them in
-:func:`build_group`).
+- ``keygen`` makes the service's X25519 key pair.
+- ``push`` seals a credential to the service's public key and posts it: the value never leaves
+  this process unencrypted and is never printed. The TTL is checked before anything else, so a
+  TTL over 30 minutes exits 2 before any network call.
+- ``revoke`` ends an override early.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
+from omni_secrets.cli._http import ApiClient
 from omni_secrets.domain import breakglass
+from omni_secrets.domain.catalog import parse_secret_type
+from omni_secrets.domain.values import SecretValue
+
+BREAK_GLASS_PATH = "/ops/apex-omni/secrets/break-glass"
+PUBLIC_KEY_PATH = f"{BREAK_GLASS_PATH}/public-key"
 
 _PRIVATE_KEY_MODE = 0o600
 
@@ -30,6 +44,8 @@ def build_group() -> typer.Typer:
         no_args_is_help=True,
     )
     group.command("keygen")(keygen)
+    group.command("push")(push)
+    group.command("revoke")(revoke)
     return group
 
 
@@ -83,3 +99,170 @@ def _write_new_private_file(path: Path, content: str) -> None:
     except OSError as exc:
         path.unlink(missing_ok=True)
         fail(f"cannot write {path}: {exc.strerror}", code=EXIT_FAILED)
+
+
+UrlOption = Annotated[
+    str, typer.Option("--url", help="Base URL of the API, e.g. https://omni-secrets.internal.")
+]
+TokenOption = Annotated[
+    str, typer.Option("--token", help="Bearer token with the omni-secrets:break-glass scope.")
+]
+
+
+def push(
+    url: UrlOption,
+    token: TokenOption,
+    secret_type: Annotated[
+        str,
+        typer.Option("--secret-type", metavar="T", help="The type to override, e.g. api_secret."),
+    ],
+    ttl: Annotated[
+        str,
+        typer.Option(
+            "--ttl",
+            metavar="DURATION",
+            help="How long the override lasts: 900, 900s or 15m; 60s to 30m.",
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (kept in the audit trail and the alert).")
+    ],
+    value_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--value-file",
+            metavar="F",
+            dir_okay=False,
+            help="Read the value from F (one trailing newline is dropped).",
+        ),
+    ] = None,
+    value_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--value-stdin", help="Read the value from stdin (one trailing newline dropped)."
+        ),
+    ] = False,
+    ticket: Annotated[
+        str | None, typer.Option("--ticket", metavar="ID", help="Incident reference, e.g. INC-42.")
+    ] = None,
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key",
+            metavar="B64",
+            help="Seal to this public key instead of fetching it from the API.",
+        ),
+    ] = None,
+) -> None:
+    """Serve a credential from an encrypted, time-boxed override instead of GSM.
+
+    Checks the TTL (at most 30 minutes) and the secret type locally first, reads the value,
+    fetches the service's public key (unless --public-key is given), seals the value to it with
+    a fresh nonce and the current time, posts the sealed payload and prints `overrideId=...` and
+    `expiresAt=...`. The override is audited and pages on-call; it ends by itself at its expiry
+    or early with `omni-secrets break-glass revoke`.
+
+    Safety: the value is never printed or sent unencrypted; the sealed payload is single-use and
+    must be posted within 5 minutes. Exit codes: 0 activated; 2 bad input (TTL over 30m, unknown
+    type, empty value, a 4xx answer); 1 token refused; 3 the API is unreachable or answers 5xx.
+    """
+    ttl_seconds = breakglass.validate_ttl(breakglass.parse_duration(ttl))
+    checked_type = parse_secret_type(secret_type)
+    if not reason.strip():
+        fail("--reason must not be empty", code=EXIT_USAGE)
+    if (value_file is None) == (not value_stdin):
+        fail("give exactly one of --value-file F or --value-stdin", code=EXIT_USAGE)
+    given_key = _given_public_key(public_key) if public_key is not None else None
+    value = _read_value(value_file)
+
+    with ApiClient(url, token) as api:
+        key_b64, key_id = given_key or _fetch_public_key(api)
+        ciphertext = breakglass.seal_payload(
+            key_b64, secret_type=checked_type, value=value, issued_at=datetime.now(UTC)
+        )
+        body: dict[str, Any] = {
+            "secretType": checked_type.value,
+            "keyId": key_id,
+            "ciphertext": ciphertext,
+            "ttlSeconds": ttl_seconds,
+            "reason": reason,
+        }
+        if ticket is not None:
+            body["ticket"] = ticket
+        activated = api.post_json(BREAK_GLASS_PATH, body)
+    override_id, expires_at = activated["overrideId"], activated["expiresAt"]
+    typer.echo(f"overrideId={override_id}")
+    typer.echo(f"expiresAt={expires_at}")
+    typer.echo(
+        f"break-glass override active for {checked_type.value} until {expires_at}; end it early "
+        f"with: omni-secrets break-glass revoke --url {url} --token <token> {override_id}",
+        err=True,
+    )
+
+
+def revoke(
+    url: UrlOption,
+    token: TokenOption,
+    override_id: Annotated[
+        str, typer.Argument(metavar="OVERRIDE_ID", help="The id printed by `push`.")
+    ],
+) -> None:
+    """End a break-glass override early; the secret type reverts to GSM.
+
+    Audited and resolves the page. Exit codes: 0 revoked; 1 unknown or already ended (404) or
+    token refused; 3 the API is unreachable or answers 5xx.
+    """
+    with ApiClient(url, token) as api:
+        api.request("DELETE", f"{BREAK_GLASS_PATH}/{quote(override_id, safe='')}")
+    typer.echo(f"revoked {override_id}")
+
+
+def _given_public_key(text: str) -> tuple[str, str]:
+    """``(base64, key id)`` of a public key given on the command line, or exit 2."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != breakglass.KEY_BYTES:
+        fail("--public-key is not the base64 of a 32-byte X25519 public key", code=EXIT_USAGE)
+    return text.strip(), breakglass.key_id(raw)
+
+
+def _fetch_public_key(api: ApiClient) -> tuple[str, str]:
+    """``(base64, key id)`` served by the API, checked against each other."""
+    served = api.get_json(PUBLIC_KEY_PATH)
+    try:
+        key_b64, served_id = str(served["publicKey"]), str(served["keyId"])
+        raw = base64.b64decode(key_b64, validate=True)
+        if served["algorithm"] != breakglass.ALGORITHM or len(raw) != breakglass.KEY_BYTES:
+            raise ValueError("unexpected key")
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        fail("the API did not answer with a usable break-glass public key", code=EXIT_FAILED)
+    if breakglass.key_id(raw) != served_id:
+        fail("the API's keyId does not match its public key; refusing to seal", code=EXIT_FAILED)
+    return key_b64, served_id
+
+
+def _read_value(value_file: Path | None) -> SecretValue:
+    """The value from the file or stdin, minus one trailing newline; exit 2 when unusable."""
+    if value_file is not None:
+        try:
+            data = value_file.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {value_file}: {exc.strerror or 'error'}", code=EXIT_USAGE)
+    else:
+        if sys.stdin.isatty():
+            typer.echo("reading the value from stdin; end with Ctrl-D", err=True)
+        data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not the decode error's text: it would quote bytes of the value.
+        fail("the value is not UTF-8 text", code=EXIT_USAGE)
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        fail("the value is empty", code=EXIT_USAGE)
+    return SecretValue(text)

@@ -18,11 +18,15 @@ def serve(
     """Serve the API. Configuration comes from the environment only (README, Configuration).
 
     The environment guard runs first: a configuration that breaks a startup rule exits non-zero
-    with one line naming the variables and values at fault, before anything listens. Does not
-    run database migrations (use `omni-secrets db upgrade`).
+    with one line naming the variables and values at fault, before anything listens; so does a
+    break-glass key pair that does not match or cannot be read. Does not run database
+    migrations (use `omni-secrets db upgrade`).
     """
+    from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
 
     settings = load_settings()
     check_environment(settings)
+    # A mismatched or unreadable break-glass key pair must stop us before anything listens.
+    load_break_glass_key_pair(settings)
     serve_app(settings, host=host, port=port)
