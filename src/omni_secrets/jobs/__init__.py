@@ -1,0 +1,1 @@
+"""Background jobs run by the service process (started and stopped by ``bootstrap``)."""
