@@ -7,6 +7,7 @@ New candidate versions are added to the emulator; the fake ApeX is told which ke
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,10 +84,18 @@ def audit_rows(stack: OmniStack, action: str) -> list[dict[str, Any]]:
         engine.dispose()
 
 
-def expire_preview(stack: OmniStack, preview_id: str) -> None:
-    """Move a preview (and its lock) into the past, as if 15 minutes had gone by."""
+async def expire_preview(stack: OmniStack, preview_id: str) -> None:
+    """Move a preview (and its lock) into the past, as if 15 minutes had gone by.
+
+    Runs in a thread: a blocking write on the event loop's thread could wait for the SQLite
+    write lock of an app transaction that needs the loop to finish.
+    """
+    await asyncio.to_thread(_expire_preview, stack.database_url, preview_id)
+
+
+def _expire_preview(url: str, preview_id: str) -> None:
     past = datetime.now(UTC) - timedelta(seconds=1)
-    engine = create_engine(sync_url(stack.database_url), poolclass=pool.NullPool)
+    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -370,7 +379,7 @@ class TestCommit:
     async def test_expired_preview_is_404(self, omni_stack: OmniStack) -> None:
         """A preview past its 15 minutes cannot be committed, and its lock is free again."""
         body = await ready_api_preview(omni_stack)
-        expire_preview(omni_stack, body["previewId"])
+        await expire_preview(omni_stack, body["previewId"])
         response = await omni_stack.request("POST", commit_path(body["previewId"]), scopes=ROTATE)
         assert response.status_code == 404
         again = await preview(omni_stack)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.service.rotation_report import RotationReport, build_report
 
 _STATUS_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
+_PLAIN_WIDTH = 120
 
 rotation_app = typer.Typer(
     name="rotation", help="Rotation tracking (OMNI_DATABASE_URL).", no_args_is_help=True
@@ -68,7 +71,8 @@ def check(
     if as_json:
         print(json.dumps(_as_json(report, settings.rotation_warning_days), indent=2))
     else:
-        _render(report, Console())
+        # Cron mails are not terminals: give the table room instead of Rich's 80 columns.
+        _render(report, Console() if sys.stdout.isatty() else Console(width=_PLAIN_WIDTH))
     raise typer.Exit(report.exit_code)
 
 
@@ -131,7 +135,7 @@ def _as_json(report: RotationReport, warning_days: int) -> dict[str, Any]:
 
 
 def _render(report: RotationReport, console: Console) -> None:
-    table = Table(title=f"Rotation status at {to_rfc3339(report.checked_at)}")
+    table = Table(title=f"Rotation status at {_minutes(report.checked_at)}")
     for column in ("type", "group", "last rotated", "due", "status"):
         table.add_column(column)
     table.add_column("days", justify="right")
@@ -140,9 +144,14 @@ def _render(report: RotationReport, console: Console) -> None:
         table.add_row(
             t.secret_type.value,
             t.group.value,
-            to_rfc3339(t.last_rotated_at),
-            to_rfc3339(t.due_at),
+            _minutes(t.last_rotated_at),
+            _minutes(t.due_at),
             f"[{style}]{t.status.value}[/{style}]",
             str(t.days_until_due),
         )
     console.print(table)
+
+
+def _minutes(moment: datetime) -> str:
+    """``2026-11-25 10:00Z``: what an operator needs from a rotation date (JSON keeps it all)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")

@@ -253,7 +253,7 @@ class RotationMonitor:
         task.add_done_callback(self._woken.discard)
 
     async def stop(self) -> None:
-        """Stop the loop and any round it or :meth:`wake` started."""
+        """Stop the loop and any round it or :meth:`wake` started, then give up leadership."""
         tasks: list[asyncio.Task[Any]] = [*self._woken]
         if self._task is not None:
             tasks.append(self._task)
@@ -263,6 +263,8 @@ class RotationMonitor:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._leader_lock.release()
+        self._was_leader = False
 
     async def _loop(self) -> None:
         while True:
