@@ -250,6 +250,20 @@ class TestPreview:
         second = await rig.preview("api_secret")
         assert await rig.lock_holder() == {second}
 
+    async def test_pins_changed_elsewhere_are_served_after_a_preview(self, rig: Rig) -> None:
+        """A preview reloads metadata; a pin another replica changed is refreshed, not hidden."""
+        rig.add_v2(ZK_IDS)
+        now = rig.clock.now()
+        async with rig.db() as uow:  # a commit of zk_keys on another replica
+            await uow.metadata.record_rotation(
+                "zk_keys", {"zk_seeds": "2", "zk_l2_key": "2"}, now, now + timedelta(days=365)
+            )
+            await uow.commit()
+        await rig.preview()
+        cached = rig.secrets.cache.get(CATALOG.types[3])
+        assert cached is not None
+        assert (cached.secret_type.value, cached.version) == ("zk_seeds", "2")
+
     async def test_unseeded_catalog(self, rig: Rig) -> None:
         """Without metadata rows there is nothing to lock: CatalogNotSeeded."""
         rig.db.db.committed.metadata.clear()

@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 
 from omni_secrets.domain import rotation
+from omni_secrets.domain.cache import RefreshOutcome
 from omni_secrets.domain.catalog import Catalog, CatalogEntry, RotationGroup, SecretType
 from omni_secrets.domain.catalog import parse_secret_type as _parse_secret_type
 from omni_secrets.domain.clock import Clock, to_rfc3339
@@ -455,8 +456,9 @@ class RotationService:
         lock; pin the versions, set ``lastRotatedAt`` = now and ``dueAt`` = now + period,
         release the lock, mark the preview committed and append the ``rotation_commit`` audit
         row. Then, on this replica, reload the metadata and refresh the group's cache entries
-        at once (a failure there is logged, not raised: the commit stands and the periodic
-        reconcile retries), and resolve the group's rotation alerts.
+        (and any other pin that changed meanwhile) at once — a failure there is logged, not
+        raised: the commit stands and the periodic reconcile retries — and resolve the group's
+        rotation alerts.
 
         Args:
             preview_id: the preview to commit.
@@ -537,8 +539,7 @@ class RotationService:
 
     async def _after_commit(self, group: RotationGroup, types: Sequence[SecretType]) -> None:
         try:
-            await self._secrets.reload_metadata()
-            outcomes = await self._secrets.cache.refresh(types, force_new=True)
+            outcomes = await self._catch_up(types)
         except Exception as exc:  # the commit stands; reconcile picks the pins up later
             log.warning(
                 "rotation.refresh_after_commit_failed",
@@ -658,10 +659,29 @@ class RotationService:
                 error_type=type(exc).__name__,
             )
 
+    async def _catch_up(self, types: Sequence[SecretType]) -> dict[SecretType, RefreshOutcome]:
+        """Reload the serving side's metadata and refresh ``types`` plus every changed pin.
+
+        Reloading alone would hide a pin that another replica changed from the periodic
+        reconcile (it compares the pins before and after its own reload), so whatever pin this
+        reload changes is refreshed here too, at once.
+        """
+        before = {t: self._pin(t) for t in self._catalog.types}
+        await self._secrets.reload_metadata()
+        changed = [t for t in self._catalog.types if self._pin(t) not in (None, before[t])]
+        refresh = list(dict.fromkeys([*types, *changed]))
+        if not refresh:
+            return {}
+        return await self._secrets.cache.refresh(refresh, force_new=True)
+
+    def _pin(self, secret_type: SecretType) -> str | None:
+        meta = self._secrets.metadata(secret_type)
+        return meta.active_version if meta is not None else None
+
     async def _reload_quietly(self) -> None:
         # Status shows previewOpen from the service's metadata: refresh it on this replica now.
         try:
-            await self._secrets.reload_metadata()
+            await self._catch_up(())
         except Exception as exc:
             log.warning("rotation.metadata_reload_failed", error_type=type(exc).__name__)
 
