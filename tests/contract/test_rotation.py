@@ -376,6 +376,19 @@ class TestCommit:
         response = await omni_stack.request("POST", commit_path("no-such-preview"), scopes=ROTATE)
         assert response.status_code == 404
 
+    @pytest.mark.parametrize("preview_id", ["%00", "x" * 300, "a%20b", "%C3%A9"])
+    async def test_implausible_preview_id_is_404(
+        self, omni_stack: OmniStack, preview_id: str
+    ) -> None:
+        """Ids this service never issues (NUL bytes, very long, odd characters) are simply 404."""
+        for method, path in (
+            ("POST", commit_path(preview_id)),
+            ("DELETE", cancel_path(preview_id)),
+        ):
+            response = await omni_stack.request(method, path, scopes=ROTATE)
+            assert response.status_code == 404, response.text
+            assert response.json()["error"]["code"] == "NOT_FOUND"
+
     async def test_expired_preview_is_404(self, omni_stack: OmniStack) -> None:
         """A preview past its 15 minutes cannot be committed, and its lock is free again."""
         body = await ready_api_preview(omni_stack)

@@ -37,12 +37,16 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.rotation_report import GroupRotation, RotationReport, build_report
+from omni_secrets.service.rotation_report import (
+    DUE_SOON_ALERT,
+    OVERDUE_ALERT,
+    GroupRotation,
+    RotationReport,
+    build_report,
+)
 
 log = structlog.get_logger("omni_secrets.rotation_monitor")
 
-DUE_SOON_ALERT = "rotation_due_soon"
-OVERDUE_ALERT = "rotation_overdue"
 SYSTEM_ACTOR = "system"
 
 Sleep = Callable[[float], Awaitable[None]]

@@ -23,6 +23,7 @@ counted, because they have no bounded ``secret_type`` label.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -63,15 +64,16 @@ from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.rotation_report import ROTATION_ALERT_NAMES
 from omni_secrets.service.secrets import OmniSecretService
 
 log = structlog.get_logger("omni_secrets.rotation")
 
-ROTATION_ALERT_NAMES = ("rotation_due_soon", "rotation_overdue")
-"""The monitor's alerts about a group; a commit resolves both."""
-
 OPERATION = "rotation"
 _MAX_ID_IN_AUDIT = 64  # preview ids come from the URL: keep audit rows bounded
+# Every id this service issues matches; anything else (a NUL byte, 10 kB of text) is unknown
+# without asking the database, which would refuse some of it with an error instead of a miss.
+_PREVIEW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # --- what the edges get back ---------------------------------------------------------------
@@ -473,6 +475,7 @@ class RotationService:
             PreviewNotReady: the preview's checks did not all pass (409).
             DatabaseUnavailable, AuditUnavailable: nothing was committed (503).
         """
+        _require_plausible_id(preview_id)
         started = time.perf_counter()
         now = self._clock.now()
         due = rotation.next_due_if_committed(now, self._period_days)
@@ -573,6 +576,7 @@ class RotationService:
             PreviewNotFound: unknown, or no longer open (committed or cancelled) (404).
             DatabaseUnavailable, AuditUnavailable: nothing was changed (503).
         """
+        _require_plausible_id(preview_id)
         started = time.perf_counter()
         now = self._clock.now()
         types: list[SecretType] = []
@@ -707,6 +711,11 @@ class RotationService:
                 details=details,
             )
         )
+
+
+def _require_plausible_id(preview_id: str) -> None:
+    if _PREVIEW_ID.fullmatch(preview_id) is None:
+        raise PreviewNotFound(preview_id[:_MAX_ID_IN_AUDIT])
 
 
 def _elapsed_ms(started: float) -> int:

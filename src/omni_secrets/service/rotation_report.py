@@ -1,7 +1,9 @@
 """Where every secret type and rotation group stands, computed from the metadata rows.
 
 Shared by the in-process rotation monitor (``jobs/rotation_monitor.py``) and the one-shot
-``omni-secrets rotation check`` so both always agree. Pure: callers pass the rows and ``now``.
+``omni-secrets rotation check`` so both always agree; the names of the per-group rotation alerts
+live here too, for the monitor that raises them and the commit that resolves them. Pure:
+callers pass the rows and ``now``.
 
 A type's due date is its row's ``rotation_due_at`` (the same value the status endpoint shows:
 ``lastRotatedAt`` + the period in force when it was seeded or last rotated). A group's due date is
@@ -17,6 +19,12 @@ from datetime import datetime
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog, RotationGroup, SecretType
 from omni_secrets.domain.models import OmniSecretMetadata
+
+DUE_SOON_ALERT = "rotation_due_soon"
+"""The per-group warning alert (the group entered the warning window)."""
+OVERDUE_ALERT = "rotation_overdue"
+"""The per-group critical alert (the group's due date has passed)."""
+ROTATION_ALERT_NAMES = (DUE_SOON_ALERT, OVERDUE_ALERT)
 
 
 @dataclass(frozen=True, slots=True)
