@@ -47,6 +47,7 @@ class FakeApex:
         self.accepted = accepted
         self.seen: list[str] = []
         self.explode = False
+        self.unreachable = False
 
     async def get_account(self, credentials: ApexCredentials) -> ApexAccount:
         raise NotImplementedError
@@ -56,6 +57,8 @@ class FakeApex:
             raise RuntimeError("bug in the gateway")
         key = credentials.key.reveal()
         self.seen.append(key)
+        if self.unreachable:
+            return SelfTestResult(False, None, None, None, None, "ApeX Omni unreachable")
         if key in self.accepted:
             return SelfTestResult(True, 200, None, 3, "fake-account-1", None)
         return SelfTestResult(False, 200, 10002, 3, None, "ApeX refused: wrong API key")
@@ -215,6 +218,16 @@ class TestPreview:
         assert checks["apex_self_test"].ok is False
         assert "could not be read" in checks["apex_self_test"].detail
         assert rig.apex.seen == []
+
+    async def test_unreachable_apex_could_not_run(self, rig: Rig) -> None:
+        """No answer from ApeX is "could not run", not a refusal of the candidate credentials."""
+        rig.add_v2(API_IDS)
+        rig.apex.unreachable = True
+        view = await rig.service.preview("api_key", None, actor="tester", correlation_id=None)
+        check = next(c for c in view.checks if c.name == "apex_self_test")
+        assert view.ready is False
+        assert check.ok is False
+        assert check.detail == "could not run: ApeX Omni unreachable"
 
     async def test_listing_failure_locks_nothing(self, rig: Rig) -> None:
         """GSM down while listing versions: the error surfaces, nothing is locked, counted."""

@@ -445,6 +445,9 @@ class RotationService:
         if result.ok:
             account = f"account {result.account_id}" if result.account_id else "account read"
             return rotation.SelfTestOutcome.passed(account)
+        if result.http_status is None:
+            # No answer at all (network, timeout): ApeX said nothing about these credentials.
+            return rotation.SelfTestOutcome.not_run(result.reason or "ApeX did not answer")
         return rotation.SelfTestOutcome.failed(result.reason or "ApeX refused the request")
 
     # -- commit ----------------------------------------------------------------------------------
