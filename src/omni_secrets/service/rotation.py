@@ -36,8 +36,13 @@ import structlog
 
 from omni_secrets.domain import rotation
 from omni_secrets.domain.cache import RefreshOutcome
-from omni_secrets.domain.catalog import Catalog, CatalogEntry, RotationGroup, SecretType
-from omni_secrets.domain.catalog import parse_secret_type as _parse_secret_type
+from omni_secrets.domain.catalog import (
+    Catalog,
+    CatalogEntry,
+    RotationGroup,
+    SecretType,
+    parse_secret_type,
+)
 from omni_secrets.domain.clock import Clock, to_rfc3339
 from omni_secrets.domain.errors import (
     CatalogNotSeeded,
@@ -65,6 +70,13 @@ from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.rotation_report import ROTATION_ALERT_NAMES
+from omni_secrets.service.rotation_views import (
+    CommittedMemberView,
+    PreviewCheckView,
+    PreviewMemberView,
+    RotationCommitView,
+    RotationPreviewView,
+)
 from omni_secrets.service.secrets import OmniSecretService
 
 log = structlog.get_logger("omni_secrets.rotation")
@@ -74,54 +86,6 @@ _MAX_ID_IN_AUDIT = 64  # preview ids come from the URL: keep audit rows bounded
 # Every id this service issues matches; anything else (a NUL byte, 10 kB of text) is unknown
 # without asking the database, which would refuse some of it with an error instead of a miss.
 _PREVIEW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-# --- what the edges get back ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewMemberView:
-    secret_type: str
-    current_version: str | None
-    candidate_version: str | None
-    candidate_state: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewCheckView:
-    name: str
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class RotationPreviewView:
-    """The preview as ``POST /ops/apex-omni/secrets/rotation-preview`` answers it (no values)."""
-
-    preview_id: str
-    group: str
-    expires_at: datetime
-    ready: bool
-    members: tuple[PreviewMemberView, ...]
-    current_due_at: datetime | None
-    next_due_at_if_committed: datetime
-    checks: tuple[PreviewCheckView, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CommittedMemberView:
-    secret_type: str
-    active_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class RotationCommitView:
-    """The committed rotation: the new pins and the group's new dates."""
-
-    group: str
-    members: tuple[CommittedMemberView, ...]
-    last_rotated_at: datetime
-    due_at: datetime
 
 
 # --- internal --------------------------------------------------------------------------------
@@ -223,7 +187,7 @@ class RotationService:
             SecretStoreError: GSM failed while listing versions (503).
             DatabaseUnavailable, AuditUnavailable: the preview could not be stored (503).
         """
-        entry = self._catalog.entry(_parse_secret_type(secret_type))
+        entry = self._catalog.entry(parse_secret_type(secret_type))
         group = entry.rotation_group
         members = self._catalog.group_members(group)
         requested = candidate_version or LATEST
