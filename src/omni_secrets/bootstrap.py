@@ -3,8 +3,10 @@
 ``run_services(settings, overrides=...)`` is an async context manager used by the app's lifespan
 (and by tests and the benchmark). It builds, in order: metrics registry, database engine and
 units of work, the GSM client, one shared HTTP client (ApeX, PagerDuty), the alert dispatcher,
-the auditor, the secret service with its cache; then loads metadata, hydrates the cache (a GSM
-outage leaves it empty and retrying, it does not fail startup) and starts the background jobs.
+the auditor, the secret service with its cache, the rotation service and the rotation monitor
+(with its leader lock); then loads metadata, hydrates the cache (a GSM outage leaves it empty and
+retrying, it does not fail startup), runs one rotation-monitor round and starts the background
+jobs.
 Everything is closed in reverse order. :class:`Overrides` swaps adapters for fakes in tests.
 """
 
@@ -25,6 +27,7 @@ from omni_secrets.adapters import apex as apex_adapter
 from omni_secrets.adapters import gsm as gsm_adapter
 from omni_secrets.adapters import pagerduty
 from omni_secrets.adapters.db import engine as db_engine
+from omni_secrets.adapters.db import leader as db_leader
 from omni_secrets.adapters.db import unit_of_work
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
@@ -38,12 +41,14 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
+from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
 from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.cache_observer import CacheObserver
+from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
 from omni_secrets.service.views import BreakGlassView
 
@@ -66,6 +71,7 @@ class Overrides:
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
     breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
+    leader_lock: LeaderLock | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -84,6 +90,8 @@ class Services:
     apex: ApexGateway
     secrets: OmniSecretService
     break_glass: BreakGlassService
+    rotation: RotationService
+    rotation_monitor: RotationMonitor
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -276,6 +284,41 @@ async def run_services(
         stack.push_async_callback(secrets.stop)
         metrics.track_cache_age(secrets.cache_age_seconds)
 
+        # --- rotation: preview/commit/cancel and the monitor ------------------------------
+        leader_lock: LeaderLock
+        if over.leader_lock is not None:
+            leader_lock = over.leader_lock
+        elif engine is not None:
+            leader_lock = db_leader.leader_lock_for(engine)
+            stack.push_async_callback(leader_lock.release)
+        else:
+            leader_lock = db_leader.LocalLeaderLock()
+        rotation_monitor = RotationMonitor(
+            catalog=catalog,
+            uow_factory=uow_factory,
+            auditor=auditor,
+            alerts=alerts,
+            metrics=metrics,
+            clock=clock,
+            leader_lock=leader_lock,
+            warning_days=settings.rotation_warning_days,
+            interval_seconds=settings.rotation_check_interval_seconds,
+        )
+        rotation = RotationService(
+            catalog=catalog,
+            store=store,
+            uow_factory=uow_factory,
+            auditor=auditor,
+            apex=apex,
+            secrets=secrets,
+            alerts=alerts,
+            metrics=metrics,
+            clock=clock,
+            period_days=settings.rotation_period_days,
+            on_value=served,
+            on_commit=lambda group: rotation_monitor.wake(),
+        )
+
         services = Services(
             settings=settings,
             catalog=catalog,
@@ -291,6 +334,8 @@ async def run_services(
             break_glass=_build_break_glass(
                 break_glass_keys, secrets, uow_factory, auditor, alerts, metrics, clock, served
             ),
+            rotation=rotation,
+            rotation_monitor=rotation_monitor,
         )
         break_glass_ref.append(services.break_glass)
 
@@ -310,6 +355,10 @@ async def run_services(
         )
         services.tasks.append(asyncio.create_task(expiry.run_forever(), name="break-glass-expiry"))
         stack.push_async_callback(_cancel, services.tasks)
+        # One round now, so the rotation gauges are right from the first scrape.
+        await rotation_monitor.tick()
+        rotation_monitor.start()
+        stack.push_async_callback(rotation_monitor.stop)
         log.info(
             "service.started",
             environment=str(settings.environment),

@@ -272,6 +272,17 @@ class TestAssessPreview:
         assert not ok
         assert detail.startswith("could not run for api_key v4")
 
+    def test_unread_checksum_names_the_reason(self) -> None:
+        """The store's reason for not reading a payload appears in the check's detail."""
+        unread = Candidate("4", VersionState.ENABLED, checksum_ok=None, read_error="NOT_FOUND")
+        result = assess_preview(
+            RotationGroup.API_CREDENTIALS, members(api_key=unread), SelfTestOutcome.passed()
+        )
+        assert check(result, CheckName.CHECKSUMS_VALID) == (
+            False,
+            "could not run for api_key v4: its payload could not be read (NOT_FOUND)",
+        )
+
     def test_self_test_failure(self) -> None:
         """ApeX refusing the candidate credentials fails apex_self_test and readiness."""
         result = assess_preview(

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omni_secrets import __version__
-from omni_secrets.api import breakglass, consumer, health, refresh, secrets
+from omni_secrets.api import breakglass, consumer, health, refresh, rotation, secrets
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
@@ -66,7 +66,13 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
     app.state.token_verifier = build_token_verifier(settings)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for router in (health.router, secrets.router, refresh.router, consumer.router):
+    for router in (
+        health.router,
+        secrets.router,
+        refresh.router,
+        consumer.router,
+        rotation.router,
+        breakglass.router,
+    ):
         app.include_router(router)
-    app.include_router(breakglass.router)
     return app

@@ -16,7 +16,7 @@ import sys
 import typer
 from typer._click import exceptions as click_errors  # typer vendors click; these are its errors
 
-from omni_secrets.cli import audit, breakglass, db, dev, emulator, ops, serve, token
+from omni_secrets.cli import audit, breakglass, db, dev, emulator, ops, rotation, serve, token
 from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.domain.errors import (
     ConfigurationRejected,
@@ -46,6 +46,7 @@ db.register(app)
 dev.register(app)
 emulator.register(app)
 ops.register(app)
+rotation.register(app)
 serve.register(app)
 token.register(app)
 

@@ -27,6 +27,7 @@ exit code lives in ``cli``. The tree::
     │   │   └── ChecksumMismatch
     │   ├── AuditUnavailable
     │   ├── DatabaseUnavailable         (the database cannot be reached or fails a transaction)
+    │   ├── CatalogNotSeeded            (``omni_secret_metadata`` lacks catalog rows: db seed)
     │   ├── BreakGlassDisabled
     │   ├── ApexUpstreamError
     │   └── AlertDeliveryFailed         (a remote alert sink gave up; never reaches a caller)
@@ -219,6 +220,23 @@ class AuditUnavailable(Unavailable):
 
 class DatabaseUnavailable(Unavailable):
     """The database could not be reached, or a transaction failed for an operational reason."""
+
+
+class CatalogNotSeeded(Unavailable):
+    """The metadata rows of some catalog types are missing (``omni-secrets db seed`` never ran).
+
+    Attributes:
+        missing: the secret types without a row.
+    """
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        super().__init__(
+            "secret metadata is not seeded for: "
+            + ", ".join(missing)
+            + " (run 'omni-secrets db seed')",
+            details={"missing": list(missing)},
+        )
+        self.missing = tuple(missing)
 
 
 class BreakGlassDisabled(Unavailable):

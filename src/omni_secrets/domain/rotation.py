@@ -230,11 +230,14 @@ class Candidate:
         state: its state in GSM as last read.
         checksum_ok: True when its payload was read and its CRC32C matched, False on a mismatch,
             None when the payload could not be read (the check could not run).
+        read_error: why the payload could not be read (a gRPC code name such as
+            ``FAILED_PRECONDITION``), shown in the check's detail; None when it was read.
     """
 
     version: str
     state: VersionState
     checksum_ok: bool | None = None
+    read_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,8 +368,9 @@ def _check_checksums(members: Sequence[MemberCandidate]) -> PreviewCheck:
         if candidate is None:
             problems.append(_no_candidate(member))
         elif candidate.checksum_ok is None:
+            why = f" ({candidate.read_error})" if candidate.read_error else ""
             problems.append(
-                f"could not run for {name} v{candidate.version}: its payload could not be read"
+                f"could not run for {name} v{candidate.version}: its payload could not be read{why}"
             )
         elif not candidate.checksum_ok:
             problems.append(f"{name} v{candidate.version}: CRC32C mismatch")

@@ -1,0 +1,157 @@
+"""``omni-secrets rotation check``: a one-shot rotation monitor run against the database (cron).
+
+Reads only ``OMNI_DATABASE_URL`` and the rotation settings (``OMNI_ROTATION_WARNING_DAYS``); it
+needs neither GSM nor the API, and runs no environment guard beyond validating the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from omni_secrets.cli._common import EXIT_FAILED, fail
+from omni_secrets.cli.db import database_url, require_schema_at_head
+from omni_secrets.config import load_settings
+from omni_secrets.domain.catalog import Catalog
+from omni_secrets.domain.clock import SystemClock, to_rfc3339
+from omni_secrets.domain.models import OmniSecretMetadata
+from omni_secrets.service.rotation_report import RotationReport, build_report
+
+_STATUS_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
+_PLAIN_WIDTH = 120
+
+rotation_app = typer.Typer(
+    name="rotation", help="Rotation tracking (OMNI_DATABASE_URL).", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rotation_app, name="rotation")
+
+
+@rotation_app.command("check")
+def check(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Report every secret type's rotation status from the database, for cron.
+
+    Usage: omni-secrets rotation check [--json]
+
+    Read-only: sends no alert and writes no audit row (the service's in-process monitor does
+    that). Prints type, group, last rotation, due date, status and days until due.
+
+    Exit codes: 0 every type ok; 1 something is due within OMNI_ROTATION_WARNING_DAYS (also: the
+    database is not migrated or not seeded, with a hint); 2 something is overdue; 3 the database
+    cannot be reached.
+    """
+    settings = load_settings()
+    url = database_url(settings)
+    _require_existing_sqlite_file(url)
+    require_schema_at_head(url)
+    catalog = Catalog(settings.gsm_secret_prefix)
+    rows = asyncio.run(_read_metadata(url))
+    report = build_report(
+        catalog, rows, now=SystemClock().now(), warning_days=settings.rotation_warning_days
+    )
+    if report.missing:
+        fail(
+            "secret metadata is not seeded for "
+            + ", ".join(t.value for t in report.missing)
+            + ": run 'omni-secrets db seed'",
+            code=EXIT_FAILED,
+        )
+    if as_json:
+        print(json.dumps(_as_json(report, settings.rotation_warning_days), indent=2))
+    else:
+        # Cron mails are not terminals: give the table room instead of Rich's 80 columns.
+        _render(report, Console() if sys.stdout.isatty() else Console(width=_PLAIN_WIDTH))
+    raise typer.Exit(report.exit_code)
+
+
+def _require_existing_sqlite_file(url: str) -> None:
+    """A cron check must not create an empty SQLite file where it expected the service's."""
+    from sqlalchemy.engine import make_url
+
+    from omni_secrets.adapters.db.engine import is_sqlite
+
+    if not is_sqlite(url):
+        return
+    path = make_url(url).database
+    if path and path != ":memory:" and not Path(path).exists():
+        fail(
+            f"the SQLite database {path} does not exist: run 'omni-secrets db upgrade' and "
+            "'omni-secrets db seed' first (or set OMNI_DATABASE_URL)",
+            code=EXIT_FAILED,
+        )
+
+
+async def _read_metadata(url: str) -> list[OmniSecretMetadata]:
+    from omni_secrets.adapters.db.engine import create_engine
+    from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+
+    engine = create_engine(url)
+    try:
+        async with sql_unit_of_work_factory(engine)() as uow:
+            return list(await uow.metadata.list_all())
+    finally:
+        await engine.dispose()
+
+
+def _as_json(report: RotationReport, warning_days: int) -> dict[str, Any]:
+    return {
+        "checkedAt": to_rfc3339(report.checked_at),
+        "warningDays": warning_days,
+        "status": report.worst.value,
+        "exitCode": report.exit_code,
+        "secrets": [
+            {
+                "secretType": t.secret_type.value,
+                "group": t.group.value,
+                "lastRotatedAt": to_rfc3339(t.last_rotated_at),
+                "dueAt": to_rfc3339(t.due_at),
+                "status": t.status.value,
+                "daysUntilDue": t.days_until_due,
+            }
+            for t in report.types
+        ],
+        "groups": [
+            {
+                "group": g.group.value,
+                "dueAt": to_rfc3339(g.due_at),
+                "status": g.status.value,
+                "daysUntilDue": g.days_until_due,
+            }
+            for g in report.groups
+        ],
+    }
+
+
+def _render(report: RotationReport, console: Console) -> None:
+    table = Table(title=f"Rotation status at {_minutes(report.checked_at)}")
+    for column in ("type", "group", "last rotated", "due", "status"):
+        table.add_column(column)
+    table.add_column("days", justify="right")
+    for t in report.types:
+        style = _STATUS_STYLE[t.status.value]
+        table.add_row(
+            t.secret_type.value,
+            t.group.value,
+            _minutes(t.last_rotated_at),
+            _minutes(t.due_at),
+            f"[{style}]{t.status.value}[/{style}]",
+            str(t.days_until_due),
+        )
+    console.print(table)
+
+
+def _minutes(moment: datetime) -> str:
+    """``2026-11-25 10:00Z``: what an operator needs from a rotation date (JSON keeps it all)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")

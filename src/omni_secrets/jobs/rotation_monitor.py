@@ -1,0 +1,312 @@
+"""The rotation monitor: gauges, ``rotation_alert`` audit rows and rotation alerts, on a timer.
+
+Every ``OMNI_ROTATION_CHECK_INTERVAL_SECONDS`` (and once at startup, and right after a commit on
+this replica) a round reads the metadata rows and computes every type's and group's status
+(:mod:`omni_secrets.service.rotation_report`). Then:
+
+- **every replica** sets ``omni_secret_rotation_overdue`` (0/1) and
+  ``omni_secret_rotation_due_timestamp_seconds`` for every seeded type, so each replica's
+  ``/metrics`` is right whichever one Prometheus scrapes;
+- **the leader only** (one replica cluster-wide, through the :class:`LeaderLock` port: a
+  PostgreSQL advisory lock, always granted on SQLite) triggers or resolves one alert per group
+  (``rotation_due_soon`` warning, ``rotation_overdue`` critical, subject = the group; back to
+  ``ok`` resolves both) and writes one ``rotation_alert`` audit row per status change.
+
+Statuses of the previous round are kept in memory. The first round after this replica became the
+leader has no previous statuses: it re-asserts the alert of every group that is not ``ok`` (and
+audits that), because the alert dispatcher only resolves alerts it triggered itself, and a
+restarted or newly elected leader must be able to resolve them later. Triggers are repeated every
+round (the dispatcher suppresses duplicates and re-sends one whose delivery failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from omni_secrets.domain import rotation
+from omni_secrets.domain.catalog import Catalog
+from omni_secrets.domain.clock import Clock, to_rfc3339
+from omni_secrets.domain.models import NewAccessEvent
+from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.observability.alerts import Alert, AlertDispatcher
+from omni_secrets.observability.metrics import OmniMetrics
+from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.rotation_report import (
+    DUE_SOON_ALERT,
+    OVERDUE_ALERT,
+    GroupRotation,
+    RotationReport,
+    build_report,
+)
+
+log = structlog.get_logger("omni_secrets.rotation_monitor")
+
+SYSTEM_ACTOR = "system"
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class LeaderLock(Protocol):
+    """Cluster-wide leadership for jobs that must run on one replica at a time."""
+
+    async def try_acquire(self) -> bool:
+        """Become the leader, or confirm this process still is.
+
+        Cheap enough to call before every round. Leadership is kept until :meth:`release` or
+        until the process (or its database session) goes away.
+
+        Returns:
+            True while this process is the leader.
+
+        Raises:
+            DatabaseUnavailable: leadership could not be checked (callers treat that as "not
+                the leader" for this round).
+        """
+        ...
+
+    async def release(self) -> None:
+        """Give leadership up (at shutdown). Never raises."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorRound:
+    """What one round saw and did.
+
+    Attributes:
+        report: every type's and group's status.
+        leader: whether this replica was the leader (and so alerted and audited).
+        changes: the status changes acted on (leader only; empty otherwise).
+    """
+
+    report: RotationReport
+    leader: bool
+    changes: tuple[rotation.RotationAlert, ...]
+
+
+class RotationMonitor:
+    """Runs the rotation rounds described in the module docstring.
+
+    Args:
+        catalog: the secret types and groups.
+        uow_factory: reads the metadata rows.
+        auditor: writes ``rotation_alert`` rows (in the background).
+        alerts: triggers and resolves the per-group alerts.
+        metrics: the rotation gauges.
+        clock: time source.
+        leader_lock: cluster-wide leadership.
+        warning_days: ``OMNI_ROTATION_WARNING_DAYS``.
+        interval_seconds: ``OMNI_ROTATION_CHECK_INTERVAL_SECONDS``.
+        sleep: awaitable sleep between rounds (``asyncio.sleep``; tests inject their own).
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        uow_factory: UnitOfWorkFactory,
+        auditor: Auditor,
+        alerts: AlertDispatcher,
+        metrics: OmniMetrics,
+        clock: Clock,
+        leader_lock: LeaderLock,
+        warning_days: int,
+        interval_seconds: float,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if interval_seconds <= 0:
+            raise ValueError("interval_seconds must be positive")
+        if warning_days < 0:
+            raise ValueError("warning_days must not be negative")
+        self._catalog = catalog
+        self._uow_factory = uow_factory
+        self._auditor = auditor
+        self._alerts = alerts
+        self._metrics = metrics
+        self._clock = clock
+        self._leader_lock = leader_lock
+        self._warning_days = warning_days
+        self._interval = interval_seconds
+        self._sleep = sleep
+        self._previous: dict[str, rotation.RotationStatus] = {}
+        self._was_leader = False
+        self._round_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._woken: set[asyncio.Task[MonitorRound | None]] = set()
+
+    # -- one round -------------------------------------------------------------------------------
+
+    async def run_once(self) -> MonitorRound:
+        """Run one round now (rounds never overlap: a concurrent call waits for the other).
+
+        Returns:
+            What the round saw and did.
+
+        Raises:
+            DatabaseUnavailable: the metadata could not be read (gauges keep their values).
+        """
+        async with self._round_lock:
+            leader = await self._lead()
+            async with self._uow_factory() as uow:
+                rows = await uow.metadata.list_all()
+            now = self._clock.now()
+            report = build_report(self._catalog, rows, now=now, warning_days=self._warning_days)
+            self._set_gauges(report)
+            if report.missing:
+                log.warning(
+                    "rotation_monitor.not_seeded",
+                    missing=[t.value for t in report.missing],
+                    hint="run: omni-secrets db seed",
+                )
+            changes: tuple[rotation.RotationAlert, ...] = ()
+            if leader:
+                if not self._was_leader:
+                    self._previous.clear()  # newly elected: re-assert every alert
+                decision = rotation.monitor_decision(
+                    report.group_subjects(self._previous),
+                    now=now,
+                    warning_days=self._warning_days,
+                )
+                self._alert(report)
+                changes = decision.alerts
+                for change in changes:
+                    self._audit(change)
+                self._previous = {a.subject: a.status for a in decision.assessments}
+            self._was_leader = leader
+            return MonitorRound(report=report, leader=leader, changes=changes)
+
+    async def tick(self) -> MonitorRound | None:
+        """:meth:`run_once`, with a failure logged instead of raised (for loops and startup)."""
+        try:
+            return await self.run_once()
+        except Exception as exc:
+            log.warning("rotation_monitor.round_failed", error_type=type(exc).__name__)
+            return None
+
+    async def _lead(self) -> bool:
+        try:
+            return await self._leader_lock.try_acquire()
+        except Exception as exc:  # cannot tell: let whoever can tell lead this round
+            log.warning("rotation_monitor.leadership_unknown", error_type=type(exc).__name__)
+            return False
+
+    def _set_gauges(self, report: RotationReport) -> None:
+        for item in report.types:
+            name = item.secret_type.value
+            overdue = item.status is rotation.RotationStatus.OVERDUE
+            self._metrics.rotation_overdue.labels(name).set(1 if overdue else 0)
+            self._metrics.rotation_due_timestamp.labels(name).set(item.due_at.timestamp())
+
+    def _alert(self, report: RotationReport) -> None:
+        for group in report.groups:
+            subject = group.group.value
+            if group.status is rotation.RotationStatus.OVERDUE:
+                self._alerts.trigger(_overdue_alert(group))
+                self._alerts.resolve(DUE_SOON_ALERT, subject)
+            elif group.status is rotation.RotationStatus.DUE_SOON:
+                self._alerts.trigger(_due_soon_alert(group))
+                self._alerts.resolve(OVERDUE_ALERT, subject)
+            else:
+                self._alerts.resolve(DUE_SOON_ALERT, subject)
+                self._alerts.resolve(OVERDUE_ALERT, subject)
+
+    def _audit(self, change: rotation.RotationAlert) -> None:
+        self._auditor.record_later(
+            NewAccessEvent(
+                occurred_at=self._clock.now(),
+                secret_type=None,
+                action="rotation_alert",
+                actor=SYSTEM_ACTOR,
+                result="success",
+                duration_ms=None,
+                correlation_id=None,
+                details={
+                    "group": change.subject,
+                    "status": change.status.value,
+                    "alertAction": change.action.value,
+                    "severity": change.severity.value if change.severity else None,
+                    "dueAt": to_rfc3339(change.due_at),
+                    "daysUntilDue": change.days_until_due,
+                },
+            )
+        )
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background loop: a round every ``interval_seconds`` (the first after one
+        interval; run :meth:`tick` yourself for one at startup).
+
+        Raises:
+            RuntimeError: already started.
+        """
+        if self._task is not None:
+            raise RuntimeError("the rotation monitor is already running")
+        self._task = asyncio.create_task(self._loop(), name="rotation-monitor")
+
+    def wake(self) -> None:
+        """Run a round soon, without waiting for it (after a commit on this replica)."""
+        task = asyncio.ensure_future(self.tick())
+        self._woken.add(task)
+        task.add_done_callback(self._woken.discard)
+
+    async def stop(self) -> None:
+        """Stop the loop and any round it or :meth:`wake` started, then give up leadership."""
+        tasks: list[asyncio.Task[Any]] = [*self._woken]
+        if self._task is not None:
+            tasks.append(self._task)
+        self._task = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._leader_lock.release()
+        self._was_leader = False
+
+    async def _loop(self) -> None:
+        while True:
+            await self._sleep(self._interval)
+            await self.tick()
+
+
+def _details(group: GroupRotation) -> dict[str, str | int]:
+    return {
+        "group": group.group.value,
+        "status": group.status.value,
+        "dueAt": to_rfc3339(group.due_at),
+        "daysUntilDue": group.days_until_due,
+        "secretTypes": ",".join(t.value for t in group.secret_types),
+    }
+
+
+def _due_soon_alert(group: GroupRotation) -> Alert:
+    return Alert(
+        name=DUE_SOON_ALERT,
+        subject=group.group.value,
+        severity="warning",
+        summary=(
+            f"omni-secrets: {group.group.value} credentials are due for rotation in "
+            f"{group.days_until_due} days (due {to_rfc3339(group.due_at)})"
+        ),
+        details=_details(group),
+    )
+
+
+def _overdue_alert(group: GroupRotation) -> Alert:
+    return Alert(
+        name=OVERDUE_ALERT,
+        subject=group.group.value,
+        severity="critical",
+        summary=(
+            f"omni-secrets: {group.group.value} credentials are overdue for rotation "
+            f"(due {to_rfc3339(group.due_at)}, {-group.days_until_due} days ago)"
+        ),
+        details=_details(group),
+    )

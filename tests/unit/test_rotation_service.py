@@ -1,0 +1,375 @@
+"""RotationService with fakes: locks on failure paths, audit-or-nothing commits, counters, hooks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from omni_secrets.catalog_seed import seed_catalog
+from omni_secrets.domain.cache import OmniSecretCache
+from omni_secrets.domain.catalog import Catalog, RotationGroup
+from omni_secrets.domain.clock import ManualClock
+from omni_secrets.domain.errors import (
+    AuditUnavailable,
+    CandidateVersionInvalid,
+    CatalogNotSeeded,
+    PreviewNotFound,
+    RotationInProgress,
+    SecretStoreError,
+    UnknownSecretType,
+)
+from omni_secrets.domain.exchange import ApexAccount, ApexCredentials, SelfTestResult
+from omni_secrets.domain.models import OmniSecretAccessEvent
+from omni_secrets.observability.alerts import Alert, AlertDispatcher
+from omni_secrets.observability.metrics import OmniMetrics
+from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.rotation import RotationService
+from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
+from omni_secrets.testing import FakeSecretStore, InMemoryUnitOfWorkFactory, RecordingAlertSink
+
+CATALOG = Catalog()
+V1 = {entry.gsm_secret_id: f"fake-{entry.secret_type.value}-v1" for entry in CATALOG}
+V2 = {entry.gsm_secret_id: f"fake-{entry.secret_type.value}-v2" for entry in CATALOG}
+API_IDS = [e.gsm_secret_id for e in CATALOG.group_members(RotationGroup.API_CREDENTIALS)]
+ZK_IDS = [e.gsm_secret_id for e in CATALOG.group_members(RotationGroup.ZK_KEYS)]
+API_TYPES = ["api_key", "api_secret", "api_passphrase"]
+
+
+class FakeApex:
+    """An ``ApexGateway`` accepting a set of API keys; records the keys it was asked about."""
+
+    def __init__(self, accepted: set[str]) -> None:
+        self.accepted = accepted
+        self.seen: list[str] = []
+        self.explode = False
+        self.unreachable = False
+
+    async def get_account(self, credentials: ApexCredentials) -> ApexAccount:
+        raise NotImplementedError
+
+    async def self_test(self, credentials: ApexCredentials) -> SelfTestResult:
+        if self.explode:
+            raise RuntimeError("bug in the gateway")
+        key = credentials.key.reveal()
+        self.seen.append(key)
+        if self.unreachable:
+            return SelfTestResult(False, None, None, None, None, "ApeX Omni unreachable")
+        if key in self.accepted:
+            return SelfTestResult(True, 200, None, 3, "fake-account-1", None)
+        return SelfTestResult(False, 200, 10002, 3, None, "ApeX refused: wrong API key")
+
+
+@dataclass
+class Rig:
+    clock: ManualClock
+    store: FakeSecretStore
+    db: InMemoryUnitOfWorkFactory
+    apex: FakeApex
+    sink: RecordingAlertSink
+    alerts: AlertDispatcher
+    metrics: OmniMetrics
+    secrets: OmniSecretService
+    service: RotationService
+    values_seen: list[str] = field(default_factory=list)
+    commits: list[RotationGroup] = field(default_factory=list)
+
+    def add_v2(self, ids: list[str]) -> None:
+        for secret_id in ids:
+            self.store.add_version(secret_id, V2[secret_id])
+
+    def failures(self, secret_type: str, reason: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "omni_secret_failures_total",
+            {"secret_type": secret_type, "operation": "rotation", "reason": reason},
+        )
+        return value or 0.0
+
+    async def lock_holder(self, group: str = "api_credentials") -> set[str | None]:
+        async with self.db() as uow:
+            rows = await uow.metadata.list_all()
+        return {row.preview_id for row in rows if row.rotation_group == group}
+
+    async def preview(self, member: str = "api_key", candidate: str | None = None) -> str:
+        view = await self.service.preview(member, candidate, actor="tester", correlation_id="req-1")
+        return view.preview_id
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    clock = ManualClock()
+    store = FakeSecretStore(clock=clock)
+    store.seed({secret_id: [value] for secret_id, value in V1.items()})
+    db = InMemoryUnitOfWorkFactory(clock=clock)
+    await seed_catalog(
+        db, CATALOG, project_id="omni-test", store=store, clock=clock, rotation_period_days=365
+    )
+    sink = RecordingAlertSink()
+    alerts = AlertDispatcher("test", [sink], clock)
+    alerts.start()
+    auditor = Auditor(uow_factory=db)
+    auditor.start()
+    metrics = OmniMetrics(CollectorRegistry(), [t.value for t in CATALOG.types])
+    apex = FakeApex({V2["apex-omni-api-key"]})
+    secrets = OmniSecretService(
+        identity=ServiceIdentity("test", "omni-test", 365, 30),
+        catalog=CATALOG,
+        store=store,
+        uow_factory=db,
+        auditor=auditor,
+        apex=apex,
+        clock=clock,
+        cache_factory=lambda fetch: OmniSecretCache(
+            catalog=CATALOG, fetch=fetch, ttl_seconds=300, max_stale_seconds=0, clock=clock
+        ),
+    )
+    await secrets.load_metadata()
+    await secrets.cache.hydrate()
+    values_seen: list[str] = []
+    commits: list[RotationGroup] = []
+    service = RotationService(
+        catalog=CATALOG,
+        store=store,
+        uow_factory=db,
+        auditor=auditor,
+        apex=apex,
+        secrets=secrets,
+        alerts=alerts,
+        metrics=metrics,
+        clock=clock,
+        period_days=365,
+        on_value=lambda value: values_seen.append(value.reveal()),
+        on_commit=commits.append,
+    )
+    yield Rig(clock, store, db, apex, sink, alerts, metrics, secrets, service, values_seen, commits)
+    await auditor.stop()
+    await alerts.stop()
+    await secrets.stop()
+
+
+class TestPreview:
+    async def test_ready_preview_is_stored_and_locks(self, rig: Rig) -> None:
+        """A ready preview is stored open, audited, and holds the group's lock."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        assert await rig.lock_holder() == {preview_id}
+        assert await rig.lock_holder("zk_keys") == {None}
+        stored = rig.db.db.committed.previews[preview_id]
+        assert stored.status == "open"
+        assert stored.ready is True
+        events = [e for e in rig.db.db.committed.events if e.action == "rotation_preview"]
+        assert [e.result for e in events] == ["success"]
+        assert rig.apex.seen == [V2["apex-omni-api-key"]]
+
+    async def test_candidate_values_go_to_the_redactor_hook(self, rig: Rig) -> None:
+        """Every candidate value read is handed to on_value (the log redactor)."""
+        rig.add_v2(API_IDS)
+        await rig.preview()
+        assert sorted(rig.values_seen) == sorted(V2[i] for i in API_IDS)
+
+    async def test_candidate_reads_are_counted(self, rig: Rig) -> None:
+        """Each candidate read counts in omni_secret_reads_total{source="gsm"}."""
+        rig.add_v2(API_IDS)
+        before = rig.metrics.registry.get_sample_value(
+            "omni_secret_reads_total",
+            {"secret_type": "api_secret", "source": "gsm", "result": "success"},
+        )
+        await rig.preview()
+        after = rig.metrics.registry.get_sample_value(
+            "omni_secret_reads_total",
+            {"secret_type": "api_secret", "source": "gsm", "result": "success"},
+        )
+        assert (after or 0) - (before or 0) == 1
+
+    async def test_unexpected_check_failure_releases_the_lock(self, rig: Rig) -> None:
+        """A bug during the checks propagates, but the group is not left locked."""
+        rig.add_v2(API_IDS)
+        rig.apex.explode = True
+        with pytest.raises(RuntimeError):
+            await rig.preview()
+        assert await rig.lock_holder() == {None}
+        rig.apex.explode = False
+        await rig.preview()
+
+    async def test_store_failure_releases_the_lock(self, rig: Rig) -> None:
+        """When the preview cannot be audited it is not stored, the lock is released, counted."""
+        rig.add_v2(API_IDS)
+        rig.db.db.fail_audit_appends = True
+        with pytest.raises(AuditUnavailable):
+            await rig.preview()
+        rig.db.db.fail_audit_appends = False
+        assert await rig.lock_holder() == {None}
+        assert rig.db.db.committed.previews == {}
+        assert all(rig.failures(t, "AUDIT_UNAVAILABLE") == 1 for t in API_TYPES)
+
+    async def test_unreadable_candidate_fails_checks_with_reason(self, rig: Rig) -> None:
+        """A candidate payload GSM refuses: checksums_valid says why; the self-test cannot run."""
+        rig.add_v2(API_IDS)
+        rig.store.fail_next("access", "PERMISSION_DENIED")
+        view = await rig.service.preview("api_key", None, actor="tester", correlation_id=None)
+        checks = {c.name: c for c in view.checks}
+        assert view.ready is False
+        assert checks["checksums_valid"].ok is False
+        assert "PERMISSION_DENIED" in checks["checksums_valid"].detail
+        assert checks["apex_self_test"].ok is False
+        assert "could not be read" in checks["apex_self_test"].detail
+        assert rig.apex.seen == []
+
+    async def test_unreachable_apex_could_not_run(self, rig: Rig) -> None:
+        """No answer from ApeX is "could not run", not a refusal of the candidate credentials."""
+        rig.add_v2(API_IDS)
+        rig.apex.unreachable = True
+        view = await rig.service.preview("api_key", None, actor="tester", correlation_id=None)
+        check = next(c for c in view.checks if c.name == "apex_self_test")
+        assert view.ready is False
+        assert check.ok is False
+        assert check.detail == "could not run: ApeX Omni unreachable"
+
+    async def test_listing_failure_locks_nothing(self, rig: Rig) -> None:
+        """GSM down while listing versions: the error surfaces, nothing is locked, counted."""
+        rig.store.fail_next("list_versions", "UNAVAILABLE")
+        with pytest.raises(SecretStoreError):
+            await rig.preview()
+        assert await rig.lock_holder() == {None}
+        assert rig.failures("api_key", "UNAVAILABLE") == 1
+
+    async def test_bad_candidate_is_counted_per_member(self, rig: Rig) -> None:
+        """A bad candidate version counts one VALIDATION_FAILED per member of the group."""
+        with pytest.raises(CandidateVersionInvalid):
+            await rig.preview("zk_seeds", "7")
+        assert rig.failures("zk_seeds", "VALIDATION_FAILED") == 1
+        assert rig.failures("zk_l2_key", "VALIDATION_FAILED") == 1
+        assert rig.failures("api_key", "VALIDATION_FAILED") == 0
+
+    async def test_unknown_type_is_not_counted(self, rig: Rig) -> None:
+        """An unknown type raises before anything happens and has no series to count in."""
+        calls = rig.store.call_count("list_versions")
+        with pytest.raises(UnknownSecretType):
+            await rig.preview("nope")
+        assert rig.store.call_count("list_versions") == calls
+
+    async def test_conflict_then_takeover_after_expiry(self, rig: Rig) -> None:
+        """A second preview conflicts until the first one's 15 minutes are over."""
+        first = await rig.preview()
+        with pytest.raises(RotationInProgress) as conflict:
+            await rig.preview("api_secret")
+        assert conflict.value.preview_id == first
+        assert rig.failures("api_passphrase", "ROTATION_IN_PROGRESS") == 1
+        rig.clock.advance(timedelta(minutes=15).total_seconds())
+        second = await rig.preview("api_secret")
+        assert await rig.lock_holder() == {second}
+
+    async def test_pins_changed_elsewhere_are_served_after_a_preview(self, rig: Rig) -> None:
+        """A preview reloads metadata; a pin another replica changed is refreshed, not hidden."""
+        rig.add_v2(ZK_IDS)
+        now = rig.clock.now()
+        async with rig.db() as uow:  # a commit of zk_keys on another replica
+            await uow.metadata.record_rotation(
+                "zk_keys", {"zk_seeds": "2", "zk_l2_key": "2"}, now, now + timedelta(days=365)
+            )
+            await uow.commit()
+        await rig.preview()
+        cached = rig.secrets.cache.get(CATALOG.types[3])
+        assert cached is not None
+        assert (cached.secret_type.value, cached.version) == ("zk_seeds", "2")
+
+    async def test_unseeded_catalog(self, rig: Rig) -> None:
+        """Without metadata rows there is nothing to lock: CatalogNotSeeded."""
+        rig.db.db.committed.metadata.clear()
+        with pytest.raises(CatalogNotSeeded):
+            await rig.preview()
+
+
+class TestCommit:
+    async def test_commit_pins_refreshes_and_notifies(self, rig: Rig) -> None:
+        """Commit pins v2, serves it at once, stamps dates, resolves alerts, calls on_commit."""
+        rig.alerts.trigger(Alert("rotation_overdue", "api_credentials", "critical", "overdue"))
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        view = await rig.service.commit(preview_id, actor="tester", correlation_id="req-2")
+        assert view.due_at - view.last_rotated_at == timedelta(days=365)
+        assert [m.active_version for m in view.members] == ["2", "2", "2"]
+        rows = {r.secret_type.value: r for r in rig.db.db.committed.metadata.values()}
+        assert rows["api_secret"].active_version == "2"
+        assert rows["api_secret"].preview_id is None
+        assert rows["zk_seeds"].active_version == "1"
+        cached = rig.secrets.cache.get(CATALOG.types[0])
+        assert cached is not None
+        assert cached.version == "2"
+        assert rig.db.db.committed.previews[preview_id].status == "committed"
+        assert rig.commits == [RotationGroup.API_CREDENTIALS]
+        await asyncio.wait_for(_until(lambda: _resolved(rig.sink, "rotation_overdue")), 5)
+
+    async def test_commit_without_audit_changes_nothing(self, rig: Rig) -> None:
+        """No audit row, no commit: pins, lock and preview status stay as they were."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        rig.db.db.fail_audit_appends = True
+        with pytest.raises(AuditUnavailable):
+            await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        rig.db.db.fail_audit_appends = False
+        rows = {r.secret_type.value: r for r in rig.db.db.committed.metadata.values()}
+        assert rows["api_key"].active_version == "1"
+        assert await rig.lock_holder() == {preview_id}
+        assert rig.db.db.committed.previews[preview_id].status == "open"
+        assert rig.failures("api_key", "AUDIT_UNAVAILABLE") == 1
+        await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+
+    async def test_refresh_failure_after_commit_keeps_the_commit(self, rig: Rig) -> None:
+        """GSM failing right after the commit does not undo or fail the commit."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        rig.store.fail_next("access", "UNAVAILABLE", count=10)
+        view = await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        assert view.group == "api_credentials"
+        rows = {r.secret_type.value: r for r in rig.db.db.committed.metadata.values()}
+        assert rows["api_key"].active_version == "2"
+
+    async def test_concurrent_commits_one_wins(self, rig: Rig) -> None:
+        """Two commits of one preview at once: one succeeds, the other is 404."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        results = await asyncio.gather(
+            rig.service.commit(preview_id, actor="a", correlation_id=None),
+            rig.service.commit(preview_id, actor="b", correlation_id=None),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, PreviewNotFound) for r in results) == 1
+        await asyncio.wait_for(_until(lambda: len(_commit_events(rig)) == 2), 5)
+        assert sorted(e.result for e in _commit_events(rig)) == ["failure", "success"]
+
+    async def test_expired_preview(self, rig: Rig) -> None:
+        """A preview past its expiry cannot be committed."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        rig.clock.advance(timedelta(minutes=15).total_seconds())
+        with pytest.raises(PreviewNotFound):
+            await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+
+    async def test_commit_after_cancel_is_404(self, rig: Rig) -> None:
+        """A cancelled preview cannot be committed; cancel releases the lock."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        await rig.service.cancel(preview_id, actor="tester", correlation_id=None)
+        assert await rig.lock_holder() == {None}
+        with pytest.raises(PreviewNotFound):
+            await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        with pytest.raises(PreviewNotFound):
+            await rig.service.cancel(preview_id, actor="tester", correlation_id=None)
+
+
+def _commit_events(rig: Rig) -> list[OmniSecretAccessEvent]:
+    return [e for e in rig.db.db.committed.events if e.action == "rotation_commit"]
+
+
+def _resolved(sink: RecordingAlertSink, name: str) -> bool:
+    return any(e.alert.name == name and e.action == "resolve" for e in sink.delivered)
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
