@@ -21,10 +21,8 @@ def serve(
     with one line naming the variables and values at fault, before anything listens. Does not
     run database migrations (use `omni-secrets db upgrade`).
     """
-    import uvicorn
-
-    from omni_secrets.api.app import create_app
+    from omni_secrets.cli._serving import serve_app
 
     settings = load_settings()
     check_environment(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    serve_app(settings, host=host, port=port)

@@ -1,0 +1,19 @@
+"""Running the app under uvicorn for ``serve`` and ``dev``: logging first, then the server."""
+
+from __future__ import annotations
+
+from omni_secrets.config import Settings
+from omni_secrets.observability.logging import Redactor, configure_logging
+
+
+def serve_app(settings: Settings, *, host: str, port: int) -> None:
+    """Configure logging once, build the app and serve it until interrupted."""
+    import uvicorn
+
+    from omni_secrets.api.app import create_app
+    from omni_secrets.bootstrap import Overrides
+
+    redactor = Redactor()
+    configure_logging(log_format=settings.log_format.value, redactor=redactor)
+    app = create_app(settings, overrides=Overrides(redactor=redactor))
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
