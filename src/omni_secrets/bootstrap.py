@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -59,6 +59,8 @@ class Overrides:
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
+    # The PagerDuty sink's retry backoff sleep: tests record the delays instead of waiting.
+    pagerduty_sleep: Callable[[float], Awaitable[None]] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -144,6 +146,7 @@ async def run_services(
                     events_url=str(settings.pagerduty_events_url),
                     http=http,
                     source=f"omni-secrets/{settings.environment}/{settings.gcp_project_id}",
+                    sleep=over.pagerduty_sleep or asyncio.sleep,
                 )
             )
         alerts = AlertDispatcher(
