@@ -76,7 +76,9 @@ class TestJsonLog:
         ]
         assert all(line["request_id"] for line in requests)
         assert [line["status"] for line in requests] == [r.status_code for r in responses]
-        assert any(line["event"] == "service.started" for line in lines)
+        assert {"service.started", "cache.hydrated", "cache.refreshed"} <= {
+            line["event"] for line in lines
+        }
         text = json_log.stream.getvalue()
         for canary in CANARIES:
             assert canary not in text
