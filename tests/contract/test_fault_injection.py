@@ -107,6 +107,9 @@ class TestGsmFaults:
         assert account.status_code == 503
         assert account.json()["error"]["details"]["missing"] == ["api_key"]
 
+        # The 503 kicked a background refresh (FR-012); let it fail before GSM recovers, so the
+        # refresh below cannot join a fetch that started while the faults were still there.
+        await omni_stack.services.cache.refresh([SecretType.API_KEY])
         omni_stack.emulator.clear_faults()
         await omni_stack.services.cache.refresh([SecretType.API_KEY])
         assert (await omni_stack.client.get("/readyz")).status_code == 200
@@ -198,6 +201,7 @@ class TestDatabaseDown:
         uow_factory = await seeded_in_memory_database()
         uow_factory.db.unavailable = True
         stack = await omni_stack_factory(overrides=Overrides(uow_factory=uow_factory))
+        await stack.services.cache.stop()  # the refreshes below are the only GSM reads
 
         body = await status_of(stack)
         assert body["cache"]["state"] == "empty"  # no pins, so nothing is approved to serve
@@ -208,6 +212,7 @@ class TestDatabaseDown:
         assert account.status_code == 503
         assert account.json()["error"]["code"] == "OMNI_SECRETS_UNAVAILABLE"
 
+        await stack.services.cache.refresh()  # settles the refresh the 503 kicked off
         uow_factory.db.unavailable = False
         outcome = await stack.services.cache.refresh()
         assert all(o.ok for o in outcome.values())

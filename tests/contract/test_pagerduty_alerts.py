@@ -86,6 +86,7 @@ async def refresh_via_api(stack: OmniStack, *types: str) -> dict[str, Any]:
 
 async def fail_api_key(stack: OmniStack, times: int) -> None:
     """Make every GSM access fail UNAVAILABLE and run ``times`` refreshes of api_key."""
+    await stack.services.cache.stop()  # only these refreshes read GSM
     stack.emulator.fail_next("AccessSecretVersion", "UNAVAILABLE", PERSISTENT)
     for _ in range(times):
         outcome = await stack.services.cache.refresh([SecretType.API_KEY])
@@ -110,6 +111,8 @@ class TestGsmFailureAlert:
         self, stack: OmniStack, pagerduty: FakePagerDutyServer
     ) -> None:
         """3 consecutive failures → one trigger with the documented fields; recovery → resolve."""
+        # Only the refreshes below read GSM: no background retry can straddle clear_faults().
+        await stack.services.cache.stop()
         stack.emulator.fail_next("AccessSecretVersion", "UNAVAILABLE", PERSISTENT)
         for _ in range(5):
             result = await refresh_via_api(stack, "api_key")
