@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -56,11 +56,11 @@ class Overrides:
     uow_factory: UnitOfWorkFactory | None = None
     apex: ApexGateway | None = None
     alert_sinks: Sequence[AlertSink] | None = None
+    # The PagerDuty sink's retry backoff sleep: tests record the delays instead of waiting.
+    pagerduty_sleep: pagerduty.Sleep | None = None
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
-    # The PagerDuty sink's retry backoff sleep: tests record the delays instead of waiting.
-    pagerduty_sleep: Callable[[float], Awaitable[None]] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
