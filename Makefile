@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 export OMNI_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export GRPC_VERBOSITY ?= ERROR
 
-.PHONY: run test lint typecheck secrets audit unit bench lock clean
+.PHONY: run test lint typecheck secrets audit rules unit bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,8 @@ $(DEV_STAMP): $(BIN)/python pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/omni-secrets dev
 
-## make test: lint, types, secret scan, dependency audit, then the whole test suite
-test: $(DEV_STAMP) lint typecheck secrets audit
+## make test: lint, types, secret scan, dependency audit, alert rules, then the whole test suite
+test: $(DEV_STAMP) lint typecheck secrets audit rules
 	$(BIN)/pytest
 
 lint: $(DEV_STAMP)
@@ -41,6 +41,19 @@ secrets: $(DEV_STAMP)
 
 audit: $(DEV_STAMP)
 	$(BIN)/python scripts/audit_dependencies.py
+
+## make rules: promtool check + unit tests of deploy/prometheus (skipped without promtool, except in CI)
+PROMTOOL ?= promtool
+RULES := deploy/prometheus/omni-secrets.rules.yml
+RULES_TESTS := deploy/prometheus/omni-secrets.rules.test.yml
+rules:
+	@if command -v $(PROMTOOL) >/dev/null 2>&1; then \
+	  $(PROMTOOL) check rules $(RULES) && $(PROMTOOL) test rules $(RULES_TESTS); \
+	elif [ "$${CI:-}" = "true" ]; then \
+	  echo "rules: FAILED: promtool is not on PATH and CI=true requires it (.ci/run unpacks Debian's prometheus package)" >&2; exit 1; \
+	else \
+	  echo "rules: SKIPPED: promtool is not on PATH, alert rules NOT checked (apt-get install prometheus, or run .ci/run)"; \
+	fi
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest tests/unit

@@ -67,6 +67,8 @@ class Overrides:
     uow_factory: UnitOfWorkFactory | None = None
     apex: ApexGateway | None = None
     alert_sinks: Sequence[AlertSink] | None = None
+    # The PagerDuty sink's retry backoff sleep: tests record the delays instead of waiting.
+    pagerduty_sleep: pagerduty.Sleep | None = None
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
@@ -194,6 +196,7 @@ async def run_services(
                     events_url=str(settings.pagerduty_events_url),
                     http=http,
                     source=f"omni-secrets/{settings.environment}/{settings.gcp_project_id}",
+                    sleep=over.pagerduty_sleep or asyncio.sleep,
                 )
             )
         alerts = AlertDispatcher(

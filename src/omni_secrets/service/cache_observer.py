@@ -7,6 +7,7 @@
 - ``Refreshed`` → resolves ``gsm_failures`` for the type; an audit row with the version read.
 - ``Hydrated`` → ``omni_secret_cache_hydration_duration_seconds``; a ``hydrate`` audit row.
 - ``OverrideInstalled``/``OverrideEnded`` → ``omni_secret_break_glass_active``.
+- Every event → one ``cache.*`` log line (:mod:`omni_secrets.observability.cache_log`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.models import NewAccessEvent
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
+from omni_secrets.observability.cache_log import log_cache_event
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 
@@ -53,6 +55,7 @@ class CacheObserver:
         self._threshold = alert_after_failures
 
     def on_event(self, event: CacheEvent) -> None:
+        log_cache_event(event)
         if isinstance(event, RefreshFailed):
             self._on_failure(event)
         elif isinstance(event, Refreshed):

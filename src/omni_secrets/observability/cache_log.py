@@ -1,0 +1,118 @@
+"""One structured log line per cache event (``cache.*``), for operators reading the JSON log.
+
+=============================  ========  ==================================================
+event                          level     fields
+=============================  ========  ==================================================
+``cache.hydrated``             info/     state, loaded, failed, duration_ms
+                               warning   (warning when a type failed)
+``cache.refreshed``            info      secret_type, operation, version, previous_version,
+                                         failures_before, duration_ms
+``cache.refresh_failed``       warning/  secret_type, operation, reason, message, transient,
+                               error     serving, consecutive_failures, duration_ms
+                                         (error when the type is no longer served)
+``cache.expired``              warning   secret_type, version, expires_at, stale_seconds
+``cache.evicted``              error     secret_type, version, reason (fail closed)
+``cache.override_installed``   warning   secret_type, override_id, activated_at, expires_at
+``cache.override_ended``       info      secret_type, override_id, reason, reverted_to
+=============================  ========  ==================================================
+
+Events hold no secret values (types, versions, codes, durations only); ``message`` is GSM's or our
+own status text, never a payload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from omni_secrets.domain.cache_events import (
+    CacheEvent,
+    Evicted,
+    Expired,
+    Hydrated,
+    OverrideEnded,
+    OverrideInstalled,
+    Refreshed,
+    RefreshFailed,
+)
+from omni_secrets.domain.clock import to_rfc3339
+
+_log = structlog.get_logger("omni_secrets.cache")
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def log_cache_event(event: CacheEvent, log: Any = None) -> None:
+    """Write ``event`` as one ``cache.*`` line (see the module docstring for names and fields).
+
+    Args:
+        event: what the cache reported.
+        log: a structlog logger (the module's by default).
+    """
+    out = log if log is not None else _log
+    if isinstance(event, Refreshed):
+        out.info(
+            "cache.refreshed",
+            secret_type=event.secret_type.value,
+            operation=event.operation.value,
+            version=event.version,
+            previous_version=event.previous_version,
+            failures_before=event.failures_before,
+            duration_ms=_ms(event.duration_seconds),
+        )
+    elif isinstance(event, RefreshFailed):
+        level = out.warning if event.serving else out.error
+        level(
+            "cache.refresh_failed",
+            secret_type=event.secret_type.value,
+            operation=event.operation.value,
+            reason=event.reason,
+            message=event.message,
+            transient=event.transient,
+            serving=event.serving,
+            consecutive_failures=event.consecutive_failures,
+            duration_ms=_ms(event.duration_seconds),
+        )
+    elif isinstance(event, Hydrated):
+        level = out.warning if event.failed else out.info
+        level(
+            "cache.hydrated",
+            state=event.state.value,
+            loaded=[t.value for t in event.loaded],
+            failed=[t.value for t in event.failed],
+            duration_ms=_ms(event.duration_seconds),
+        )
+    elif isinstance(event, Expired):
+        out.warning(
+            "cache.expired",
+            secret_type=event.secret_type.value,
+            version=event.version,
+            expires_at=to_rfc3339(event.expires_at),
+            stale_seconds=event.stale_seconds,
+        )
+    elif isinstance(event, Evicted):
+        out.error(
+            "cache.evicted",
+            secret_type=event.secret_type.value,
+            version=event.version,
+            reason=event.reason,
+        )
+    elif isinstance(event, OverrideInstalled):
+        out.warning(
+            "cache.override_installed",
+            secret_type=event.secret_type.value,
+            override_id=event.override_id,
+            activated_at=to_rfc3339(event.activated_at),
+            expires_at=to_rfc3339(event.expires_at),
+        )
+    elif isinstance(event, OverrideEnded):
+        out.info(
+            "cache.override_ended",
+            secret_type=event.secret_type.value,
+            override_id=event.override_id,
+            reason=event.reason.value,
+            reverted_to=event.reverted_to.value if event.reverted_to is not None else None,
+        )

@@ -1,0 +1,107 @@
+"""``log_cache_event``: one ``cache.*`` line per cache event, with stable names and levels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from structlog.testing import capture_logs
+
+from omni_secrets.domain.cache_events import (
+    CacheEvent,
+    Evicted,
+    Expired,
+    Hydrated,
+    OverrideEnded,
+    OverrideEndReason,
+    OverrideInstalled,
+    Refreshed,
+    RefreshFailed,
+)
+from omni_secrets.domain.cache_models import CacheSource, CacheState, Operation
+from omni_secrets.domain.catalog import SecretType
+from omni_secrets.observability.cache_log import log_cache_event
+
+AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def logged(event: CacheEvent) -> dict[str, object]:
+    with capture_logs() as logs:
+        log_cache_event(event)
+    assert len(logs) == 1
+    return logs[0]
+
+
+def failed(*, serving: bool) -> RefreshFailed:
+    return RefreshFailed(
+        secret_type=SecretType.API_KEY,
+        operation=Operation.REFRESH,
+        reason="UNAVAILABLE",
+        message="GSM unavailable",
+        transient=True,
+        duration_seconds=0.25,
+        consecutive_failures=3,
+        serving=serving,
+    )
+
+
+class TestLogCacheEvent:
+    def test_refreshed(self) -> None:
+        """A success is an info line with versions and the duration in milliseconds."""
+        line = logged(
+            Refreshed(SecretType.API_SECRET, Operation.REFRESH, "4", "3", 0.0125, failures_before=2)
+        )
+        assert line == {
+            "event": "cache.refreshed",
+            "log_level": "info",
+            "secret_type": "api_secret",
+            "operation": "refresh",
+            "version": "4",
+            "previous_version": "3",
+            "failures_before": 2,
+            "duration_ms": 12.5,
+        }
+
+    def test_refresh_failed_level_follows_serving(self) -> None:
+        """A failure is a warning while the type is still served, an error once it is not."""
+        serving = logged(failed(serving=True))
+        gone = logged(failed(serving=False))
+        assert serving["event"] == gone["event"] == "cache.refresh_failed"
+        assert serving["log_level"] == "warning"
+        assert gone["log_level"] == "error"
+        assert serving["reason"] == "UNAVAILABLE"
+        assert serving["consecutive_failures"] == 3
+        assert serving["duration_ms"] == 250.0
+
+    def test_hydrated(self) -> None:
+        """Hydration is info when complete, a warning when some type failed."""
+        good = logged(Hydrated(0.1, CacheState.READY, (SecretType.API_KEY,), ()))
+        bad = logged(Hydrated(0.1, CacheState.EMPTY, (), (SecretType.API_KEY,)))
+        assert good["event"] == bad["event"] == "cache.hydrated"
+        assert (good["log_level"], bad["log_level"]) == ("info", "warning")
+        assert bad["failed"] == ["api_key"]
+        assert bad["state"] == "empty"
+
+    def test_expired_and_evicted(self) -> None:
+        """Dropping an entry is logged: expiry as a warning, a fail-closed eviction as an error."""
+        expired = logged(Expired(SecretType.ZK_SEEDS, "2", AT, 0.0))
+        evicted = logged(Evicted(SecretType.API_KEY, "3", "PERMISSION_DENIED"))
+        assert (expired["event"], expired["log_level"]) == ("cache.expired", "warning")
+        assert expired["expires_at"] == "2026-11-25T10:00:00Z"
+        assert (evicted["event"], evicted["log_level"]) == ("cache.evicted", "error")
+        assert evicted["reason"] == "PERMISSION_DENIED"
+
+    def test_overrides(self) -> None:
+        """Break-glass start and end are logged with the override id, never a value."""
+        installed = logged(OverrideInstalled(SecretType.API_SECRET, "ovr-1", AT, AT))
+        ended = logged(
+            OverrideEnded(
+                SecretType.API_SECRET, "ovr-1", OverrideEndReason.EXPIRED, CacheSource.GSM
+            )
+        )
+        assert (installed["event"], installed["log_level"]) == (
+            "cache.override_installed",
+            "warning",
+        )
+        assert installed["override_id"] == "ovr-1"
+        assert ended["event"] == "cache.override_ended"
+        assert (ended["reason"], ended["reverted_to"]) == ("expired", "gsm")
