@@ -14,18 +14,14 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import socket
 import stat
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from omni_secrets.bootstrap import Overrides
 from omni_secrets.cli import main
@@ -34,8 +30,8 @@ from omni_secrets.domain.catalog import SecretType
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.exchange import ApexCredentials
 from tests.contract.conftest import FAKE_VALUES, BreakGlassKeys, OmniStack, StackFactory
+from tests.contract.serving import cli, over_tcp
 
-CLI = shutil.which("omni-secrets", path=str(Path(sys.executable).parent)) or "omni-secrets"
 STATUS = "/ops/apex-omni/secrets/status"
 OVERRIDE_KEY = "fake-cli-override-api-key-6a90"
 
@@ -120,46 +116,6 @@ class TestKeygen:
 
 
 # --- push and revoke ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def over_tcp(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` (its lifespan already entered by the harness) on a free loopback port."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def cli(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run the installed console script; the event loop keeps serving meanwhile."""
-    proc = await asyncio.create_subprocess_exec(
-        CLI,
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +43,8 @@ def status(
     if as_json:
         print(json.dumps(body, indent=2))
     else:
-        _render_status(body, Console())
+        # Outside a terminal rich assumes 80 columns; a wider page keeps the table on one row.
+        _render_status(body, Console(width=None if sys.stdout.isatty() else 160))
     if body.get("cache", {}).get("state") != "ready":
         raise typer.Exit(EXIT_FAILED)
 
@@ -129,19 +131,11 @@ def _render_status(body: dict[str, Any], console: Console) -> None:
         f"hydrated {hydrated}, last refresh {refreshed})"
     )
     table = Table()
-    for column in (
-        "secret type",
-        "req",
-        "source",
-        "version",
-        "fetched",
-        "expires",
-        "rotation",
-        "due",
-        "break-glass",
-        "last error",
-    ):
-        table.add_column(column)
+    table.add_column("secret type", no_wrap=True)
+    for column in ("req", "source", "version", "fetched", "expires", "rotation", "due"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("break-glass", overflow="fold")
+    table.add_column("last error", overflow="fold")
     for item in body["secrets"]:
         rotation = item["rotation"]
         source = item["cacheSource"]

@@ -1,0 +1,154 @@
+"""`omni-secrets token`, `status` and `refresh` against a served stack (contract section 1)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import jwt
+import pytest
+
+from tests.contract.conftest import CANARIES, HS256_SECRET, OmniStack, StackFactory
+from tests.contract.serving import cli, over_tcp
+
+
+@pytest.fixture
+async def served(omni_stack_factory: StackFactory) -> AsyncIterator[tuple[OmniStack, str]]:
+    stack = await omni_stack_factory()
+    async with over_tcp(stack.app) as url:
+        yield stack, url
+
+
+def assert_no_canary(*texts: str) -> None:
+    for canary in CANARIES:
+        assert all(canary not in text for text in texts)
+
+
+class TestToken:
+    async def test_prints_a_verifiable_token(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """token signs an HS256 token with the configured secret, scopes and subject."""
+        monkeypatch.setenv("OMNI_AUTH_HS256_SECRET", HS256_SECRET)
+        monkeypatch.setenv("OMNI_ENVIRONMENT", "development")
+        code, out, _ = await cli(
+            "token",
+            "--scope",
+            "omni-secrets:read",
+            "--scope",
+            "apex-omni:read",
+            "--subject",
+            "ops-1",
+        )
+        assert code == 0
+        claims = jwt.decode(
+            out.strip(), HS256_SECRET, algorithms=["HS256"], audience="omni-secrets"
+        )
+        assert claims["sub"] == "ops-1"
+        assert claims["scope"] == "omni-secrets:read apex-omni:read"
+        assert claims["exp"] - claims["iat"] == 3600
+
+    async def test_refuses_in_production(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """token exits 2 with one line when OMNI_ENVIRONMENT=production."""
+        monkeypatch.setenv("OMNI_AUTH_HS256_SECRET", HS256_SECRET)
+        monkeypatch.setenv("OMNI_ENVIRONMENT", "production")
+        code, out, err = await cli("token", "--scope", "omni-secrets:read")
+        assert code == 2
+        assert out == ""
+        assert len(err.strip().splitlines()) == 1
+        assert "production" in err
+
+    async def test_unknown_scope(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A mistyped scope is refused rather than minted."""
+        monkeypatch.setenv("OMNI_AUTH_HS256_SECRET", HS256_SECRET)
+        code, _, err = await cli("token", "--scope", "omni-secrets:reed")
+        assert code == 2
+        assert "unknown scope" in err
+
+
+class TestStatus:
+    async def test_json(self, served: tuple[OmniStack, str]) -> None:
+        """status --json prints the endpoint's JSON; exit 0 when ready."""
+        stack, url = served
+        code, out, err = await cli(
+            "status", "--url", url, "--token", stack.token("omni-secrets:read"), "--json"
+        )
+        assert code == 0, err
+        body = json.loads(out)
+        assert body["cache"]["state"] == "ready"
+        assert_no_canary(out, err)
+
+    async def test_table(self, served: tuple[OmniStack, str]) -> None:
+        """status renders a table naming every type and its source."""
+        stack, url = served
+        code, out, _ = await cli(
+            "status", "--url", url, "--token", stack.token("omni-secrets:read")
+        )
+        assert code == 0
+        for name in ("api_key", "api_secret", "api_passphrase", "zk_seeds", "zk_l2_key"):
+            assert name in out
+        assert "gsm" in out
+        assert "ready" in out
+        assert_no_canary(out)
+
+    async def test_wrong_scope_is_one_line(self, served: tuple[OmniStack, str]) -> None:
+        """A 403 becomes one line with the error code, exit 1."""
+        stack, url = served
+        code, out, err = await cli("status", "--url", url, "--token", stack.token("apex-omni:read"))
+        assert code == 1
+        assert out == ""
+        assert err.strip().count("\n") == 0
+        assert "FORBIDDEN" in err
+
+    async def test_unreachable_api_exits_3(self) -> None:
+        """No server → exit 3 with one line."""
+        code, _, err = await cli("status", "--url", "http://127.0.0.1:9", "--token", "x")
+        assert code == 3
+        assert "cannot reach" in err
+
+
+class TestRefresh:
+    async def test_wait_shows_results(self, served: tuple[OmniStack, str]) -> None:
+        """refresh --wait polls until done, prints per-type results, exits 0 when all succeeded."""
+        stack, url = served
+        code, out, err = await cli(
+            "refresh",
+            "--url",
+            url,
+            "--token",
+            stack.token("omni-secrets:refresh"),
+            "--secret-type",
+            "api_key",
+            "--secret-type",
+            "zk_seeds",
+            "--wait",
+        )
+        assert code == 0, err
+        assert "succeeded" in out
+        assert "api_key" in out
+        assert "zk_seeds" in out
+        assert_no_canary(out, err)
+
+    async def test_without_wait_prints_the_request(self, served: tuple[OmniStack, str]) -> None:
+        """Without --wait the queued request is printed as JSON."""
+        stack, url = served
+        code, out, _ = await cli(
+            "refresh", "--url", url, "--token", stack.token("omni-secrets:refresh")
+        )
+        assert code == 0
+        queued = json.loads(out)
+        assert queued["status"] == "queued"
+        assert queued["scope"] == "all"
+
+    async def test_unknown_type_is_exit_2(self, served: tuple[OmniStack, str]) -> None:
+        """The API's 422 becomes exit 2 with one line."""
+        stack, url = served
+        code, _, err = await cli(
+            "refresh",
+            "--url",
+            url,
+            "--token",
+            stack.token("omni-secrets:refresh"),
+            "--secret-type",
+            "nope",
+        )
+        assert code == 2
+        assert "VALIDATION_FAILED" in err
