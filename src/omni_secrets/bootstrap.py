@@ -268,7 +268,6 @@ async def run_services(
             identity=ServiceIdentity(
                 environment=str(settings.environment),
                 gcp_project_id=settings.gcp_project_id or "",
-                rotation_period_days=settings.rotation_period_days,
                 rotation_warning_days=settings.rotation_warning_days,
             ),
             catalog=catalog,

@@ -116,7 +116,7 @@ async def rig() -> AsyncIterator[Rig]:
     metrics = OmniMetrics(CollectorRegistry(), [t.value for t in CATALOG.types])
     apex = FakeApex({V2["apex-omni-api-key"]})
     secrets = OmniSecretService(
-        identity=ServiceIdentity("test", "omni-test", 365, 30),
+        identity=ServiceIdentity("test", "omni-test", 30),
         catalog=CATALOG,
         store=store,
         uow_factory=db,

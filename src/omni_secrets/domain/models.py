@@ -54,6 +54,9 @@ AuditAction = Literal[
 AUDIT_ACTIONS: tuple[str, ...] = get_args(AuditAction)
 
 AuditResult = Literal["success", "failure", "denied", "conflict"]
+
+SYSTEM_ACTOR = "system"
+"""The audit ``actor`` of the service's own work (hydration, background refreshes, jobs)."""
 """The audit results of contract section 7."""
 
 AUDIT_RESULTS: tuple[str, ...] = get_args(AuditResult)

@@ -32,7 +32,7 @@ import structlog
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import Clock, to_rfc3339
-from omni_secrets.domain.models import NewAccessEvent
+from omni_secrets.domain.models import SYSTEM_ACTOR, NewAccessEvent
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
@@ -47,7 +47,6 @@ from omni_secrets.service.rotation_report import (
 
 log = structlog.get_logger("omni_secrets.rotation_monitor")
 
-SYSTEM_ACTOR = "system"
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -57,6 +57,7 @@ from omni_secrets.domain.errors import (
     UnknownKeyId,
 )
 from omni_secrets.domain.models import (
+    SYSTEM_ACTOR,
     BreakGlassOverrideRecord,
     NewAccessEvent,
     OverrideEndReason,
@@ -71,7 +72,6 @@ from omni_secrets.service.views import BreakGlassView
 log = structlog.get_logger("omni_secrets.breakglass")
 
 BREAK_GLASS_ALERT = "break_glass_active"
-SYSTEM_ACTOR = "system"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REASON_IN_ALERT_CHARS = 200
 _CATALOG_NAMES = frozenset(t.value for t in SecretType)

@@ -24,14 +24,13 @@ from omni_secrets.domain.cache_events import (
 )
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import Clock
-from omni_secrets.domain.models import NewAccessEvent
+from omni_secrets.domain.models import SYSTEM_ACTOR, NewAccessEvent
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.cache_log import log_cache_event
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 
 GSM_FAILURES_ALERT = "gsm_failures"
-SYSTEM_ACTOR = "system"
 
 
 class CacheObserver:

@@ -46,7 +46,6 @@ from omni_secrets.service.views import (
 )
 
 log = structlog.get_logger("omni_secrets.service")
-SYSTEM_ACTOR = "system"
 _KNOWN_TYPES = frozenset(t.value for t in SecretType)
 
 
@@ -54,7 +53,6 @@ _KNOWN_TYPES = frozenset(t.value for t in SecretType)
 class ServiceIdentity:
     environment: str
     gcp_project_id: str
-    rotation_period_days: int
     rotation_warning_days: int
 
 
