@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from omni_secrets.adapters import apex as apex_adapter
 from omni_secrets.adapters import gsm as gsm_adapter
-from omni_secrets.adapters import pagerduty
+from omni_secrets.adapters import notify, pagerduty
 from omni_secrets.adapters.db import engine as db_engine
 from omni_secrets.adapters.db import leader as db_leader
 from omni_secrets.adapters.db import unit_of_work
@@ -34,6 +34,7 @@ from omni_secrets.config import Settings
 from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
 from omni_secrets.domain.cache import Fetch, OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType
+from omni_secrets.domain.changes import ChangeNotifier, Publish
 from omni_secrets.domain.clock import Clock, SystemClock
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
@@ -95,6 +96,10 @@ class Services:
     rotation: RotationService
     rotation_monitor: RotationMonitor
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Cross-replica notifications (LISTEN/NOTIFY on PostgreSQL, a no-op otherwise).
+    notifier: ChangeNotifier = field(default_factory=notify.LocalNotifier)
+    # One reconcile at a time, whether the periodic loop or a notification asked for it.
+    reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def cache(self) -> OmniSecretCache:
@@ -179,6 +184,13 @@ async def run_services(
             uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
         else:
             uow_factory = over.uow_factory
+
+        # --- cross-replica notifications ------------------------------------------------------
+        notifier: ChangeNotifier = notify.LocalNotifier()
+        if engine is not None and not db_engine.is_sqlite(settings.database_url):
+            notifier = notify.PostgresNotifier(
+                engine, notify.postgres_conninfo(db_engine.async_url(settings.database_url))
+            )
 
         store = over.secret_store or build_secret_store(settings, metrics=metrics, clock=clock)
         closer = getattr(store, "aclose", None)
@@ -319,6 +331,7 @@ async def run_services(
             period_days=settings.rotation_period_days,
             on_value=served,
             on_commit=lambda group: rotation_monitor.wake(),
+            on_change=notifier.publish,
         )
 
         services = Services(
@@ -334,10 +347,19 @@ async def run_services(
             apex=apex,
             secrets=secrets,
             break_glass=_build_break_glass(
-                break_glass_keys, secrets, uow_factory, auditor, alerts, metrics, clock, served
+                break_glass_keys,
+                secrets,
+                uow_factory,
+                auditor,
+                alerts,
+                metrics,
+                clock,
+                served,
+                notifier.publish,
             ),
             rotation=rotation,
             rotation_monitor=rotation_monitor,
+            notifier=notifier,
         )
         break_glass_ref.append(services.break_glass)
 
@@ -357,6 +379,9 @@ async def run_services(
         )
         services.tasks.append(asyncio.create_task(expiry.run_forever(), name="break-glass-expiry"))
         stack.push_async_callback(_cancel, services.tasks)
+        # After hydration: other replicas' changes from now on trigger an immediate reconcile.
+        await notifier.start(lambda: reconcile_now(services))
+        stack.push_async_callback(notifier.stop)
         # One round now, so the rotation gauges are right from the first scrape.
         await rotation_monitor.tick()
         rotation_monitor.start()
@@ -370,18 +395,28 @@ async def run_services(
         yield services
 
 
-async def _reconcile_forever(services: Services, interval: float) -> None:
-    """Periodic reconcile: the fallback for changes made by other replicas."""
-    while True:
-        await asyncio.sleep(interval)
+async def reconcile_now(services: Services) -> None:
+    """Catch up with the database: new metadata pins, and overrides added or ended elsewhere.
+
+    Run by the periodic loop and on each (coalesced) cross-replica notification; one at a time.
+    Never raises: each half's failure is logged and the next reconcile retries.
+    """
+    async with services.reconcile_lock:
         try:
             await services.secrets.reconcile()
-        except Exception as exc:  # a reconcile failure must never end the loop
+        except Exception as exc:  # a reconcile failure must never end its caller's loop
             log.warning("reconcile.failed", error_type=type(exc).__name__)
         try:
             await services.break_glass.reload()
         except Exception as exc:
             log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
+
+
+async def _reconcile_forever(services: Services, interval: float) -> None:
+    """Periodic reconcile: the fallback for changes whose notification was missed."""
+    while True:
+        await asyncio.sleep(interval)
+        await reconcile_now(services)
 
 
 def _build_break_glass(
@@ -393,6 +428,7 @@ def _build_break_glass(
     metrics: OmniMetrics,
     clock: Clock,
     on_value: Callable[[SecretValue], None],
+    on_change: Publish,
 ) -> BreakGlassService:
     return BreakGlassService(
         key_pair=key_pair,
@@ -406,6 +442,7 @@ def _build_break_glass(
         ).inc(),
         on_failure=lambda t, reason: metrics.record_failure(t, "break_glass", reason),
         on_value=on_value,
+        on_change=on_change,
     )
 
 

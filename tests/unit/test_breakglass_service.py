@@ -62,6 +62,8 @@ class Rig:
     reads: list[tuple[str, str, bool]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     values: list[SecretValue] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+    publish_fails: bool = False
 
     def __post_init__(self) -> None:
         self.restart()
@@ -94,7 +96,13 @@ class Rig:
             on_read=lambda t, s, ok: self.reads.append((t, s, ok)),
             on_failure=lambda t, reason: self.failures.append((t, reason)),
             on_value=self.values.append,
+            on_change=self.publish,
         )
+
+    async def publish(self, kind: str) -> None:
+        if self.publish_fails:
+            raise RuntimeError("notify down")
+        self.published.append(kind)
 
     def seal(
         self,
@@ -488,6 +496,35 @@ class TestExpiry:
 
 class _Stop(Exception):
     pass
+
+
+class TestChangeNotifications:
+    async def test_activate_revoke_and_expiry_publish_after_commit(self, rig: Rig) -> None:
+        """Each committed activation, revoke and expiry publishes ``break_glass`` once."""
+        first = await rig.activate(ttl_seconds=60)
+        assert rig.published == ["break_glass"]
+        assert rig.db.committed.overrides[first.override_id].ended_at is None
+        second = await rig.activate(rig.seal(), ttl_seconds=600)
+        await rig.service.revoke(second.override_id, actor="bob", correlation_id=None)
+        assert rig.published == ["break_glass"] * 3
+        rig.clock.advance(60)
+        await rig.service.expire_due()
+        assert rig.published == ["break_glass"] * 4
+        await rig.service.expire_due()
+        assert rig.published == ["break_glass"] * 4
+
+    async def test_rejection_publishes_nothing(self, rig: Rig) -> None:
+        """A refused activation changed nothing, so nobody is told."""
+        with pytest.raises(InvalidInput):
+            await rig.activate(reason=" ")
+        assert rig.published == []
+
+    async def test_failing_hook_does_not_fail_the_activation(self, rig: Rig) -> None:
+        """The override is committed and served even when the notification cannot be sent."""
+        rig.publish_fails = True
+        activated = await rig.activate()
+        assert rig.served() == OVERRIDE_VALUE
+        assert rig.db.committed.overrides[activated.override_id].ended_at is None
 
 
 class TestReload:

@@ -77,6 +77,7 @@ class Rig:
     service: RotationService
     values_seen: list[str] = field(default_factory=list)
     commits: list[RotationGroup] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
 
     def add_v2(self, ids: list[str]) -> None:
         for secret_id in ids:
@@ -131,6 +132,11 @@ async def rig() -> AsyncIterator[Rig]:
     await secrets.cache.hydrate()
     values_seen: list[str] = []
     commits: list[RotationGroup] = []
+    published: list[str] = []
+
+    async def publish(kind: str) -> None:
+        published.append(kind)
+
     service = RotationService(
         catalog=CATALOG,
         store=store,
@@ -144,8 +150,22 @@ async def rig() -> AsyncIterator[Rig]:
         period_days=365,
         on_value=lambda value: values_seen.append(value.reveal()),
         on_commit=commits.append,
+        on_change=publish,
     )
-    yield Rig(clock, store, db, apex, sink, alerts, metrics, secrets, service, values_seen, commits)
+    yield Rig(
+        clock,
+        store,
+        db,
+        apex,
+        sink,
+        alerts,
+        metrics,
+        secrets,
+        service,
+        values_seen,
+        commits,
+        published,
+    )
     await auditor.stop()
     await alerts.stop()
     await secrets.stop()
@@ -303,6 +323,17 @@ class TestCommit:
         assert rig.db.db.committed.previews[preview_id].status == "committed"
         assert rig.commits == [RotationGroup.API_CREDENTIALS]
         await asyncio.wait_for(_until(lambda: _resolved(rig.sink, "rotation_overdue")), 5)
+
+    async def test_commit_publishes_rotation_once(self, rig: Rig) -> None:
+        """Only a committed rotation tells the other replicas; preview and failures do not."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        assert rig.published == []
+        await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        assert rig.published == ["rotation"]
+        with pytest.raises(PreviewNotFound):
+            await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        assert rig.published == ["rotation"]
 
     async def test_commit_without_audit_changes_nothing(self, rig: Rig) -> None:
         """No audit row, no commit: pins, lock and preview status stay as they were."""

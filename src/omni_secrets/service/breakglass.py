@@ -44,6 +44,7 @@ from omni_secrets.domain import breakglass
 from omni_secrets.domain.breakglass import BreakGlassKeyPair, OpenedOverride
 from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.catalog import SecretType, parse_secret_type
+from omni_secrets.domain.changes import KIND_BREAK_GLASS, Publish, publish_nothing
 from omni_secrets.domain.clock import Clock, to_rfc3339
 from omni_secrets.domain.errors import (
     AuditUnavailable,
@@ -113,6 +114,8 @@ class BreakGlassService:
             (``omni_secret_failures_total{operation="break_glass"}``).
         on_value: called with each decrypted value (the log redactor registers it).
         new_id: makes override ids.
+        on_change: awaited with ``"break_glass"`` after an activation, revoke or expiry was
+            committed here, so the other replicas reconcile at once (it must not raise).
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class BreakGlassService:
         on_failure: Callable[[str, str], None] = lambda t, reason: None,
         on_value: Callable[[SecretValue], None] = lambda v: None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        on_change: Publish = publish_nothing,
     ) -> None:
         self._key_pair = key_pair
         self._uow_factory = uow_factory
@@ -139,6 +143,7 @@ class BreakGlassService:
         self._on_failure = on_failure
         self._on_value = on_value
         self._new_id = new_id
+        self._on_change = on_change
         self._served = ServedOverrides(cache, clock)
         # Stored overrides that could not be opened on reload: reported once, not every reconcile.
         self._unreadable: set[str] = set()
@@ -280,6 +285,7 @@ class BreakGlassService:
             ticket=ticket,
             expires_at=to_rfc3339(record.expires_at),
         )
+        await self._announce()
         return ActivatedOverride(
             override_id=record.override_id,
             secret_type=checked.value,
@@ -367,7 +373,7 @@ class BreakGlassService:
         The override is ended in the database with its ``break_glass_revoke`` audit row in one
         transaction, then removed from the cache (the type reverts to GSM, or to an older
         override of the type still active) and the alert is resolved when none is left. Other
-        replicas drop it at their next reconcile.
+        replicas drop it when notified (``on_change``), else at their next reconcile.
 
         A revoke reduces exposure, so it does not fail closed on the audit: when the audit row
         cannot be written the override is still ended, and the row is queued for the background
@@ -405,6 +411,7 @@ class BreakGlassService:
             actor=actor,
             remaining_seconds=int((record.expires_at - now).total_seconds()),
         )
+        await self._announce()
 
     # -- expiry --------------------------------------------------------------------------------
 
@@ -427,11 +434,12 @@ class BreakGlassService:
             # Not ended and expiring after the epoch: every override not ended yet.
             pending = await uow.overrides.list_active(_EPOCH)
         ended: list[BreakGlassOverrideRecord] = []
+        ended_here = False
         for record in pending:
             if record.expires_at > now:
                 continue
             try:
-                await self._end(
+                mine = await self._end(
                     record.override_id,
                     "expired",
                     actor=SYSTEM_ACTOR,
@@ -447,6 +455,7 @@ class BreakGlassService:
                     error_type=type(exc).__name__,
                 )
                 continue
+            ended_here = ended_here or mine is not None
             ended.append(record)
             log.info(
                 "break_glass.expired",
@@ -461,6 +470,8 @@ class BreakGlassService:
             if record.expires_at <= now and oid not in pending_ids
         ]
         self._forget(ended)
+        if ended_here:
+            await self._announce()
         upcoming = [(r.expires_at - now).total_seconds() for r in pending if r.expires_at > now]
         return min(upcoming, default=float("inf"))
 
@@ -579,6 +590,13 @@ class BreakGlassService:
         )
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _announce(self) -> None:
+        """Tell the other replicas (after the commit); a failure only delays their catch-up."""
+        try:
+            await self._on_change(KIND_BREAK_GLASS)
+        except Exception as exc:
+            log.warning("break_glass.notify_failed", error_type=type(exc).__name__)
 
     def _require_key_pair(self) -> BreakGlassKeyPair:
         if self._key_pair is None:

@@ -43,6 +43,7 @@ from omni_secrets.domain.catalog import (
     SecretType,
     parse_secret_type,
 )
+from omni_secrets.domain.changes import KIND_ROTATION, Publish, publish_nothing
 from omni_secrets.domain.clock import Clock, to_rfc3339
 from omni_secrets.domain.errors import (
     CatalogNotSeeded,
@@ -116,6 +117,8 @@ class RotationService:
         period_days: ``OMNI_ROTATION_PERIOD_DAYS``; a commit sets ``dueAt`` = now + period.
         on_value: called with each candidate value read (the log redactor registers it).
         on_commit: called after a commit (the rotation monitor re-evaluates at once).
+        on_change: awaited with ``"rotation"`` after a commit, so the other replicas refresh
+            the new pins at once (it must not raise).
         new_id: makes preview ids (random UUIDs by default).
     """
 
@@ -134,6 +137,7 @@ class RotationService:
         period_days: int,
         on_value: Callable[[SecretValue], None] = lambda value: None,
         on_commit: Callable[[RotationGroup], None] = lambda group: None,
+        on_change: Publish = publish_nothing,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         if period_days < 1:
@@ -150,6 +154,7 @@ class RotationService:
         self._period_days = period_days
         self._on_value = on_value
         self._on_commit = on_commit
+        self._on_change = on_change
         self._new_id = new_id
 
     # -- preview ---------------------------------------------------------------------------------
@@ -426,8 +431,8 @@ class RotationService:
         release the lock, mark the preview committed and append the ``rotation_commit`` audit
         row. Then, on this replica, reload the metadata and refresh the group's cache entries
         (and any other pin that changed meanwhile) at once — a failure there is logged, not
-        raised: the commit stands and the periodic reconcile retries — and resolve the group's
-        rotation alerts.
+        raised: the commit stands and the periodic reconcile retries — resolve the group's
+        rotation alerts and notify the other replicas (``on_change``).
 
         Args:
             preview_id: the preview to commit.
@@ -528,6 +533,11 @@ class RotationService:
             self._on_commit(group)
         except Exception as exc:
             log.warning("rotation.on_commit_failed", error_type=type(exc).__name__)
+        try:
+            # The other replicas refresh the new pins at once instead of at their next reconcile.
+            await self._on_change(KIND_ROTATION)
+        except Exception as exc:
+            log.warning("rotation.notify_failed", error_type=type(exc).__name__)
 
     # -- cancel ----------------------------------------------------------------------------------
 
