@@ -100,6 +100,7 @@ class OmniSecretService:
         self._break_glass_view = break_glass_view
         self._metadata: dict[SecretType, OmniSecretMetadata] = {}
         self._metadata_loaded = False
+        self._unseeded: tuple[str, ...] = ()
         self._requests = RefreshRequestLog()
         self._background: set[asyncio.Task[object]] = set()
         self.cache = cache_factory(self.fetch)
@@ -118,9 +119,10 @@ class OmniSecretService:
             SecretType(row.secret_type): row for row in rows if row.secret_type in _KNOWN_TYPES
         }
         self._metadata_loaded = True
-        missing = [t.value for t in self.catalog.types if t not in self._metadata]
-        if missing:
+        missing = tuple(t.value for t in self.catalog.types if t not in self._metadata)
+        if missing and missing != self._unseeded:  # once per change, not on every reconcile
             log.warning("metadata.not_seeded", missing=missing, hint="run: omni-secrets db seed")
+        self._unseeded = missing
 
     async def load_metadata(self) -> None:
         """Startup: load metadata, or log and leave it for :meth:`fetch` to retry (DB down)."""
@@ -372,8 +374,8 @@ class OmniSecretService:
     def required_credentials(self) -> ApexCredentials:
         """The api key, secret and passphrase as served now (break-glass included).
 
-        Never calls GSM. When a required type is missing, kicks a background refresh of the
-        missing types and raises.
+        Never calls GSM. When a required type is missing, asks the cache's background refresher
+        for the missing types and raises.
 
         Raises:
             SecretsUnavailable: naming the required types not served (FR-012).
@@ -383,7 +385,8 @@ class OmniSecretService:
         passphrase = self.cache.get(SecretType.API_PASSPHRASE)
         if key is None or secret is None or passphrase is None:
             missing = [t for t in self.catalog.required_types if self.cache.get(t) is None]
-            self._spawn(self.cache.refresh(missing))
+            # Rate-limited by the cache: a burst of 503s cannot become a burst of GSM calls.
+            self.cache.request_refresh(missing)
             raise SecretsUnavailable([t.value for t in missing])
         return ApexCredentials(key=key.value, secret=secret.value, passphrase=passphrase.value)
 
