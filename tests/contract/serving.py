@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,13 +12,9 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from tests.ports import free_port
+
 CLI = shutil.which("omni-secrets", path=str(Path(sys.executable).parent)) or "omni-secrets"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

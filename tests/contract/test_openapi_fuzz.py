@@ -9,7 +9,6 @@ gRPC, migrated and seeded SQLite, a fake ApeX that accepts the seeded credential
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -36,14 +35,9 @@ from tests.contract.conftest import (
     prepare_database,
     seeded_credentials,
 )
+from tests.ports import free_port
 
 DOCUMENTED_5XX = {502, 503}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +63,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         OMNI_APEX_BASE_URL=apex.base_url,
     )
     asyncio.run(prepare_database(url, config, seed=True))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_config=None)
     )

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -20,14 +19,9 @@ from omni_secrets.api.auth import mint_hs256_token
 from omni_secrets.config import load_settings
 from omni_secrets.emulator import GsmEmulator
 from tests.contract.conftest import CANARIES, FAKE_VALUES, HS256_SECRET, PROJECT, prepare_database
+from tests.ports import free_port
 
 CLI = shutil.which("omni-secrets", path=str(Path(sys.executable).parent)) or "omni-secrets"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_until_up(client: httpx.AsyncClient, proc: subprocess.Popen[str]) -> None:

@@ -27,16 +27,11 @@ from omni_secrets.config import load_settings
 from omni_secrets.domain.breakglass import generate_private_key
 from omni_secrets.emulator import GsmEmulator
 from tests.contract.conftest import FAKE_VALUES, HS256_SECRET, PROJECT, prepare_database
+from tests.ports import free_port
 
 CLI = shutil.which("omni-secrets", path=str(Path(sys.executable).parent)) or "omni-secrets"
 STATUS = "/ops/apex-omni/secrets/status"
 OVERRIDE_VALUE = "fake-restart-override-secret-2c7e"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def token(*scopes: str) -> str:

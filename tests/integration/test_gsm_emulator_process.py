@@ -19,6 +19,7 @@ import pytest
 
 from omni_secrets.adapters.gsm import GsmSecretManagerClient
 from omni_secrets.domain.errors import SecretStoreError
+from tests.ports import free_port
 
 from .conftest import FAST_RETRY
 
@@ -84,12 +85,6 @@ def emulator_process(tmp_path: Path) -> Iterator[EmulatorProcess]:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TestEmulatorProcess:

@@ -13,14 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
+
 CLI = shutil.which("omni-secrets", path=str(Path(sys.executable).parent)) or "omni-secrets"
 FAKE_HS256 = "fake-hs256-secret-for-guard-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serve_env(**values: str) -> dict[str, str]:
