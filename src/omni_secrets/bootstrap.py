@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import structlog
@@ -26,9 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from omni_secrets.adapters import apex as apex_adapter
 from omni_secrets.adapters import gsm as gsm_adapter
 from omni_secrets.adapters import notify, pagerduty
+from omni_secrets.adapters import pubsub as pubsub_adapter
+from omni_secrets.adapters.db import cluster as db_cluster
 from omni_secrets.adapters.db import engine as db_engine
 from omni_secrets.adapters.db import leader as db_leader
 from omni_secrets.adapters.db import unit_of_work
+from omni_secrets.adapters.local_cluster import LocalClusterStore
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
 from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
@@ -36,27 +41,38 @@ from omni_secrets.domain.cache import Fetch, OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.changes import ChangeNotifier, Publish
 from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.cluster import RefreshLedger, ReplicaRegistry, SignalStore
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
+from omni_secrets.domain.gsm_events import RawGsmMessage
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
+from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS, ReplicaHeartbeatJob
 from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
 from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
 from omni_secrets.observability.logging import Redactor
-from omni_secrets.observability.metrics import OmniMetrics
+from omni_secrets.observability.metrics import OmniMetrics, gsm_event_label
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.cache_observer import CacheObserver
+from omni_secrets.service.cluster_refresh import ClusterRefreshService
+from omni_secrets.service.gsm_events import REVOKED_ALERT, GsmEventService
+from omni_secrets.service.replicas import ReplicaService, new_replica_id
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
-from omni_secrets.service.views import BreakGlassView
+from omni_secrets.service.signals import SecretSignals
+from omni_secrets.service.views import BreakGlassView, ReplicaView
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 
 AUDIT_ALERT = "audit_write_failures"
 RECONCILE_INTERVAL_SECONDS = 15.0
+
+
+class ClusterStore(ReplicaRegistry, RefreshLedger, SignalStore, Protocol):
+    """The three replica ports, as one adapter implements them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +91,13 @@ class Overrides:
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
     breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     leader_lock: LeaderLock | None = None
+    # The replica registry, refresh ledger and signal store (one object implements all three);
+    # several apps in one test share one to play several replicas.
+    cluster_store: ClusterStore | None = None
+    replica_id: str | None = None
+    heartbeat_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    # Builds the Pub/Sub subscriber (tests shorten its probe and backoff).
+    pubsub_subscriber_factory: Callable[..., pubsub_adapter.PubSubEventSubscriber] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -100,10 +123,22 @@ class Services:
     notifier: ChangeNotifier = field(default_factory=notify.LocalNotifier)
     # One reconcile at a time, whether the periodic loop or a notification asked for it.
     reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Contract section 12 (built by _build_replica_services).
+    replicas: ReplicaService | None = None
+    refresh: ClusterRefreshService | None = None
+    signals: SecretSignals | None = None
+    gsm_events: GsmEventService | None = None
 
     @property
     def cache(self) -> OmniSecretCache:
         return self.secrets.cache
+
+    @property
+    def cluster_refresh(self) -> ClusterRefreshService:
+        """Cluster-wide refresh requests (built with the other replica services)."""
+        if self.refresh is None:
+            raise RuntimeError("the replica services are not built yet")
+        return self.refresh
 
 
 def build_secret_store(
@@ -270,6 +305,7 @@ async def run_services(
         # The secret service is built before the break-glass service (which needs its cache):
         # status reaches the latter through this late-bound view.
         break_glass_ref: list[BreakGlassService] = []
+        services_ref: list[Services] = []
 
         def break_glass_view(secret_type: SecretType) -> BreakGlassView:
             return (
@@ -294,6 +330,12 @@ async def run_services(
             ).inc(),
             on_value=served,
             break_glass_view=break_glass_view,
+            replica_view=lambda: _replica_view(services_ref),
+            events_view=lambda: (
+                services_ref[0].gsm_events.view()
+                if services_ref and services_ref[0].gsm_events is not None
+                else None
+            ),
         )
         stack.push_async_callback(secrets.stop)
         metrics.track_cache_age(secrets.cache_age_seconds)
@@ -362,8 +404,14 @@ async def run_services(
             notifier=notifier,
         )
         break_glass_ref.append(services.break_glass)
+        services_ref.append(services)
+        cluster_store: ClusterStore = over.cluster_store or (
+            db_cluster.SqlClusterStore(engine) if engine is not None else LocalClusterStore()
+        )
+        _build_replica_services(services, over, cluster_store)
 
         await secrets.load_metadata()
+        await _load_signals(services)
         # Before hydration: an override persisted before a restart is served at once, even
         # while GSM (the reason for break-glass) is still down.
         await services.break_glass.reload_at_startup()
@@ -382,6 +430,7 @@ async def run_services(
         # After hydration: other replicas' changes from now on trigger an immediate reconcile.
         await notifier.start(lambda: reconcile_now(services))
         stack.push_async_callback(notifier.stop)
+        await _start_replica_jobs(services, over, stack)
         # One round now, so the rotation gauges are right from the first scrape.
         await rotation_monitor.tick()
         rotation_monitor.start()
@@ -402,6 +451,12 @@ async def reconcile_now(services: Services) -> None:
     Never raises: each half's failure is logged and the next reconcile retries.
     """
     async with services.reconcile_lock:
+        # Signals first: a revocation elsewhere must stop serving here as soon as possible.
+        if services.signals is not None:
+            try:
+                await services.signals.reload(services.cache)
+            except Exception as exc:
+                log.warning("signals.reconcile_failed", error_type=type(exc).__name__)
         try:
             await services.secrets.reconcile()
         except Exception as exc:  # a reconcile failure must never end its caller's loop
@@ -410,6 +465,9 @@ async def reconcile_now(services: Services) -> None:
             await services.break_glass.reload()
         except Exception as exc:
             log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
+    # Outside the lock: a refresh waits on GSM, and must not hold up the next reconcile.
+    if services.refresh is not None:
+        await services.refresh.catch_up()
 
 
 async def _reconcile_forever(services: Services, interval: float) -> None:
@@ -417,6 +475,110 @@ async def _reconcile_forever(services: Services, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         await reconcile_now(services)
+
+
+def _build_replica_services(services: Services, over: Overrides, store: ClusterStore) -> None:
+    """Section 12: the replica registry, cluster-wide refresh, GSM signals and events (no I/O)."""
+    settings, metrics = services.settings, services.metrics
+    replicas = ReplicaService(
+        registry=store,
+        clock=services.clock,
+        replica_id=over.replica_id or new_replica_id(),
+        host=socket.gethostname(),
+        on_peers=metrics.replica_peers.set,
+    )
+    refresh = ClusterRefreshService(
+        catalog=services.catalog,
+        cache=services.cache,
+        ledger=store,
+        replicas=replicas,
+        auditor=services.auditor,
+        clock=services.clock,
+        publish=services.notifier.publish,
+    )
+
+    def revocation_cleared(secret_type: SecretType) -> None:
+        services.alerts.resolve(REVOKED_ALERT, secret_type.value)
+
+    signals = SecretSignals(
+        catalog=services.catalog,
+        store=services.store,
+        signal_store=store,
+        active_version=services.secrets.active_version,
+        publish=services.notifier.publish,
+        on_cleared=revocation_cleared,
+        on_candidate=lambda t, available: metrics.rotation_candidate_available.labels(t).set(
+            1 if available else 0
+        ),
+    )
+    services.secrets.attach_signals(signals)
+    services.replicas, services.refresh, services.signals = replicas, refresh, signals
+    subscription = settings.pubsub_subscription
+    if subscription is not None:
+        services.gsm_events = GsmEventService(
+            subscription=subscription,
+            projects=settings.event_projects,
+            catalog=services.catalog,
+            store=services.store,
+            secrets=services.secrets,
+            signals=signals,
+            refresh=refresh,
+            alerts=services.alerts,
+            auditor=services.auditor,
+            clock=services.clock,
+            on_event=lambda event_type, result: metrics.gsm_events.labels(
+                gsm_event_label(event_type), result
+            ).inc(),
+            environment=str(settings.environment),
+        )
+
+
+async def _load_signals(services: Services) -> None:
+    """Startup: apply the signals other replicas stored (a revoked version is never hydrated)."""
+    if services.signals is None:
+        return
+    try:
+        await services.signals.reload(services.cache)
+    except Exception as exc:
+        log.error("signals.load_failed", error_type=type(exc).__name__)
+
+
+async def _start_replica_jobs(
+    services: Services, over: Overrides, stack: contextlib.AsyncExitStack
+) -> None:
+    """Start the replica heartbeat and (when configured) the GSM event subscriber."""
+    assert services.replicas is not None and services.refresh is not None
+    heartbeat = ReplicaHeartbeatJob(
+        services.replicas, interval_seconds=over.heartbeat_interval_seconds
+    )
+    await heartbeat.start()
+    stack.push_async_callback(heartbeat.stop)
+    stack.push_async_callback(services.refresh.stop)
+    events = services.gsm_events
+    if events is None:
+        return
+    metrics = services.metrics
+
+    def on_connected(connected: bool) -> None:
+        events.connected = connected
+        metrics.gsm_events_connected.set(1 if connected else 0)
+
+    async def handle(message: RawGsmMessage) -> bool:
+        return (await events.handle(message)).ack
+
+    factory = over.pubsub_subscriber_factory or pubsub_adapter.PubSubEventSubscriber
+    subscriber = factory(
+        subscription=events.subscription, handler=handle, on_connected=on_connected
+    )
+    subscriber.start()
+    stack.push_async_callback(subscriber.stop)
+
+
+def _replica_view(services_ref: list[Services]) -> ReplicaView | None:
+    if not services_ref or services_ref[0].replicas is None:
+        return None
+    replicas = services_ref[0].replicas
+    return ReplicaView(id=replicas.replica_id, peers=replicas.peers)
 
 
 def _build_break_glass(

@@ -125,6 +125,16 @@ class Settings(BaseSettings):
         default=HttpUrl(DEFAULT_APEX_BASE_URL), alias="OMNI_APEX_BASE_URL"
     )
     log_format: LogFormat = Field(default=LogFormat.JSON, alias="OMNI_LOG_FORMAT")
+    # Section 12: GSM event notifications (unset = off). GSM names resources by project number
+    # in its events; OMNI_GCP_PROJECT_NUMBER lets those through as our own project.
+    pubsub_subscription: str | None = Field(
+        default=None,
+        alias="OMNI_PUBSUB_SUBSCRIPTION",
+        pattern=r"^projects/[A-Za-z0-9._:-]{1,100}/subscriptions/[A-Za-z][A-Za-z0-9._~%+-]{2,254}$",
+    )
+    gcp_project_number: str | None = Field(
+        default=None, alias="OMNI_GCP_PROJECT_NUMBER", pattern=r"^[0-9]{1,20}$"
+    )
 
     @field_validator(
         "gsm_endpoint",
@@ -136,6 +146,8 @@ class Settings(BaseSettings):
         "pagerduty_routing_key",
         "environment",
         "gcp_project_id",
+        "pubsub_subscription",
+        "gcp_project_number",
         mode="before",
     )
     @classmethod
@@ -158,6 +170,12 @@ class Settings(BaseSettings):
         return project_id in self.production_gcp_project_ids or project_id.endswith(
             PRODUCTION_PROJECT_SUFFIXES
         )
+
+    @property
+    def event_projects(self) -> frozenset[str]:
+        """How GSM events may name our project: its id, and its number when configured."""
+        names = {self.gcp_project_id or "", self.gcp_project_number or ""}
+        return frozenset(name for name in names if name)
 
     @property
     def auth_mode(self) -> AuthMode | None:

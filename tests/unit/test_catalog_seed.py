@@ -38,6 +38,9 @@ class StubVersionStore:
             raise SecretStoreError("fake outage", reason="UNAVAILABLE", transient=True)
         return self.versions[secret_id]
 
+    async def get_version(self, secret_id: str, version: str) -> VersionInfo:
+        raise AssertionError("the seed never reads one version")
+
 
 def versions(*states: VersionState) -> list[VersionInfo]:
     """Versions 1..n created a day apart, newest first (as GSM lists them)."""

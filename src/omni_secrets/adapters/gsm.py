@@ -247,6 +247,17 @@ class GsmSecretManagerClient:
                 break
         return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
+    async def get_version(self, secret_id: str, version: str) -> VersionInfo:
+        """One version's state and create time (``GetSecretVersion``), retried like the others.
+
+        Raises:
+            SecretStoreError: as :meth:`access`.
+        """
+        _check_ids(secret_id, version)
+        name = f"projects/{self._project_id}/secrets/{secret_id}/versions/{version}"
+        attempt = functools.partial(self._get_version_once, name, secret_id)
+        return await self._call("GetSecretVersion", secret_id, attempt)
+
     async def aclose(self) -> None:
         """Close the gRPC channel, if one was opened. Idempotent."""
         client, self._client = self._client, None
@@ -282,6 +293,23 @@ class GsmSecretManagerClient:
                 secret_id=secret_id,
             )
         return AccessedSecret(secret_id=secret_id, version=version, value=SecretValue(text))
+
+    async def _get_version_once(self, name: str, secret_id: str, deadline: float) -> VersionInfo:
+        with gsm_errors.translated("GetSecretVersion", secret_id):
+            client = self._client_for_running_loop()
+            item = await client.get_secret_version(
+                request=service.GetSecretVersionRequest(name=name), retry=None, timeout=deadline
+            )
+        version = _version_of(item.name)
+        if version is None:
+            raise SecretStoreError(
+                f"Secret Manager GetSecretVersion for {secret_id!r} named no version",
+                reason=INVALID_RESPONSE,
+                transient=False,
+                secret_id=secret_id,
+            )
+        state = _STATES.get(item.state.name, VersionState.DISABLED)
+        return VersionInfo(version, state, _as_datetime(item.create_time))
 
     async def _list_page_once(
         self, parent: str, secret_id: str, token: str, deadline: float

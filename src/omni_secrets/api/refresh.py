@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from omni_secrets.api.deps import CorrelationId, RefreshPrincipal
 from omni_secrets.api.schemas import RefreshQueued, RefreshRequestBody, RefreshStatusResponse
 from omni_secrets.api.state import services_of
+from omni_secrets.domain.cluster import RefreshResult
 
 router = APIRouter(prefix="/internal/apex-omni/secrets/cache", tags=["cache"])
 
@@ -24,8 +25,11 @@ async def request_refresh(
     correlation_id: CorrelationId,
     body: RefreshRequestBody | None = None,
 ) -> RefreshQueued:
-    """Queue a refresh of every type, or of ``secretTypes``; concurrent requests coalesce."""
-    queued = await services_of(request).secrets.request_refresh(
+    """Queue a refresh of every type, or of ``secretTypes``, on every live replica.
+
+    Concurrent requests coalesce into one GSM read per type and replica.
+    """
+    queued = await services_of(request).cluster_refresh.request(
         secret_types=body.secret_types if body else None,
         actor=principal.subject,
         correlation_id=correlation_id,
@@ -48,21 +52,30 @@ async def request_refresh(
 async def get_refresh(
     request: Request, request_id: str, _: RefreshPrincipal
 ) -> RefreshStatusResponse:
-    """The state and per-type results of a refresh request."""
-    tracked = services_of(request).secrets.refresh_request(request_id)
+    """The aggregate state and per-type results of a refresh request, and each replica's."""
+    view = await services_of(request).cluster_refresh.view(request_id)
     return RefreshStatusResponse.model_validate(
         {
-            "request_id": tracked.request_id,
-            "status": tracked.status.value,
-            "results": [
+            "request_id": view.request_id,
+            "status": view.status,
+            "results": [_result(r) for r in view.results],
+            "completed_at": view.completed_at,
+            "replicas": [
                 {
-                    "secret_type": r.secret_type.value,
-                    "ok": r.ok,
-                    "version": r.version,
-                    "error": r.error,
+                    "replica_id": replica.replica_id,
+                    "status": replica.status,
+                    "results": [_result(r) for r in replica.results],
                 }
-                for r in tracked.results
+                for replica in view.replicas
             ],
-            "completed_at": tracked.completed_at,
         }
     )
+
+
+def _result(result: RefreshResult) -> dict[str, object]:
+    return {
+        "secret_type": result.secret_type.value,
+        "ok": result.ok,
+        "version": result.version,
+        "error": result.error,
+    }

@@ -48,6 +48,7 @@ class RotationView(Schema):
     status: Literal["ok", "due_soon", "overdue"]
     days_until_due: int | None
     preview_open: bool
+    candidate_version: str | None = None
 
 
 class BreakGlassView(Schema):
@@ -88,11 +89,24 @@ class CacheView(Schema):
     last_refresh_at: Timestamp | None
 
 
+class ReplicaView(Schema):
+    id: str
+    peers: int
+
+
+class EventsView(Schema):
+    subscription: str
+    connected: bool
+    last_event_at: Timestamp | None
+
+
 class StatusResponse(Schema):
     environment: str
     gcp_project_id: str
     cache: CacheView
     secrets: list[SecretStatus]
+    replica: ReplicaView | None = None
+    events: EventsView | None = None
 
 
 # --- cache refresh ---------------------------------------------------------------------------
@@ -117,11 +131,18 @@ class RefreshResultItem(Schema):
     error: str | None
 
 
+class ReplicaRefresh(Schema):
+    replica_id: str
+    status: Literal["queued", "running", "succeeded", "failed", "partial"]
+    results: list[RefreshResultItem]
+
+
 class RefreshStatusResponse(Schema):
     request_id: str
     status: Literal["queued", "running", "succeeded", "failed", "partial"]
     results: list[RefreshResultItem]
     completed_at: Timestamp | None
+    replicas: list[ReplicaRefresh] = []
 
 
 # --- rotation --------------------------------------------------------------------------------

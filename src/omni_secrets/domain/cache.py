@@ -478,6 +478,44 @@ class OmniSecretCache:
         self._end_override(slot, current.override_id, OverrideEndReason.REMOVED)
         return True
 
+    def revoke(self, secret_type: SecretType, version: str | None, code: str, message: str) -> bool:
+        """Stop serving the GSM entry of ``secret_type`` at once: GSM revoked its version.
+
+        Whatever the TTL or the stale window, the entry is dropped when ``version`` is the one
+        served (or None: any version, the secret is gone), and ``code``/``message`` become the
+        type's last error. A break-glass override is untouched and keeps being served. The
+        background refresher keeps retrying the type; the service's ``fetch`` decides whether
+        GSM allows serving it again.
+
+        Args:
+            secret_type: the type.
+            version: the revoked version; None for every version.
+            code: the ``lastError.code`` (``VERSION_DISABLED``, ``SECRET_DELETED``).
+            message: a sentence safe to show.
+
+        Returns:
+            True when a served GSM entry was dropped.
+
+        Raises:
+            UnknownSecretType: the type is not in the catalog.
+        """
+        slot = self._slot(secret_type)
+        current = slot.gsm
+        if current is not None and version is not None and current.version != version:
+            return False  # another version is served: this revocation is not about it
+        now = self._monotonic()
+        slot.failure = FetchFailure(
+            code=code, message=message, at=self._clock.now(), transient=False
+        )
+        # Retry later, not at once: the fetch would only confirm what the event just said.
+        slot.next_refresh_at = max(slot.next_refresh_at, now + self._retry_initial)
+        if current is None:
+            return False
+        slot.gsm = None
+        self._publish(slot)
+        self._emit(Evicted(secret_type=slot.secret_type, version=current.version, reason=code))
+        return True
+
     # --- introspection --------------------------------------------------------------------
 
     @property

@@ -83,6 +83,15 @@ class SecretStore(Protocol):
         """
         ...
 
+    async def get_version(self, secret_id: str, version: str) -> VersionInfo:
+        """One version's state, no payload (``GetSecretVersion``): confirms a GSM event.
+
+        Raises:
+            SecretStoreError: as :meth:`access` (``NOT_FOUND`` when the secret or the version
+                does not exist).
+        """
+        ...
+
 
 def newest_enabled(versions: Sequence[VersionInfo]) -> VersionInfo | None:
     """The most recently created ENABLED version, or None when there is none."""

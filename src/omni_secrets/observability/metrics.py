@@ -13,6 +13,10 @@ name                                               type       labels
 ``omni_secret_cache_hydration_duration_seconds``   histogram  —
 ``omni_audit_write_failures_total``                counter    —
 ``omni_alerts_sent_total``                         counter    alert, action, result
+``omni_gsm_events_total``                          counter    event_type, result (section 12)
+``omni_secret_rotation_candidate_available``       gauge 0/1  secret_type (a newer GSM version)
+``omni_gsm_events_connected``                      gauge 0/1  — (1: subscriber streaming)
+``omni_replica_peers``                             gauge      — (other live replicas)
 =================================================  =========  ===================================
 
 ``reads`` counts reads from the backing stores (each GSM access, each override decryption), not
@@ -43,6 +47,8 @@ GSM_FAILURE_REASONS = (
     "PERMISSION_DENIED",
     "FAILED_PRECONDITION",
     "CHECKSUM_MISMATCH",
+    "VERSION_DISABLED",
+    "SECRET_DELETED",
     "UNKNOWN",
 )
 BREAK_GLASS_FAILURE_REASONS = (
@@ -75,7 +81,27 @@ ALERT_NAMES = (
     "rotation_overdue",
     "break_glass_active",
     "audit_write_failures",
+    "active_version_revoked",
+    "rotation_requested",
 )
+# GSM's Pub/Sub event types (contract section 12); anything else is counted as ``OTHER``.
+GSM_EVENT_TYPES = (
+    "SECRET_CREATE",
+    "SECRET_UPDATE",
+    "SECRET_DELETE",
+    "SECRET_VERSION_ADD",
+    "SECRET_VERSION_ENABLE",
+    "SECRET_VERSION_DISABLE",
+    "SECRET_VERSION_DESTROY",
+    "SECRET_VERSION_DESTROY_SCHEDULED",
+    "SECRET_ROTATE",
+    "TOPIC_CONFIGURED",
+    "OTHER",
+)
+# applied: acted on; ignored: valid, nothing to do; rejected: malformed, foreign or wrong
+# format; duplicate: seen before; unconfirmed: GSM contradicts the event (nothing changed);
+# failed: acting failed (the message is redelivered).
+GSM_EVENT_RESULTS = ("applied", "ignored", "rejected", "duplicate", "unconfirmed", "failed")
 ALERT_ACTIONS = ("trigger", "resolve")
 ALERT_RESULTS = ("success", "failure", "dropped")
 GSM_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -153,6 +179,28 @@ class OmniMetrics:
             ["alert", "action", "result"],
             registry=registry,
         )
+        self.gsm_events = Counter(
+            "omni_gsm_events",
+            "GSM event notifications received over Pub/Sub, by event type and what came of them.",
+            ["event_type", "result"],
+            registry=registry,
+        )
+        self.rotation_candidate_available = Gauge(
+            "omni_secret_rotation_candidate_available",
+            "1 when GSM holds a version newer than the active one (a rotation candidate).",
+            ["secret_type"],
+            registry=registry,
+        )
+        self.gsm_events_connected = Gauge(
+            "omni_gsm_events_connected",
+            "1 while the Pub/Sub subscriber streams GSM events; 0 when off or disconnected.",
+            registry=registry,
+        )
+        self.replica_peers = Gauge(
+            "omni_replica_peers",
+            "Other live replicas seen in the replica registry.",
+            registry=registry,
+        )
         self._precreate()
 
     def _precreate(self) -> None:
@@ -167,6 +215,10 @@ class OmniMetrics:
             self.rotation_overdue.labels(secret_type).set(0)
             self.rotation_due_timestamp.labels(secret_type).set(0)
             self.break_glass_active.labels(secret_type).set(0)
+            self.rotation_candidate_available.labels(secret_type).set(0)
+        for event_type in GSM_EVENT_TYPES:
+            for outcome in GSM_EVENT_RESULTS:
+                self.gsm_events.labels(event_type, outcome)
         for alert in ALERT_NAMES:
             for action in ALERT_ACTIONS:
                 for result in ALERT_RESULTS:
@@ -184,6 +236,11 @@ class OmniMetrics:
         """Count one failure; an unexpected reason is folded into ``UNKNOWN`` (bounded labels)."""
         known = _REASONS_BY_OPERATION.get(operation, ())
         self.failures.labels(secret_type, operation, reason if reason in known else "UNKNOWN").inc()
+
+
+def gsm_event_label(event_type: str | None) -> str:
+    """The ``event_type`` label of a GSM event type (bounded: unknown ones become ``OTHER``)."""
+    return event_type if event_type in GSM_EVENT_TYPES else "OTHER"
 
 
 def _bind(age_of: Callable[[str], float], secret_type: str) -> Callable[[], float]:

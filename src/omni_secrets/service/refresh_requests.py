@@ -1,7 +1,8 @@
 """Cache refresh requests: ids, lifecycle (queued → running → succeeded/failed/partial), results.
 
-Requests live in memory on the replica that accepted them (a refresh is a local cache
-operation); the newest :data:`MAX_TRACKED` are kept so a poller can read the outcome.
+This is the accepting replica's own memory of its requests (the newest :data:`MAX_TRACKED`):
+the cluster-wide record lives in the database (``domain/cluster.py``), and this log answers when
+the database cannot (a request accepted while it was down runs on this replica only).
 """
 
 from __future__ import annotations
@@ -11,28 +12,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 
 from omni_secrets.domain.catalog import SecretType
+from omni_secrets.domain.cluster import RefreshResult, RefreshStatus, outcome_status
 from omni_secrets.domain.errors import RefreshRequestNotFound
 
 MAX_TRACKED = 1000
-
-
-class RefreshStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    PARTIAL = "partial"
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshResult:
-    secret_type: SecretType
-    ok: bool
-    version: str | None
-    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +32,6 @@ class RefreshRequest:
     completed_at: datetime | None = None
 
 
-def outcome_status(results: Sequence[RefreshResult]) -> RefreshStatus:
-    """succeeded when every type refreshed, failed when none did, partial otherwise."""
-    oks = sum(1 for r in results if r.ok)
-    if oks == len(results):
-        return RefreshStatus.SUCCEEDED
-    return RefreshStatus.FAILED if oks == 0 else RefreshStatus.PARTIAL
-
-
 class RefreshRequestLog:
     """The newest refresh requests of this replica, by id."""
 
@@ -63,10 +40,16 @@ class RefreshRequestLog:
         self._max = max_tracked
 
     def open(
-        self, *, secret_types: Sequence[SecretType], targeted: bool, actor: str, now: datetime
+        self,
+        *,
+        secret_types: Sequence[SecretType],
+        targeted: bool,
+        actor: str,
+        now: datetime,
+        request_id: str | None = None,
     ) -> RefreshRequest:
         request = RefreshRequest(
-            request_id=uuid.uuid4().hex,
+            request_id=request_id or uuid.uuid4().hex,
             targeted=targeted,
             secret_types=tuple(secret_types),
             status=RefreshStatus.QUEUED,
@@ -77,6 +60,9 @@ class RefreshRequestLog:
         while len(self._requests) > self._max:
             self._requests.popitem(last=False)
         return request
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._requests
 
     def mark_running(self, request_id: str) -> None:
         self._update(request_id, status=RefreshStatus.RUNNING)

@@ -2,7 +2,7 @@
 
 It owns the cache's ``fetch`` (which version to read: the metadata's pinned ``active_version``,
 or — when none is pinned yet — the newest ENABLED version, which it then pins), the status view,
-refresh requests, FR-012 degradation (``required_credentials`` raises at once, never calling GSM
+FR-012 degradation (``required_credentials`` raises at once, never calling GSM
 on the request path, and kicks a background refresh), the ApeX consumer calls and the self-test,
 and the audit events for all of these.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,16 +30,14 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.refresh_requests import (
-    RefreshRequest,
-    RefreshRequestLog,
-    RefreshResult,
-)
+from omni_secrets.service.signals import SecretSignals
 from omni_secrets.service.views import (
     BreakGlassView,
     CacheView,
+    EventsView,
     LastErrorView,
     Readiness,
+    ReplicaView,
     RotationView,
     SecretStatusView,
     StatusView,
@@ -71,6 +69,8 @@ class OmniSecretService:
         on_read: called for every store read (``omni_secret_reads_total``).
         on_value: called with each value fetched (the log redactor registers it).
         break_glass_view: the active override of a type, for status (no value).
+        replica_view: this replica's id and live peers, for status.
+        events_view: the GSM event subscriber's state, for status (None when it is off).
     """
 
     def __init__(
@@ -87,6 +87,8 @@ class OmniSecretService:
         on_read: Callable[[str, str, bool], None] = lambda t, s, ok: None,
         on_value: Callable[[SecretValue], None] = lambda v: None,
         break_glass_view: Callable[[SecretType], BreakGlassView] = lambda t: BreakGlassView(False),
+        replica_view: Callable[[], ReplicaView | None] = lambda: None,
+        events_view: Callable[[], EventsView | None] = lambda: None,
     ) -> None:
         self.identity = identity
         self.catalog = catalog
@@ -98,12 +100,25 @@ class OmniSecretService:
         self._on_read = on_read
         self._on_value = on_value
         self._break_glass_view = break_glass_view
+        self._replica_view = replica_view
+        self._events_view = events_view
         self._metadata: dict[SecretType, OmniSecretMetadata] = {}
         self._metadata_loaded = False
         self._unseeded: tuple[str, ...] = ()
-        self._requests = RefreshRequestLog()
         self._background: set[asyncio.Task[object]] = set()
         self.cache = cache_factory(self.fetch)
+        self._signals: SecretSignals | None = None
+
+    def attach_signals(self, signals: SecretSignals) -> None:
+        """Consult ``signals`` (GSM events) in every fetch and in status (set once, at build)."""
+        self._signals = signals
+
+    def active_version(self, secret_type: SecretType) -> str | None:
+        """The version this replica serves for ``secret_type``: the pin, else what it fetched."""
+        meta = self._metadata.get(secret_type)
+        if meta is not None and meta.active_version is not None:
+            return meta.active_version
+        return self.cache.describe(secret_type).gsm_version
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -188,6 +203,8 @@ class OmniSecretService:
                 accessed = await self._store.access(entry.gsm_secret_id, newest.version)
                 await self._pin_first_version(secret_type, accessed.version)
             else:
+                if self._signals is not None:
+                    await self._signals.check(secret_type, entry.gsm_secret_id, pinned)
                 accessed = await self._store.access(entry.gsm_secret_id, pinned)
         except SecretStoreError:
             self._on_read(secret_type.value, "gsm", False)
@@ -258,7 +275,12 @@ class OmniSecretService:
                     if error
                     else None,
                     rotation=self._rotation_view(
-                        entry.rotation_group.value, self._metadata.get(entry.secret_type), now
+                        entry.rotation_group.value,
+                        self._metadata.get(entry.secret_type),
+                        now,
+                        self._signals.candidate_version(entry.secret_type)
+                        if self._signals is not None
+                        else None,
                     ),
                     break_glass=self._break_glass_view(entry.secret_type),
                 )
@@ -273,13 +295,19 @@ class OmniSecretService:
                 last_refresh_at=self.cache.last_refresh_at,
             ),
             secrets=tuple(secrets),
+            replica=self._replica_view(),
+            events=self._events_view(),
         )
 
     def _rotation_view(
-        self, group: str, meta: OmniSecretMetadata | None, now: datetime
+        self,
+        group: str,
+        meta: OmniSecretMetadata | None,
+        now: datetime,
+        candidate: str | None,
     ) -> RotationView:
         if meta is None:  # the catalog was never seeded: nothing is known about rotation
-            return RotationView(group, None, None, "ok", None, False)
+            return RotationView(group, None, None, "ok", None, False, candidate)
         due = meta.rotation_due_at
         status = rotation.rotation_status(due, now, self.identity.rotation_warning_days)
         preview_open = bool(
@@ -292,82 +320,12 @@ class OmniSecretService:
             status=status.value,
             days_until_due=rotation.days_until_due(due, now),
             preview_open=preview_open,
+            candidate_version=candidate,
         )
 
     def cache_age_seconds(self, secret_type: str) -> float:
         """Seconds since the last successful fetch of the type (``inf`` if never): a gauge."""
         return self.cache.describe(parse_secret_type(secret_type)).seconds_since_fetch
-
-    # -- refresh requests ----------------------------------------------------------------------
-
-    async def request_refresh(
-        self, *, secret_types: Sequence[str] | None, actor: str, correlation_id: str | None
-    ) -> RefreshRequest:
-        """Queue a refresh of ``secret_types`` (all when None); returns at once (202).
-
-        Raises:
-            UnknownSecretType: a name outside the catalog (nothing is queued).
-        """
-        targeted = bool(secret_types)
-        types = (
-            tuple(dict.fromkeys(parse_secret_type(t) for t in secret_types))
-            if secret_types
-            else self.catalog.types
-        )
-        request = self._requests.open(
-            secret_types=types, targeted=targeted, actor=actor, now=self._clock.now()
-        )
-        self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=request.queued_at,
-                secret_type=types[0].value if len(types) == 1 else None,
-                action="cache_refresh_requested",
-                actor=actor,
-                result="success",
-                duration_ms=None,
-                correlation_id=correlation_id,
-                details={"requestId": request.request_id, "secretTypes": [t.value for t in types]},
-            )
-        )
-        self._spawn(self._run_refresh(request, correlation_id))
-        return request
-
-    def refresh_request(self, request_id: str) -> RefreshRequest:
-        """Raises: RefreshRequestNotFound."""
-        return self._requests.get(request_id)
-
-    async def _run_refresh(self, request: RefreshRequest, correlation_id: str | None) -> None:
-        self._requests.mark_running(request.request_id)
-        started = time.perf_counter()
-        outcomes = await self.cache.refresh(request.secret_types)
-        results = [
-            RefreshResult(
-                secret_type=t,
-                ok=outcomes[t].ok,
-                version=outcomes[t].version,
-                error=_error_code(outcomes[t].error),
-            )
-            for t in request.secret_types
-        ]
-        completed = self._requests.complete(request.request_id, results, self._clock.now())
-        # Each GSM read is audited by the cache observer (actor system); this row ties the
-        # request, its caller and its outcome together.
-        self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=None,
-                action="refresh",
-                actor=request.actor,
-                result="success" if completed.status.value == "succeeded" else "failure",
-                duration_ms=int((time.perf_counter() - started) * 1000),
-                correlation_id=correlation_id,
-                details={
-                    "requestId": request.request_id,
-                    "status": completed.status.value,
-                    "results": {r.secret_type.value: r.error or "ok" for r in results},
-                },
-            )
-        )
 
     # -- serving -------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ class RotationView:
     status: str
     days_until_due: int | None
     preview_open: bool
+    candidate_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +62,26 @@ class CacheView:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaView:
+    id: str
+    peers: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventsView:
+    subscription: str
+    connected: bool
+    last_event_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusView:
     environment: str
     gcp_project_id: str
     cache: CacheView
     secrets: tuple[SecretStatusView, ...]
+    replica: ReplicaView | None = None
+    events: EventsView | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ the real wire protocol, and keeps state that tests assert on. Nothing runs at im
 - :mod:`~omni_secrets.testing.alerts`: :class:`FakePagerDutyServer`, :class:`RecordingAlertSink`.
 """
 
+from omni_secrets.adapters.local_cluster import LocalClusterStore
 from omni_secrets.testing.alerts import (
     FakePagerDutyServer,
     PagerDutyRequestRecord,
@@ -33,6 +34,7 @@ __all__ = [
     "InMemoryState",
     "InMemoryUnitOfWork",
     "InMemoryUnitOfWorkFactory",
+    "LocalClusterStore",
     "PagerDutyRequestRecord",
     "RecordingAlertSink",
 ]

@@ -22,7 +22,7 @@ from omni_secrets.domain.values import SecretValue
 
 _FAKE_SECRET_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _FAKE_VERSION_RE = re.compile(r"latest|[1-9][0-9]{0,18}")
-FAKE_STORE_METHODS = ("access", "list_versions")
+FAKE_STORE_METHODS = ("access", "list_versions", "get_version")
 
 
 @dataclass
@@ -150,6 +150,13 @@ class FakeSecretStore:
         versions = self._existing(secret_id)
         infos = [VersionInfo(str(n), v.state, v.created_at) for n, v in enumerate(versions, 1)]
         return infos[::-1]
+
+    async def get_version(self, secret_id: str, version: str) -> VersionInfo:
+        """As :meth:`SecretStore.get_version`: one version's state, no payload."""
+        await self._enter("get_version", secret_id)
+        self._check_ids(secret_id, version)
+        number, found = self._resolve(secret_id, version)
+        return VersionInfo(number, found.state, found.created_at)
 
     # internals ---------------------------------------------------------------------------------
 

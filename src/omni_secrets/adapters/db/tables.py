@@ -172,3 +172,56 @@ rotation_previews = Table(
     Column("status", String(16), nullable=False),
     CheckConstraint("status IN ('open', 'committed', 'cancelled')", name="status_known"),
 )
+
+# --- shared by the replicas (contract section 12) ---------------------------------------------
+
+replicas = Table(
+    "omni_replicas",
+    metadata,
+    _id_column("replica_id"),
+    Column("host", String(255), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False, index=True),
+)
+
+refresh_requests = Table(
+    "omni_refresh_requests",
+    metadata,
+    _id_column("request_id"),
+    Column("targeted", Boolean, nullable=False),
+    Column("secret_types", JSON, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("queued_at", UtcDateTime, nullable=False, index=True),
+    Column("origin_replica_id", String(64), nullable=False),
+)
+
+refresh_results = Table(
+    "omni_refresh_results",
+    metadata,
+    Column(
+        "request_id",
+        String(64),
+        ForeignKey("omni_refresh_requests.request_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("replica_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("results", JSON, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'succeeded', 'failed', 'partial')", name="status_known"
+    ),
+)
+
+secret_signals = Table(
+    "omni_secret_signals",
+    metadata,
+    _id_column("secret_type"),
+    Column("revoked_version", String(32), nullable=True),
+    Column("revoked_code", String(32), nullable=True),
+    Column("revoked_message", Text, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("confirmed", Boolean, nullable=False),
+    Column("candidate_version", String(32), nullable=True),
+    Column("candidate_at", UtcDateTime, nullable=True),
+)

@@ -1,0 +1,100 @@
+"""``ReplicaService``: this process's entry in the replica registry, and how many peers it sees.
+
+The heartbeat job calls :meth:`ReplicaService.beat` every few seconds; status reads
+:attr:`ReplicaService.peers` from memory (status never touches the database). A replica not seen
+for :data:`~omni_secrets.domain.cluster.REPLICA_LIVENESS_SECONDS` is gone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import structlog
+
+from omni_secrets.domain.clock import Clock
+from omni_secrets.domain.cluster import REPLICA_LIVENESS_SECONDS, ReplicaInfo, ReplicaRegistry
+
+log = structlog.get_logger("omni_secrets.replicas")
+
+PRUNE_AFTER = timedelta(days=1)
+"""Registry rows and refresh requests older than this are deleted by the heartbeat."""
+
+
+def new_replica_id() -> str:
+    """A fresh replica id (random: a restarted process is a new replica)."""
+    return uuid.uuid4().hex[:16]
+
+
+class ReplicaService:
+    """Registers this replica and tracks the live ones.
+
+    Args:
+        registry: the ``omni_replicas`` port.
+        clock: wall time for ``started_at``/``last_seen_at``.
+        replica_id: this process's id (:func:`new_replica_id`).
+        host: the host name shown in the registry.
+        on_peers: called with the peer count after each successful beat (a gauge).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: ReplicaRegistry,
+        clock: Clock,
+        replica_id: str,
+        host: str,
+        on_peers: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._registry = registry
+        self._clock = clock
+        self.replica_id = replica_id
+        self.host = host
+        self.started_at: datetime = clock.now()
+        self._on_peers = on_peers
+        self._live: tuple[ReplicaInfo, ...] = ()
+        self._beats = 0
+
+    @property
+    def peers(self) -> int:
+        """Other live replicas as of the last successful beat (0 before the first)."""
+        return sum(1 for r in self._live if r.replica_id != self.replica_id)
+
+    async def beat(self) -> bool:
+        """Renew this replica's row and re-read the live ones; never raises.
+
+        Returns:
+            Whether the database answered (a failed beat keeps the last known peers).
+        """
+        now = self._clock.now()
+        try:
+            await self._registry.heartbeat(
+                ReplicaInfo(self.replica_id, self.host, self.started_at, now)
+            )
+            self._live = tuple(await self._registry.live(now, REPLICA_LIVENESS_SECONDS))
+            self._beats += 1
+            if self._beats % 100 == 1:  # rarely: pruning is housekeeping, not liveness
+                await self._registry.prune(now - PRUNE_AFTER)
+        except Exception as exc:
+            log.warning("replica.heartbeat_failed", error_type=type(exc).__name__)
+            return False
+        self._on_peers(self.peers)
+        return True
+
+    async def live(self) -> Sequence[ReplicaInfo]:
+        """The live replicas read now from the database (refresh status uses it).
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached.
+        """
+        live = tuple(await self._registry.live(self._clock.now(), REPLICA_LIVENESS_SECONDS))
+        self._live = live
+        return live
+
+    async def leave(self) -> None:
+        """Remove this replica's row (clean shutdown); never raises."""
+        try:
+            await self._registry.deregister(self.replica_id)
+        except Exception as exc:
+            log.warning("replica.deregister_failed", error_type=type(exc).__name__)

@@ -1,0 +1,215 @@
+"""``SecretSignals``: what GSM events established about each type, applied on this replica.
+
+Two kinds of signal, both kept in the database (``omni_secret_signals``) so every replica
+applies them, and in memory here so the hot path and status never touch the database:
+
+- **Revocation** of the served version (disabled, destroyed, scheduled for destruction) or of
+  the whole secret (deleted): the type stops being served at once, whatever the TTL or the
+  stale window (:meth:`OmniSecretCache.revoke`); a break-glass override still wins. While it
+  holds, every fetch of that version first asks GSM for the version's state
+  (:meth:`SecretSignals.check`): still revoked → fail closed with the revocation's code; ENABLED
+  again → the revocation is cleared everywhere and the value is served again; GSM unreachable →
+  fail closed, saying it could not confirm. GSM stays the source of truth: a stale or forged
+  signal lasts one fetch.
+- **Candidate**: a version newer than the active one exists in GSM (status
+  ``rotation.candidateVersion``, gauge ``omni_secret_rotation_candidate_available``). Nothing is
+  served from it until a rotation preview is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+import structlog
+
+from omni_secrets.domain.cache import OmniSecretCache
+from omni_secrets.domain.catalog import Catalog, SecretType
+from omni_secrets.domain.changes import Publish, publish_nothing
+from omni_secrets.domain.cluster import ANY_VERSION, RevocationCode, SecretSignal, SignalStore
+from omni_secrets.domain.errors import SecretStoreError
+from omni_secrets.domain.secret_store import SecretStore, VersionState
+
+log = structlog.get_logger("omni_secrets.signals")
+
+KIND_SIGNAL = "gsm_signal"
+"""Notifier kind published after a signal row changed (replicas reconcile on any kind)."""
+
+
+def _is_newer(candidate: str | None, active: str | None) -> bool:
+    if candidate is None or not candidate.isdigit():
+        return False
+    return active is None or not active.isdigit() or int(candidate) > int(active)
+
+
+class SecretSignals:
+    """Signals of every type on this replica (see the module docstring).
+
+    Args:
+        catalog: the secret types.
+        store: GSM, to confirm a revocation's version state.
+        signal_store: the ``omni_secret_signals`` rows.
+        active_version: the version this replica serves for a type (the pin), or None.
+        publish: tells the other replicas a signal changed; never raises.
+        on_cleared: called when a revocation of a type ends (resolves its alert).
+        on_candidate: called with (type, available) whenever signals are installed (a gauge).
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: SecretStore,
+        signal_store: SignalStore,
+        active_version: Callable[[SecretType], str | None],
+        publish: Publish = publish_nothing,
+        on_cleared: Callable[[SecretType], None] = lambda t: None,
+        on_candidate: Callable[[str, bool], None] = lambda t, available: None,
+    ) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._signal_store = signal_store
+        self._active_version = active_version
+        self._publish = publish
+        self._on_cleared = on_cleared
+        self._on_candidate = on_candidate
+        self._signals: dict[SecretType, SecretSignal] = {}
+
+    def get(self, secret_type: SecretType) -> SecretSignal:
+        """The type's signal (an empty one when GSM events established nothing)."""
+        return self._signals.get(secret_type) or SecretSignal(secret_type)
+
+    def candidate_version(self, secret_type: SecretType) -> str | None:
+        """A GSM version newer than the active one, announced by ``SECRET_VERSION_ADD``."""
+        candidate = self.get(secret_type).candidate_version
+        return candidate if _is_newer(candidate, self._active_version(secret_type)) else None
+
+    def revocation_applies(self, signal: SecretSignal) -> bool:
+        """Whether ``signal`` revokes what this replica serves (or would serve) for its type."""
+        if signal.revoked_code is None:
+            return False
+        if signal.revoked_version == ANY_VERSION:
+            return True
+        return signal.revoked_version == self._active_version(signal.secret_type)
+
+    async def reload(self, cache: OmniSecretCache) -> None:
+        """Read every signal from the database and apply it (reconcile; a notification).
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (nothing changes).
+        """
+        self.install(await self._signal_store.all(), cache)
+
+    def install(self, signals: Iterable[SecretSignal], cache: OmniSecretCache) -> None:
+        """Apply ``signals``: revocations drop the served entry, candidates set the gauge."""
+        fresh = {s.secret_type: s for s in signals}
+        for secret_type, signal in fresh.items():
+            before = self._signals.get(secret_type)
+            self._signals[secret_type] = signal
+            if self.revocation_applies(signal):
+                served = cache.describe(secret_type).gsm_version
+                if before != signal or served is not None:
+                    self._revoke_in(cache, signal)
+        for secret_type in self._catalog.types:
+            self._on_candidate(secret_type.value, self.candidate_version(secret_type) is not None)
+
+    async def put(self, signal: SecretSignal, cache: OmniSecretCache) -> None:
+        """Store ``signal``, apply it here and tell the other replicas.
+
+        Raises:
+            DatabaseUnavailable: it could not be stored (it is applied here all the same).
+        """
+        self.install([signal], cache)
+        await self._signal_store.put(signal)
+        await self._publish(KIND_SIGNAL)
+
+    async def check(self, secret_type: SecretType, secret_id: str, version: str | None) -> None:
+        """Before a fetch of ``version``: refuse it while GSM confirms it is revoked.
+
+        Clears the revocation (everywhere) when GSM says the version is ENABLED again (or the
+        deleted secret exists again).
+
+        Raises:
+            SecretStoreError: permanent, with the revocation's code, while it holds or cannot
+                be confirmed.
+        """
+        signal = self._signals.get(secret_type)
+        if signal is None or signal.revoked_code is None:
+            return
+        if signal.revoked_version != ANY_VERSION and signal.revoked_version != version:
+            return
+        code = signal.revoked_code
+        try:
+            if signal.revoked_version == ANY_VERSION:
+                await self._store.list_versions(secret_id)
+                enabled = True
+            else:
+                info = await self._store.get_version(secret_id, signal.revoked_version or "")
+                enabled = info.state is VersionState.ENABLED
+                state = info.state.value
+        except SecretStoreError as exc:
+            if exc.transient:
+                raise SecretStoreError(
+                    f"{describe_revocation(code, secret_id, signal.revoked_version)}; "
+                    f"not confirmed: GSM unreachable ({exc.reason}), failing closed",
+                    reason=code,
+                    transient=False,
+                    secret_id=secret_id,
+                ) from None
+            raise SecretStoreError(
+                describe_revocation(code, secret_id, signal.revoked_version),
+                reason=code,
+                transient=False,
+                secret_id=secret_id,
+            ) from None
+        if not enabled:
+            raise SecretStoreError(
+                f"{secret_id} version {signal.revoked_version} is {state} in GSM",
+                reason=code,
+                transient=False,
+                secret_id=secret_id,
+            )
+        await self._clear(signal)
+
+    async def _clear(self, signal: SecretSignal) -> None:
+        cleared = replace(
+            signal,
+            revoked_version=None,
+            revoked_code=None,
+            revoked_message=None,
+            revoked_at=None,
+            confirmed=True,
+        )
+        self._signals[signal.secret_type] = cleared
+        log.info("signal.revocation_cleared", secret_type=signal.secret_type.value)
+        self._on_cleared(signal.secret_type)
+        try:
+            await self._signal_store.put(cleared)
+        except Exception as exc:  # the next reconcile would re-apply it; GSM is checked again
+            log.warning("signal.clear_not_stored", error_type=type(exc).__name__)
+            return
+        await self._publish(KIND_SIGNAL)
+
+    @staticmethod
+    def _revoke_in(cache: OmniSecretCache, signal: SecretSignal) -> None:
+        version = None if signal.revoked_version == ANY_VERSION else signal.revoked_version
+        dropped = cache.revoke(
+            signal.secret_type,
+            version,
+            signal.revoked_code or RevocationCode.VERSION_DISABLED.value,
+            signal.revoked_message or "revoked in GSM",
+        )
+        if dropped:
+            log.warning(
+                "signal.revoked",
+                secret_type=signal.secret_type.value,
+                version=signal.revoked_version,
+                code=signal.revoked_code,
+            )
+
+
+def describe_revocation(code: str, secret_id: str, version: str | None) -> str:
+    """The sentence status shows for a revocation (no value, ever)."""
+    if code == RevocationCode.SECRET_DELETED:
+        return f"{secret_id} was deleted in GSM"
+    return f"{secret_id} version {version} was disabled or destroyed in GSM"
