@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
+
+_TOPIC_RE = re.compile(r"projects/[A-Za-z0-9._:-]{1,100}/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}")
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +32,13 @@ def emulator(
         Path | None,
         typer.Option(help="JSON seed file: projectId, and secrets as id -> list of values."),
     ] = None,
+    pubsub_topic: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish GSM event notifications (projects/P/topics/T) to the Pub/Sub "
+            "emulator named by PUBSUB_EMULATOR_HOST, for every change."
+        ),
+    ] = None,
 ) -> None:
     """Serve an in-memory Google Secret Manager over gRPC until SIGINT or SIGTERM.
 
@@ -41,6 +51,11 @@ def emulator(
     Safety: no authentication and no TLS, so it listens on loopback only.
 
     A seed file that cannot be read or is malformed exits 2 before anything listens.
+
+    With --pubsub-topic every change (create, add, enable, disable, destroy) is published in
+    GSM's notification format (attributes eventType, secretId, versionId, dataFormat; data is
+    the resource as JSON, never a payload); the topic is created when missing. It needs
+    PUBSUB_EMULATOR_HOST: the emulator never publishes to Google's real Pub/Sub.
     """
     from omni_secrets.emulator import GsmEmulator, SeedError, load_seed_file
 
@@ -50,8 +65,16 @@ def emulator(
             seed = load_seed_file(seed_file)
         except SeedError as exc:
             fail(str(exc), code=EXIT_USAGE)
+    publisher = None
+    if pubsub_topic is not None:
+        publisher = _publisher(pubsub_topic)
     try:
-        server = GsmEmulator(host, port, control_port=control_port)
+        server = GsmEmulator(
+            host,
+            port,
+            control_port=control_port,
+            events=publisher.publish if publisher is not None else None,
+        )
     except ValueError as exc:
         fail(str(exc), code=EXIT_USAGE)
     if seed is not None:
@@ -75,8 +98,28 @@ def emulator(
                 f"into project {seed.project_id}",
                 flush=True,
             )
+        if publisher is not None:
+            print(f"pubsub: {publisher.topic}", flush=True)
         stop.wait()
     finally:
         server.stop()
+        if publisher is not None:
+            publisher.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _publisher(topic: str) -> Any:
+    """The Pub/Sub publisher for ``--pubsub-topic``, or exit with one line why not."""
+    from google.api_core import exceptions as gexc
+
+    from omni_secrets.emulator.events import PubSubEventPublisher
+
+    if not _TOPIC_RE.fullmatch(topic):
+        fail(f"--pubsub-topic {topic!r} is not projects/PROJECT/topics/TOPIC", code=EXIT_USAGE)
+    try:
+        return PubSubEventPublisher(topic)
+    except ValueError as exc:
+        fail(str(exc), code=EXIT_USAGE)
+    except gexc.GoogleAPICallError as exc:
+        fail(f"cannot create the Pub/Sub topic {topic}: {type(exc).__name__}", code=EXIT_FAILED)

@@ -14,6 +14,7 @@ wakes them and stops without grace.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,8 @@ from omni_secrets.emulator.control import ControlServer
 from omni_secrets.emulator.faults import CallRecord, FaultPlan
 from omni_secrets.emulator.seed import Seed
 from omni_secrets.emulator.state import RpcFault, SecretManagerState, State
+
+logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "google.cloud.secretmanager.v1.SecretManagerService"
 DEFAULT_MAX_WORKERS = 64
@@ -85,6 +88,9 @@ class GsmEmulator:
             (:mod:`omni_secrets.emulator.control`) on this loopback port (0 picks one).
         max_workers: handler threads; each call blocked in injected latency holds one.
         now: current UTC time for ``create_time``/``destroy_time``; injectable for tests.
+        events: called with (GSM event type, resource) after every change, through the RPCs
+            and the Python API alike (:class:`~omni_secrets.emulator.events.PubSubEventPublisher`
+            ``.publish``); its failures are logged, never raised into the call.
 
     Raises:
         ValueError: ``host`` is not a loopback address.
@@ -98,8 +104,10 @@ class GsmEmulator:
         control_port: int | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
         now: Callable[[], datetime] | None = None,
+        events: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._host = require_loopback(host)
+        self._events = events
         self._port = port
         self._control_port = control_port
         self._max_workers = max_workers
@@ -201,11 +209,12 @@ class GsmEmulator:
 
     def create_secret(self, project_id: str, secret_id: str) -> None:
         """Create an empty secret (automatic replication). Raises RpcFault ALREADY_EXISTS."""
-        self.state.create_secret(
+        created = self.state.create_secret(
             f"projects/{project_id}",
             secret_id,
             resources.Secret(replication={"automatic": {}}),
         )
+        self._emit("SECRET_CREATE", created)
 
     def add_version(self, project_id: str, secret_id: str, value: str | bytes) -> int:
         """Add a version (str is UTF-8 encoded) and return its number.
@@ -217,6 +226,7 @@ class GsmEmulator:
         message = self.state.add_version(
             f"projects/{project_id}/secrets/{secret_id}", resources.SecretPayload(data=data)
         )
+        self._emit("SECRET_VERSION_ADD", message)
         return int(message.name.rsplit("/", 1)[1])
 
     def seed(self, project_id: str, secrets: Mapping[str, Sequence[str | bytes]]) -> int:
@@ -239,15 +249,26 @@ class GsmEmulator:
 
     def enable(self, project_id: str, secret_id: str, version: int | str) -> None:
         """Enable a version. Raises RpcFault NOT_FOUND / FAILED_PRECONDITION (destroyed)."""
-        self.state.set_state(_version_name(project_id, secret_id, version), State.ENABLED, "")
+        self._emit(
+            "SECRET_VERSION_ENABLE",
+            self.state.set_state(_version_name(project_id, secret_id, version), State.ENABLED, ""),
+        )
 
     def disable(self, project_id: str, secret_id: str, version: int | str) -> None:
         """Disable a version. Raises RpcFault NOT_FOUND / FAILED_PRECONDITION (destroyed)."""
-        self.state.set_state(_version_name(project_id, secret_id, version), State.DISABLED, "")
+        self._emit(
+            "SECRET_VERSION_DISABLE",
+            self.state.set_state(_version_name(project_id, secret_id, version), State.DISABLED, ""),
+        )
 
     def destroy(self, project_id: str, secret_id: str, version: int | str) -> None:
         """Destroy a version (its payload is cleared). Raises RpcFault as :meth:`enable`."""
-        self.state.set_state(_version_name(project_id, secret_id, version), State.DESTROYED, "")
+        self._emit(
+            "SECRET_VERSION_DESTROY",
+            self.state.set_state(
+                _version_name(project_id, secret_id, version), State.DESTROYED, ""
+            ),
+        )
 
     def version_state(self, project_id: str, secret_id: str, version: int | str) -> str:
         """``ENABLED``, ``DISABLED`` or ``DESTROYED``. Raises RpcFault NOT_FOUND."""
@@ -341,6 +362,9 @@ class GsmEmulator:
                 lambda r: state.set_state(r.name, State.DESTROYED, r.etag),
             ),
         }
+        for rpc, event_type in _EVENTS_BY_RPC.items():
+            request_type, response_type, impl = rpcs[rpc]
+            rpcs[rpc] = (request_type, response_type, self._emitting(event_type, impl))
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
                 self._handler(name, impl),
@@ -350,6 +374,22 @@ class GsmEmulator:
             for name, (request_type, response_type, impl) in rpcs.items()
         }
         return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+    def _emitting(self, event_type: str, impl: _Impl) -> _Impl:
+        def run(request: Any) -> Any:
+            response = impl(request)
+            self._emit(event_type, response)
+            return response
+
+        return run
+
+    def _emit(self, event_type: str, resource: Any) -> None:
+        if self._events is None:
+            return
+        try:
+            self._events(event_type, resource)
+        except Exception:  # a notification failure must never fail the change itself
+            logger.warning("emulator.event_failed event_type=%s", event_type, exc_info=True)
 
     def _handler(self, method: str, impl: _Impl) -> Callable[[Any, grpc.ServicerContext], Any]:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
@@ -380,6 +420,16 @@ class GsmEmulator:
                 data=payload.data, data_crc32c=payload.data_crc32c ^ 0x5A5A5A5A
             )
         return response
+
+
+# GSM's event type for each mutating RPC (contract section 12).
+_EVENTS_BY_RPC = {
+    "CreateSecret": "SECRET_CREATE",
+    "AddSecretVersion": "SECRET_VERSION_ADD",
+    "EnableSecretVersion": "SECRET_VERSION_ENABLE",
+    "DisableSecretVersion": "SECRET_VERSION_DISABLE",
+    "DestroySecretVersion": "SECRET_VERSION_DESTROY",
+}
 
 
 def _version_name(project_id: str, secret_id: str, version: int | str) -> str:
