@@ -58,3 +58,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if key.startswith(("OMNI_", "GCP_")) and key != TEST_DATABASE_ENV:
             monkeypatch.delenv(key, raising=False)
     return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of Google's Pub/Sub emulator, started once per session and always killed.
+
+    Skips loudly where it is not installed; under ``CI=true`` that fails the run instead.
+    """
+    from tests.pubsub_emulator import PubSubEmulator, emulator_missing_reason
+
+    reason = emulator_missing_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the Pub/Sub emulator is required under CI=true: {reason}", pytrace=False)
+        pytest.skip(f"PUB/SUB EMULATOR TESTS SKIPPED: {reason}")
+    emulator = PubSubEmulator(tmp_path_factory.mktemp("pubsub"))
+    emulator.start()
+    try:
+        yield emulator.host
+    finally:
+        emulator.stop()

@@ -144,9 +144,10 @@ async def omni_stack_factory(
         seed: bool = True,
         emulator_up: bool = True,
         overrides: Overrides | None = None,
+        emulator_events: Callable[[str, Any], None] | None = None,
         **env: str,
     ) -> OmniStack:
-        emulator = GsmEmulator()
+        emulator = GsmEmulator(events=emulator_events)
         emulator.start()
         emulator.seed(PROJECT, {k: [v] for k, v in FAKE_VALUES.items()})
         apex = FakeApexServer([seeded_credentials()])

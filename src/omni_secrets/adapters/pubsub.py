@@ -183,7 +183,7 @@ class PubSubEventSubscriber:
         try:
             await loop.run_in_executor(
                 None,
-                lambda: client.api.get_subscription(
+                lambda: client.get_subscription(
                     request={"subscription": self._subscription},
                     timeout=DEFAULT_PROBE_TIMEOUT_SECONDS,
                 ),
