@@ -92,6 +92,7 @@ class PubSubEventSubscriber:
         self._task: asyncio.Task[None] | None = None
         self._future: concurrent.futures.Future[Any] | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._connected = False
         self._probe_denied = False
         self.streams_started = 0
@@ -106,11 +107,13 @@ class PubSubEventSubscriber:
             return
         self._loop = asyncio.get_running_loop()
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._task = self._loop.create_task(self._supervise(), name="gsm-events-subscriber")
 
     async def stop(self) -> None:
         """Cancel the stream, let handlers in flight finish, close the client; idempotent."""
         self._stopping = True
+        self._stopped.set()
         future = self._future
         if future is not None:
             future.cancel()
@@ -155,7 +158,9 @@ class PubSubEventSubscriber:
             if self._stopping:
                 break
             log.info("pubsub.reconnecting", retry_in_seconds=backoff)
-            await asyncio.sleep(backoff)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await self._stopped.wait()  # stop() must not wait out a long backoff
             backoff = min(backoff * 2, self._max_backoff)
 
     async def _watch(self, client: Any, future: concurrent.futures.Future[Any]) -> bool:
