@@ -125,6 +125,9 @@ class TestRefresh:
         assert "succeeded" in out
         assert "api_key" in out
         assert "zk_seeds" in out
+        assert "per replica" in out
+        replicas = stack.services.replicas
+        assert replicas is not None and replicas.replica_id in out
         assert_no_canary(out, err)
 
     async def test_without_wait_prints_the_request(self, served: tuple[OmniStack, str]) -> None:

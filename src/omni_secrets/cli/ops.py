@@ -61,8 +61,9 @@ def refresh(
     """Queue a cache refresh (re-read the pinned versions from GSM) and print its request id.
 
     Safe to repeat: concurrent refreshes coalesce into one GSM read per type. With --wait the
-    command polls until the refresh finishes, shows progress, prints per-type results and exits
-    0 when every type succeeded, 1 otherwise.
+    command polls until the refresh finishes on every live replica, shows progress, prints
+    per-type results and each replica's outcome, and exits 0 when every type succeeded on every
+    replica, 1 otherwise.
     """
     body: dict[str, Any] = {"secretTypes": secret_type} if secret_type else {}
     console = Console(stderr=True)
@@ -80,8 +81,22 @@ def refresh(
         ok = "[green]yes[/]" if item["ok"] else "[red]no[/]"
         table.add_row(item["secretType"], ok, item.get("version") or "-", item.get("error") or "")
     Console().print(table)
+    _render_replicas(result.get("replicas") or [])
     if result["status"] != "succeeded":
         raise typer.Exit(EXIT_FAILED)
+
+
+def _render_replicas(replicas: list[dict[str, Any]]) -> None:
+    """One row per replica that took part (the refresh ran on every live replica)."""
+    if not replicas:
+        return
+    table = Table(title="per replica")
+    for column in ("replica", "status", "failed types"):
+        table.add_column(column)
+    for replica in replicas:
+        failed = [r["secretType"] for r in replica.get("results", []) if not r["ok"]]
+        table.add_row(replica["replicaId"], replica["status"], ", ".join(failed) or "-")
+    Console().print(table)
 
 
 def _wait_for(api: ApiClient, request_id: str, timeout: float, console: Console) -> Any:
