@@ -559,9 +559,12 @@ async def _start_replica_jobs(
         return
     metrics = services.metrics
 
+    connected_gauge = metrics.gsm_events_connected.labels(events.subscription)
+    connected_gauge.set(0)
+
     def on_connected(connected: bool) -> None:
         events.connected = connected
-        metrics.gsm_events_connected.set(1 if connected else 0)
+        connected_gauge.set(1 if connected else 0)
 
     async def handle(message: RawGsmMessage) -> bool:
         return (await events.handle(message)).ack

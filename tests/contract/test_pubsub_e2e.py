@@ -191,7 +191,7 @@ class TestPubSubEndToEnd:
         account = await stack.request("GET", "/apex-omni/account", scopes=("apex-omni:read",))
         assert account.status_code == 200
         metrics = (await stack.client.get("/metrics")).text
-        assert "omni_gsm_events_connected 0.0" in metrics
+        assert f'omni_gsm_events_connected{{subscription="{missing}"}} 0.0' in metrics
 
     async def test_events_are_null_when_no_subscription_is_configured(
         self, omni_stack_factory: StackFactory
@@ -202,3 +202,4 @@ class TestPubSubEndToEnd:
         assert body["events"] is None
         assert body["replica"]["peers"] == 0
         assert stack.services.gsm_events is None
+        assert "omni_gsm_events_connected{" not in (await stack.client.get("/metrics")).text

@@ -15,7 +15,7 @@ name                                               type       labels
 ``omni_alerts_sent_total``                         counter    alert, action, result
 ``omni_gsm_events_total``                          counter    event_type, result (section 12)
 ``omni_secret_rotation_candidate_available``       gauge 0/1  secret_type (a newer GSM version)
-``omni_gsm_events_connected``                      gauge 0/1  — (1: subscriber streaming)
+``omni_gsm_events_connected``                      gauge 0/1  subscription (only when configured)
 ``omni_replica_peers``                             gauge      — (other live replicas)
 =================================================  =========  ===================================
 
@@ -191,9 +191,12 @@ class OmniMetrics:
             ["secret_type"],
             registry=registry,
         )
+        # Labelled by the (one) subscription so the series exists only when events are on: an
+        # alert on 0 then means "configured but not connected", never "switched off".
         self.gsm_events_connected = Gauge(
             "omni_gsm_events_connected",
-            "1 while the Pub/Sub subscriber streams GSM events; 0 when off or disconnected.",
+            "1 while the Pub/Sub subscriber for GSM events is connected, else 0.",
+            ["subscription"],
             registry=registry,
         )
         self.replica_peers = Gauge(
