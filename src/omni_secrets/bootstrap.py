@@ -445,29 +445,34 @@ async def run_services(
 
 
 async def reconcile_now(services: Services) -> None:
-    """Catch up with the database: new metadata pins, and overrides added or ended elsewhere.
+    """Catch up with the database: GSM signals, new metadata pins, overrides added or ended
+    elsewhere, and refresh requests of other replicas.
 
     Run by the periodic loop and on each (coalesced) cross-replica notification; one at a time.
-    Never raises: each half's failure is logged and the next reconcile retries.
+    Never raises: each part's failure is logged and the next reconcile retries.
     """
-    async with services.reconcile_lock:
-        # Signals first: a revocation elsewhere must stop serving here as soon as possible.
-        if services.signals is not None:
+
+    async def locked() -> None:
+        async with services.reconcile_lock:
+            # Signals first: a revocation elsewhere must stop serving here as soon as possible.
+            if services.signals is not None:
+                try:
+                    await services.signals.reload(services.cache)
+                except Exception as exc:
+                    log.warning("signals.reconcile_failed", error_type=type(exc).__name__)
             try:
-                await services.signals.reload(services.cache)
+                await services.secrets.reconcile()
+            except Exception as exc:  # a reconcile failure must never end its caller's loop
+                log.warning("reconcile.failed", error_type=type(exc).__name__)
+            try:
+                await services.break_glass.reload()
             except Exception as exc:
-                log.warning("signals.reconcile_failed", error_type=type(exc).__name__)
-        try:
-            await services.secrets.reconcile()
-        except Exception as exc:  # a reconcile failure must never end its caller's loop
-            log.warning("reconcile.failed", error_type=type(exc).__name__)
-        try:
-            await services.break_glass.reload()
-        except Exception as exc:
-            log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
-    # Outside the lock: a refresh waits on GSM, and must not hold up the next reconcile.
-    if services.refresh is not None:
-        await services.refresh.catch_up()
+                log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
+
+    # Refresh requests of other replicas run beside the reconcile, outside its lock: a refresh
+    # waits on GSM and must neither wait for nor hold up the rest. catch_up never raises.
+    catch_up = services.refresh.catch_up() if services.refresh is not None else asyncio.sleep(0)
+    await asyncio.gather(locked(), catch_up)
 
 
 async def _reconcile_forever(services: Services, interval: float) -> None:
