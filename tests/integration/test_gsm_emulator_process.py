@@ -173,3 +173,31 @@ class TestEmulatorProcess:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert lines[0].startswith(f"omni-secrets: cannot listen on 127.0.0.1:{port}: ")
+
+    @pytest.mark.parametrize(
+        ("topic", "emulator_host", "needle"),
+        [
+            ("projects/omni-dev/topics/gsm-events", None, "needs PUBSUB_EMULATOR_HOST"),
+            ("not-a-topic", "127.0.0.1:1", "is not projects/PROJECT/topics/TOPIC"),
+        ],
+    )
+    def test_pubsub_topic_refusals_are_one_line(
+        self, topic: str, emulator_host: str | None, needle: str
+    ) -> None:
+        """--pubsub-topic without the Pub/Sub emulator, or malformed: exit 2, one line."""
+        env = {k: v for k, v in cli_env().items() if k != "PUBSUB_EMULATOR_HOST"}
+        if emulator_host is not None:
+            env["PUBSUB_EMULATOR_HOST"] = emulator_host
+        done = subprocess.run(
+            [CLI, "emulator", "--port", str(free_port()), "--pubsub-topic", topic],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert needle in lines[0]
+        assert "Traceback" not in done.stderr
