@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, pool, select
 
+from omni_secrets.adapters.db import migrate
 from omni_secrets.adapters.db.engine import sync_url
 from omni_secrets.adapters.db.tables import secret_metadata
 from tests.integration.db.conftest import OmniCli
@@ -54,6 +55,9 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+HEAD = migrate.head()
+
+
 class TestDbMigrationCommands:
     def test_upgrade_downgrade_base_upgrade_round_trip(
         self, omni_cli: OmniCli, empty_database_url: str
@@ -62,11 +66,11 @@ class TestDbMigrationCommands:
         env = {"OMNI_DATABASE_URL": empty_database_url}
         steps = [
             (("db", "current"), "base"),
-            (("db", "upgrade"), "0004 (head)"),
-            (("db", "current"), "0004 (head)"),
+            (("db", "upgrade"), f"{HEAD} (head)"),
+            (("db", "current"), f"{HEAD} (head)"),
             (("db", "downgrade", "base"), "base"),
             (("db", "current"), "base"),
-            (("db", "upgrade", "--revision", "head"), "0004 (head)"),
+            (("db", "upgrade", "--revision", "head"), f"{HEAD} (head)"),
         ]
         for args, expected in steps:
             result = omni_cli(*args, **env)
