@@ -1110,3 +1110,54 @@ class TestNoValueLeaks:
         for text in texts:
             for canary in canaries:
                 assert canary not in text
+
+
+class TestRevoke:
+    async def test_revoke_drops_the_entry_whatever_the_ttl_and_stale_window(
+        self, make_cache: Callable[..., OmniSecretCache]
+    ) -> None:
+        """A revoked version stops being served at once, even with a long stale window."""
+        cache = make_cache(max_stale_seconds=3600)
+        await cache.hydrate()
+        assert cache.revoke(SecretType.API_SECRET, "1", "VERSION_DISABLED", "disabled in GSM")
+        assert cache.get(SecretType.API_SECRET) is None
+        info = cache.describe(SecretType.API_SECRET)
+        assert info.last_error is not None and info.last_error.code == "VERSION_DISABLED"
+        # Another version's revocation leaves the served one alone.
+        assert not cache.revoke(SecretType.API_KEY, "7", "VERSION_DISABLED", "other version")
+        assert cache.get(SecretType.API_KEY) is not None
+
+    async def test_a_fetch_in_flight_during_a_revoke_does_not_reinstall_its_value(
+        self, make_cache: Callable[..., OmniSecretCache], fetch: FakeFetch
+    ) -> None:
+        """The value a fetch read before the revocation is discarded, not served."""
+        cache = make_cache()
+        await cache.hydrate()
+        fetch.gate = asyncio.Event()
+        refresh = asyncio.ensure_future(cache.refresh([SecretType.API_SECRET]))
+        await settle_tasks()
+        cache.revoke(SecretType.API_SECRET, "1", "VERSION_DISABLED", "disabled in GSM")
+        fetch.gate.set()
+        outcomes = await refresh
+        assert outcomes[SecretType.API_SECRET].ok is False
+        assert cache.get(SecretType.API_SECRET) is None
+        error = cache.describe(SecretType.API_SECRET).last_error
+        assert error is not None and error.code == "VERSION_DISABLED"
+
+    async def test_an_override_still_wins_over_a_revocation(
+        self, make_cache: Callable[..., OmniSecretCache], clock: ManualClock
+    ) -> None:
+        """Break-glass keeps being served after the GSM version is revoked."""
+        cache = make_cache()
+        await cache.hydrate()
+        now = clock.now()
+        cache.install_override(
+            SecretType.API_SECRET,
+            SecretValue("fake-override"),
+            "ovr-1",
+            now,
+            now + timedelta(minutes=10),
+        )
+        cache.revoke(SecretType.API_SECRET, "1", "VERSION_DISABLED", "disabled in GSM")
+        served = cache.get(SecretType.API_SECRET)
+        assert served is not None and served.override_id == "ovr-1"

@@ -117,6 +117,8 @@ class _Slot:
     last_fetched_monotonic: float | None = None
     inflight: asyncio.Task[RefreshOutcome] | None = None
     follow_up: asyncio.Task[RefreshOutcome] | None = None
+    # Bumped by revoke(): a fetch that started before a revocation must not re-install its value.
+    revocations: int = 0
 
 
 class OmniSecretCache:
@@ -504,6 +506,7 @@ class OmniSecretCache:
         if current is not None and version is not None and current.version != version:
             return False  # another version is served: this revocation is not about it
         now = self._monotonic()
+        slot.revocations += 1
         slot.failure = FetchFailure(
             code=code, message=message, at=self._clock.now(), transient=False
         )
@@ -659,6 +662,7 @@ class OmniSecretCache:
 
     async def _run_fetch(self, slot: _Slot, operation: Operation) -> RefreshOutcome:
         started = self._monotonic()
+        revocations = slot.revocations
         try:
             try:
                 accessed = await self._fetch(slot.secret_type)
@@ -686,6 +690,12 @@ class OmniSecretCache:
                     f"unexpected {type(exc).__name__} while fetching {slot.secret_type.value}",
                     True,
                     started,
+                )
+            revoked = slot.failure if slot.revocations != revocations else None
+            if revoked is not None:
+                # Revoked while this fetch was in flight: what it read may be the revoked version.
+                return self._record_failure(
+                    slot, operation, revoked.code, revoked.message, False, started
                 )
             return self._record_success(slot, operation, value, version, started)
         finally:

@@ -110,6 +110,9 @@ class SecretSignals:
                 served = cache.describe(secret_type).gsm_version
                 if before != signal or served is not None:
                     self._revoke_in(cache, signal)
+            elif before is not None and self.revocation_applies(before):
+                # Cleared elsewhere (GSM said ENABLED again): fetch now, not at the next retry.
+                cache.request_refresh([secret_type])
         for secret_type in self._catalog.types:
             self._on_candidate(secret_type.value, self.candidate_version(secret_type) is not None)
 
