@@ -57,6 +57,11 @@ class TestStatus:
         assert rotation["status"] == "ok"
         assert rotation["previewOpen"] is False
         assert 364 <= rotation["daysUntilDue"] <= 365
+        assert rotation["candidateVersion"] is None
+        # Section 12: one replica on SQLite, no GSM event subscription.
+        assert body["replica"]["peers"] == 0
+        assert body["replica"]["id"]
+        assert body["events"] is None
 
     @pytest.mark.parametrize("scope", ["apex-omni:read", "omni-secrets:refresh"])
     async def test_wrong_scope_is_403(self, omni_stack: OmniStack, scope: str) -> None:
@@ -108,6 +113,11 @@ class TestRefresh:
         assert result["status"] == "succeeded"
         assert result["completedAt"]
         assert {r["secretType"] for r in result["results"]} == set(queued["secretTypes"])  # type: ignore[index, union-attr]
+        # One process on SQLite: the request is this replica's alone, recorded in the database.
+        replica_id = omni_stack.services.replicas.replica_id  # type: ignore[union-attr]
+        assert result["replicas"] == [
+            {"replicaId": replica_id, "status": "succeeded", "results": result["results"]}
+        ]
 
     async def test_refresh_targeted(self, omni_stack: OmniStack) -> None:
         """A targeted refresh names only its types."""
