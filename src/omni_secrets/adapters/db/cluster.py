@@ -61,12 +61,12 @@ class SqlClusterStore:
                 conn,
                 replicas,
                 {
-                    "replica_id": replica.replica_id,
+                    "id": replica.replica_id,
                     "host": replica.host,
                     "started_at": replica.started_at,
                     "last_seen_at": replica.last_seen_at,
                 },
-                ["replica_id"],
+                ["id"],
             )
 
     async def live(self, now: datetime, window_seconds: float) -> Sequence[ReplicaInfo]:
@@ -75,13 +75,13 @@ class SqlClusterStore:
             rows = await conn.execute(
                 select(replicas)
                 .where(replicas.c.last_seen_at >= since)
-                .order_by(replicas.c.started_at, replicas.c.replica_id)
+                .order_by(replicas.c.started_at, replicas.c.id)
             )
-            return [ReplicaInfo(r.replica_id, r.host, r.started_at, r.last_seen_at) for r in rows]
+            return [ReplicaInfo(r.id, r.host, r.started_at, r.last_seen_at) for r in rows]
 
     async def deregister(self, replica_id: str) -> None:
         async with self._begin("replica deregister") as conn:
-            await conn.execute(delete(replicas).where(replicas.c.replica_id == replica_id))
+            await conn.execute(delete(replicas).where(replicas.c.id == replica_id))
 
     async def prune(self, before: datetime) -> int:
         async with self._begin("replica prune") as conn:

@@ -178,7 +178,7 @@ rotation_previews = Table(
 replicas = Table(
     "omni_replicas",
     metadata,
-    _id_column("replica_id"),
+    _id_column("id"),  # contract section 12: id, host, started, last seen
     Column("host", String(255), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("last_seen_at", UtcDateTime, nullable=False, index=True),

@@ -19,11 +19,11 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "omni_replicas",
-        sa.Column("replica_id", sa.String(64), nullable=False),
+        sa.Column("id", sa.String(64), nullable=False),
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("replica_id", name=op.f("pk_omni_replicas")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_omni_replicas")),
     )
     op.create_index(op.f("ix_omni_replicas_last_seen_at"), "omni_replicas", ["last_seen_at"])
     op.create_table(
