@@ -203,3 +203,24 @@ class TestPubSubEndToEnd:
         assert body["replica"]["peers"] == 0
         assert stack.services.gsm_events is None
         assert "omni_gsm_events_connected{" not in (await stack.client.get("/metrics")).text
+
+
+class TestPubSubUnreachable:
+    async def test_nothing_listening_is_disconnected_and_serving(
+        self, omni_stack_factory: StackFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Pub/Sub not answering at all: connected false, serving unaffected."""
+        from tests.ports import free_port
+
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+        stack = await omni_stack_factory(
+            OMNI_PUBSUB_SUBSCRIPTION=f"projects/{PROJECT}/subscriptions/omni-nowhere"
+        )
+        events = stack.services.gsm_events
+        assert events is not None
+        await asyncio.sleep(0.5)
+        body = (await stack.request("GET", STATUS)).json()
+        assert body["events"]["connected"] is False
+        assert body["cache"]["state"] == "ready"
+        account = await stack.request("GET", "/apex-omni/account", scopes=("apex-omni:read",))
+        assert account.status_code == 200

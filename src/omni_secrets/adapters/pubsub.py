@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import threading
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -45,7 +46,7 @@ DEFAULT_PROBE_INTERVAL_SECONDS = 5.0
 DEFAULT_PROBE_TIMEOUT_SECONDS = 3.0
 DEFAULT_INITIAL_BACKOFF_SECONDS = 1.0
 DEFAULT_MAX_BACKOFF_SECONDS = 60.0
-_STOP_TIMEOUT_SECONDS = 10.0
+_STOP_TIMEOUT_SECONDS = 5.0
 _UNREACHABLE = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError, gexc.NotFound)
 
 
@@ -116,7 +117,8 @@ class PubSubEventSubscriber:
         self._stopped.set()
         future = self._future
         if future is not None:
-            future.cancel()
+            # Cancelling closes the stream and joins its threads (up to a second): off the loop.
+            await asyncio.to_thread(future.cancel)
         task, self._task = self._task, None
         if task is not None:
             try:
@@ -154,7 +156,11 @@ class PubSubEventSubscriber:
                 self._set_connected(False)
                 self._future = None
                 if client is not None:
-                    await loop.run_in_executor(None, _close_quietly, client)
+                    # Closing the channel can take seconds while gRPC is still reconnecting to an
+                    # unreachable Pub/Sub: never hold up a reconnect or the process's shutdown.
+                    threading.Thread(
+                        target=_close_quietly, args=(client,), name="pubsub-close", daemon=True
+                    ).start()
             if self._stopping:
                 break
             log.info("pubsub.reconnecting", retry_in_seconds=backoff)
@@ -190,6 +196,7 @@ class PubSubEventSubscriber:
                 None,
                 lambda: client.get_subscription(
                     request={"subscription": self._subscription},
+                    retry=None,  # one attempt: the default retries UNAVAILABLE for a minute
                     timeout=DEFAULT_PROBE_TIMEOUT_SECONDS,
                 ),
             )
