@@ -44,7 +44,8 @@ class FakeClient:
         self.world.streams.append((callback, future, kwargs))
         return future
 
-    def get_subscription(self, request: dict[str, str], timeout: float) -> object:
+    def get_subscription(self, request: dict[str, str], **options: Any) -> object:
+        assert options["retry"] is None  # one attempt per probe
         if self.world.unreachable:
             raise gexc.ServiceUnavailable("down")
         return object()
@@ -105,7 +106,7 @@ class TestPubSubEventSubscriber:
         assert handled[0].attributes == {"eventType": "SECRET_ROTATE"}
         assert subscriber.connected
         await subscriber.stop()
-        assert world.clients[0].closed
+        await until(lambda: world.clients[0].closed)  # closed on a daemon thread
         assert states[-1] is False
 
     async def test_a_failed_stream_reconnects_and_unreachable_means_disconnected(self) -> None:
@@ -129,7 +130,7 @@ class TestPubSubEventSubscriber:
         world.unreachable = False
         world.streams[0][1].set_exception(gexc.NotFound("subscription deleted"))
         await until(lambda: len(world.streams) == 2)
-        assert world.clients[0].closed
+        await until(lambda: world.clients[0].closed)
         await until(lambda: subscriber.connected)
         assert subscriber.streams_started == 2
         await subscriber.stop()
