@@ -52,6 +52,8 @@ class RevocationResult:
     candidate_ms: tuple[float, float] = (0.0, 0.0)
     refresh_ms: float = 0.0
     gsm_round_trip_ms: float = 0.0
+    notify_ms: float = 0.0
+    refresh_server_ms: float = 0.0
 
     def p(self, replica: int, fraction: float) -> float:
         return percentile(sorted(self.revoke_ms[replica]), fraction)
@@ -216,13 +218,13 @@ def _run(tmp: Path, database_url: str, pubsub_host: str, trials: int) -> Revocat
             transport=SecretManagerServiceGrpcTransport(channel=channel)
         )
         try:
-            return asyncio.run(_measure(bases, gsm_client, trials))
+            return asyncio.run(_measure(bases, gsm_client, trials, database_url))
         finally:
             gsm_client.transport.close()
             subscriber.close()
 
 
-async def _measure(bases: list[str], gsm: Any, trials: int) -> RevocationResult:
+async def _measure(bases: list[str], gsm: Any, trials: int, database_url: str) -> RevocationResult:
     headers = {"Authorization": f"Bearer {_token()}"}
     async with httpx.AsyncClient(headers=headers, timeout=5) as http:
 
@@ -277,14 +279,32 @@ async def _measure(bases: list[str], gsm: Any, trials: int) -> RevocationResult:
             )
             round_trips.append((time.perf_counter() - t0) * 1000)
 
+        import psycopg
+
+        from omni_secrets.adapters.notify import CHANNEL, postgres_conninfo
+
+        # The notify latency: POST on A until a LISTEN connection here hears A's notification.
+        listener = await psycopg.AsyncConnection.connect(
+            postgres_conninfo(database_url), autocommit=True
+        )
+        await listener.execute(f"LISTEN {CHANNEL}")
+        # Queries on their own connection: the listener's is held by its notification stream.
+        queries = await psycopg.AsyncConnection.connect(
+            postgres_conninfo(database_url), autocommit=True
+        )
+        notify_samples = []
         refresh_samples = []
+        server_samples: list[float] = []
         for _ in range(5):
             t0 = time.perf_counter()
+            heard = asyncio.ensure_future(anext(aiter(listener.notifies())))
             posted = await http.post(
                 f"{bases[0]}/internal/apex-omni/secrets/cache/refresh",
                 json={"secretTypes": ["api_key"]},
             )
             request_id = posted.json()["requestId"]
+            await asyncio.wait_for(heard, timeout=TRIAL_TIMEOUT_SECONDS)
+            notify_samples.append((time.perf_counter() - t0) * 1000)
             while True:
                 body = (
                     await http.get(
@@ -297,6 +317,18 @@ async def _measure(bases: list[str], gsm: Any, trials: int) -> RevocationResult:
                     raise RuntimeError(f"refresh {body['status']}")
                 await asyncio.sleep(POLL_SECONDS)
             refresh_samples.append((time.perf_counter() - t0) * 1000)
+            # Server side, without our polling: queued on A -> the last replica's outcome stored.
+            cursor = await queries.execute(
+                "SELECT max(r.completed_at) - q.queued_at FROM omni_refresh_requests q "
+                "JOIN omni_refresh_results r USING (request_id) WHERE q.request_id = %s "
+                "GROUP BY q.queued_at",
+                (request_id,),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            server_samples.append(row[0].total_seconds() * 1000)
+        await listener.close()
+        await queries.close()
 
     return RevocationResult(
         trials=trials,
@@ -304,4 +336,6 @@ async def _measure(bases: list[str], gsm: Any, trials: int) -> RevocationResult:
         candidate_ms=(cand[0], cand[1]),
         refresh_ms=percentile(sorted(refresh_samples), 0.5),
         gsm_round_trip_ms=percentile(sorted(round_trips), 0.5),
+        notify_ms=percentile(sorted(notify_samples), 0.5),
+        refresh_server_ms=percentile(sorted(server_samples), 0.5),
     )

@@ -3,13 +3,15 @@
 The emulator's launcher script starts a JVM child; it runs in its own session (process group) so
 :meth:`PubSubEmulator.stop` can end the whole tree, and an ``atexit`` hook does the same if the
 test session dies before the fixture's finaliser runs. Under ``CI=true`` a missing emulator
-fails the run; elsewhere the tests that need it skip with a loud reason.
+fails the run; elsewhere the tests that need it skip with a loud reason. The JVM is also told to
+die with the process that started it (``PR_SET_PDEATHSIG``), for a session killed outright.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -31,6 +33,22 @@ def emulator_missing_reason() -> str | None:
     if shutil.which("java") is None:
         return "java is not on PATH (the Pub/Sub emulator needs it)"
     return None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the test process dies, even by SIGKILL.
+
+    The launcher execs the JVM, which keeps this setting; so a killed pytest (no finaliser, no
+    atexit) cannot leave an emulator behind on the CI machine. Linux only; elsewhere a no-op.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class PubSubEmulator:
@@ -57,6 +75,7 @@ class PubSubEmulator:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=self._data_dir,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         atexit.register(self.stop)

@@ -99,3 +99,30 @@ class TestLocalNotifier:
         await settle()
         await notifier.stop()
         assert calls == []
+
+
+class TestUrgentTrigger:
+    async def test_urgent_cuts_the_debounce_short(self) -> None:
+        """An urgent trigger runs at once; a plain one waits out the debounce."""
+        runs: list[float] = []
+        loop = asyncio.get_running_loop()
+
+        async def reconcile() -> None:
+            runs.append(loop.time())
+
+        coalescer = Coalescer(reconcile, debounce_seconds=30.0)
+        coalescer.start()
+        try:
+            coalescer.trigger()
+            await settle()
+            assert runs == []  # still debouncing
+            started = loop.time()
+            coalescer.trigger(urgent=True)
+            for _ in range(50):
+                if runs:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(runs) == 1
+            assert runs[0] - started < 1.0
+        finally:
+            await coalescer.stop()

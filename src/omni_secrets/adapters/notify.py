@@ -5,8 +5,10 @@ connection of the app's engine, after the change was committed (a failed publish
 dropped: the periodic reconcile is the fallback). Its listener holds one dedicated psycopg 3
 connection in autocommit with ``LISTEN omni_secrets``; each notification triggers a
 :class:`Coalescer`, so a burst of notifications leads to one reconcile (plus at most one more for
-those that arrive while it runs). When the connection drops, the listener reconnects with
-exponential backoff and, once listening again, reconciles once for whatever it missed meanwhile.
+those that arrive while it runs). Kinds in ``URGENT_KINDS`` (a cluster refresh, a GSM revocation)
+start the reconcile at once instead of after the debounce. When the connection drops, the
+listener reconnects with exponential backoff and, once listening again, reconciles once for
+whatever it missed meanwhile.
 
 :class:`LocalNotifier` is for SQLite (one process): the process that made a change already
 applied it, so there is nobody to tell.
@@ -27,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from omni_secrets.domain.changes import OnChange
+from omni_secrets.domain.changes import URGENT_KINDS, OnChange
 
 log = structlog.get_logger("omni_secrets.notify")
 
@@ -60,11 +62,14 @@ class Coalescer:
         self._callback = callback
         self._debounce = debounce_seconds
         self._pending = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def trigger(self) -> None:
-        """Ask for a run (cheap, synchronous, never raises)."""
+    def trigger(self, *, urgent: bool = False) -> None:
+        """Ask for a run (cheap, synchronous, never raises); ``urgent`` cuts the debounce short."""
         self._pending.set()
+        if urgent:
+            self._urgent.set()
 
     def start(self) -> None:
         """Start the runner task (idempotent)."""
@@ -81,9 +86,12 @@ class Coalescer:
     async def _run(self) -> None:
         while True:
             await self._pending.wait()
-            if self._debounce > 0:
-                await asyncio.sleep(self._debounce)
+            if self._debounce > 0 and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._debounce):
+                        await self._urgent.wait()
             self._pending.clear()
+            self._urgent.clear()
             try:
                 await self._callback()
             except Exception as exc:  # the runner must outlive any one failed reconcile
@@ -235,13 +243,13 @@ class PostgresNotifier:
                 # Notifications sent while this replica was not listening are lost: catch up.
                 self._trigger()
                 log.info("notify.listener_reconnected")
-            async for _ in conn.notifies():
-                self._trigger()
+            async for notification in conn.notifies():
+                self._trigger(urgent=notification.payload in URGENT_KINDS)
         finally:
             self._listening.clear()
             self._conn = None
             await conn.close()
 
-    def _trigger(self) -> None:
+    def _trigger(self, *, urgent: bool = False) -> None:
         if self._coalescer is not None:
-            self._coalescer.trigger()
+            self._coalescer.trigger(urgent=urgent)

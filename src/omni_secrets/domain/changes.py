@@ -14,7 +14,11 @@ from typing import Final, Protocol
 KIND_BREAK_GLASS: Final = "break_glass"
 KIND_ROTATION: Final = "rotation"
 KIND_REFRESH: Final = "refresh"
-CHANGE_KINDS: Final = frozenset({KIND_BREAK_GLASS, KIND_ROTATION, KIND_REFRESH})
+KIND_GSM_SIGNAL: Final = "gsm_signal"
+CHANGE_KINDS: Final = frozenset({KIND_BREAK_GLASS, KIND_ROTATION, KIND_REFRESH, KIND_GSM_SIGNAL})
+URGENT_KINDS: Final = frozenset({KIND_REFRESH, KIND_GSM_SIGNAL})
+"""Kinds the other replicas act on without waiting for the rest of a burst: a refresh someone
+waits for, and a GSM revocation that must stop serving everywhere within a second."""
 
 OnChange = Callable[[], Awaitable[None]]
 Publish = Callable[[str], Awaitable[None]]

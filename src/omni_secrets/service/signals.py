@@ -25,14 +25,14 @@ import structlog
 
 from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType
-from omni_secrets.domain.changes import Publish, publish_nothing
+from omni_secrets.domain.changes import KIND_GSM_SIGNAL, Publish, publish_nothing
 from omni_secrets.domain.cluster import ANY_VERSION, RevocationCode, SecretSignal, SignalStore
 from omni_secrets.domain.errors import SecretStoreError
 from omni_secrets.domain.secret_store import SecretStore, VersionState
 
 log = structlog.get_logger("omni_secrets.signals")
 
-KIND_SIGNAL = "gsm_signal"
+KIND_SIGNAL = KIND_GSM_SIGNAL
 """Notifier kind published after a signal row changed (replicas reconcile on any kind)."""
 
 
