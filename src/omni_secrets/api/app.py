@@ -1,7 +1,7 @@
 """The app factory. Nothing is built at import time: ``create_app(settings)`` builds everything.
 
-The lifespan runs :func:`omni_secrets.bootstrap.run_services` and puts the resulting
-``Services`` on ``app.state.services``; routes reach it through ``api.state.services_of``.
+The lifespan runs :func:`omni_secrets.bootstrap.run_services` (build, then start) and puts the
+resulting ``Services`` on ``app.state.services``; routes reach it through ``api.state.services_of``.
 """
 
 from __future__ import annotations

@@ -94,15 +94,10 @@ def _require_existing_sqlite_file(url: str) -> None:
 
 
 async def _read_metadata(url: str) -> list[OmniSecretMetadata]:
-    from omni_secrets.adapters.db.engine import create_engine
-    from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+    from omni_secrets.bootstrap import open_database
 
-    engine = create_engine(url)
-    try:
-        async with sql_unit_of_work_factory(engine)() as uow:
-            return list(await uow.metadata.list_all())
-    finally:
-        await engine.dispose()
+    async with open_database(url) as uow_factory, uow_factory() as uow:
+        return list(await uow.metadata.list_all())
 
 
 def _as_json(report: RotationReport, warning_days: int) -> dict[str, Any]:

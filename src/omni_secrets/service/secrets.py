@@ -1,10 +1,9 @@
 """``OmniSecretService``: serving the catalog's credentials from the cache, and what surrounds it.
 
-It owns the cache's ``fetch`` (which version to read: the metadata's pinned ``active_version``,
-or — when none is pinned yet — the newest ENABLED version, which it then pins), the status view,
-refresh requests, FR-012 degradation (``required_credentials`` raises at once, never calling GSM
-on the request path, and kicks a background refresh), the ApeX consumer calls and the self-test,
-and the audit events for all of these.
+The cache's ``fetch`` (which version to read) lives in ``pinned_versions.py``; this module holds
+the status view, refresh requests, FR-012 degradation (``required_credentials`` raises at once,
+never calling GSM on the request path, and kicks a background refresh), the ApeX consumer calls
+and the self-test, and the audit events for all of these.
 """
 
 from __future__ import annotations
@@ -19,17 +18,16 @@ from typing import Any
 import structlog
 
 from omni_secrets.domain import rotation
-from omni_secrets.domain.cache import CacheSource, Fetch, OmniSecretCache
+from omni_secrets.domain.cache import CacheSource, OmniSecretCache
 from omni_secrets.domain.cache_models import FetchFailure
 from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
 from omni_secrets.domain.clock import Clock
-from omni_secrets.domain.errors import SecretStoreError, SecretsUnavailable
+from omni_secrets.domain.errors import SecretsUnavailable
 from omni_secrets.domain.exchange import ApexAccount, ApexCredentials, ApexGateway, SelfTestResult
 from omni_secrets.domain.models import NewAccessEvent, OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
-from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
-from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.refresh_requests import (
     RefreshRequest,
     RefreshRequestLog,
@@ -46,7 +44,6 @@ from omni_secrets.service.views import (
 )
 
 log = structlog.get_logger("omni_secrets.service")
-_KNOWN_TYPES = frozenset(t.value for t in SecretType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +59,12 @@ class OmniSecretService:
     Args:
         identity: environment, project and rotation settings shown in status.
         catalog: the secret types.
-        store: GSM (or a fake).
-        uow_factory: database units of work.
+        pins: the metadata rows and the pinned fetch the cache was built around.
+        cache: the cache serving the credentials.
+        uow_factory: database units of work (readiness).
         auditor: writes audit events.
         apex: the signed ApeX client.
         clock: time source.
-        cache_factory: builds the cache around this service's :meth:`fetch`.
-        on_read: called for every store read (``omni_secret_reads_total``).
-        on_value: called with each value fetched (the log redactor registers it).
         break_glass_view: the active override of a type, for status (no value).
     """
 
@@ -78,32 +73,25 @@ class OmniSecretService:
         *,
         identity: ServiceIdentity,
         catalog: Catalog,
-        store: SecretStore,
+        pins: PinnedVersions,
+        cache: OmniSecretCache,
         uow_factory: UnitOfWorkFactory,
         auditor: Auditor,
         apex: ApexGateway,
         clock: Clock,
-        cache_factory: Callable[[Fetch], OmniSecretCache],
-        on_read: Callable[[str, str, bool], None] = lambda t, s, ok: None,
-        on_value: Callable[[SecretValue], None] = lambda v: None,
-        break_glass_view: Callable[[SecretType], BreakGlassView] = lambda t: BreakGlassView(False),
+        break_glass_view: Callable[[SecretType], BreakGlassView],
     ) -> None:
         self.identity = identity
         self.catalog = catalog
-        self._store = store
+        self.pins = pins
+        self.cache = cache
         self._uow_factory = uow_factory
         self._auditor = auditor
         self._apex = apex
         self._clock = clock
-        self._on_read = on_read
-        self._on_value = on_value
         self._break_glass_view = break_glass_view
-        self._metadata: dict[SecretType, OmniSecretMetadata] = {}
-        self._metadata_loaded = False
-        self._unseeded: tuple[str, ...] = ()
         self._requests = RefreshRequestLog()
         self._background: set[asyncio.Task[object]] = set()
-        self.cache = cache_factory(self.fetch)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -113,104 +101,35 @@ class OmniSecretService:
         Raises:
             Exception: the database failed (callers decide whether that is fatal).
         """
-        async with self._uow_factory() as uow:
-            rows = await uow.metadata.list_all()
-        self._metadata = {
-            SecretType(row.secret_type): row for row in rows if row.secret_type in _KNOWN_TYPES
-        }
-        self._metadata_loaded = True
-        missing = tuple(t.value for t in self.catalog.types if t not in self._metadata)
-        if missing and missing != self._unseeded:  # once per change, not on every reconcile
-            log.warning("metadata.not_seeded", missing=missing, hint="run: omni-secrets db seed")
-        self._unseeded = missing
+        await self.pins.reload()
 
     async def load_metadata(self) -> None:
-        """Startup: load metadata, or log and leave it for :meth:`fetch` to retry (DB down)."""
+        """Startup: load metadata, or log and leave it for the fetch to retry (DB down)."""
         try:
-            await self.reload_metadata()
+            await self.pins.reload()
         except Exception as exc:
             log.error("metadata.load_failed", error_type=type(exc).__name__)
 
     async def reconcile(self) -> None:
         """Catch up with other replicas: new pins (a rotation committed elsewhere) are fetched."""
-        before = {t: (m.active_version if m else None) for t, m in self._metadata.items()}
-        await self.reload_metadata()
+        before = self.pins.active_versions()
+        await self.pins.reload()
         changed = [
             t
-            for t, meta in self._metadata.items()
-            if meta.active_version is not None and before.get(t) != meta.active_version
+            for t, version in self.pins.active_versions().items()
+            if version is not None and before.get(t) != version
         ]
         if changed:
             log.info("metadata.pins_changed", secret_types=[t.value for t in changed])
             await self.cache.refresh(changed, force_new=True)
 
     def metadata(self, secret_type: SecretType) -> OmniSecretMetadata | None:
-        return self._metadata.get(secret_type)
+        return self.pins.get(secret_type)
 
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-
-    # -- the cache's fetch -------------------------------------------------------------------
-
-    async def fetch(self, secret_type: SecretType) -> AccessedSecret:
-        """Read the version the cache should serve for ``secret_type`` from the store.
-
-        Raises:
-            SecretStoreError: the store failed (``transient`` says whether to keep the old value).
-        """
-        entry = self.catalog.entry(secret_type)
-        if not self._metadata_loaded:
-            # Without the pins we cannot know which version is approved: fail closed (and retry).
-            try:
-                await self.reload_metadata()
-            except Exception:
-                raise SecretStoreError(
-                    "secret metadata is unavailable (database unreachable)",
-                    reason="UNAVAILABLE",
-                    transient=True,
-                    secret_id=entry.gsm_secret_id,
-                ) from None
-        meta = self._metadata.get(secret_type)
-        pinned = meta.active_version if meta else None
-        try:
-            if pinned is None:
-                versions = await self._store.list_versions(entry.gsm_secret_id)
-                newest = newest_enabled(versions)
-                if newest is None:
-                    raise SecretStoreError(
-                        f"{entry.gsm_secret_id} has no ENABLED version",
-                        reason="FAILED_PRECONDITION",
-                        transient=False,
-                        secret_id=entry.gsm_secret_id,
-                    )
-                accessed = await self._store.access(entry.gsm_secret_id, newest.version)
-                await self._pin_first_version(secret_type, accessed.version)
-            else:
-                accessed = await self._store.access(entry.gsm_secret_id, pinned)
-        except SecretStoreError:
-            self._on_read(secret_type.value, "gsm", False)
-            raise
-        self._on_read(secret_type.value, "gsm", True)
-        self._on_value(accessed.value)
-        return accessed
-
-    async def _pin_first_version(self, secret_type: SecretType, version: str) -> None:
-        try:
-            async with self._uow_factory() as uow:
-                await uow.metadata.pin_active_version(
-                    secret_type.value, version, only_if_unpinned=True
-                )
-                await uow.commit()
-                row = await uow.metadata.get(secret_type.value)
-        except Exception as exc:  # serving beats pinning; the next fetch tries again
-            log.warning(
-                "metadata.pin_failed", secret_type=secret_type.value, error_type=type(exc).__name__
-            )
-            return
-        if row is not None:
-            self._metadata[secret_type] = row
 
     # -- status --------------------------------------------------------------------------------
 
@@ -258,7 +177,7 @@ class OmniSecretService:
                     if error
                     else None,
                     rotation=self._rotation_view(
-                        entry.rotation_group.value, self._metadata.get(entry.secret_type), now
+                        entry.rotation_group.value, self.pins.get(entry.secret_type), now
                     ),
                     break_glass=self._break_glass_view(entry.secret_type),
                 )
@@ -454,9 +373,3 @@ class OmniSecretService:
 
 def _error_code(failure: FetchFailure | None) -> str | None:
     return failure.code if failure is not None else None
-
-
-def _error_view(failure: FetchFailure | None) -> LastErrorView | None:
-    if failure is None:
-        return None
-    return LastErrorView(code=failure.code, message=failure.message, at=failure.at)
