@@ -353,7 +353,7 @@ class TestMonitorDecision:
             now=NOW,
             warning_days=30,
         )
-        assert decision.exit_code == 0
+        assert decision.worst is RotationStatus.OK
         assert decision.alerts == ()
         assert decision.status_of("zk_keys") is RotationStatus.OK
 
@@ -364,7 +364,7 @@ class TestMonitorDecision:
             now=NOW,
             warning_days=30,
         )
-        assert decision.exit_code == 1
+        assert decision.worst is RotationStatus.DUE_SOON
         (alert,) = decision.alerts
         assert (alert.subject, alert.action, alert.severity) == (
             "api_credentials",
@@ -385,7 +385,7 @@ class TestMonitorDecision:
             now=NOW,
             warning_days=30,
         )
-        assert decision.exit_code == 2
+        assert decision.worst is RotationStatus.OVERDUE
         (alert,) = decision.alerts
         assert (alert.subject, alert.action, alert.severity) == (
             "api_credentials",
@@ -402,7 +402,7 @@ class TestMonitorDecision:
             warning_days=30,
         )
         assert decision.alerts == ()
-        assert decision.exit_code == 2
+        assert decision.worst is RotationStatus.OVERDUE
         assert not decision.assessments[0].changed
 
     def test_back_to_ok_resolves(self) -> None:
@@ -418,7 +418,7 @@ class TestMonitorDecision:
             None,
             RotationStatus.OK,
         )
-        assert decision.exit_code == 0
+        assert decision.worst is RotationStatus.OK
         assert decision.assessments[0].changed
 
     def test_overdue_back_to_due_soon_downgrades_to_warning(self) -> None:
@@ -451,7 +451,11 @@ class TestMonitorDecision:
     def test_nothing_to_check_exits_zero(self) -> None:
         """No subjects: exit 0 and no alerts."""
         decision = monitor_decision([], now=NOW, warning_days=30)
-        assert (decision.exit_code, decision.alerts, decision.assessments) == (0, (), ())
+        assert (decision.worst, decision.alerts, decision.assessments) == (
+            RotationStatus.OK,
+            (),
+            (),
+        )
 
     def test_refuses_duplicate_subjects(self) -> None:
         """Subjects are keyed by name, so duplicates are a programming error."""

@@ -404,13 +404,6 @@ def _check_self_test(group: RotationGroup, outcome: SelfTestOutcome | None) -> P
 
 # --- the monitor -----------------------------------------------------------------------------
 
-ROTATION_CHECK_EXIT_CODES = {
-    RotationStatus.OK: 0,
-    RotationStatus.DUE_SOON: 1,
-    RotationStatus.OVERDUE: 2,
-}
-"""``rotation check``'s exit code for the most urgent status found."""
-
 
 class AlertSeverity(StrEnum):
     WARNING = "warning"
@@ -486,13 +479,12 @@ class MonitorDecision:
     Attributes:
         assessments: each subject's new status, in input order.
         alerts: the alerts to send, in input order.
-        exit_code: ``rotation check``'s exit code: 0 all ok, 1 something due soon, 2 something
-            overdue.
+        worst: the most urgent new status (``ok`` when there are no subjects).
     """
 
     assessments: tuple[SubjectAssessment, ...]
     alerts: tuple[RotationAlert, ...]
-    exit_code: int
+    worst: RotationStatus
 
     def status_of(self, subject: str) -> RotationStatus:
         """The new status of ``subject``.
@@ -557,11 +549,10 @@ def monitor_decision(
                     days_until_due=assessment.days_until_due,
                 )
             )
-    worst = worst_status(a.status for a in assessments)
     return MonitorDecision(
         assessments=tuple(assessments),
         alerts=tuple(alerts),
-        exit_code=ROTATION_CHECK_EXIT_CODES[worst],
+        worst=worst_status(a.status for a in assessments),
     )
 
 
