@@ -1,6 +1,6 @@
 """Rotation rules: due dates and status, candidate resolution, preview checks, monitor decisions.
 
-Everything here is pure: callers pass in ``now``, the periods from ``RotationConfig`` and what
+Everything here is pure: callers pass in ``now``, the rotation periods from the settings and what
 they read from GSM and the database, and get values back.
 
 Status boundaries (``due_at`` from :func:`due_at`, ``warning`` = ``OMNI_ROTATION_WARNING_DAYS``)::
