@@ -47,17 +47,18 @@ from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
-from omni_secrets.domain.values import SecretValue
 from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
 from omni_secrets.jobs.reconcile import DEFAULT_INTERVAL_SECONDS as RECONCILE_INTERVAL_SECONDS
 from omni_secrets.jobs.reconcile import ReconcileJob
 from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
 from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
+from omni_secrets.observability.cache_observer import CacheObserver
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
+from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
-from omni_secrets.service.cache_observer import CacheObserver
+from omni_secrets.service.observer import ObserverFanOut, ServiceObserver
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
@@ -84,6 +85,8 @@ class Overrides:
     breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     leader_lock: LeaderLock | None = None
     notifier: ChangeNotifier | None = None
+    # Observers of the services' events besides the metrics + redaction one (tests record).
+    observers: Sequence[ServiceObserver] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,17 +278,14 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         str(settings.apex_base_url).rstrip("/"), http, clock
     )
 
-    def served(value: SecretValue) -> None:
-        redactor.register(value.reveal())
-
-    def read(secret_type: str, source: str, ok: bool) -> None:
-        metrics.reads.labels(secret_type, source, "success" if ok else "failure").inc()
+    # Every service reports reads, failures and values it sees through this one observer.
+    observer: ServiceObserver = MetricsAndRedaction(metrics, redactor)
+    if over.observers:
+        observer = ObserverFanOut([observer, *over.observers])
 
     # The cache is built around the pinned fetch, before any service: break-glass and the
     # secret service both receive it, so neither has to be late-bound to the other.
-    pins = PinnedVersions(
-        catalog=catalog, store=store, uow_factory=uow_factory, on_read=read, on_value=served
-    )
+    pins = PinnedVersions(catalog=catalog, store=store, uow_factory=uow_factory, observer=observer)
     cache = OmniSecretCache(
         catalog=catalog,
         fetch=pins.fetch,
@@ -308,9 +308,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         cache=cache,
         alerts=alerts,
         clock=clock,
-        on_read=read,
-        on_failure=lambda t, reason: metrics.record_failure(t, "break_glass", reason),
-        on_value=served,
+        observer=observer,
         on_change=notifier.publish,
     )
     secrets = OmniSecretService(
@@ -357,10 +355,9 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         apex=apex,
         secrets=secrets,
         alerts=alerts,
-        metrics=metrics,
+        observer=observer,
         clock=clock,
         period_days=settings.rotation_period_days,
-        on_value=served,
         on_commit=lambda group: rotation_monitor.wake(),
         on_change=notifier.publish,
     )

@@ -67,6 +67,7 @@ from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.observer import OperationFailed, SecretRead, ServiceObserver, ValueSeen
 from omni_secrets.service.served_overrides import ServedOverrides
 from omni_secrets.service.views import BreakGlassView
 
@@ -109,10 +110,8 @@ class BreakGlassService:
         cache: where overrides are served from.
         alerts: raises and resolves ``break_glass_active``.
         clock: wall time for windows and ``issuedAt`` checks.
-        on_read: ``(secret_type, "break_glass", ok)`` per decryption (``omni_secret_reads_total``).
-        on_failure: ``(secret_type, reason)`` per rejection or failed reload
-            (``omni_secret_failures_total{operation="break_glass"}``).
-        on_value: called with each decrypted value (the log redactor registers it).
+        observer: told of each decryption (a read from ``break_glass``), each rejection or failed
+            reload (a ``break_glass`` failure) and each decrypted value.
         new_id: makes override ids.
         on_change: awaited with ``"break_glass"`` after an activation, revoke or expiry was
             committed here, so the other replicas reconcile at once (it must not raise).
@@ -127,9 +126,7 @@ class BreakGlassService:
         cache: OmniSecretCache,
         alerts: AlertDispatcher,
         clock: Clock,
-        on_read: Callable[[str, str, bool], None] = lambda t, s, ok: None,
-        on_failure: Callable[[str, str], None] = lambda t, reason: None,
-        on_value: Callable[[SecretValue], None] = lambda v: None,
+        observer: ServiceObserver,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         on_change: Publish = publish_nothing,
     ) -> None:
@@ -139,9 +136,7 @@ class BreakGlassService:
         self._cache = cache
         self._alerts = alerts
         self._clock = clock
-        self._on_read = on_read
-        self._on_failure = on_failure
-        self._on_value = on_value
+        self._observer = observer
         self._new_id = new_id
         self._on_change = on_change
         self._served = ServedOverrides(cache, clock)
@@ -263,7 +258,9 @@ class BreakGlassService:
             await self._reject(exc, checked, ttl_seconds, ticket, actor, correlation_id)
             raise
         except (AuditUnavailable, DatabaseUnavailable):
-            self._on_failure(checked.value, AuditUnavailable.code)
+            self._observer.on_event(
+                OperationFailed(checked.value, "break_glass", AuditUnavailable.code)
+            )
             log.error(
                 "break_glass.activation_not_audited",
                 secret_type=checked.value,
@@ -275,7 +272,7 @@ class BreakGlassService:
             ) from None
 
         self._served.add(record, opened.value)
-        self._on_read(checked.value, "break_glass", True)
+        self._observer.on_event(SecretRead(checked.value, "break_glass", ok=True))
         self._raise_alert(record)
         log.warning(
             "break_glass.activated",
@@ -312,9 +309,9 @@ class BreakGlassService:
         except InvalidInput as exc:
             # An unknown key id is refused before any decryption is attempted.
             if not isinstance(exc, UnknownKeyId):
-                self._on_read(secret_type.value, "break_glass", False)
+                self._observer.on_event(SecretRead(secret_type.value, "break_glass", ok=False))
             raise
-        self._on_value(opened.value)
+        self._observer.on_event(ValueSeen(opened.value))
         return opened
 
     async def _store_activation(
@@ -340,7 +337,7 @@ class BreakGlassService:
     ) -> None:
         """Count and audit a refused activation (best effort: the caller is refused anyway)."""
         if secret_type is not None:
-            self._on_failure(secret_type.value, exc.code)
+            self._observer.on_event(OperationFailed(secret_type.value, "break_glass", exc.code))
         log.warning(
             "break_glass.rejected",
             secret_type=secret_type.value if secret_type else None,
@@ -559,8 +556,8 @@ class BreakGlassService:
             if opened.nonce != record.nonce:
                 raise CiphertextInvalid("the stored ciphertext does not match its override record")
         except InvalidInput as exc:
-            self._on_read(secret_type, "break_glass", False)
-            self._on_failure(secret_type, exc.code)
+            self._observer.on_event(SecretRead(secret_type, "break_glass", ok=False))
+            self._observer.on_event(OperationFailed(secret_type, "break_glass", exc.code))
             log.error(
                 "break_glass.not_served",
                 secret_type=secret_type,
@@ -568,8 +565,8 @@ class BreakGlassService:
                 reason=exc.code,
             )
             return None
-        self._on_read(secret_type, "break_glass", True)
-        self._on_value(opened.value)
+        self._observer.on_event(SecretRead(secret_type, "break_glass", ok=True))
+        self._observer.on_event(ValueSeen(opened.value))
         return opened.value
 
     # -- status --------------------------------------------------------------------------------

@@ -11,8 +11,6 @@ fetch fails closed (transient), because without the pins nothing says which vers
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import structlog
 
 from omni_secrets.domain.catalog import Catalog, SecretType
@@ -20,7 +18,7 @@ from omni_secrets.domain.errors import SecretStoreError
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
-from omni_secrets.domain.values import SecretValue
+from omni_secrets.service.observer import SecretRead, ServiceObserver, ValueSeen
 
 log = structlog.get_logger("omni_secrets.service")
 _KNOWN_TYPES = frozenset(t.value for t in SecretType)
@@ -33,8 +31,7 @@ class PinnedVersions:
         catalog: the secret types.
         store: GSM (or a fake).
         uow_factory: database units of work.
-        on_read: called for every store read with ``(secret_type, "gsm", ok)``.
-        on_value: called with each value fetched (the log redactor registers it).
+        observer: told of every store read and every value fetched.
     """
 
     def __init__(
@@ -43,14 +40,12 @@ class PinnedVersions:
         catalog: Catalog,
         store: SecretStore,
         uow_factory: UnitOfWorkFactory,
-        on_read: Callable[[str, str, bool], None],
-        on_value: Callable[[SecretValue], None],
+        observer: ServiceObserver,
     ) -> None:
         self._catalog = catalog
         self._store = store
         self._uow_factory = uow_factory
-        self._on_read = on_read
-        self._on_value = on_value
+        self._observer = observer
         self._metadata: dict[SecretType, OmniSecretMetadata] = {}
         self._loaded = False
         self._unseeded: tuple[str, ...] = ()
@@ -116,10 +111,10 @@ class PinnedVersions:
             else:
                 accessed = await self._store.access(entry.gsm_secret_id, pinned)
         except SecretStoreError:
-            self._on_read(secret_type.value, "gsm", False)
+            self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=False))
             raise
-        self._on_read(secret_type.value, "gsm", True)
-        self._on_value(accessed.value)
+        self._observer.on_event(ValueSeen(accessed.value))
+        self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=True))
         return accessed
 
     async def _pin_first_version(self, secret_type: SecretType, version: str) -> None:
