@@ -389,15 +389,7 @@ class BreakGlassService:
             # No override has such an id; some databases would refuse the lookup itself (NUL).
             raise OverrideNotFound(override_id[:_MAX_OVERRIDE_ID_CHARS])
         now = self._clock.now()
-        record = await self._end(
-            override_id,
-            "revoked",
-            actor=actor,
-            correlation_id=correlation_id,
-            now=now,
-            only_if_active=True,
-            allow_unaudited=True,
-        )
+        record = await self._end_revoked(override_id, actor, correlation_id, now)
         if record is None:
             raise OverrideNotFound(override_id)
         self._forget([record])
@@ -436,15 +428,7 @@ class BreakGlassService:
             if record.expires_at > now:
                 continue
             try:
-                mine = await self._end(
-                    record.override_id,
-                    "expired",
-                    actor=SYSTEM_ACTOR,
-                    correlation_id=None,
-                    now=now,
-                    only_if_active=False,
-                    allow_unaudited=False,
-                )
+                mine = await self._end_expired(record.override_id, now)
             except (AuditUnavailable, DatabaseUnavailable) as exc:
                 log.error(
                     "break_glass.expire_failed",
@@ -600,38 +584,44 @@ class BreakGlassService:
             raise BreakGlassDisabled()
         return self._key_pair
 
-    async def _end(
-        self,
-        override_id: str,
-        end_reason: OverrideEndReason,
-        *,
-        actor: str,
-        correlation_id: str | None,
-        now: datetime,
-        only_if_active: bool,
-        allow_unaudited: bool,
+    async def _end_revoked(
+        self, override_id: str, actor: str, correlation_id: str | None, now: datetime
     ) -> BreakGlassOverrideRecord | None:
-        """End an override in the database with its audit row; the record, or None if not ours.
+        """End a still-active override as ``revoked``; the record, or None if not ours.
 
-        None when the override is unknown, already ended (by someone else), or — with
-        ``only_if_active`` — already past its expiry.
+        None when the override is unknown, already ended (by someone else) or past its expiry.
+        An operator's revoke must stop the override even while audit writes fail: then the row
+        is ended without its audit event, which is written in the background.
         """
         try:
             return await self._end_once(
-                override_id, end_reason, actor, correlation_id, now, only_if_active, audit=True
+                override_id, "revoked", actor, correlation_id, now, True, audit=True
             )
         except AuditUnavailable:
-            if not allow_unaudited:
-                raise
+            pass
         record = await self._end_once(
-            override_id, end_reason, actor, correlation_id, now, only_if_active, audit=False
+            override_id, "revoked", actor, correlation_id, now, True, audit=False
         )
         if record is not None:
             log.error("break_glass.end_audit_deferred", override_id=override_id)
             self._auditor.record_later(
-                self._end_event(record, end_reason, actor, correlation_id, now)
+                self._end_event(record, "revoked", actor, correlation_id, now)
             )
         return record
+
+    async def _end_expired(
+        self, override_id: str, now: datetime
+    ) -> BreakGlassOverrideRecord | None:
+        """End an override past its expiry as ``expired`` (actor ``system``), audited or not at
+        all: the cache already stopped serving it, so a failed audit write leaves it for the
+        next pass. Returns the record, or None when it was unknown or ended by someone else.
+
+        Raises:
+            AuditUnavailable: the audit row could not be written (nothing changed).
+        """
+        return await self._end_once(
+            override_id, "expired", SYSTEM_ACTOR, None, now, False, audit=True
+        )
 
     async def _end_once(
         self,
@@ -644,6 +634,8 @@ class BreakGlassService:
         *,
         audit: bool,
     ) -> BreakGlassOverrideRecord | None:
+        """One transaction: end the override (``only_if_active``: unless already expired), keep
+        the metadata window in step, and append its audit row when ``audit``."""
         async with self._uow_factory() as uow:
             record = await uow.overrides.get(override_id)
             if record is None or record.ended_at is not None:
