@@ -42,7 +42,7 @@ from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
 from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.changes import ChangeNotifier
-from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.clock import Clock, Sleep, SystemClock
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.repositories import UnitOfWorkFactory
@@ -78,7 +78,7 @@ class Overrides:
     apex: ApexGateway | None = None
     alert_sinks: Sequence[AlertSink] | None = None
     # The PagerDuty sink's retry backoff sleep: tests record the delays instead of waiting.
-    pagerduty_sleep: pagerduty.Sleep | None = None
+    pagerduty_sleep: Sleep | None = None
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS

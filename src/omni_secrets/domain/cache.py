@@ -70,7 +70,7 @@ from omni_secrets.domain.cache_models import (
     RefreshOutcome,
 )
 from omni_secrets.domain.catalog import Catalog, SecretType
-from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.clock import Clock, Sleep, SystemClock
 from omni_secrets.domain.errors import SecretStoreError, UnknownSecretType
 from omni_secrets.domain.secret_store import AccessedSecret
 from omni_secrets.domain.values import SecretValue
@@ -92,7 +92,6 @@ logger = logging.getLogger(__name__)
 Fetch = Callable[[SecretType], Awaitable[AccessedSecret]]
 """Reads the version of a type that should be served (the service resolves the pin)."""
 
-Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_REFRESH_AHEAD_FRACTION = 0.8
 DEFAULT_JITTER_FRACTION = 0.05

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +30,7 @@ import structlog
 
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog
-from omni_secrets.domain.clock import Clock, to_rfc3339
+from omni_secrets.domain.clock import Clock, Sleep, to_rfc3339
 from omni_secrets.domain.models import SYSTEM_ACTOR, NewAccessEvent
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
@@ -46,9 +45,6 @@ from omni_secrets.service.rotation_report import (
 )
 
 log = structlog.get_logger("omni_secrets.rotation_monitor")
-
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class LeaderLock(Protocol):
