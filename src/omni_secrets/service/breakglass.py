@@ -66,7 +66,7 @@ from omni_secrets.domain.models import (
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
-from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.observer import OperationFailed, SecretRead, ServiceObserver, ValueSeen
 from omni_secrets.service.served_overrides import ServedOverrides
 from omni_secrets.service.views import BreakGlassView
@@ -233,14 +233,13 @@ class BreakGlassService:
             activated_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
-        event = NewAccessEvent(
-            occurred_at=now,
-            secret_type=checked.value,
+        event = access_event(
             action="break_glass_activate",
+            at=now,
             actor=actor,
-            result="success",
-            duration_ms=int((time.perf_counter() - started) * 1000),
+            secret_type=checked.value,
             correlation_id=correlation_id,
+            started=started,
             details={
                 "overrideId": record.override_id,
                 "keyId": record.key_id,
@@ -344,13 +343,12 @@ class BreakGlassService:
             code=exc.code,
             actor=actor,
         )
-        event = NewAccessEvent(
-            occurred_at=self._clock.now(),
-            secret_type=secret_type.value if secret_type else None,
+        event = access_event(
             action="break_glass_rejected",
+            at=self._clock.now(),
             actor=actor,
             result="conflict" if isinstance(exc, ReplayDetected) else "denied",
-            duration_ms=None,
+            secret_type=secret_type.value if secret_type else None,
             correlation_id=correlation_id,
             details={
                 "code": exc.code,
@@ -683,13 +681,11 @@ class BreakGlassService:
         }
         if end_reason == "revoked":
             details["remainingSeconds"] = max(0, int((record.expires_at - now).total_seconds()))
-        return NewAccessEvent(
-            occurred_at=now,
-            secret_type=record.secret_type.value,
+        return access_event(
             action="break_glass_revoke" if end_reason == "revoked" else "break_glass_expire",
+            at=now,
             actor=actor,
-            result="success",
-            duration_ms=None,
+            secret_type=record.secret_type.value,
             correlation_id=correlation_id,
             details=details,
         )

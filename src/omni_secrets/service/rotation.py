@@ -58,7 +58,6 @@ from omni_secrets.domain.exchange import ApexCredentials, ApexGateway
 from omni_secrets.domain.models import (
     AuditAction,
     AuditResult,
-    NewAccessEvent,
     OmniSecretMetadata,
     PreviewCheck,
     PreviewMember,
@@ -68,7 +67,7 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import LATEST, SecretStore, VersionInfo
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import AlertDispatcher
-from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.observer import (
     FailedOperation,
     OperationFailed,
@@ -333,14 +332,13 @@ class RotationService:
                 PreviewCheck(name=c.name.value, ok=c.ok, detail=c.detail) for c in assessment.checks
             ),
         )
-        event = NewAccessEvent(
-            occurred_at=now,
-            secret_type=entry.secret_type.value,
+        event = access_event(
             action="rotation_preview",
+            at=now,
             actor=actor,
-            result="success",
-            duration_ms=_elapsed_ms(started),
+            secret_type=entry.secret_type.value,
             correlation_id=correlation_id,
+            started=started,
             details={
                 "group": group.value,
                 "previewId": preview_id,
@@ -482,14 +480,12 @@ class RotationService:
                 await uow.previews.set_status(preview_id, "committed")
                 await self._auditor.append_in(
                     uow,
-                    NewAccessEvent(
-                        occurred_at=now,
-                        secret_type=None,
+                    access_event(
                         action="rotation_commit",
+                        at=now,
                         actor=actor,
-                        result="success",
-                        duration_ms=_elapsed_ms(started),
                         correlation_id=correlation_id,
+                        started=started,
                         details={
                             "group": group.value,
                             "previewId": preview_id,
@@ -575,14 +571,12 @@ class RotationService:
                 await uow.previews.set_status(preview_id, "cancelled")
                 await self._auditor.append_in(
                     uow,
-                    NewAccessEvent(
-                        occurred_at=now,
-                        secret_type=None,
+                    access_event(
                         action="rotation_cancel",
+                        at=now,
                         actor=actor,
-                        result="success",
-                        duration_ms=_elapsed_ms(started),
                         correlation_id=correlation_id,
+                        started=started,
                         details={
                             "group": group.value,
                             "previewId": preview_id,
@@ -680,13 +674,12 @@ class RotationService:
         details: dict[str, Any],
     ) -> None:
         self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=secret_type,
+            access_event(
                 action=action,
+                at=self._clock.now(),
                 actor=actor,
                 result=result,
-                duration_ms=None,
+                secret_type=secret_type,
                 correlation_id=correlation_id,
                 details=details,
             )
@@ -696,7 +689,3 @@ class RotationService:
 def _require_plausible_id(preview_id: str) -> None:
     if _PREVIEW_ID.fullmatch(preview_id) is None:
         raise PreviewNotFound(preview_id[:_MAX_ID_IN_AUDIT])
-
-
-def _elapsed_ms(started: float) -> int:
-    return max(0, int((time.perf_counter() - started) * 1000))

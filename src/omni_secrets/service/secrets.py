@@ -24,9 +24,9 @@ from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.errors import SecretsUnavailable
 from omni_secrets.domain.exchange import ApexAccount, ApexCredentials, ApexGateway, SelfTestResult
-from omni_secrets.domain.models import NewAccessEvent, OmniSecretMetadata
+from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
-from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.refresh_requests import (
     RefreshRequest,
@@ -137,13 +137,10 @@ class OmniSecretService:
         """The status view (contract section 5); audited as ``status_view`` in the background."""
         view = self.status_view()
         self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=None,
+            access_event(
                 action="status_view",
+                at=self._clock.now(),
                 actor=actor,
-                result="success",
-                duration_ms=None,
                 correlation_id=correlation_id,
                 details={"cacheState": view.cache.state},
             )
@@ -237,13 +234,11 @@ class OmniSecretService:
             secret_types=types, targeted=targeted, actor=actor, now=self._clock.now()
         )
         self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=request.queued_at,
-                secret_type=types[0].value if len(types) == 1 else None,
+            access_event(
                 action="cache_refresh_requested",
+                at=request.queued_at,
                 actor=actor,
-                result="success",
-                duration_ms=None,
+                secret_type=types[0].value if len(types) == 1 else None,
                 correlation_id=correlation_id,
                 details={"requestId": request.request_id, "secretTypes": [t.value for t in types]},
             )
@@ -272,14 +267,13 @@ class OmniSecretService:
         # Each GSM read is audited by the cache observer (actor system); this row ties the
         # request, its caller and its outcome together.
         self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=None,
+            access_event(
                 action="refresh",
+                at=self._clock.now(),
                 actor=request.actor,
                 result="success" if completed.status.value == "succeeded" else "failure",
-                duration_ms=int((time.perf_counter() - started) * 1000),
                 correlation_id=correlation_id,
+                started=started,
                 details={
                     "requestId": request.request_id,
                     "status": completed.status.value,
@@ -328,14 +322,13 @@ class OmniSecretService:
         started = time.perf_counter()
         result = await self._apex.self_test(credentials)
         self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=None,
+            access_event(
                 action="self_test",
+                at=self._clock.now(),
                 actor=actor,
                 result="success" if result.ok else "failure",
-                duration_ms=int((time.perf_counter() - started) * 1000),
                 correlation_id=correlation_id,
+                started=started,
                 details={
                     "httpStatus": result.http_status,
                     "apexCode": result.apex_code,
