@@ -10,13 +10,13 @@ from omni_secrets.domain.catalog import RotationGroup, SecretType
 from omni_secrets.domain.errors import CandidateVersionInvalid, InvalidInput
 from omni_secrets.domain.rotation import (
     PREVIEW_LOCK_DURATION,
-    AlertAction,
     AlertSeverity,
     Candidate,
     CheckName,
     MemberCandidate,
     MonitoredSubject,
     PreviewAssessment,
+    RotationAlertAction,
     RotationStatus,
     SelfTestOutcome,
     assess_preview,
@@ -368,7 +368,7 @@ class TestMonitorDecision:
         (alert,) = decision.alerts
         assert (alert.subject, alert.action, alert.severity) == (
             "api_credentials",
-            AlertAction.TRIGGER,
+            RotationAlertAction.TRIGGER,
             AlertSeverity.WARNING,
         )
         assert alert.status is RotationStatus.DUE_SOON
@@ -389,7 +389,7 @@ class TestMonitorDecision:
         (alert,) = decision.alerts
         assert (alert.subject, alert.action, alert.severity) == (
             "api_credentials",
-            AlertAction.TRIGGER,
+            RotationAlertAction.TRIGGER,
             AlertSeverity.CRITICAL,
         )
         assert alert.days_until_due == -1
@@ -414,7 +414,7 @@ class TestMonitorDecision:
         )
         (alert,) = decision.alerts
         assert (alert.action, alert.severity, alert.status) == (
-            AlertAction.RESOLVE,
+            RotationAlertAction.RESOLVE,
             None,
             RotationStatus.OK,
         )
@@ -429,7 +429,10 @@ class TestMonitorDecision:
             warning_days=30,
         )
         (alert,) = decision.alerts
-        assert (alert.action, alert.severity) == (AlertAction.TRIGGER, AlertSeverity.WARNING)
+        assert (alert.action, alert.severity) == (
+            RotationAlertAction.TRIGGER,
+            AlertSeverity.WARNING,
+        )
 
     def test_first_run_triggers_only_non_ok_subjects(self) -> None:
         """With no previous status, non-ok subjects trigger and ok ones stay quiet."""
