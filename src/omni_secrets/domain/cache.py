@@ -53,8 +53,8 @@ from omni_secrets.domain.cache_events import (
     Expired,
     Hydrated,
     OverrideEnded,
-    OverrideEndReason,
     OverrideInstalled,
+    OverrideStopReason,
     Refreshed,
     RefreshFailed,
 )
@@ -436,7 +436,7 @@ class OmniSecretCache:
                 OverrideEnded(
                     secret_type=slot.secret_type,
                     override_id=previous.override_id,
-                    reason=OverrideEndReason.REPLACED,
+                    reason=OverrideStopReason.REPLACED,
                     reverted_to=CacheSource.BREAK_GLASS,
                 )
             )
@@ -474,7 +474,7 @@ class OmniSecretCache:
             return False
         slot.override = None
         self._publish(slot)
-        self._end_override(slot, current.override_id, OverrideEndReason.REMOVED)
+        self._end_override(slot, current.override_id, OverrideStopReason.REMOVED)
         return True
 
     # --- introspection --------------------------------------------------------------------
@@ -804,10 +804,10 @@ class OmniSecretCache:
                 )
             )
         if ended is not None and ended.override_id is not None:
-            self._end_override(slot, ended.override_id, OverrideEndReason.EXPIRED)
+            self._end_override(slot, ended.override_id, OverrideStopReason.EXPIRED)
         return self._served.get(secret_type)
 
-    def _end_override(self, slot: _Slot, override_id: str, reason: OverrideEndReason) -> None:
+    def _end_override(self, slot: _Slot, override_id: str, reason: OverrideStopReason) -> None:
         now = self._monotonic()
         if slot.gsm is not None and now >= slot.gsm.serve_until:
             self._settle(slot.secret_type, now)
