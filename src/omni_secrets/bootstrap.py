@@ -1,13 +1,20 @@
 """The composition root: the one place that builds concrete adapters and wires the service.
 
-``run_services(settings, overrides=...)`` is an async context manager used by the app's lifespan
-(and by tests and the benchmark). It builds, in order: metrics registry, database engine and
-units of work, the GSM client, one shared HTTP client (ApeX, PagerDuty), the alert dispatcher,
-the auditor, the secret service with its cache, the rotation service and the rotation monitor
-(with its leader lock); then loads metadata, hydrates the cache (a GSM outage leaves it empty and
-retrying, it does not fail startup), runs one rotation-monitor round and starts the background
-jobs.
-Everything is closed in reverse order. :class:`Overrides` swaps adapters for fakes in tests.
+Three steps, each its own function:
+
+- :func:`build_services` constructs everything (metrics registry, database engine and units of
+  work, the GSM client, one shared HTTP client for ApeX and PagerDuty, the alert dispatcher, the
+  auditor, the pinned-version fetch, the cache, the secret, break-glass and rotation services and
+  the jobs) and returns them as :class:`Services`. No I/O besides reading the break-glass key file,
+  no task, no connection: cheap, and what unit-test rigs call with fakes.
+- :func:`start_services` is the async context manager that runs them: loads metadata, reinstalls
+  stored overrides, hydrates the cache (a GSM outage leaves it empty and retrying, it does not fail
+  startup), starts the background jobs and the cross-replica listener, runs one rotation-monitor
+  round; on exit it stops all of that in reverse order and closes what ``build_services`` opened.
+- :func:`run_services` is both in one ``async with``, used by the app's lifespan, tests and the
+  benchmark.
+
+:class:`Overrides` swaps adapters for fakes in tests.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -37,42 +44,46 @@ from omni_secrets.adapters.local_cluster import LocalClusterStore
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
 from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
-from omni_secrets.domain.cache import Fetch, OmniSecretCache
+from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType
-from omni_secrets.domain.changes import ChangeNotifier, Publish
-from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.changes import ChangeNotifier
+from omni_secrets.domain.clock import Clock, Sleep, SystemClock
 from omni_secrets.domain.cluster import RefreshLedger, ReplicaRegistry, SignalStore
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.gsm_events import RawGsmMessage
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
-from omni_secrets.domain.values import SecretValue
 from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
-from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS, ReplicaHeartbeatJob
+from omni_secrets.jobs.reconcile import DEFAULT_INTERVAL_SECONDS as RECONCILE_INTERVAL_SECONDS
+from omni_secrets.jobs.reconcile import ReconcileJob
+from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS as HEARTBEAT_SECONDS
+from omni_secrets.jobs.replica_heartbeat import ReplicaHeartbeatJob
 from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
 from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
+from omni_secrets.observability.cache_observer import CacheObserver
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics, gsm_event_label
+from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
-from omni_secrets.service.cache_observer import CacheObserver
 from omni_secrets.service.cluster_refresh import ClusterRefreshService
 from omni_secrets.service.gsm_events import REVOKED_ALERT, GsmEventService
+from omni_secrets.service.observer import ObserverFanOut, ServiceObserver
+from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
 from omni_secrets.service.signals import SecretSignals
-from omni_secrets.service.views import BreakGlassView, ReplicaView
+from omni_secrets.service.views import ReplicaView
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 
 AUDIT_ALERT = "audit_write_failures"
-RECONCILE_INTERVAL_SECONDS = 15.0
 
 
 class ClusterStore(ReplicaRegistry, RefreshLedger, SignalStore, Protocol):
-    """The three replica ports, as one adapter implements them."""
+    """The three replica ports (contract section 12), as one adapter implements them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,24 +96,27 @@ class Overrides:
     apex: ApexGateway | None = None
     alert_sinks: Sequence[AlertSink] | None = None
     # The PagerDuty sink's retry backoff sleep: tests record the delays instead of waiting.
-    pagerduty_sleep: pagerduty.Sleep | None = None
+    pagerduty_sleep: Sleep | None = None
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
     breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     leader_lock: LeaderLock | None = None
+    notifier: ChangeNotifier | None = None
+    # Observers of the services' events besides the metrics + redaction one (tests record).
+    observers: Sequence[ServiceObserver] = ()
     # The replica registry, refresh ledger and signal store (one object implements all three);
-    # several apps in one test share one to play several replicas.
+    # several apps in one test can share one to play several replicas.
     cluster_store: ClusterStore | None = None
     replica_id: str | None = None
-    heartbeat_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
-    # Builds the Pub/Sub subscriber (tests shorten its probe and backoff).
+    heartbeat_interval_seconds: float = HEARTBEAT_SECONDS
+    # Builds the Pub/Sub subscriber (tests stand in for it or shorten its probe and backoff).
     pubsub_subscriber_factory: Callable[..., pubsub_adapter.PubSubEventSubscriber] | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Services:
-    """Everything the edges need, built once per process (or per test app)."""
+    """Everything the edges need, built once per process (or per test app) by build_services."""
 
     settings: Settings
     catalog: Catalog
@@ -118,27 +132,24 @@ class Services:
     break_glass: BreakGlassService
     rotation: RotationService
     rotation_monitor: RotationMonitor
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    reconcile: ReconcileJob
+    break_glass_expiry: BreakGlassExpiryJob
     # Cross-replica notifications (LISTEN/NOTIFY on PostgreSQL, a no-op otherwise).
-    notifier: ChangeNotifier = field(default_factory=notify.LocalNotifier)
-    # One reconcile at a time, whether the periodic loop or a notification asked for it.
-    reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Contract section 12 (built by _build_replica_services).
-    replicas: ReplicaService | None = None
-    refresh: ClusterRefreshService | None = None
-    signals: SecretSignals | None = None
-    gsm_events: GsmEventService | None = None
+    notifier: ChangeNotifier
+    # Contract section 12: every replica, every change.
+    replicas: ReplicaService
+    replica_heartbeat: ReplicaHeartbeatJob
+    cluster_refresh: ClusterRefreshService
+    signals: SecretSignals
+    # None when OMNI_PUBSUB_SUBSCRIPTION is unset.
+    gsm_events: GsmEventService | None
+    gsm_subscriber: pubsub_adapter.PubSubEventSubscriber | None
+    # What start_services closes last, in reverse order (engine, GSM channel, HTTP client, ...).
+    closers: tuple[Callable[[], Awaitable[object]], ...] = ()
 
     @property
     def cache(self) -> OmniSecretCache:
         return self.secrets.cache
-
-    @property
-    def cluster_refresh(self) -> ClusterRefreshService:
-        """Cluster-wide refresh requests (built with the other replica services)."""
-        if self.refresh is None:
-            raise RuntimeError("the replica services are not built yet")
-        return self.refresh
 
 
 def build_secret_store(
@@ -163,6 +174,20 @@ def build_secret_store(
         on_call=on_call,
         clock=clock,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_database(
+    url: str, *, clock: Clock | None = None
+) -> AsyncIterator[UnitOfWorkFactory]:
+    """Units of work over the database at ``url``, for one CLI command; the engine is disposed on
+    exit. Opening connects nothing: the first unit of work does.
+    """
+    engine = db_engine.create_engine(url)
+    try:
+        yield unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+    finally:
+        await engine.dispose()
 
 
 def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:
@@ -198,11 +223,16 @@ def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:
     return load_key_pair(public_key, text)
 
 
-@contextlib.asynccontextmanager
-async def run_services(
-    settings: Settings, overrides: Overrides | None = None
-) -> AsyncIterator[Services]:
-    """Build, start, yield and finally close every component (see the module docstring)."""
+def build_services(settings: Settings, overrides: Overrides | None = None) -> Services:
+    """Construct every component for ``settings`` (nothing started, nothing connected).
+
+    Args:
+        settings: the validated configuration.
+        overrides: adapters to use instead of the real ones.
+
+    Raises:
+        BreakGlassKeyInvalid: break-glass is configured with a bad key pair.
+    """
     over = overrides or Overrides()
     clock = over.clock or SystemClock()
     break_glass_keys = load_break_glass_key_pair(settings)
@@ -210,360 +240,272 @@ async def run_services(
     registry = over.registry or CollectorRegistry()
     metrics = OmniMetrics(registry, [t.value for t in catalog.types])
     redactor = over.redactor or Redactor()
+    closers: list[Callable[[], Awaitable[object]]] = []
 
-    async with contextlib.AsyncExitStack() as stack:
-        engine: AsyncEngine | None = None
-        if over.uow_factory is None:
-            engine = db_engine.create_engine(settings.database_url)
-            stack.push_async_callback(engine.dispose)
-            uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
-        else:
-            uow_factory = over.uow_factory
+    engine: AsyncEngine | None = None
+    if over.uow_factory is None:
+        engine = db_engine.create_engine(settings.database_url)
+        closers.append(engine.dispose)
+        uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+    else:
+        uow_factory = over.uow_factory
 
-        # --- cross-replica notifications ------------------------------------------------------
-        notifier: ChangeNotifier = notify.LocalNotifier()
-        if engine is not None and not db_engine.is_sqlite(settings.database_url):
-            notifier = notify.PostgresNotifier(
-                engine, notify.postgres_conninfo(db_engine.async_url(settings.database_url))
-            )
-
-        store = over.secret_store or build_secret_store(settings, metrics=metrics, clock=clock)
-        closer = getattr(store, "aclose", None)
-        if closer is not None:
-            stack.push_async_callback(closer)
-
-        http = httpx.AsyncClient(timeout=10.0)
-        stack.push_async_callback(http.aclose)
-
-        sinks: list[AlertSink] = list(over.alert_sinks or ())
-        if over.alert_sinks is None and settings.pagerduty_routing_key is not None:
-            sinks.append(
-                pagerduty.PagerDutySink(
-                    routing_key=settings.pagerduty_routing_key.get_secret_value(),
-                    events_url=str(settings.pagerduty_events_url),
-                    http=http,
-                    source=f"omni-secrets/{settings.environment}/{settings.gcp_project_id}",
-                    sleep=over.pagerduty_sleep or asyncio.sleep,
-                )
-            )
-        alerts = AlertDispatcher(
-            str(settings.environment),
-            sinks,
-            clock,
-            on_outcome=lambda alert, action, result: metrics.alerts_sent.labels(
-                alert, action, result
-            ).inc(),
+    # Cross-replica notifications: LISTEN/NOTIFY on PostgreSQL, nothing on SQLite or fakes.
+    notifier: ChangeNotifier = over.notifier or notify.LocalNotifier()
+    if (
+        over.notifier is None
+        and engine is not None
+        and not db_engine.is_sqlite(settings.database_url)
+    ):
+        notifier = notify.PostgresNotifier(
+            engine, notify.postgres_conninfo(db_engine.async_url(settings.database_url))
         )
-        alerts.start()
-        stack.push_async_callback(alerts.stop)
 
-        def audit_failed() -> None:
-            metrics.audit_write_failures.inc()
-            alerts.trigger(
-                Alert(
-                    name=AUDIT_ALERT,
-                    subject="audit",
-                    severity="critical",
-                    summary="omni-secrets: audit events cannot be written",
-                    details={"environment": str(settings.environment)},
-                )
+    store = over.secret_store or build_secret_store(settings, metrics=metrics, clock=clock)
+    closer = getattr(store, "aclose", None)
+    if closer is not None:
+        closers.append(closer)
+
+    http = httpx.AsyncClient(timeout=10.0)
+    closers.append(http.aclose)
+
+    sinks: list[AlertSink] = list(over.alert_sinks or ())
+    if over.alert_sinks is None and settings.pagerduty_routing_key is not None:
+        sinks.append(
+            pagerduty.PagerDutySink(
+                routing_key=settings.pagerduty_routing_key.get_secret_value(),
+                events_url=str(settings.pagerduty_events_url),
+                http=http,
+                source=f"omni-secrets/{settings.environment}/{settings.gcp_project_id}",
+                sleep=over.pagerduty_sleep or asyncio.sleep,
             )
-
-        auditor = Auditor(
-            uow_factory=uow_factory,
-            on_write_failure=audit_failed,
-            on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
         )
-        auditor.start()
-        stack.push_async_callback(auditor.stop)
+    alerts = AlertDispatcher(
+        str(settings.environment),
+        sinks,
+        clock,
+        on_outcome=lambda alert, action, result: metrics.alerts_sent.labels(
+            alert, action, result
+        ).inc(),
+    )
 
-        apex = over.apex or apex_adapter.ApexOmniClient(
-            str(settings.apex_base_url).rstrip("/"), http, clock
+    def audit_failed() -> None:
+        metrics.audit_write_failures.inc()
+        alerts.trigger(
+            Alert(
+                name=AUDIT_ALERT,
+                subject="audit",
+                severity="critical",
+                summary="omni-secrets: audit events cannot be written",
+                details={"environment": str(settings.environment)},
+            )
         )
-        observer = CacheObserver(
+
+    auditor = Auditor(
+        uow_factory=uow_factory,
+        on_write_failure=audit_failed,
+        on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
+    )
+
+    apex = over.apex or apex_adapter.ApexOmniClient(
+        str(settings.apex_base_url).rstrip("/"), http, clock
+    )
+
+    # Every service reports reads, failures and values it sees through this one observer.
+    observer: ServiceObserver = MetricsAndRedaction(metrics, redactor)
+    if over.observers:
+        observer = ObserverFanOut([observer, *over.observers])
+
+    # Section 12: the replica registry, the refresh ledger and the GSM signals share one store.
+    cluster_store: ClusterStore = over.cluster_store or (
+        db_cluster.SqlClusterStore(engine) if engine is not None else LocalClusterStore()
+    )
+    replicas = ReplicaService(
+        registry=cluster_store,
+        clock=clock,
+        replica_id=over.replica_id or new_replica_id(),
+        host=socket.gethostname(),
+        on_peers=metrics.replica_peers.set,
+    )
+
+    def pinned(secret_type: SecretType) -> str | None:
+        meta = pins.get(secret_type)
+        return meta.active_version if meta is not None else None
+
+    def revocation_cleared(secret_type: SecretType) -> None:
+        alerts.resolve(REVOKED_ALERT, secret_type.value)
+
+    def candidate_gauge(secret_type: str, available: bool) -> None:
+        metrics.rotation_candidate_available.labels(secret_type).set(1 if available else 0)
+
+    signals = SecretSignals(
+        catalog=catalog,
+        store=store,
+        signal_store=cluster_store,
+        active_version=pinned,
+        publish=notifier.publish,
+        on_cleared=revocation_cleared,
+        on_candidate=candidate_gauge,
+    )
+
+    # The cache is built around the pinned fetch, before any service: break-glass and the
+    # secret service both receive it, so neither has to be late-bound to the other.
+    pins = PinnedVersions(
+        catalog=catalog,
+        store=store,
+        uow_factory=uow_factory,
+        observer=observer,
+        check_revocation=signals.check,
+    )
+    cache = OmniSecretCache(
+        catalog=catalog,
+        fetch=pins.fetch,
+        ttl_seconds=settings.cache_ttl_seconds,
+        max_stale_seconds=settings.cache_max_stale_seconds,
+        clock=clock,
+        listener=CacheObserver(
             catalog=catalog,
             metrics=metrics,
             alerts=alerts,
             auditor=auditor,
             clock=clock,
             alert_after_failures=settings.alert_consecutive_failures,
-        )
-
-        def build_cache(fetch: Fetch) -> OmniSecretCache:
-            return OmniSecretCache(
-                catalog=catalog,
-                fetch=fetch,
-                ttl_seconds=settings.cache_ttl_seconds,
-                max_stale_seconds=settings.cache_max_stale_seconds,
-                clock=clock,
-                listener=observer,
-            )
-
-        def served(value: SecretValue) -> None:
-            redactor.register(value.reveal())
-
-        # The secret service is built before the break-glass service (which needs its cache):
-        # status reaches the latter through this late-bound view.
-        break_glass_ref: list[BreakGlassService] = []
-        services_ref: list[Services] = []
-
-        def break_glass_view(secret_type: SecretType) -> BreakGlassView:
-            return (
-                break_glass_ref[0].view(secret_type) if break_glass_ref else BreakGlassView(False)
-            )
-
-        secrets = OmniSecretService(
-            identity=ServiceIdentity(
-                environment=str(settings.environment),
-                gcp_project_id=settings.gcp_project_id or "",
-                rotation_warning_days=settings.rotation_warning_days,
-            ),
-            catalog=catalog,
-            store=store,
-            uow_factory=uow_factory,
-            auditor=auditor,
-            apex=apex,
-            clock=clock,
-            cache_factory=build_cache,
-            on_read=lambda t, source, ok: metrics.reads.labels(
-                t, source, "success" if ok else "failure"
-            ).inc(),
-            on_value=served,
-            break_glass_view=break_glass_view,
-            replica_view=lambda: _replica_view(services_ref),
-            events_view=lambda: (
-                services_ref[0].gsm_events.view()
-                if services_ref and services_ref[0].gsm_events is not None
-                else None
-            ),
-        )
-        stack.push_async_callback(secrets.stop)
-        metrics.track_cache_age(secrets.cache_age_seconds)
-
-        # --- rotation: preview/commit/cancel and the monitor ------------------------------
-        leader_lock: LeaderLock
-        if over.leader_lock is not None:
-            leader_lock = over.leader_lock
-        elif engine is not None:
-            leader_lock = db_leader.leader_lock_for(engine)
-            stack.push_async_callback(leader_lock.release)
-        else:
-            leader_lock = db_leader.LocalLeaderLock()
-        rotation_monitor = RotationMonitor(
-            catalog=catalog,
-            uow_factory=uow_factory,
-            auditor=auditor,
-            alerts=alerts,
-            metrics=metrics,
-            clock=clock,
-            leader_lock=leader_lock,
-            warning_days=settings.rotation_warning_days,
-            interval_seconds=settings.rotation_check_interval_seconds,
-        )
-        rotation = RotationService(
-            catalog=catalog,
-            store=store,
-            uow_factory=uow_factory,
-            auditor=auditor,
-            apex=apex,
-            secrets=secrets,
-            alerts=alerts,
-            metrics=metrics,
-            clock=clock,
-            period_days=settings.rotation_period_days,
-            on_value=served,
-            on_commit=lambda group: rotation_monitor.wake(),
-            on_change=notifier.publish,
-        )
-
-        services = Services(
-            settings=settings,
-            catalog=catalog,
-            clock=clock,
-            metrics=metrics,
-            redactor=redactor,
-            uow_factory=uow_factory,
-            store=store,
-            alerts=alerts,
-            auditor=auditor,
-            apex=apex,
-            secrets=secrets,
-            break_glass=_build_break_glass(
-                break_glass_keys,
-                secrets,
-                uow_factory,
-                auditor,
-                alerts,
-                metrics,
-                clock,
-                served,
-                notifier.publish,
-            ),
-            rotation=rotation,
-            rotation_monitor=rotation_monitor,
-            notifier=notifier,
-        )
-        break_glass_ref.append(services.break_glass)
-        services_ref.append(services)
-        cluster_store: ClusterStore = over.cluster_store or (
-            db_cluster.SqlClusterStore(engine) if engine is not None else LocalClusterStore()
-        )
-        _build_replica_services(services, over, cluster_store)
-
-        await secrets.load_metadata()
-        await _load_signals(services)
-        # Before hydration: an override persisted before a restart is served at once, even
-        # while GSM (the reason for break-glass) is still down.
-        await services.break_glass.reload_at_startup()
-        await secrets.cache.hydrate()
-        secrets.cache.start()
-        stack.push_async_callback(secrets.cache.stop)
-        reconcile = asyncio.create_task(
-            _reconcile_forever(services, over.reconcile_interval_seconds), name="reconcile"
-        )
-        services.tasks.append(reconcile)
-        expiry = BreakGlassExpiryJob(
-            services.break_glass, max_interval_seconds=over.breakglass_expiry_interval_seconds
-        )
-        services.tasks.append(asyncio.create_task(expiry.run_forever(), name="break-glass-expiry"))
-        stack.push_async_callback(_cancel, services.tasks)
-        # After hydration: other replicas' changes from now on trigger an immediate reconcile.
-        await notifier.start(lambda: reconcile_now(services))
-        stack.push_async_callback(notifier.stop)
-        await _start_replica_jobs(services, over, stack)
-        # One round now, so the rotation gauges are right from the first scrape.
-        await rotation_monitor.tick()
-        rotation_monitor.start()
-        stack.push_async_callback(rotation_monitor.stop)
-        log.info(
-            "service.started",
-            environment=str(settings.environment),
-            project=settings.gcp_project_id,
-            cache_state=secrets.cache.state.value,
-        )
-        yield services
-
-
-async def reconcile_now(services: Services) -> None:
-    """Catch up with the database: GSM signals, new metadata pins, overrides added or ended
-    elsewhere, and refresh requests of other replicas.
-
-    Run by the periodic loop and on each (coalesced) cross-replica notification; one at a time.
-    Never raises: each part's failure is logged and the next reconcile retries.
-    """
-
-    async def locked() -> None:
-        async with services.reconcile_lock:
-            # Signals first: a revocation elsewhere must stop serving here as soon as possible.
-            if services.signals is not None:
-                try:
-                    await services.signals.reload(services.cache)
-                except Exception as exc:
-                    log.warning("signals.reconcile_failed", error_type=type(exc).__name__)
-            try:
-                await services.secrets.reconcile()
-            except Exception as exc:  # a reconcile failure must never end its caller's loop
-                log.warning("reconcile.failed", error_type=type(exc).__name__)
-            try:
-                await services.break_glass.reload()
-            except Exception as exc:
-                log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
-
-    # Refresh requests of other replicas run beside the reconcile, outside its lock: a refresh
-    # waits on GSM and must neither wait for nor hold up the rest. catch_up never raises.
-    catch_up = services.refresh.catch_up() if services.refresh is not None else asyncio.sleep(0)
-    await asyncio.gather(locked(), catch_up)
-
-
-async def _reconcile_forever(services: Services, interval: float) -> None:
-    """Periodic reconcile: the fallback for changes whose notification was missed."""
-    while True:
-        await asyncio.sleep(interval)
-        await reconcile_now(services)
-
-
-def _build_replica_services(services: Services, over: Overrides, store: ClusterStore) -> None:
-    """Section 12: the replica registry, cluster-wide refresh, GSM signals and events (no I/O)."""
-    settings, metrics = services.settings, services.metrics
-    replicas = ReplicaService(
-        registry=store,
-        clock=services.clock,
-        replica_id=over.replica_id or new_replica_id(),
-        host=socket.gethostname(),
-        on_peers=metrics.replica_peers.set,
-    )
-    refresh = ClusterRefreshService(
-        catalog=services.catalog,
-        cache=services.cache,
-        ledger=store,
-        replicas=replicas,
-        auditor=services.auditor,
-        clock=services.clock,
-        publish=services.notifier.publish,
-    )
-
-    def revocation_cleared(secret_type: SecretType) -> None:
-        services.alerts.resolve(REVOKED_ALERT, secret_type.value)
-
-    signals = SecretSignals(
-        catalog=services.catalog,
-        store=services.store,
-        signal_store=store,
-        active_version=services.secrets.active_version,
-        publish=services.notifier.publish,
-        on_cleared=revocation_cleared,
-        on_candidate=lambda t, available: metrics.rotation_candidate_available.labels(t).set(
-            1 if available else 0
         ),
     )
-    services.secrets.attach_signals(signals)
-    services.replicas, services.refresh, services.signals = replicas, refresh, signals
-    subscription = settings.pubsub_subscription
-    if subscription is not None:
-        services.gsm_events = GsmEventService(
-            subscription=subscription,
+    break_glass = BreakGlassService(
+        key_pair=break_glass_keys,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        cache=cache,
+        alerts=alerts,
+        clock=clock,
+        observer=observer,
+        on_change=notifier.publish,
+    )
+    secrets = OmniSecretService(
+        identity=ServiceIdentity(
+            environment=str(settings.environment),
+            gcp_project_id=settings.gcp_project_id or "",
+            rotation_warning_days=settings.rotation_warning_days,
+        ),
+        catalog=catalog,
+        pins=pins,
+        cache=cache,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        apex=apex,
+        clock=clock,
+        break_glass_view=break_glass.view,
+        signals=signals,
+        replica_view=lambda: ReplicaView(id=replicas.replica_id, peers=replicas.peers),
+        events_view=lambda: gsm_events.view() if gsm_events is not None else None,
+    )
+    metrics.track_cache_age(secrets.cache_age_seconds)
+    cluster_refresh = ClusterRefreshService(
+        catalog=catalog,
+        cache=cache,
+        ledger=cluster_store,
+        replicas=replicas,
+        auditor=auditor,
+        clock=clock,
+        publish=notifier.publish,
+    )
+    gsm_events: GsmEventService | None = None
+    gsm_subscriber: pubsub_adapter.PubSubEventSubscriber | None = None
+    if settings.pubsub_subscription is not None:
+        gsm_events = GsmEventService(
+            subscription=settings.pubsub_subscription,
             projects=settings.event_projects,
-            catalog=services.catalog,
-            store=services.store,
-            secrets=services.secrets,
+            catalog=catalog,
+            store=store,
+            secrets=secrets,
             signals=signals,
-            refresh=refresh,
-            alerts=services.alerts,
-            auditor=services.auditor,
-            clock=services.clock,
+            refresh=cluster_refresh,
+            alerts=alerts,
+            auditor=auditor,
+            clock=clock,
             on_event=lambda event_type, result: metrics.gsm_events.labels(
                 gsm_event_label(event_type), result
             ).inc(),
             environment=str(settings.environment),
         )
+        gsm_subscriber = _gsm_subscriber(gsm_events, metrics, over)
 
-
-async def _load_signals(services: Services) -> None:
-    """Startup: apply the signals other replicas stored (a revoked version is never hydrated)."""
-    if services.signals is None:
-        return
-    try:
-        await services.signals.reload(services.cache)
-    except Exception as exc:
-        log.error("signals.load_failed", error_type=type(exc).__name__)
-
-
-async def _start_replica_jobs(
-    services: Services, over: Overrides, stack: contextlib.AsyncExitStack
-) -> None:
-    """Start the replica heartbeat and (when configured) the GSM event subscriber."""
-    assert services.replicas is not None and services.refresh is not None
-    heartbeat = ReplicaHeartbeatJob(
-        services.replicas, interval_seconds=over.heartbeat_interval_seconds
+    leader_lock: LeaderLock
+    if over.leader_lock is not None:
+        leader_lock = over.leader_lock
+    elif engine is not None:
+        leader_lock = db_leader.leader_lock_for(engine)
+        closers.append(leader_lock.release)
+    else:
+        leader_lock = db_leader.LocalLeaderLock()
+    rotation_monitor = RotationMonitor(
+        catalog=catalog,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        alerts=alerts,
+        metrics=metrics,
+        clock=clock,
+        leader_lock=leader_lock,
+        warning_days=settings.rotation_warning_days,
+        interval_seconds=settings.rotation_check_interval_seconds,
     )
-    await heartbeat.start()
-    stack.push_async_callback(heartbeat.stop)
-    stack.push_async_callback(services.refresh.stop)
-    events = services.gsm_events
-    if events is None:
-        return
-    metrics = services.metrics
+    rotation = RotationService(
+        catalog=catalog,
+        store=store,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        apex=apex,
+        secrets=secrets,
+        alerts=alerts,
+        observer=observer,
+        clock=clock,
+        period_days=settings.rotation_period_days,
+        on_commit=lambda group: rotation_monitor.wake(),
+        on_change=notifier.publish,
+    )
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        clock=clock,
+        metrics=metrics,
+        redactor=redactor,
+        uow_factory=uow_factory,
+        store=store,
+        alerts=alerts,
+        auditor=auditor,
+        apex=apex,
+        secrets=secrets,
+        break_glass=break_glass,
+        rotation=rotation,
+        rotation_monitor=rotation_monitor,
+        reconcile=ReconcileJob(
+            secrets=secrets,
+            break_glass=break_glass,
+            interval_seconds=over.reconcile_interval_seconds,
+            signals=signals,
+            refresh=cluster_refresh,
+        ),
+        break_glass_expiry=BreakGlassExpiryJob(
+            break_glass, max_interval_seconds=over.breakglass_expiry_interval_seconds
+        ),
+        notifier=notifier,
+        replicas=replicas,
+        replica_heartbeat=ReplicaHeartbeatJob(
+            replicas, interval_seconds=over.heartbeat_interval_seconds
+        ),
+        cluster_refresh=cluster_refresh,
+        signals=signals,
+        gsm_events=gsm_events,
+        gsm_subscriber=gsm_subscriber,
+        closers=tuple(closers),
+    )
 
+
+def _gsm_subscriber(
+    events: GsmEventService, metrics: OmniMetrics, over: Overrides
+) -> pubsub_adapter.PubSubEventSubscriber:
+    """The Pub/Sub subscriber feeding ``events`` (built, not started: no connection yet)."""
     connected_gauge = metrics.gsm_events_connected.labels(events.subscription)
     connected_gauge.set(0)
 
@@ -575,45 +517,76 @@ async def _start_replica_jobs(
         return (await events.handle(message)).ack
 
     factory = over.pubsub_subscriber_factory or pubsub_adapter.PubSubEventSubscriber
-    subscriber = factory(
-        subscription=events.subscription, handler=handle, on_connected=on_connected
-    )
-    subscriber.start()
-    stack.push_async_callback(subscriber.stop)
+    return factory(subscription=events.subscription, handler=handle, on_connected=on_connected)
 
 
-def _replica_view(services_ref: list[Services]) -> ReplicaView | None:
-    if not services_ref or services_ref[0].replicas is None:
-        return None
-    replicas = services_ref[0].replicas
-    return ReplicaView(id=replicas.replica_id, peers=replicas.peers)
+@contextlib.asynccontextmanager
+async def start_services(services: Services) -> AsyncIterator[Services]:
+    """Start ``services``, yield them, then stop them and close their resources.
+
+    Start-up order: alert dispatcher and auditor; metadata; stored break-glass overrides (before
+    hydration, so an override persisted before a restart is served at once even while GSM is
+    down); cache hydration and refresher; the reconcile and break-glass expiry jobs; the
+    cross-replica listener; the replica heartbeat and the GSM event subscriber; one
+    rotation-monitor round, then the monitor. Exit reverses it and
+    finally closes what :func:`build_services` opened (engine, GSM channel, HTTP client, leader).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        for close in services.closers:
+            stack.push_async_callback(close)
+        services.alerts.start()
+        stack.push_async_callback(services.alerts.stop)
+        services.auditor.start()
+        stack.push_async_callback(services.auditor.stop)
+        stack.push_async_callback(services.secrets.stop)
+
+        await services.secrets.load_metadata()
+        # Signals other replicas stored: a revoked version is never hydrated.
+        try:
+            await services.signals.reload(services.cache)
+        except Exception as exc:  # database down: the reconcile loads them later
+            log.error("signals.load_failed", error_type=type(exc).__name__)
+        await services.break_glass.reload_at_startup()
+        await services.cache.hydrate()
+        services.cache.start()
+        stack.push_async_callback(services.cache.stop)
+        tasks = [
+            asyncio.create_task(services.reconcile.run_forever(), name="reconcile"),
+            asyncio.create_task(
+                services.break_glass_expiry.run_forever(), name="break-glass-expiry"
+            ),
+        ]
+        stack.push_async_callback(_cancel, tasks)
+        # After hydration: other replicas' changes from now on trigger an immediate reconcile.
+        await services.notifier.start(services.reconcile.reconcile_now)
+        stack.push_async_callback(services.notifier.stop)
+        # Section 12: register (status shows peers from the start), then the GSM event feed.
+        await services.replica_heartbeat.start()
+        stack.push_async_callback(services.replica_heartbeat.stop)
+        stack.push_async_callback(services.cluster_refresh.stop)
+        if services.gsm_subscriber is not None:
+            services.gsm_subscriber.start()
+            stack.push_async_callback(services.gsm_subscriber.stop)
+        # One round now, so the rotation gauges are right from the first scrape.
+        await services.rotation_monitor.tick()
+        services.rotation_monitor.start()
+        stack.push_async_callback(services.rotation_monitor.stop)
+        log.info(
+            "service.started",
+            environment=str(services.settings.environment),
+            project=services.settings.gcp_project_id,
+            cache_state=services.cache.state.value,
+        )
+        yield services
 
 
-def _build_break_glass(
-    key_pair: BreakGlassKeyPair | None,
-    secrets: OmniSecretService,
-    uow_factory: UnitOfWorkFactory,
-    auditor: Auditor,
-    alerts: AlertDispatcher,
-    metrics: OmniMetrics,
-    clock: Clock,
-    on_value: Callable[[SecretValue], None],
-    on_change: Publish,
-) -> BreakGlassService:
-    return BreakGlassService(
-        key_pair=key_pair,
-        uow_factory=uow_factory,
-        auditor=auditor,
-        cache=secrets.cache,
-        alerts=alerts,
-        clock=clock,
-        on_read=lambda t, source, ok: metrics.reads.labels(
-            t, source, "success" if ok else "failure"
-        ).inc(),
-        on_failure=lambda t, reason: metrics.record_failure(t, "break_glass", reason),
-        on_value=on_value,
-        on_change=on_change,
-    )
+@contextlib.asynccontextmanager
+async def run_services(
+    settings: Settings, overrides: Overrides | None = None
+) -> AsyncIterator[Services]:
+    """:func:`build_services` then :func:`start_services`: what the app's lifespan runs."""
+    async with start_services(build_services(settings, overrides)) as services:
+        yield services
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
