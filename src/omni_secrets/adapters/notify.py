@@ -87,9 +87,13 @@ class Coalescer:
         while True:
             await self._pending.wait()
             if self._debounce > 0 and not self._urgent.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._debounce):
-                        await self._urgent.wait()
+                # asyncio.wait, not asyncio.timeout: a stop() racing the debounce's end must never
+                # be swallowed as a timeout (3.11), or stop() would wait for ever.
+                urgent = asyncio.ensure_future(self._urgent.wait())
+                try:
+                    await asyncio.wait((urgent,), timeout=self._debounce)
+                finally:
+                    urgent.cancel()
             self._pending.clear()
             self._urgent.clear()
             try:

@@ -121,10 +121,8 @@ class PubSubEventSubscriber:
             await asyncio.to_thread(future.cancel)
         task, self._task = self._task, None
         if task is not None:
-            try:
-                async with asyncio.timeout(_STOP_TIMEOUT_SECONDS):
-                    await asyncio.shield(task)
-            except TimeoutError:
+            await asyncio.wait((task,), timeout=_STOP_TIMEOUT_SECONDS)
+            if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._set_connected(False)
@@ -164,9 +162,12 @@ class PubSubEventSubscriber:
             if self._stopping:
                 break
             log.info("pubsub.reconnecting", retry_in_seconds=backoff)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(backoff):
-                    await self._stopped.wait()  # stop() must not wait out a long backoff
+            # stop() must not wait out a long backoff (asyncio.wait never swallows a cancel).
+            stopped = asyncio.ensure_future(self._stopped.wait())
+            try:
+                await asyncio.wait((stopped,), timeout=backoff)
+            finally:
+                stopped.cancel()
             backoff = min(backoff * 2, self._max_backoff)
 
     async def _watch(self, client: Any, future: concurrent.futures.Future[Any]) -> bool:
