@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from omni_secrets import __version__
 from omni_secrets.api import breakglass, consumer, health, refresh, rotation, secrets
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
+from omni_secrets.api.auth_policy import AuthPolicySource, PolicyVerifier
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
+from omni_secrets.api.reload_signal import reload_on_sighup
 from omni_secrets.bootstrap import Overrides, run_services
 from omni_secrets.config import AuthMode, Settings
 
@@ -26,11 +28,12 @@ def build_token_verifier(settings: Settings) -> TokenVerifier:
     Raises:
         ValueError: no auth mode is configured (the environment guard refuses that earlier).
     """
-    if settings.auth_mode is AuthMode.JWKS and settings.auth_jwks_url is not None:
+    jwks_url = settings.effective_auth_jwks_url
+    if settings.auth_mode is AuthMode.JWKS and jwks_url is not None:
         return JwksVerifier(
-            jwks_url=str(settings.auth_jwks_url),
+            jwks_url=jwks_url,
             audience=settings.auth_audience,
-            issuer=settings.auth_issuer,
+            issuer=settings.effective_auth_issuers or None,
         )
     if settings.auth_mode is AuthMode.HS256 and settings.auth_hs256_secret is not None:
         return Hs256Verifier(
@@ -47,14 +50,19 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
     Args:
         settings: the validated configuration.
         overrides: adapters to use instead of the real ones (tests, ``dev``).
+
+    Raises:
+        AuthPolicyInvalid: ``OMNI_AUTH_POLICY_FILE`` cannot be read or is invalid.
     """
+    auth_policy = AuthPolicySource(settings.auth_policy_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with run_services(settings, overrides) as services:
-            app.state.services = services
-            yield
-            app.state.services = None
+            with reload_on_sighup(auth_policy.reload):
+                app.state.services = services
+                yield
+                app.state.services = None
 
     app = FastAPI(
         title="omni-secrets",
@@ -63,7 +71,8 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
         description="Serves ApeX Omni exchange credentials from Google Secret Manager.",
     )
     app.state.settings = settings
-    app.state.token_verifier = build_token_verifier(settings)
+    app.state.auth_policy = auth_policy
+    app.state.token_verifier = PolicyVerifier(build_token_verifier(settings), auth_policy)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in (

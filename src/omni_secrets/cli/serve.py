@@ -19,9 +19,11 @@ def serve(
 
     The environment guard runs first: a configuration that breaks a startup rule exits non-zero
     with one line naming the variables and values at fault, before anything listens; so does a
-    break-glass key pair that does not match or cannot be read. Does not run database
+    break-glass key pair that does not match or cannot be read, and so does an invalid
+    OMNI_AUTH_POLICY_FILE. SIGHUP reloads the policy file. Does not run database
     migrations (use `omni-secrets db upgrade`).
     """
+    from omni_secrets.api.auth_policy import AuthPolicySource
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
 
@@ -29,4 +31,6 @@ def serve(
     check_environment(settings)
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
     load_break_glass_key_pair(settings)
+    # So must an auth policy file that cannot be read or names an unknown scope.
+    AuthPolicySource(settings.auth_policy_file)
     serve_app(settings, host=host, port=port)
