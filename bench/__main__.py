@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import cache_hit, hydration, readers, single_flight, status_throughput
+from bench import auth_policy, cache_hit, hydration, readers, single_flight, status_throughput
 
 
 def _cpu_model() -> str:
@@ -113,6 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({st.requests} requests each, {st.failures} failures)"
     )
     report.check("status >= 0.5 x bare", st.ratio >= 0.5 and st.failures == 0, f"{st.ratio:.2f} x")
+
+    print("\n6. Auth policy on the status path (in process, requests alternate)")
+    ap = auth_policy.run(quick=args.quick)
+    print(f"  token scope (scp):        {ap.token_scope.describe()}")
+    print(f"  policy grant (email):     {ap.policy_grant.describe()}")
+    print(f"  policy lookup alone:      {ap.lookup.describe()}  ({ap.grants} grants)")
+    report.check(
+        "policy grant within 5 % of token scope",
+        ap.ratio <= 1.05,
+        f"p50 ratio {ap.ratio:.3f}; lookup {ap.lookup.p50 / ap.token_scope.p50:.2%} of a request",
+    )
 
     print(f"\n{'all targets met' if not report.missed else 'missed: ' + ', '.join(report.missed)}")
     return 1 if (args.strict and report.missed) else 0
