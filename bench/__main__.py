@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     report.check("status >= 0.5 x bare", st.ratio >= 0.5 and st.failures == 0, f"{st.ratio:.2f} x")
 
-    print("\n6. Auth policy on the status path (in process, requests alternate)")
+    print("\n7. Auth policy on the status path (in process, requests alternate)")
     ap = auth_policy.run(quick=args.quick)
     print(f"  token scope (scp):        {ap.token_scope.describe()}")
     print(f"  policy grant (email):     {ap.policy_grant.describe()}")

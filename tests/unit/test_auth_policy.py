@@ -319,3 +319,10 @@ class TestProviderSettings:
         assert settings.effective_auth_jwks_url is None
         assert settings.effective_auth_issuers == ()
         assert settings.auth_mode is None
+
+
+def test_the_example_policy_in_deploy_is_valid() -> None:
+    """``deploy/auth-policy.example.yaml`` loads (it is what operators copy)."""
+    example = Path(__file__).parents[2] / "deploy" / "auth-policy.example.yaml"
+    policy = load_policy_file(str(example))
+    assert {g.principal.partition(":")[0] for g in policy.grants} == {"email", "group"}

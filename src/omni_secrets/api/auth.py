@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -83,7 +83,7 @@ class Principal:
         """This principal with ``extra`` scopes added (grants of the auth policy)."""
         if extra <= self.scopes:
             return self
-        return replace(self, scopes=self.scopes | extra)
+        return Principal(self.subject, self.scopes | extra, self.email, self.groups)
 
     def require(self, scope: Scope) -> None:
         """Raises: Forbidden: the principal lacks ``scope``."""
