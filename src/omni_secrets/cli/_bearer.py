@@ -5,8 +5,8 @@ One function, :func:`resolve_bearer_token`, decides where the token comes from:
 1. ``--token TOKEN``;
 2. ``--id-token-audience AUD`` or else ``OMNI_ID_TOKEN_AUDIENCE``: a Google-signed ID token for
    audience ``AUD``, fetched with Application Default Credentials (google-auth): a service
-   account key in ``GOOGLE_APPLICATION_CREDENTIALS``, or the metadata server on GKE (Workload
-   Identity) and GCE. Contract section 14.
+   account key or an impersonated service account in ``GOOGLE_APPLICATION_CREDENTIALS``, or the
+   metadata server on GKE (Workload Identity) and GCE. Contract section 14.
 
 Giving both flags is refused; with neither, one line names the ways to give a token.
 """
@@ -72,9 +72,9 @@ def fetch_google_id_token(audience: str) -> str:
     except google.auth.exceptions.DefaultCredentialsError:
         fail(
             f"cannot get a Google ID token for audience {audience!r}: no Application Default "
-            "Credentials that can mint ID tokens (a service account key file in "
-            "GOOGLE_APPLICATION_CREDENTIALS, or the GKE/GCE metadata server); with user "
-            'credentials pass --token "$(gcloud auth print-identity-token)" instead',
+            "Credentials that can mint ID tokens (GOOGLE_APPLICATION_CREDENTIALS naming a "
+            "service account key or an impersonated-service-account file, or the GKE/GCE "
+            "metadata server)",
             code=EXIT_USAGE,
         )
     except google.auth.exceptions.GoogleAuthError as exc:
