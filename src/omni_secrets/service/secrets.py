@@ -23,8 +23,9 @@ from omni_secrets.domain.cache import CacheSource, Fetch, OmniSecretCache
 from omni_secrets.domain.cache_models import FetchFailure
 from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
 from omni_secrets.domain.clock import Clock
-from omni_secrets.domain.errors import SecretStoreError, SecretsUnavailable
+from omni_secrets.domain.errors import SecretStoreError, SecretsUnavailable, ValueNotHeaderSafe
 from omni_secrets.domain.exchange import ApexAccount, ApexCredentials, ApexGateway, SelfTestResult
+from omni_secrets.domain.header_safety import check_header_safe
 from omni_secrets.domain.models import NewAccessEvent, OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
@@ -186,9 +187,11 @@ class OmniSecretService:
                         secret_id=entry.gsm_secret_id,
                     )
                 accessed = await self._store.access(entry.gsm_secret_id, newest.version)
+                _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
                 await self._pin_first_version(secret_type, accessed.version)
             else:
                 accessed = await self._store.access(entry.gsm_secret_id, pinned)
+                _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
         except SecretStoreError:
             self._on_read(secret_type.value, "gsm", False)
             raise
@@ -460,3 +463,21 @@ def _error_view(failure: FetchFailure | None) -> LastErrorView | None:
     if failure is None:
         return None
     return LastErrorView(code=failure.code, message=failure.message, at=failure.at)
+
+
+def _refuse_unusable(secret_type: SecretType, secret_id: str, accessed: AccessedSecret) -> None:
+    """A version whose value no ApeX header can carry is a permanent failure (fail closed).
+
+    Raises:
+        SecretStoreError: reason ``VALUE_NOT_HEADER_SAFE``, not transient: the version will not
+            change, so serving stops until an operator rotates to a usable one.
+    """
+    try:
+        check_header_safe(secret_type, accessed.value)
+    except ValueNotHeaderSafe as exc:
+        raise SecretStoreError(
+            f"{secret_id} version {accessed.version}: {exc.message}",
+            reason=exc.code,
+            transient=False,
+            secret_id=secret_id,
+        ) from None
