@@ -96,6 +96,35 @@ class TestServeGuard:
         line = run_refused(free_port(), OMNI_CACHE_TTL_SECONDS="1")
         assert "OMNI_CACHE_TTL_SECONDS" in line
 
+    def test_staging_on_project_number_refused(self) -> None:
+        """A project number in staging is refused unless listed as non-production."""
+        line = run_refused(free_port(), OMNI_ENVIRONMENT="staging", GCP_PROJECT_ID="123456789012")
+        assert "OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS" in line
+
+    def test_every_broken_rule_in_one_line(self) -> None:
+        """A malformed value and five production rules: all named on the one stderr line."""
+        line = run_refused(
+            free_port(),
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_CACHE_TTL_SECONDS="1",
+            OMNI_AUTH_HS256_SECRET="short-fake",
+            OMNI_AUTH_JWKS_URL="http://idp.example.test/jwks.json",
+            OMNI_APEX_BASE_URL="http://apex.example.test",
+            OMNI_PAGERDUTY_EVENTS_URL="http://pd.example.test/v2/enqueue",
+        )
+        for variable in (
+            "OMNI_CACHE_TTL_SECONDS",
+            "OMNI_AUTH_HS256_SECRET",
+            "OMNI_AUTH_JWKS_URL",
+            "OMNI_APEX_BASE_URL",
+            "OMNI_PAGERDUTY_EVENTS_URL",
+            "OMNI_AUTH_ISSUER",
+            "OMNI_DATABASE_URL",
+        ):
+            assert variable in line
+        assert "short-fake" not in line
+
     def test_valid_development_config_starts(self, tmp_path: Path) -> None:
         """A valid development configuration serves /healthz with 200."""
         port = free_port()

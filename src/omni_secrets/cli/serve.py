@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from omni_secrets.config import check_environment, load_settings
+from omni_secrets.config import load_checked_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +25,7 @@ def serve(
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
 
-    settings = load_settings()
-    check_environment(settings)
+    settings = load_checked_settings()
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
     load_break_glass_key_pair(settings)
     serve_app(settings, host=host, port=port)
