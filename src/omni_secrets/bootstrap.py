@@ -267,6 +267,9 @@ async def run_services(
         def served(value: SecretValue) -> None:
             redactor.register(value.reveal())
 
+        def no_longer_served(value: SecretValue) -> None:
+            redactor.forget(value.reveal())
+
         # The secret service is built before the break-glass service (which needs its cache):
         # status reaches the latter through this late-bound view.
         break_glass_ref: list[BreakGlassService] = []
@@ -355,6 +358,7 @@ async def run_services(
                 metrics,
                 clock,
                 served,
+                no_longer_served,
                 notifier.publish,
             ),
             rotation=rotation,
@@ -428,6 +432,7 @@ def _build_break_glass(
     metrics: OmniMetrics,
     clock: Clock,
     on_value: Callable[[SecretValue], None],
+    on_forget: Callable[[SecretValue], None],
     on_change: Publish,
 ) -> BreakGlassService:
     return BreakGlassService(
@@ -442,6 +447,7 @@ def _build_break_glass(
         ).inc(),
         on_failure=lambda t, reason: metrics.record_failure(t, "break_glass", reason),
         on_value=on_value,
+        on_forget=on_forget,
         on_change=on_change,
     )
 

@@ -483,4 +483,3 @@ def environment_violations(settings: Settings) -> list[ConfigViolation]:
         )
 
     return violations
-

@@ -112,7 +112,10 @@ class BreakGlassService:
         on_read: ``(secret_type, "break_glass", ok)`` per decryption (``omni_secret_reads_total``).
         on_failure: ``(secret_type, reason)`` per rejection or failed reload
             (``omni_secret_failures_total{operation="break_glass"}``).
-        on_value: called with each decrypted value (the log redactor registers it).
+        on_value: called with each decrypted value once its override is committed (or
+            reloaded from the database): the log redactor registers it.
+        on_forget: called with the value of each override that stops being served (ended,
+            revoked, expired): the log redactor forgets it.
         new_id: makes override ids.
         on_change: awaited with ``"break_glass"`` after an activation, revoke or expiry was
             committed here, so the other replicas reconcile at once (it must not raise).
@@ -130,6 +133,7 @@ class BreakGlassService:
         on_read: Callable[[str, str, bool], None] = lambda t, s, ok: None,
         on_failure: Callable[[str, str], None] = lambda t, reason: None,
         on_value: Callable[[SecretValue], None] = lambda v: None,
+        on_forget: Callable[[SecretValue], None] = lambda v: None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         on_change: Publish = publish_nothing,
     ) -> None:
@@ -142,6 +146,7 @@ class BreakGlassService:
         self._on_read = on_read
         self._on_failure = on_failure
         self._on_value = on_value
+        self._on_forget = on_forget
         self._new_id = new_id
         self._on_change = on_change
         self._served = ServedOverrides(cache, clock)
@@ -274,6 +279,7 @@ class BreakGlassService:
                 "the break-glass activation could not be audited; nothing was activated"
             ) from None
 
+        self._on_value(opened.value)
         self._served.add(record, opened.value)
         self._on_read(checked.value, "break_glass", True)
         self._raise_alert(record)
@@ -314,7 +320,8 @@ class BreakGlassService:
             if not isinstance(exc, UnknownKeyId):
                 self._on_read(secret_type.value, "break_glass", False)
             raise
-        self._on_value(opened.value)
+        # Not registered with the log redactor yet: a refused payload (replay, audit down) must
+        # not let its sender choose words to mask out of every later log line.
         return opened
 
     async def _store_activation(
@@ -707,7 +714,16 @@ class BreakGlassService:
 
     def _forget(self, records: Iterable[BreakGlassOverrideRecord]) -> None:
         """Stop serving ended ``records``; resolve the alert of types left without override."""
-        for secret_type in self._served.forget(records):
+        records = list(records)
+        ended_values = [
+            known.value
+            for known in (self._served.get(record.override_id) for record in records)
+            if known is not None
+        ]
+        idle = self._served.forget(records)
+        for value in ended_values:
+            self._on_forget(value)
+        for secret_type in idle:
             self._alerts.resolve(BREAK_GLASS_ALERT, secret_type.value)
 
     def _raise_alert(self, record: BreakGlassOverrideRecord) -> None:
