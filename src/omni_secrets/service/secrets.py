@@ -31,6 +31,7 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.db_probe import CachedDatabaseProbe
 from omni_secrets.service.refresh_requests import (
     RefreshRequest,
     RefreshRequestLog,
@@ -105,6 +106,7 @@ class OmniSecretService:
         self._requests = RefreshRequestLog()
         self._background: set[asyncio.Task[object]] = set()
         self.cache = cache_factory(self.fetch)
+        self._db_probe = CachedDatabaseProbe(self._query_database)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -430,16 +432,14 @@ class OmniSecretService:
         return result
 
     async def readiness(self) -> Readiness:
-        """Ready when the database answers and every required type is served."""
+        """Ready when the database answers (checked at most once a second) and every required
+        type is served."""
         checks: dict[str, str] = {}
         reasons: list[str] = []
-        try:
-            async with self._uow_factory() as uow:
-                await uow.metadata.list_all()
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = "unavailable"
-            reasons.append(f"database unavailable ({type(exc).__name__})")
+        database_problem = await self._db_probe.problem()
+        checks["database"] = "ok" if database_problem is None else "unavailable"
+        if database_problem is not None:
+            reasons.append(database_problem)
         state = self.cache.state.value
         checks["cache"] = state
         if state != "ready":
@@ -448,6 +448,10 @@ class OmniSecretService:
         return Readiness(ready=not reasons, reason="; ".join(reasons) or None, checks=checks)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    async def _query_database(self) -> None:
+        async with self._uow_factory() as uow:
+            await uow.metadata.list_all()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coroutine)
