@@ -190,7 +190,7 @@ class OmniSecretService:
                     )
                 accessed = await self._store.access(entry.gsm_secret_id, newest.version)
                 _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
-                await self._pin_first_version(secret_type, accessed.version)
+                await self._pin_first_version(secret_type, accessed.version, newest.create_time)
             else:
                 accessed = await self._store.access(entry.gsm_secret_id, pinned)
                 _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
@@ -201,11 +201,20 @@ class OmniSecretService:
         self._on_value(accessed.value)
         return accessed
 
-    async def _pin_first_version(self, secret_type: SecretType, version: str) -> None:
+    async def _pin_first_version(
+        self, secret_type: SecretType, version: str, created_at: datetime
+    ) -> None:
+        # A row seeded while GSM was unreachable says "rotated at seed time"; the version now
+        # pinned says when the credential was really made, so an old credential does not get
+        # a fresh period. The seeded period (due - rotated) is kept.
+        meta = self._metadata.get(secret_type)
+        dates = None
+        if meta is not None:
+            dates = (created_at, created_at + (meta.rotation_due_at - meta.last_rotated_at))
         try:
             async with self._uow_factory() as uow:
                 await uow.metadata.pin_active_version(
-                    secret_type.value, version, only_if_unpinned=True
+                    secret_type.value, version, only_if_unpinned=True, rotation_dates=dates
                 )
                 await uow.commit()
                 row = await uow.metadata.get(secret_type.value)
