@@ -125,27 +125,45 @@ class TestServeGuard:
             assert variable in line
         assert "short-fake" not in line
 
+    def test_never_migrated_database_refused(self, tmp_path: Path) -> None:
+        """A database that answers but has no schema: one line saying so, nothing served."""
+        line = run_refused(free_port(), OMNI_DATABASE_URL=f"sqlite:///{tmp_path}/empty.db")
+        assert "never been migrated" in line
+        assert "omni-secrets db upgrade" in line
+
+    def test_unreachable_database_still_starts(self) -> None:
+        """An unreachable database is not refused (the service heals when it returns): only a
+        database that answers without a schema is."""
+        assert_serves(free_port(), "postgresql+psycopg://nobody@127.0.0.1:1/none")
+
     def test_valid_development_config_starts(self, tmp_path: Path) -> None:
-        """A valid development configuration serves /healthz with 200."""
-        port = free_port()
-        proc = subprocess.Popen(
-            [CLI, "serve", "--port", str(port)],
-            env=serve_env(OMNI_DATABASE_URL=f"sqlite:///{tmp_path}/omni.db"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        """A valid development configuration on a migrated database serves /healthz with 200."""
+        url = f"sqlite:///{tmp_path}/omni.db"
+        subprocess.run(
+            [CLI, "db", "upgrade"], env=serve_env(OMNI_DATABASE_URL=url), check=True, timeout=120
         )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        output = proc.stdout.read().decode() if proc.stdout else ""
-                        pytest.fail(f"serve did not come up: {output}")
-                    time.sleep(0.2)
-            assert response.status_code == 200
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+        assert_serves(free_port(), url)
+
+
+def assert_serves(port: int, database_url: str) -> None:
+    proc = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=serve_env(OMNI_DATABASE_URL=database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    output = proc.stdout.read().decode() if proc.stdout else ""
+                    pytest.fail(f"serve did not come up: {output}")
+                time.sleep(0.2)
+        assert response.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
