@@ -16,7 +16,7 @@ $(BIN)/python:
 LOCK := requirements.lock
 
 # Every third-party file is checked against requirements.lock (pip --require-hashes); the project
-# itself is then installed editable with the build backend from that same lock, so nothing
+# itself is then installed editable with the build backend (hatchling + editables) from that same lock, so nothing
 # unhashed is fetched. One lock holds the runtime, dev and bench sets alike.
 $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
@@ -69,7 +69,7 @@ bench: $(DEV_STAMP)
 
 ## make lock: after changing pyproject.toml, re-resolve into constraints.txt and requirements.lock
 lock: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]' hatchling==1.33.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]' hatchling==1.33.0 editables==0.6
 	{ echo "# The whole resolved dependency set, pinned (pip freeze of .venv with [dev,bench] and the build backend). Regenerate with 'make lock'."; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^omni-secrets'; } > constraints.txt
 	$(BIN)/python scripts/hash_lock.py --constraints constraints.txt --output $(LOCK)
