@@ -68,6 +68,7 @@ MIN_REGISTERED_CHARS = 12
 MAX_REGISTERED_VALUES = 128
 """Enough for every catalog value, its rotation candidates and the live overrides; each value
 costs a substring search per logged string (measured in `python -m bench`, section 6)."""
+_SCALARS = frozenset({int, float, bool})
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:]*:)[^\s/@]+@")
 
 
@@ -153,8 +154,13 @@ class Redactor:
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         patterns = self._patterns
-        for key in list(event_dict):
-            event_dict[key] = self._scrub(str(key), event_dict[key], patterns)
+        for key, item in list(event_dict.items()):
+            # Every request logs a line: numbers and None (most fields) skip the generic walk.
+            if item is None or type(item) in _SCALARS:
+                if item is not None and self._is_sensitive(str(key)):
+                    event_dict[key] = REDACTED
+                continue
+            event_dict[key] = self._scrub(str(key), item, patterns)
         return event_dict
 
     def scrub_text(self, text: str) -> str:
