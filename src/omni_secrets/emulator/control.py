@@ -70,7 +70,7 @@ def _host_name(header: str | None) -> str | None:
 
 
 class _BadRequest(Exception):
-    pass
+    """Raised when a control request is malformed (answered 400)."""
 
 
 class _ThreadingHTTPServer6(ThreadingHTTPServer):
