@@ -18,6 +18,7 @@ from omni_secrets import __version__
 from omni_secrets.api import breakglass, consumer, health, refresh, rotation, secrets
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
 from omni_secrets.api.auth_policy import AuthPolicySource, PolicyVerifier
+from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
 from omni_secrets.api.reload_signal import reload_on_sighup
@@ -119,10 +120,16 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
     Raises:
         AuthPolicyInvalid: ``OMNI_AUTH_POLICY_FILE`` cannot be read or is invalid.
     """
+    with_docs = docs_enabled(settings.environment)
     app = FastAPI(
         title="omni-secrets",
         version=__version__,
         description="Serves ApeX Omni exchange credentials from Google Secret Manager.",
+        openapi_url=OPENAPI_PATH if with_docs else None,
+        docs_url=None,  # replaced by install_docs: same pages, assets served locally
+        redoc_url=None,
     )
+    if with_docs:
+        install_docs(app)
     install(app, settings, overrides=overrides)
     return app

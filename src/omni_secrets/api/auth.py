@@ -8,7 +8,8 @@ array of strings as Okta and Azure AD issue it); the auth policy (``api/auth_pol
 grants on top (contract section 14).
 
 Missing/invalid/expired token → :class:`Unauthenticated` (401 with ``WWW-Authenticate: Bearer``);
-a valid token without the scope → :class:`Forbidden` (403).
+a valid token without the scope → :class:`Forbidden` (403); the JWKS endpoint unreachable →
+:class:`AuthUnavailable` (503 ``AUTH_UNAVAILABLE``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any, Protocol
 
 import jwt
 
+from omni_secrets.api.subject import SubjectRefused, checked_subject
+
 LEEWAY_SECONDS = 30
 HS256_ALGORITHMS = ("HS256",)
 JWKS_ALGORITHMS = ("RS256", "ES256")
@@ -30,8 +33,7 @@ JWKS_ALGORITHMS = ("RS256", "ES256")
 # with made-up key ids cannot turn into a flood of requests to the identity provider.
 JWKS_REFETCH_COOLDOWN_SECONDS = 30.0
 JWKS_CACHE_SECONDS = 300
-# Audit rows keep the actor in a varchar(255); an email is at most 254 characters (RFC 5321).
-MAX_ACTOR_LENGTH = 255
+# An email is at most 254 characters (RFC 5321).
 MAX_EMAIL_LENGTH = 254
 
 
@@ -63,6 +65,16 @@ class Forbidden(AuthError):
     """Raised when a verified token lacks the scope the route requires."""
 
     code = "FORBIDDEN"
+
+
+class AuthUnavailable(AuthError):
+    """The token could not be checked because the JWKS endpoint did not answer (503).
+
+    Not the caller's fault, so not a 401: a client that treats 401 as "get a new token" would
+    otherwise hammer the identity provider while the JWKS host is down.
+    """
+
+    code = "AUTH_UNAVAILABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +114,10 @@ class TokenVerifier(Protocol):
 
 
 def _principal_from(claims: dict[str, Any]) -> Principal:
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise Unauthenticated("token has no subject")
-    if len(subject) > MAX_ACTOR_LENGTH:
-        raise Unauthenticated(f"token subject is longer than {MAX_ACTOR_LENGTH} characters")
+    try:
+        subject = checked_subject(claims.get("sub"))
+    except SubjectRefused as exc:
+        raise Unauthenticated(str(exc)) from None
     return Principal(
         subject=subject,
         scopes=_scopes_from(claims),
@@ -132,14 +143,17 @@ def _scopes_from(claims: dict[str, Any]) -> frozenset[str]:
 
 def _verified_email(claims: dict[str, Any]) -> str | None:
     # Only a JSON true counts: a string "true" or a missing claim is not a verification.
+    # The email becomes the audit actor, so it must pass the same checks as a subject; one that
+    # does not is ignored (the caller is then known by its sub), not a reason to refuse the token.
     email = claims.get("email")
-    if (
-        claims.get("email_verified") is True
-        and isinstance(email, str)
-        and 0 < len(email) <= MAX_EMAIL_LENGTH
-    ):
-        return email
-    return None
+    if claims.get("email_verified") is not True or not isinstance(email, str):
+        return None
+    if len(email) > MAX_EMAIL_LENGTH:
+        return None
+    try:
+        return checked_subject(email)
+    except SubjectRefused:
+        return None
 
 
 def _groups_from(claims: dict[str, Any]) -> frozenset[str]:
@@ -246,7 +260,7 @@ class JwksVerifier:
                 options=_decode_options(),
             )
         except jwt.PyJWKClientConnectionError:
-            raise Unauthenticated("token keys could not be fetched") from None
+            raise AuthUnavailable("the token signing keys could not be fetched") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_describe(exc)) from None
         return _principal_from(claims)
