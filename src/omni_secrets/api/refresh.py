@@ -33,7 +33,7 @@ async def request_refresh(
     """
     queued = await services_of(request).cluster_refresh.request(
         secret_types=body.secret_types if body else None,
-        actor=principal.subject,
+        actor=principal.actor,
         correlation_id=correlation_id,
     )
     return RefreshQueued(
