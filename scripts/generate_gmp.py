@@ -84,6 +84,10 @@ def rendered() -> dict[Path, str]:
     }
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -96,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         if current == text:
             continue
         if args.check:
-            stale.append(path.relative_to(ROOT))
+            stale.append(_shown(path))
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(f"wrote {_shown(path)}")
     if stale:
-        names = ", ".join(str(p) for p in stale)
+        names = ", ".join(stale)
         print(f"generate_gmp: out of date: {names}; run `make gmp`", file=sys.stderr)
         return 1
     return 0
