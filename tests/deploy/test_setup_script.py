@@ -15,9 +15,10 @@ import pytest
 from omni_secrets.adapters.gsm_permissions import SECRET_PERMISSIONS
 from omni_secrets.domain.catalog import Catalog
 
-from .tools import SETUP_SCRIPT, require_tool, run
+from .tools import ROOT, SETUP_SCRIPT, require_tool, run
 
 PROJECT = "example-omni-staging"
+IMAGE_TEST_SCRIPT = ROOT / "scripts" / "image_test.sh"
 
 
 def dry_run(tmp_path: Path, **settings: str) -> tuple[list[list[str]], Path]:
@@ -49,9 +50,10 @@ def test_bash_parses_it() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_shellcheck_is_clean() -> None:
+@pytest.mark.parametrize("script", [SETUP_SCRIPT, IMAGE_TEST_SCRIPT])
+def test_shellcheck_is_clean(script: Path) -> None:
     shellcheck = require_tool("shellcheck", "apt-get install shellcheck, or run .ci/run")
-    result = run(shellcheck, str(SETUP_SCRIPT))
+    result = run(shellcheck, str(script))
     assert result.returncode == 0, result.stdout
 
 
