@@ -373,3 +373,33 @@ def test_rules_object_passes_promtool(tmp_path: Path) -> None:
     result = run(promtool, "check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+RUNBOOK_REFERENCES = (
+    (re.compile(r"\b(?:deployment|deploy)/([a-z0-9-]+)"), "Deployment"),
+    (re.compile(r"\bserviceaccount ([a-z0-9-]+)"), "ServiceAccount"),
+    (re.compile(r"get deploy(?:ment)? ([a-z0-9-]+)"), "Deployment"),
+)
+
+
+def test_runbooks_name_objects_that_the_manifests_create() -> None:
+    """Every deployment/serviceaccount/label a runbook's kubectl line names exists."""
+    objects = render("production")
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    seen = 0
+    for runbook in sorted((ROOT / "docs" / "runbooks").glob("*.md")):
+        for line in runbook.read_text().splitlines():
+            if "kubectl " not in line:
+                continue
+            for pattern, kind in RUNBOOK_REFERENCES:
+                for name in pattern.findall(line):
+                    seen += 1
+                    assert (kind, name) in names, f"{runbook.name}: {kind} {name}: {line}"
+            for key, value in re.findall(r"-l ([a-z.\-/]+)=([a-z0-9-]+)", line):
+                seen += 1
+                assert pod_labels.get(key) == value, f"{runbook.name}: label {key}={value}"
+            command = line.strip().startswith("kubectl ") or "$(kubectl " in line
+            if command and "apply -k" not in line:
+                assert "-n omni-secrets" in line, f"{runbook.name}: no namespace: {line}"
+    assert seen >= 5
