@@ -376,7 +376,7 @@ def test_rules_object_passes_promtool(tmp_path: Path) -> None:
 
 
 RUNBOOK_REFERENCES = (
-    (re.compile(r"\b(?:deployment|deploy)/([a-z0-9-]+)"), "Deployment"),
+    (re.compile(r"(?<![\w/])(?:deployment|deploy)/(?!k8s/|gcp/)([a-z0-9-]+)"), "Deployment"),
     (re.compile(r"\bserviceaccount ([a-z0-9-]+)"), "ServiceAccount"),
     (re.compile(r"get deploy(?:ment)? ([a-z0-9-]+)"), "Deployment"),
 )
