@@ -37,7 +37,7 @@ CORE_KINDS = {
 }
 SETTING_NAMES = {field.alias for field in Settings.model_fields.values()}
 SECRET_SETTINGS = {"OMNI_DATABASE_URL", "OMNI_PAGERDUTY_ROUTING_KEY", "OMNI_AUTH_HS256_SECRET"}
-FAKE_PUBLIC_KEY = "ZmFrZS1icmVha2dsYXNzLXB1YmxpYy1rZXktMzJieXQ="
+FAKE_PUBLIC_KEY = "fake-breakglass-public-key"
 
 
 def dockerfile_uid() -> int:
