@@ -163,6 +163,10 @@ for secret in "${SECRETS[@]}"; do
 done
 run gcloud pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --project="$PROJECT" \
   --member="serviceAccount:$GSA_EMAIL" --role=roles/pubsub.subscriber
+# pubsub.subscriptions.get, on this subscription only: the subscriber's connection probe
+# (GetSubscription) that drives the status' events.connected.
+run gcloud pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --project="$PROJECT" \
+  --member="serviceAccount:$GSA_EMAIL" --role=roles/pubsub.viewer
 
 if [ "$KEYS_FROM_GSM" = true ]; then
   echo "# 5b. Key files for the gsm-csi component (the CSI driver only reads: access, no list)"

@@ -102,10 +102,15 @@ def test_events_identity_and_subscription(tmp_path: Path) -> None:
     topic = f"projects/{PROJECT}/topics/omni-secrets-gsm-events"
     for create in [c for c in commands if c[1:3] == ["secrets", "create"]]:
         assert flag(create, "topics") == topic
-    (subscriber,) = [
+    on_subscription = [
         c for c in commands if c[1:4] == ["pubsub", "subscriptions", "add-iam-policy-binding"]
     ]
-    assert flag(subscriber, "role") == "roles/pubsub.subscriber"
+    assert {c[4] for c in on_subscription} == {"omni-secrets-gsm-events"}
+    # consume (streaming pull, ack) and get (the connection probe), on the subscription only.
+    assert {flag(c, "role") for c in on_subscription} == {
+        "roles/pubsub.subscriber",
+        "roles/pubsub.viewer",
+    }
     (workload,) = [c for c in commands if flag(c, "role") == "roles/iam.workloadIdentityUser"]
     assert (
         flag(workload, "member")
