@@ -271,6 +271,8 @@ class TestConfiguration:
         and project agree, JWKS auth, no HS256, no emulator endpoint."""
         config = {k: v for k, v in config_data(objects).items() if v}
         config["OMNI_BREAKGLASS_PUBLIC_KEY"] = FAKE_PUBLIC_KEY
+        # From the omni-secrets-runtime Secret in a real deployment (PostgreSQL; no password here).
+        config["OMNI_DATABASE_URL"] = "postgresql+psycopg://omni_runtime@db.invalid:5432/omni"
         settings = Settings(**config)
         check_environment(settings)
         assert settings.environment is not None
