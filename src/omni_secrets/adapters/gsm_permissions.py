@@ -20,6 +20,8 @@ from types import MappingProxyType
 PERMISSION_BY_RPC: Mapping[str, str] = MappingProxyType(
     {
         "AccessSecretVersion": "secretmanager.versions.access",
+        # Confirms a GSM event's revocation before failing closed (contract section 12).
+        "GetSecretVersion": "secretmanager.versions.get",
         "ListSecretVersions": "secretmanager.versions.list",
     }
 )
