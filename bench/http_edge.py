@@ -370,6 +370,9 @@ def _measure(
         signed = signed_headers(
             FAKE_CREDENTIALS, "GET", ACCOUNT_PATH, None, epoch_ms(datetime.now(UTC))
         )
+        reply = _get(fake_port, ACCOUNT_PATH, signed)
+        if reply[0] != 200 or b'"data"' not in reply[1]:  # the fake says "refused" with a 200
+            raise RuntimeError("the fake ApeX refused the benchmark's signed call")
         fake_apex = load(fake_port, ACCOUNT_PATH, connections=1, **signed)
         bare_runs.append(load(bare_port, "/json"))
     finally:

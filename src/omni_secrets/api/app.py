@@ -16,6 +16,8 @@ from omni_secrets.api import breakglass, consumer, health, refresh, rotation, se
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
+from omni_secrets.api.probes import ProbeFastPath
+from omni_secrets.api.token_cache import CachingVerifier
 from omni_secrets.bootstrap import Overrides, run_services
 from omni_secrets.config import AuthMode, Settings
 
@@ -63,7 +65,10 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
         description="Serves ApeX Omni exchange credentials from Google Secret Manager.",
     )
     app.state.settings = settings
-    app.state.token_verifier = build_token_verifier(settings)
+    # Verified tokens are remembered until exp (bounded): see api/token_cache.py.
+    app.state.token_verifier = CachingVerifier(build_token_verifier(settings))
+    # add_middleware puts the last added outermost: the request context wraps the probe path.
+    app.add_middleware(ProbeFastPath, state=app.state, routes=health.router.routes)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in (

@@ -35,6 +35,7 @@ from omni_secrets.service.refresh_requests import (
     RefreshRequestLog,
     RefreshResult,
 )
+from omni_secrets.service.shared_call import SharedCall
 from omni_secrets.service.views import (
     BreakGlassView,
     CacheView,
@@ -103,6 +104,7 @@ class OmniSecretService:
         self._unseeded: tuple[str, ...] = ()
         self._requests = RefreshRequestLog()
         self._background: set[asyncio.Task[object]] = set()
+        self._database_check = SharedCall(self._check_database)
         self.cache = cache_factory(self.fetch)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -427,22 +429,35 @@ class OmniSecretService:
         return result
 
     async def readiness(self) -> Readiness:
-        """Ready when the database answers and every required type is served."""
+        """Ready when the database answers and every required type is served.
+
+        Probes that arrive while a database check is in flight share its answer (one round trip
+        for a burst of probes); a probe that arrives after it finished starts a new one, so a
+        database that just went down is reported by the next probe, never from a cache.
+        """
         checks: dict[str, str] = {}
         reasons: list[str] = []
-        try:
-            async with self._uow_factory() as uow:
-                await uow.metadata.list_all()
+        failure = await self._database_check.run()
+        if failure is None:
             checks["database"] = "ok"
-        except Exception as exc:
+        else:
             checks["database"] = "unavailable"
-            reasons.append(f"database unavailable ({type(exc).__name__})")
+            reasons.append(f"database unavailable ({failure})")
         state = self.cache.state.value
         checks["cache"] = state
         if state != "ready":
             missing = ", ".join(t.value for t in self.cache.missing_required())
             reasons.append(f"cache {state}: required types not served: {missing}")
         return Readiness(ready=not reasons, reason="; ".join(reasons) or None, checks=checks)
+
+    async def _check_database(self) -> str | None:
+        """None when the database answers, else the name of the error."""
+        try:
+            async with self._uow_factory() as uow:
+                await uow.metadata.list_all()
+        except Exception as exc:
+            return type(exc).__name__
+        return None
 
     # -- helpers -------------------------------------------------------------------------------
 
