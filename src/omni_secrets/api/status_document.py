@@ -9,6 +9,7 @@ holds the two to the same output for every shape of view.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -24,14 +25,20 @@ from omni_secrets.service.views import (
 )
 
 
+@functools.lru_cache(maxsize=1024)
+def _rfc3339(moment: datetime) -> str:
+    # The same few instants (fetch, expiry, rotation dates) are rendered on every status call.
+    return to_rfc3339(moment)
+
+
 def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else to_rfc3339(moment)
+    return None if moment is None else _rfc3339(moment)
 
 
 def _last_error(error: LastErrorView | None) -> dict[str, Any] | None:
     if error is None:
         return None
-    return {"code": error.code, "message": error.message, "at": to_rfc3339(error.at)}
+    return {"code": error.code, "message": error.message, "at": _rfc3339(error.at)}
 
 
 def _rotation(rotation: RotationView) -> dict[str, Any]:
