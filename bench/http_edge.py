@@ -391,7 +391,7 @@ def _measure(
             failures_before = _metric(port, "omni_audit_write_failures_total")
             lines_before = log_file.read_bytes().count(b'"http.request"')
             status = paired(port, "/ops/apex-omni/secrets/status", **auth)
-            rows = _settled_rows(database_url, rows_before)
+            rows = _settled_rows(database_url, rows_before, status.answered)
             failures = _metric(port, "omni_audit_write_failures_total") - failures_before
             log_lines = log_file.read_bytes().count(b'"http.request"') - lines_before
             metrics = load(port, "/metrics", connections=1)
@@ -428,16 +428,23 @@ def _measure(
     )
 
 
-def _settled_rows(database_url: str, before: int, timeout: float = 30) -> int:
-    """New ``status_view`` rows once the background writer has caught up (count stops moving)."""
+def _settled_rows(database_url: str, before: int, expected: int, timeout: float = 120) -> int:
+    """New ``status_view`` rows once the background writer has caught up.
+
+    Returns as soon as ``expected`` rows are there, or when the count has not moved for 5 s
+    (the writer is done, or stuck: either way what is missing is missing).
+    """
     deadline = time.monotonic() + timeout
-    last = -1
+    last, still_since = -1, time.monotonic()
     while time.monotonic() < deadline:
         count = _count_status_rows(database_url) - before
-        if count == last:
+        if count >= expected:
             return count
-        last = count
-        time.sleep(1)
+        if count != last:
+            last, still_since = count, time.monotonic()
+        elif time.monotonic() - still_since >= 5:
+            return count
+        time.sleep(0.5)
     return last
 
 
