@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.wrk import parse
 
 REPORT = """Running 2s test @ http://127.0.0.1:8080/healthz
