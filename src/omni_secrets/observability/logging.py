@@ -40,7 +40,6 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 _MIN_REGISTERED_LENGTH = 4
-_SCALARS = frozenset({int, float, bool})
 
 
 class Redactor:
@@ -66,13 +65,8 @@ class Redactor:
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         values = self._values
-        for key, item in list(event_dict.items()):
-            # Every request logs a line: numbers and None (most fields) skip the generic walk.
-            if item is None or type(item) in _SCALARS:
-                if key.lower() in self._keys and item is not None:
-                    event_dict[key] = REDACTED
-                continue
-            event_dict[key] = self._scrub(key, item, values)
+        for key in list(event_dict):
+            event_dict[key] = self._scrub(key, event_dict[key], values)
         return event_dict
 
     def _scrub(self, key: str, item: Any, values: frozenset[str]) -> Any:
@@ -80,8 +74,6 @@ class Redactor:
             return REDACTED
         if isinstance(item, str):
             return self._scrub_text(item, values)
-        if type(item) is dict:  # cheaper than the Mapping ABC check below
-            return {k: self._scrub(str(k), v, values) for k, v in item.items()}
         if isinstance(item, Mapping):
             return {k: self._scrub(str(k), v, values) for k, v in item.items()}
         if isinstance(item, list | tuple):
