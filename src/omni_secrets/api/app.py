@@ -66,6 +66,8 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
 
     .. warning:: The error handlers are registered on the whole app, so the host's own routes
        answer errors with the contract's envelope too, and the request-id middleware wraps them.
+       Once started, ``GET /healthz``, ``/readyz`` and ``/metrics`` are answered by
+       :class:`~omni_secrets.api.probes.ProbeFastPath` before the host's routes are consulted.
 
     Args:
         app: the host app (before it starts).
