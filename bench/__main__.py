@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import cache_hit, http_edge, hydration, readers, single_flight, wrk
+from bench import cache_hit, http_edge, hydration, readers, redaction, single_flight, wrk
 
 
 def _cpu_model() -> str:
@@ -175,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.check("HTTP edge measured", False, "wrk missing")
     else:
         _report_edge(edge, report)
+
+    print("\n6. One JSON log line through the redacting processor chain, by registered values")
+    red = redaction.run(quick=args.quick)
+    for count, dist in red.by_count.items():
+        print(f"  {count:5d} values: {dist.describe()}  ({red.ratio(count):.2f} x 0 values)")
 
     print(f"\n{'all targets met' if not report.missed else 'missed: ' + ', '.join(report.missed)}")
     return 1 if (args.strict and report.missed) else 0
