@@ -20,7 +20,7 @@ async def get_status(
 ) -> Response:
     """Cache, rotation and break-glass state per secret type; never a value."""
     view = await services_of(request).secrets.status(
-        actor=principal.subject, correlation_id=correlation_id
+        actor=principal.actor, correlation_id=correlation_id
     )
     # Rendered directly (StatusResponse documents it): see api/status_document.py.
     return Response(render_status(view), media_type="application/json")
@@ -37,6 +37,6 @@ async def self_test(
 ) -> SelfTestResponse:
     """Sign ``GET /api/v3/account`` with the served credentials; ok false when ApeX refuses."""
     result = await services_of(request).secrets.self_test(
-        actor=principal.subject, correlation_id=correlation_id
+        actor=principal.actor, correlation_id=correlation_id
     )
     return SelfTestResponse.model_validate(result, from_attributes=True)
