@@ -49,6 +49,7 @@ def _rotation(rotation: RotationView) -> dict[str, Any]:
         "status": rotation.status,
         "daysUntilDue": rotation.days_until_due,
         "previewOpen": rotation.preview_open,
+        "candidateVersion": rotation.candidate_version,
     }
 
 
@@ -98,6 +99,17 @@ def status_document(view: StatusView) -> dict[str, Any]:
         "gcpProjectId": view.gcp_project_id,
         "cache": _cache(view.cache),
         "secrets": [_secret(secret) for secret in view.secrets],
+        # Contract section 12: this replica and the GSM event feed (null when off).
+        "replica": {"id": view.replica.id, "peers": view.replica.peers}
+        if view.replica is not None
+        else None,
+        "events": {
+            "subscription": view.events.subscription,
+            "connected": view.events.connected,
+            "lastEventAt": _time(view.events.last_event_at),
+        }
+        if view.events is not None
+        else None,
     }
 
 
