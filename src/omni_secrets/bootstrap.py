@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from omni_secrets.adapters import apex as apex_adapter
 from omni_secrets.adapters import gsm as gsm_adapter
-from omni_secrets.adapters import notify, pagerduty
+from omni_secrets.adapters import integrity_keys, notify, pagerduty
 from omni_secrets.adapters.db import engine as db_engine
 from omni_secrets.adapters.db import leader as db_leader
 from omni_secrets.adapters.db import unit_of_work
@@ -171,6 +171,14 @@ async def run_services(
     over = overrides or Overrides()
     clock = over.clock or SystemClock()
     break_glass_keys = load_break_glass_key_pair(settings)
+    keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+    if keyring is None:
+        # Only possible outside production (the guard refuses it there): say what that means.
+        log.warning(
+            "integrity.disabled",
+            reason="OMNI_INTEGRITY_KEY_FILE is not set",
+            effect="audit rows are unkeyed; override and pin MACs are neither written nor checked",
+        )
     catalog = Catalog(settings.gsm_secret_prefix)
     registry = over.registry or CollectorRegistry()
     metrics = OmniMetrics(registry, [t.value for t in catalog.types])
@@ -181,7 +189,9 @@ async def run_services(
         if over.uow_factory is None:
             engine = db_engine.create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
-            uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+            uow_factory = unit_of_work.sql_unit_of_work_factory(
+                engine, clock=clock, keyring=keyring
+            )
         else:
             uow_factory = over.uow_factory
 

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
         default=HttpUrl(DEFAULT_APEX_BASE_URL), alias="OMNI_APEX_BASE_URL"
     )
     log_format: LogFormat = Field(default=LogFormat.JSON, alias="OMNI_LOG_FORMAT")
+    integrity_key_file: str | None = Field(default=None, alias="OMNI_INTEGRITY_KEY_FILE")
+    allow_table_owner: bool = Field(default=False, alias="OMNI_ALLOW_TABLE_OWNER")
 
     @field_validator(
         "gsm_endpoint",
@@ -136,6 +138,7 @@ class Settings(BaseSettings):
         "pagerduty_routing_key",
         "environment",
         "gcp_project_id",
+        "integrity_key_file",
         mode="before",
     )
     @classmethod
@@ -167,6 +170,12 @@ class Settings(BaseSettings):
         if self.auth_hs256_secret is not None:
             return AuthMode.HS256
         return None
+
+    @property
+    def integrity_key_files(self) -> tuple[str, ...]:
+        """``OMNI_INTEGRITY_KEY_FILE`` split on commas: the first signs, all verify."""
+        raw = self.integrity_key_file or ""
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
 
     @property
     def breakglass_enabled(self) -> bool:
@@ -256,7 +265,8 @@ def check_environment(settings: Settings) -> None:
 
     Rules (contract section 2): ``OMNI_ENVIRONMENT`` and ``GCP_PROJECT_ID`` are set; a
     non-production environment never points at a production project and vice versa;
-    ``production`` never uses ``OMNI_GSM_ENDPOINT`` or ``OMNI_AUTH_HS256_SECRET``; an auth mode
+    ``production`` never uses ``OMNI_GSM_ENDPOINT`` or ``OMNI_AUTH_HS256_SECRET`` and always
+    names ``OMNI_INTEGRITY_KEY_FILE`` (its contents are checked at startup); an auth mode
     is configured; the break-glass public key and private key file come together; the rotation
     warning window is shorter than the rotation period.
 
@@ -316,6 +326,14 @@ def check_environment(settings: Settings) -> None:
                 "(shared-secret tokens); use OMNI_AUTH_JWKS_URL",
                 "OMNI_ENVIRONMENT",
                 "OMNI_AUTH_HS256_SECRET",
+            )
+        if not settings.integrity_key_files:
+            refuse(
+                "production hardening",
+                "OMNI_ENVIRONMENT='production' requires OMNI_INTEGRITY_KEY_FILE (a file holding "
+                "at least 32 random bytes, base64) so that database rows cannot be forged",
+                "OMNI_ENVIRONMENT",
+                "OMNI_INTEGRITY_KEY_FILE",
             )
 
     if settings.auth_mode is None:

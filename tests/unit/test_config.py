@@ -77,6 +77,7 @@ class TestSettings:
         assert s.auth_mode is AuthMode.HS256
         err = rejection(
             OMNI_ENVIRONMENT="production",
+            OMNI_INTEGRITY_KEY_FILE="/run/secrets/fake-integrity.key",
             GCP_PROJECT_ID="acme-prod",
             OMNI_AUTH_HS256_SECRET="fake-do-not-print",
         )
@@ -107,6 +108,7 @@ class TestEnvironmentGuard:
         """Production must point at a production project."""
         err = rejection(
             OMNI_ENVIRONMENT="production",
+            OMNI_INTEGRITY_KEY_FILE="/run/secrets/fake-integrity.key",
             GCP_PROJECT_ID="acme-staging",
             OMNI_AUTH_HS256_SECRET=None,
             OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
@@ -118,6 +120,7 @@ class TestEnvironmentGuard:
         """Production must not use OMNI_GSM_ENDPOINT."""
         err = rejection(
             OMNI_ENVIRONMENT="production",
+            OMNI_INTEGRITY_KEY_FILE="/run/secrets/fake-integrity.key",
             GCP_PROJECT_ID="acme-prod",
             OMNI_AUTH_HS256_SECRET=None,
             OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
@@ -129,6 +132,7 @@ class TestEnvironmentGuard:
         """Production must not accept shared-secret tokens."""
         err = rejection(
             OMNI_ENVIRONMENT="production",
+            OMNI_INTEGRITY_KEY_FILE="/run/secrets/fake-integrity.key",
             GCP_PROJECT_ID="acme-prod",
             OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
         )
@@ -141,11 +145,30 @@ class TestEnvironmentGuard:
         check_environment(
             settings(
                 OMNI_ENVIRONMENT="production",
+                OMNI_INTEGRITY_KEY_FILE="/run/secrets/fake-integrity.key",
                 GCP_PROJECT_ID="acme-prod",
                 OMNI_AUTH_HS256_SECRET=None,
                 OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
             )
         )
+
+    def test_production_requires_integrity_key(self) -> None:
+        """Production without OMNI_INTEGRITY_KEY_FILE is refused, naming the variable."""
+        err = rejection(
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_AUTH_HS256_SECRET=None,
+            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+        )
+        assert [v.variables for v in err.violations] == [
+            ("OMNI_ENVIRONMENT", "OMNI_INTEGRITY_KEY_FILE")
+        ]
+
+    def test_integrity_key_files_are_a_comma_list(self) -> None:
+        """Several key files: first signs, all verify; blanks are ignored."""
+        s = settings(OMNI_INTEGRITY_KEY_FILE=" /a.key, /b.key ,")
+        assert s.integrity_key_files == ("/a.key", "/b.key")
+        assert settings().integrity_key_files == ()
 
     def test_no_auth_mode(self) -> None:
         """Some auth mode must be configured."""

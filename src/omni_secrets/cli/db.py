@@ -16,6 +16,7 @@ from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.config import Settings, load_settings
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import SystemClock, to_rfc3339
+from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.secret_store import SecretStore
 
 db_app = typer.Typer(
@@ -38,6 +39,29 @@ def database_url(settings: Settings) -> str:
     except ValueError as exc:
         fail(f"OMNI_DATABASE_URL: {exc}", code=EXIT_USAGE)
     return settings.database_url
+
+
+def load_keyring_or_exit(settings: Settings) -> IntegrityKeyring | None:
+    """The integrity keys of ``OMNI_INTEGRITY_KEY_FILE`` (None when unset outside production).
+
+    Exits 2 with one line when a file is bad, or when ``production`` names none: rows written
+    without the key would not be served there.
+    """
+    from omni_secrets.adapters import integrity_keys
+    from omni_secrets.config import Environment
+    from omni_secrets.domain.errors import IntegrityKeyInvalid
+
+    try:
+        keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+    except IntegrityKeyInvalid as exc:
+        fail(exc.reason, code=EXIT_USAGE)
+    if keyring is None and settings.environment is Environment.PRODUCTION:
+        fail(
+            "OMNI_ENVIRONMENT='production' requires OMNI_INTEGRITY_KEY_FILE: rows written "
+            "without the integrity key would not be served",
+            code=EXIT_USAGE,
+        )
+    return keyring
 
 
 def require_schema_at_head(url: str) -> None:
@@ -159,11 +183,12 @@ async def _seed(
     from omni_secrets.adapters.db.engine import create_engine
     from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
 
+    keyring = load_keyring_or_exit(settings)
     engine = create_engine(url)
     try:
         clock = SystemClock()
         return await seed_catalog(
-            sql_unit_of_work_factory(engine, clock=clock),
+            sql_unit_of_work_factory(engine, clock=clock, keyring=keyring),
             Catalog(settings.gsm_secret_prefix),
             project_id=project_id,
             store=store,
@@ -204,3 +229,52 @@ def _outcome_line(outcome: SeedOutcome) -> str:
         f"lastRotatedAt={to_rfc3339(outcome.last_rotated_at)} "
         f"dueAt={to_rfc3339(outcome.rotation_due_at)}  {how}"
     )
+
+
+@db_app.command("sign-pins")
+def sign_pins(
+    apply: bool = typer.Option(False, "--apply", help="Write the MACs (default: only list)."),
+) -> None:
+    """List (and with --apply sign) metadata pins whose integrity MAC is missing or wrong.
+
+    Usage: omni-secrets db sign-pins [--apply]
+
+    Needs OMNI_INTEGRITY_KEY_FILE. A pin (active_version, last_rotated_at, rotation_due_at)
+    without a valid MAC is never served: its type fails closed with INTEGRITY_VIOLATION. That
+    is expected once, after upgrading to schema 0005 (rows written before the key existed).
+    Default is a dry run that prints each such row as it is. Safety: --apply vouches for those
+    values — compare them with GSM and the last rotation_commit audit rows first; a forged pin
+    signed here would be served.
+    """
+    settings = load_settings()
+    url = database_url(settings)
+    keyring = load_keyring_or_exit(settings)
+    if keyring is None:
+        fail("OMNI_INTEGRITY_KEY_FILE is not set: there is nothing to sign with", code=EXIT_USAGE)
+    require_schema_at_head(url)
+    asyncio.run(_sign_pins(url, keyring, apply=apply))
+
+
+async def _sign_pins(url: str, keyring: IntegrityKeyring, *, apply: bool) -> None:
+    from omni_secrets.adapters.db.engine import create_engine
+    from omni_secrets.adapters.db.unit_of_work import SqlUnitOfWork
+
+    engine = create_engine(url)
+    try:
+        async with SqlUnitOfWork(engine, clock=SystemClock(), keyring=keyring) as uow:
+            rows = [r for r in await uow.metadata.list_all() if not r.pin_integrity.servable]
+            for row in rows:
+                typer.echo(
+                    f"{row.secret_type.value:<15} mac={row.pin_integrity.value:<8} "
+                    f"version={row.active_version or '-'} "
+                    f"lastRotatedAt={to_rfc3339(row.last_rotated_at)} "
+                    f"dueAt={to_rfc3339(row.rotation_due_at)}"
+                )
+            if not apply:
+                typer.echo(f"{len(rows)} pin(s) unsigned or invalid; re-run with --apply to sign")
+                return
+            signed = await uow.metadata.sign_pins()
+            await uow.commit()
+        typer.echo(f"{len(signed)} pin(s) signed with integrity key {keyring.signing_key_id}")
+    finally:
+        await engine.dispose()

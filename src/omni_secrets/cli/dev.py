@@ -19,6 +19,7 @@ from pathlib import Path
 
 import typer
 
+from omni_secrets.adapters.integrity_keys import create_key_file
 from omni_secrets.api.auth import Scope, mint_hs256_token
 from omni_secrets.cli._common import EXIT_USAGE, fail
 from omni_secrets.config import Settings, check_environment, load_settings
@@ -86,6 +87,8 @@ def dev(
     public_b64 = public_file.read_text().strip()
     load_key_pair(public_b64, private_file.read_text())  # the check serve does too
     hs256_secret = _write_once(data_dir / "token.secret", secrets.token_urlsafe(48))
+    integrity_key = data_dir / "integrity.key"
+    create_key_file(integrity_key)
 
     emulator = GsmEmulator()
     address = emulator.start()
@@ -105,6 +108,7 @@ def dev(
         "OMNI_AUTH_HS256_SECRET": hs256_secret,
         "OMNI_BREAKGLASS_PUBLIC_KEY": public_b64,
         "OMNI_BREAKGLASS_PRIVATE_KEY_FILE": str(private_file),
+        "OMNI_INTEGRITY_KEY_FILE": os.environ.get("OMNI_INTEGRITY_KEY_FILE") or str(integrity_key),
         "OMNI_LOG_FORMAT": os.environ.get("OMNI_LOG_FORMAT", "console"),
     }
     if not os.environ.get("OMNI_APEX_BASE_URL"):
@@ -139,6 +143,26 @@ def _migrate_and_seed(settings: Settings) -> None:
 
     migrate.upgrade(settings.database_url)
     asyncio.run(_seed_with_gsm(settings, settings.database_url, DEV_PROJECT))
+    # A data dir from before the integrity key has unsigned pins: in dev (only) we vouch for
+    # them, so an old data dir keeps working.
+    asyncio.run(_sign_dev_pins(settings))
+
+
+async def _sign_dev_pins(settings: Settings) -> None:
+    from omni_secrets.adapters import integrity_keys
+    from omni_secrets.adapters.db.engine import create_engine
+    from omni_secrets.adapters.db.unit_of_work import SqlUnitOfWork
+
+    keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+    if keyring is None:
+        return
+    engine = create_engine(settings.database_url)
+    try:
+        async with SqlUnitOfWork(engine, clock=SystemClock(), keyring=keyring) as uow:
+            await uow.metadata.sign_pins()
+            await uow.commit()
+    finally:
+        await engine.dispose()
 
 
 def _print_banner(

@@ -62,11 +62,11 @@ class TestDbMigrationCommands:
         env = {"OMNI_DATABASE_URL": empty_database_url}
         steps = [
             (("db", "current"), "base"),
-            (("db", "upgrade"), "0004 (head)"),
-            (("db", "current"), "0004 (head)"),
+            (("db", "upgrade"), "0005 (head)"),
+            (("db", "current"), "0005 (head)"),
             (("db", "downgrade", "base"), "base"),
             (("db", "current"), "base"),
-            (("db", "upgrade", "--revision", "head"), "0004 (head)"),
+            (("db", "upgrade", "--revision", "head"), "0005 (head)"),
         ]
         for args, expected in steps:
             result = omni_cli(*args, **env)
@@ -193,7 +193,7 @@ class TestBadInput:
                 [CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
             )
             assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == "audit chain intact: 0 events verified"
+        assert proc.stdout.strip() == "audit chain intact: 0 events verified (0 keyed, 0 unkeyed)"
         for group, command in (("db", "downgrade"), ("db", "seed"), ("audit", "verify")):
             proc = subprocess.run(
                 [CLI, group, command, "--help"],
