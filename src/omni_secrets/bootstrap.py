@@ -49,6 +49,11 @@ from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.cache_observer import CacheObserver
+from omni_secrets.service.integrity import (
+    INTEGRITY_ALERT,
+    IntegrityViolation,
+    IntegrityViolations,
+)
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
 from omni_secrets.service.views import BreakGlassView
@@ -244,6 +249,29 @@ async def run_services(
                 )
             )
 
+        def integrity_violated(violation: IntegrityViolation) -> None:
+            metrics.integrity_violations.labels(violation.table).inc()
+            alerts.trigger(
+                Alert(
+                    name=INTEGRITY_ALERT,
+                    subject=f"{violation.table}/{violation.row}",
+                    severity="critical",
+                    summary=(
+                        f"omni-secrets: {violation.table} row {violation.row} fails its integrity "
+                        f"check ({violation.problem}); not served"
+                    ),
+                    details={
+                        "environment": str(settings.environment),
+                        "table": violation.table,
+                        "row": violation.row,
+                        "problem": violation.problem,
+                        "secretType": violation.secret_type,
+                    },
+                )
+            )
+
+        integrity = IntegrityViolations(integrity_violated)
+
         auditor = Auditor(
             uow_factory=uow_factory,
             on_write_failure=audit_failed,
@@ -304,6 +332,7 @@ async def run_services(
             ).inc(),
             on_value=served,
             break_glass_view=break_glass_view,
+            integrity=integrity,
         )
         stack.push_async_callback(secrets.stop)
         metrics.track_cache_age(secrets.cache_age_seconds)
@@ -366,6 +395,7 @@ async def run_services(
                 clock,
                 served,
                 notifier.publish,
+                integrity,
             ),
             rotation=rotation,
             rotation_monitor=rotation_monitor,
@@ -439,6 +469,7 @@ def _build_break_glass(
     clock: Clock,
     on_value: Callable[[SecretValue], None],
     on_change: Publish,
+    integrity: IntegrityViolations,
 ) -> BreakGlassService:
     return BreakGlassService(
         key_pair=key_pair,
@@ -453,6 +484,7 @@ def _build_break_glass(
         on_failure=lambda t, reason: metrics.record_failure(t, "break_glass", reason),
         on_value=on_value,
         on_change=on_change,
+        integrity=integrity,
     )
 
 

@@ -13,6 +13,9 @@ name                                               type       labels
 ``omni_secret_cache_hydration_duration_seconds``   histogram  —
 ``omni_audit_write_failures_total``                counter    —
 ``omni_alerts_sent_total``                         counter    alert, action, result
+``omni_integrity_violations_total``                counter    table
+``omni_audit_queue_depth``                         gauge      —
+``omni_audit_batch_size``                          histogram  —
 =================================================  =========  ===================================
 
 ``reads`` counts reads from the backing stores (each GSM access, each override decryption), not
@@ -43,6 +46,7 @@ GSM_FAILURE_REASONS = (
     "PERMISSION_DENIED",
     "FAILED_PRECONDITION",
     "CHECKSUM_MISMATCH",
+    "INTEGRITY_VIOLATION",
     "UNKNOWN",
 )
 BREAK_GLASS_FAILURE_REASONS = (
@@ -75,7 +79,10 @@ ALERT_NAMES = (
     "rotation_overdue",
     "break_glass_active",
     "audit_write_failures",
+    "integrity_violation",
 )
+INTEGRITY_TABLES = ("omni_secret_metadata", "omni_break_glass_overrides")
+AUDIT_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 ALERT_ACTIONS = ("trigger", "resolve")
 ALERT_RESULTS = ("success", "failure", "dropped")
 GSM_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -147,6 +154,24 @@ class OmniMetrics:
             "Audit events that could not be written.",
             registry=registry,
         )
+        self.integrity_violations = Counter(
+            "omni_integrity_violations",
+            "Rows refused because their integrity MAC is missing or wrong (or, for overrides, "
+            "their window exceeds 30 minutes), once per row per process.",
+            ["table"],
+            registry=registry,
+        )
+        self.audit_queue_depth = Gauge(
+            "omni_audit_queue_depth",
+            "Audit events accepted but not yet committed (held in memory while the DB is down).",
+            registry=registry,
+        )
+        self.audit_batch_size = Histogram(
+            "omni_audit_batch_size",
+            "Audit events written per transaction by the batching writer.",
+            buckets=AUDIT_BATCH_BUCKETS,
+            registry=registry,
+        )
         self.alerts_sent = Counter(
             "omni_alerts_sent",
             "Alert deliveries by alert, action and outcome.",
@@ -167,6 +192,8 @@ class OmniMetrics:
             self.rotation_overdue.labels(secret_type).set(0)
             self.rotation_due_timestamp.labels(secret_type).set(0)
             self.break_glass_active.labels(secret_type).set(0)
+        for table in INTEGRITY_TABLES:
+            self.integrity_violations.labels(table)
         for alert in ALERT_NAMES:
             for action in ALERT_ACTIONS:
                 for result in ALERT_RESULTS:

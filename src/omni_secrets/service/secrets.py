@@ -30,6 +30,11 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.integrity import (
+    METADATA_TABLE,
+    IntegrityViolation,
+    IntegrityViolations,
+)
 from omni_secrets.service.refresh_requests import (
     RefreshRequest,
     RefreshRequestLog,
@@ -46,6 +51,8 @@ from omni_secrets.service.views import (
 )
 
 log = structlog.get_logger("omni_secrets.service")
+INTEGRITY_VIOLATION = "INTEGRITY_VIOLATION"
+"""``lastError.code`` of a type whose pin fails its integrity check (contract section 9)."""
 _KNOWN_TYPES = frozenset(t.value for t in SecretType)
 
 
@@ -71,6 +78,7 @@ class OmniSecretService:
         on_read: called for every store read (``omni_secret_reads_total``).
         on_value: called with each value fetched (the log redactor registers it).
         break_glass_view: the active override of a type, for status (no value).
+        integrity: told about each pin whose MAC is missing or wrong (its type fails closed).
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class OmniSecretService:
         on_read: Callable[[str, str, bool], None] = lambda t, s, ok: None,
         on_value: Callable[[SecretValue], None] = lambda v: None,
         break_glass_view: Callable[[SecretType], BreakGlassView] = lambda t: BreakGlassView(False),
+        integrity: IntegrityViolations | None = None,
     ) -> None:
         self.identity = identity
         self.catalog = catalog
@@ -98,6 +107,7 @@ class OmniSecretService:
         self._on_read = on_read
         self._on_value = on_value
         self._break_glass_view = break_glass_view
+        self._integrity = integrity or IntegrityViolations()
         self._metadata: dict[SecretType, OmniSecretMetadata] = {}
         self._metadata_loaded = False
         self._unseeded: tuple[str, ...] = ()
@@ -132,13 +142,18 @@ class OmniSecretService:
             log.error("metadata.load_failed", error_type=type(exc).__name__)
 
     async def reconcile(self) -> None:
-        """Catch up with other replicas: new pins (a rotation committed elsewhere) are fetched."""
-        before = {t: (m.active_version if m else None) for t, m in self._metadata.items()}
+        """Catch up with other replicas: new pins (a rotation committed elsewhere) are fetched.
+
+        A pin whose integrity MAC stopped verifying (edited in the database) is "changed" too:
+        the refresh makes :meth:`fetch` refuse it, so the type stops being served at once.
+        """
+        before = {t: (m.active_version, m.pin_integrity) for t, m in self._metadata.items()}
         await self.reload_metadata()
         changed = [
             t
             for t, meta in self._metadata.items()
-            if meta.active_version is not None and before.get(t) != meta.active_version
+            if (meta.active_version is not None or not meta.pin_integrity.servable)
+            and before.get(t) != (meta.active_version, meta.pin_integrity)
         ]
         if changed:
             log.info("metadata.pins_changed", secret_types=[t.value for t in changed])
@@ -173,6 +188,24 @@ class OmniSecretService:
                     secret_id=entry.gsm_secret_id,
                 ) from None
         meta = self._metadata.get(secret_type)
+        if meta is not None and not meta.pin_integrity.servable:
+            # The pin may have been written by someone without the integrity key: serving
+            # "whatever version the row names" is exactly what a forger wants. Fail closed.
+            self._integrity.report(
+                IntegrityViolation(
+                    table=METADATA_TABLE,
+                    row=secret_type.value,
+                    problem=meta.pin_integrity.value,
+                    secret_type=secret_type.value,
+                )
+            )
+            raise SecretStoreError(
+                f"the pinned version of {secret_type.value} fails its integrity check "
+                f"({meta.pin_integrity.value} MAC); not served",
+                reason=INTEGRITY_VIOLATION,
+                transient=False,
+                secret_id=entry.gsm_secret_id,
+            )
         pinned = meta.active_version if meta else None
         try:
             if pinned is None:
