@@ -276,7 +276,9 @@ async def run_services(
             uow_factory=uow_factory,
             on_write_failure=audit_failed,
             on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
+            on_batch=metrics.audit_batch_size.observe,
         )
+        metrics.audit_queue_depth.set_function(lambda: auditor.pending)
         auditor.start()
         stack.push_async_callback(auditor.stop)
 

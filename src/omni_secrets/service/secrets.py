@@ -248,9 +248,10 @@ class OmniSecretService:
     # -- status --------------------------------------------------------------------------------
 
     async def status(self, *, actor: str, correlation_id: str | None) -> StatusView:
-        """The status view (contract section 5); audited as ``status_view`` in the background."""
+        """The status view (contract section 5); audited as ``status_view`` by the batching writer
+        (buffered, never dropped while the database answers; see ``Auditor.submit``)."""
         view = self.status_view()
-        self._auditor.record_later(
+        await self._auditor.submit(
             NewAccessEvent(
                 occurred_at=self._clock.now(),
                 secret_type=None,
@@ -350,7 +351,7 @@ class OmniSecretService:
         request = self._requests.open(
             secret_types=types, targeted=targeted, actor=actor, now=self._clock.now()
         )
-        self._auditor.record_later(
+        await self._auditor.submit(
             NewAccessEvent(
                 occurred_at=request.queued_at,
                 secret_type=types[0].value if len(types) == 1 else None,
@@ -385,7 +386,7 @@ class OmniSecretService:
         completed = self._requests.complete(request.request_id, results, self._clock.now())
         # Each GSM read is audited by the cache observer (actor system); this row ties the
         # request, its caller and its outcome together.
-        self._auditor.record_later(
+        await self._auditor.submit(
             NewAccessEvent(
                 occurred_at=self._clock.now(),
                 secret_type=None,
@@ -441,7 +442,7 @@ class OmniSecretService:
         credentials = self.required_credentials()
         started = time.perf_counter()
         result = await self._apex.self_test(credentials)
-        self._auditor.record_later(
+        await self._auditor.submit(
             NewAccessEvent(
                 occurred_at=self._clock.now(),
                 secret_type=None,
