@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import cache_hit, hydration, readers, single_flight, status_throughput
+from bench import audit_appends, cache_hit, hydration, readers, single_flight, status_throughput
 
 
 def _cpu_model() -> str:
@@ -113,6 +113,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({st.requests} requests each, {st.failures} failures)"
     )
     report.check("status >= 0.5 x bare", st.ratio >= 0.5 and st.failures == 0, f"{st.ratio:.2f} x")
+
+    print("\n6. Audit appends on PostgreSQL through the batching writer (keyed chain)")
+    au = audit_appends.run(quick=args.quick)
+    print(
+        f"  baseline (8 writers, one transaction per row): {au.baseline_per_second:,.0f}/s\n"
+        f"  one process, 8 producers: {au.one_process_per_second:,.0f}/s "
+        f"({au.one_process_events:,} events, {au.ratio_vs_baseline:.0f}x the baseline)\n"
+        f"  two processes, 8 producers each: {au.two_processes_per_second:,.0f}/s together "
+        f"({au.two_process_events:,} events)\n"
+        f"  {au.detail}"
+    )
+    report.check(
+        "one process >= 5,000 appends/s",
+        au.one_process_per_second >= 5_000 and au.gapless_and_intact,
+        f"{au.one_process_per_second:,.0f}/s, gapless and keyed chain intact: "
+        f"{au.gapless_and_intact}",
+    )
+    report.check(
+        "two processes >= 2,000 appends/s",
+        au.two_processes_per_second >= 2_000 and au.gapless_and_intact,
+        f"{au.two_processes_per_second:,.0f}/s together",
+    )
 
     print(f"\n{'all targets met' if not report.missed else 'missed: ' + ', '.join(report.missed)}")
     return 1 if (args.strict and report.missed) else 0

@@ -18,9 +18,11 @@ migration ``0002``); this module only ever inserts.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy import Row, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +38,12 @@ AUDIT_APPEND_LOCK_KEY = 0x6F6D6E6961756474
 
 _LAST = select(events.c.id, events.c.row_hash).order_by(events.c.id.desc()).limit(1)
 _PG_LOCK = text(f"SELECT pg_advisory_xact_lock({AUDIT_APPEND_LOCK_KEY})")
+_PG_COPY = (
+    "COPY omni_secret_access_events (id, occurred_at, secret_type, action, actor, result, "
+    "duration_ms, correlation_id, details, prev_hash, row_hash, key_id) FROM STDIN"
+)
+# Driver failures of the direct psycopg path that mean "the database is not there".
+_PSYCOPG_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class SqlAuditLog:
@@ -78,13 +86,45 @@ class SqlAuditLog:
                     )
                     stored.append(row)
                     prev_hash = row.row_hash
-                await self._conn.execute(insert(events), [_to_row(row) for row in stored])
+                if self._postgres:
+                    await self._copy_postgres(stored)
+                else:
+                    await self._conn.execute(insert(events), [_to_row(row) for row in stored])
         except AuditUnavailable:
             # A connection that failed mid-transaction must not go back to the pool as if sane.
             with contextlib.suppress(Exception):
                 await self._conn.invalidate()
             raise
         return stored
+
+    async def _copy_postgres(self, rows: Sequence[OmniSecretAccessEvent]) -> None:
+        # COPY, straight on the driver connection inside the same transaction: a batch of
+        # hundreds of rows costs one round trip and no per-parameter processing (about 2x the
+        # rows/s of SQLAlchemy's multi-VALUES insert here; see docs/benchmarks.md).
+        driver: psycopg.AsyncConnection[Any] = (
+            await self._conn.get_raw_connection()
+        ).driver_connection  # type: ignore[assignment]
+        try:
+            async with driver.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
+                for row in rows:
+                    await copy.write_row(
+                        (
+                            row.id,
+                            row.occurred_at,
+                            row.secret_type,
+                            row.action,
+                            row.actor,
+                            row.result,
+                            row.duration_ms,
+                            row.correlation_id,
+                            json.dumps(row.details),
+                            row.prev_hash,
+                            row.row_hash,
+                            row.key_id,
+                        )
+                    )
+        except _PSYCOPG_UNAVAILABLE as exc:
+            raise AuditUnavailable("audit append failed: the database is unreachable") from exc
 
     async def recent(self, limit: int) -> Sequence[OmniSecretAccessEvent]:
         with translate_db_errors(doing="audit read"):
