@@ -100,20 +100,31 @@ def upgrade(
 @db_app.command("downgrade")
 def downgrade(
     revision: str = typer.Argument(..., help="Target revision id, or 'base' to remove everything."),
+    force: bool = typer.Option(False, "--force", help="Required when OMNI_ENVIRONMENT=production."),
 ) -> None:
     """Migrate the database at OMNI_DATABASE_URL down to REVISION (a revision id, or base).
 
-    Usage: omni-secrets db downgrade REVISION
+    Usage: omni-secrets db downgrade REVISION [--force]
 
-    Safety: destructive. Going below 0004 drops rotation previews, below 0003 every break-glass
-    override and the used-nonce register (old payloads could be replayed after a re-upgrade),
-    below 0002 the whole audit trail; `base` drops every table. There is no dry run and no undo:
-    take a backup first. The target must be below the current revision.
+    Safety: destructive. Going below 0005 drops the integrity MACs and keys of the audit chain,
+    below 0004 rotation previews, below 0003 every break-glass override and the used-nonce
+    register (old payloads could be replayed after a re-upgrade), below 0002 the whole audit
+    trail; `base` drops every table. There is no dry run and no undo: take a backup first. With
+    OMNI_ENVIRONMENT=production it refuses (exit 2) unless --force is given. The target must be
+    below the current revision.
     """
     from omni_secrets.adapters.db import migrate
     from omni_secrets.adapters.db.engine import redacted
+    from omni_secrets.config import Environment
 
-    url = database_url(load_settings())
+    settings = load_settings()
+    if settings.environment is Environment.PRODUCTION and not force:
+        fail(
+            "db downgrade destroys data; with OMNI_ENVIRONMENT=production it needs --force "
+            "(take a backup first)",
+            code=EXIT_USAGE,
+        )
+    url = database_url(settings)
     migrate.downgrade(url, revision)
     typer.echo(f"database {redacted(url)} is at revision {_describe(migrate.current(url))}")
 
@@ -278,3 +289,49 @@ async def _sign_pins(url: str, keyring: IntegrityKeyring, *, apply: bool) -> Non
         typer.echo(f"{len(signed)} pin(s) signed with integrity key {keyring.signing_key_id}")
     finally:
         await engine.dispose()
+
+
+@db_app.command("grants")
+def grants(
+    role: str = typer.Option(..., "--role", help="The runtime role that runs `serve`."),
+    apply: bool = typer.Option(False, "--apply", help="Run the statements (default: print)."),
+) -> None:
+    """Print (and with --apply run) the GRANTs that let ROLE do exactly what `serve` needs.
+
+    Usage: omni-secrets db grants --role ROLE [--apply]
+
+    PostgreSQL only; run it as the owner of the tables (the migration role), after
+    `db upgrade`. ROLE gets USAGE on the schema and, per table, only the privileges `serve`
+    uses: SELECT/INSERT on the audit table (never UPDATE, DELETE or TRUNCATE), SELECT/UPDATE
+    on metadata, SELECT/INSERT/UPDATE on overrides and previews, SELECT/INSERT on the nonce
+    register. Each table's privileges are revoked first, so re-running converges. Default is a
+    dry run that prints the SQL; --apply runs it in one transaction. ROLE must exist (CREATE
+    ROLE ... LOGIN first) and must not own the tables.
+    """
+    from omni_secrets.adapters.db import roles
+    from omni_secrets.adapters.db.engine import is_sqlite
+
+    url = database_url(load_settings())
+    if is_sqlite(url):
+        fail("db grants is for PostgreSQL; SQLite has no roles", code=EXIT_USAGE)
+    try:
+        roles.quote_role(role)
+    except ValueError as exc:
+        fail(f"--role: {exc}", code=EXIT_USAGE)
+    require_schema_at_head(url)
+    statements = roles.grant_statements(role, roles.existing_tables(url))
+    if not apply:
+        for statement in statements:
+            typer.echo(f"{statement};")
+        return
+    if not roles.role_exists(url, role):
+        fail(f"role {role!r} does not exist: CREATE ROLE {role} LOGIN first", code=EXIT_USAGE)
+    user, owner = roles.runs_as_audit_owner(url)
+    if not owner:
+        fail(
+            f"connected as {user!r}, which does not own the tables: run db grants as the "
+            "migration (owner) role",
+            code=EXIT_USAGE,
+        )
+    roles.apply(url, statements)
+    typer.echo(f"granted {role!r} the runtime privileges ({len(statements)} statements)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from omni_secrets.config import check_environment, load_settings
+from omni_secrets.config import Environment, Settings, check_environment, load_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +21,10 @@ def serve(
     with one line naming the variables and values at fault, before anything listens; so does a
     break-glass key pair that does not match or cannot be read, and an integrity key file
     (OMNI_INTEGRITY_KEY_FILE, required in production) that is missing, unreadable or shorter
-    than 32 bytes. Does not run database
+    than 32 bytes. In production it also refuses to run as the owner of the audit table (or a
+    superuser: either can disable its append-only triggers) unless OMNI_ALLOW_TABLE_OWNER=true;
+    run `omni-secrets db grants --role ROLE --apply` as the owner and serve as ROLE. Does not
+    run database
     migrations (use `omni-secrets db upgrade`).
     """
     from omni_secrets.adapters import integrity_keys
@@ -34,4 +37,36 @@ def serve(
     load_break_glass_key_pair(settings)
     # So must a missing, unreadable or short integrity key.
     integrity_keys.load_keyring(settings.integrity_key_files)
+    _refuse_table_owner(settings)
     serve_app(settings, host=host, port=port)
+
+
+def _refuse_table_owner(settings: Settings) -> None:
+    """Production: exit with one line when the runtime role owns the audit table."""
+    import structlog
+
+    from omni_secrets.adapters.db import roles
+    from omni_secrets.adapters.db.engine import is_sqlite
+    from omni_secrets.cli._common import EXIT_USAGE, fail
+    from omni_secrets.domain.errors import DatabaseUnavailable
+
+    if settings.environment is not Environment.PRODUCTION or settings.allow_table_owner:
+        return
+    if is_sqlite(settings.database_url):
+        return  # one embedded process; there is no other role
+    try:
+        user, owner = roles.runs_as_audit_owner(settings.database_url)
+    except DatabaseUnavailable:
+        # serve starts with the database down (status from memory): it cannot check now.
+        structlog.get_logger("omni_secrets.serve").warning(
+            "serve.role_unchecked", reason="database unreachable at startup"
+        )
+        return
+    if owner:
+        fail(
+            f"OMNI_ENVIRONMENT='production' refuses to serve as database role {user!r}, which "
+            "owns omni_secret_access_events (or is superuser) and could rewrite the audit "
+            "trail: serve as a runtime role (omni-secrets db grants --role ROLE --apply) or "
+            "set OMNI_ALLOW_TABLE_OWNER=true",
+            code=EXIT_USAGE,
+        )
