@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ BATCH_MAX = 500
 """Events per transaction at most."""
 RETRY_MIN_SECONDS = 0.05
 RETRY_MAX_SECONDS = 2.0
-DEFAULT_MAX_WAIT_SECONDS = 5.0
+DEFAULT_MAX_WAIT_SECONDS = 30.0
 DEFAULT_DRAIN_SECONDS = 10.0
 RECORD_TIMEOUT_SECONDS = 10.0
 QUEUE_SIZE = MAX_PENDING  # the old name, kept for callers that size things by it
@@ -96,6 +95,8 @@ class Auditor:
         self._pending: deque[_Pending] = deque()
         self._has_work: asyncio.Event | None = None
         self._has_room: asyncio.Event | None = None
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._reserved = 0
         self._task: asyncio.Task[None] | None = None
         self._database_down = False
         self._stopping = False
@@ -163,28 +164,54 @@ class Auditor:
         nothing to wait for: the event is lost (counted, paged). Never raises.
         """
         item = _Pending(event)
-        deadline = time.monotonic() + self._max_wait
-        while len(self._pending) >= self._max_pending and self._accepting_waiters():
-            assert self._has_room is not None
-            self._has_room.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._has_room.wait(), remaining)
+        if self._must_wait():
+            # First come, first served: a waiter is woken with a slot reserved for it, and
+            # newcomers queue behind the waiters instead of taking the freed slots.
+            turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._waiters.append(turn)
+            try:
+                reserved = await asyncio.wait_for(asyncio.shield(turn), self._max_wait)
+            except TimeoutError:
+                reserved = turn.done() and turn.result()
+                if not reserved:
+                    turn.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(turn)
+            if reserved:
+                self._reserved -= 1
+                self._pending.append(item)
+                assert self._has_work is not None
+                self._has_work.set()
+                return
         self._enqueue(item)
 
     def record_later(self, event: NewAccessEvent) -> None:
         """Buffer ``event`` without waiting (synchronous callers); a full buffer loses it."""
         self._enqueue(_Pending(event))
 
-    def _accepting_waiters(self) -> bool:
-        return self._task is not None and not self._database_down and not self._stopping
+    def _must_wait(self) -> bool:
+        if self._task is None or self._database_down or self._stopping:
+            return False  # nothing would make room: enqueue or lose it now
+        return bool(self._waiters) or len(self._pending) + self._reserved >= self._max_pending
+
+    def _wake_waiters(self, *, give_up: bool = False) -> None:
+        """Hand freed slots to waiting producers in arrival order (or release them all)."""
+        while self._waiters:
+            if not give_up and len(self._pending) + self._reserved >= self._max_pending:
+                return
+            turn = self._waiters.popleft()
+            if turn.done():
+                continue
+            if give_up:
+                turn.set_result(False)
+            else:
+                self._reserved += 1
+                turn.set_result(True)
 
     def _enqueue(self, item: _Pending) -> bool:
         if self._has_work is None:
             raise RuntimeError("Auditor.start() was not called")
-        if len(self._pending) >= self._max_pending:
+        if len(self._pending) + self._reserved >= self._max_pending:
             self._failed(item.event, "BufferFull")
             return False
         self._pending.append(item)
@@ -205,6 +232,7 @@ class Auditor:
         if task is None:
             return
         self._stopping = True
+        self._wake_waiters(give_up=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(task), self._drain_seconds)
         task.cancel()
@@ -270,6 +298,7 @@ class Auditor:
             log.info("audit.writer_recovered", pending=len(self._pending))
             self._database_down = False
         self._on_success()
+        self._wake_waiters()
         if self._has_room is not None:
             self._has_room.set()
 
@@ -290,8 +319,9 @@ class Auditor:
                 self._failed(item.event, type(exc).__name__)
                 item.done.set_exception(AuditUnavailable("the audit event could not be written"))
         self._drop_cancelled()
+        self._wake_waiters(give_up=True)  # while the DB is down nothing will make room
         if self._has_room is not None:
-            self._has_room.set()  # waiters re-check: while the DB is down they stop waiting
+            self._has_room.set()
 
     def _drop_cancelled(self) -> None:
         if any(item.cancelled for item in self._pending):
