@@ -46,7 +46,7 @@ class TestPromtool:
         """promtool check rules accepts the rules file and counts every alert."""
         result = run(promtool, "check", "rules", str(RULES_FILE))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "SUCCESS: 10 rules found" in result.stdout
+        assert "SUCCESS: 11 rules found" in result.stdout
 
     def test_rule_unit_tests_pass(self, promtool: str) -> None:
         """promtool test rules runs every firing/not-firing case green."""
