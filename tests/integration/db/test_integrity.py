@@ -341,3 +341,48 @@ class TestRowMacs:
             conn.execute(insert, {"a": T0, "e": T0 + timedelta(minutes=minutes)})
         with sync_engine(database_url).begin() as conn:  # exactly 30 minutes is allowed
             conn.execute(insert, {"a": T0, "e": T0 + timedelta(minutes=30)})
+
+
+class TestMigration0005:
+    def test_rows_written_before_0005_stay_verifiable_as_unkeyed(
+        self, empty_database_url: str, omni_cli: OmniCli, tmp_path: Path
+    ) -> None:
+        """Rows chained at schema 0004 (no key_id column) verify after upgrading, as unkeyed,
+        and keyed rows continue the chain after them."""
+        from omni_secrets.adapters.db import migrate
+
+        url = empty_database_url
+        migrate.upgrade(url, "0004")
+        prev = audit_chain.GENESIS_HASH
+        with sync_engine(url).begin() as conn:
+            for n in range(1, 4):
+                content = event(n)
+                digest = audit_chain.row_hash(prev, content, n)
+                conn.execute(
+                    text(
+                        "INSERT INTO omni_secret_access_events (id, occurred_at, secret_type,"
+                        " action, actor, result, duration_ms, correlation_id, details, prev_hash,"
+                        " row_hash) VALUES (:id, :at, 'api_key', 'refresh', 'system', 'success',"
+                        " :ms, :cid, :details, :prev, :hash)"
+                    ),
+                    {
+                        "id": n,
+                        "at": content.occurred_at,
+                        "ms": n,
+                        "cid": f"c-{n}",
+                        "details": f'{{"n": {n}}}',
+                        "prev": prev,
+                        "hash": digest,
+                    },
+                )
+                prev = digest
+        migrate.upgrade(url)
+        asyncio.run(append(url, 2, IntegrityKeyring([FAKE_KEY])))
+        result = omni_cli(
+            "audit",
+            "verify",
+            OMNI_DATABASE_URL=url,
+            OMNI_INTEGRITY_KEY_FILE=key_file(tmp_path, FAKE_KEY),
+        )
+        assert result.code == 0, result.stderr
+        assert "5 events verified (2 keyed, 3 unkeyed)" in result.stdout
