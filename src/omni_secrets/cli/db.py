@@ -326,6 +326,10 @@ def grants(
         return
     if not roles.role_exists(url, role):
         fail(f"role {role!r} does not exist: CREATE ROLE {role} LOGIN first", code=EXIT_USAGE)
+    if roles.audit_table_owner(url) == role:
+        # Revoking the owner's own privileges would lock the migrations out; and serving as the
+        # owner is exactly what the runtime role is meant to avoid.
+        fail(f"role {role!r} owns the tables: --role names the runtime role", code=EXIT_USAGE)
     user, owner = roles.runs_as_audit_owner(url)
     if not owner:
         fail(

@@ -88,6 +88,13 @@ class TestGrants:
         assert not any(word in audit_lines[0] for word in ("UPDATE", "DELETE", "TRUNCATE"))
         assert not any("DELETE" in line or "TRUNCATE" in line for line in lines)
 
+    def test_the_owner_cannot_be_the_runtime_role(self, database: str) -> None:
+        """--role naming the tables' owner is refused (it would revoke the owner's rights)."""
+        env = {**os.environ, "OMNI_DATABASE_URL": database}
+        assert cli(env, "db", "upgrade").returncode == 0
+        refused = cli(env, "db", "grants", "--role", "postgres", "--apply")
+        assert refused.returncode == 2 and "owns the tables" in refused.stderr
+
     def test_bad_role_name_and_sqlite_are_one_line(self, tmp_path: Path) -> None:
         """A role name that is not an identifier, or a SQLite URL: exit 2, one line."""
         env = {**os.environ, "OMNI_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}

@@ -96,6 +96,23 @@ def role_exists(url: str, role: str) -> bool:
         engine.dispose()
 
 
+def audit_table_owner(url: str) -> str | None:
+    """The role owning the audit table (None when it does not exist)."""
+    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+    try:
+        with translate_db_errors(doing="catalog read"), engine.connect() as conn:
+            owner = conn.execute(
+                text(
+                    "SELECT tableowner FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename = :t"
+                ),
+                {"t": AUDIT_TABLE},
+            ).scalar()
+            return None if owner is None else str(owner)
+    finally:
+        engine.dispose()
+
+
 def apply(url: str, statements: Sequence[str]) -> None:
     """Run ``statements`` in one transaction (all or nothing)."""
     engine = create_engine(sync_url(url), poolclass=pool.NullPool)
