@@ -16,7 +16,14 @@ from omni_secrets.bootstrap import Overrides, reconcile_now
 from omni_secrets.domain.breakglass import seal_payload
 from omni_secrets.testing import FakePagerDutyServer
 from tests.contract.conftest import BreakGlassKeys, StackFactory
-from tests.contract.test_breakglass_api import STATUS, metric, status_of
+from tests.contract.test_breakglass_api import (
+    BREAK_GLASS,
+    SCOPE,
+    STATUS,
+    metric,
+    sealed_request,
+    status_of,
+)
 from tests.integration.db.conftest import PostgresDatabases
 
 pytestmark = pytest.mark.postgres
@@ -156,6 +163,35 @@ class TestForgedRowsAreNotServed:
         assert any(
             "omni_secret_metadata/api_key" in str(p["dedup_key"])
             for p in integrity_pages(pagerduty)
+        )
+
+    async def test_override_activated_through_the_api_is_served_by_another_replica(
+        self,
+        omni_stack_factory: StackFactory,
+        fresh_postgres_url: str,
+        breakglass_keys: BreakGlassKeys,
+        integrity_key_file: str,
+    ) -> None:
+        """A genuine activation is signed: a second replica with the same key serves it."""
+        env = {"OMNI_INTEGRITY_KEY_FILE": integrity_key_file, **breakglass_keys.env()}
+        first = await omni_stack_factory(
+            database_url=fresh_postgres_url, overrides=NO_PERIODIC_RECONCILE, **env
+        )
+        second = await omni_stack_factory(
+            database_url=fresh_postgres_url, overrides=NO_PERIODIC_RECONCILE, **env
+        )
+        response = await first.request(
+            "POST", BREAK_GLASS, json=sealed_request(breakglass_keys), scopes=SCOPE
+        )
+        assert response.status_code == 201, response.text
+        await reconcile_now(second.services)
+        secret = status_of((await second.request("GET", STATUS)).json(), "api_secret")
+        assert secret["breakGlass"]["active"] is True
+        assert secret["cacheSource"] == "break_glass"
+        metrics = (await second.client.get("/metrics")).text
+        assert (
+            metric(metrics, "omni_integrity_violations_total", table="omni_break_glass_overrides")
+            == 0
         )
 
     async def test_without_a_key_nothing_is_checked(
