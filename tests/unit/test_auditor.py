@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -121,6 +122,53 @@ class TestDatabaseDown:
         await asyncio.sleep(0.05)
         assert rig.written() == ["c-1", "c-3"]
         assert rig.failures == 1
+
+
+class TestPoisonRow:
+    async def test_a_refused_row_is_given_up_alone_and_the_rest_is_written(self) -> None:
+        """A row the database refuses (not an outage) is lost alone; the others are written."""
+        rig = Rig()
+        real_factory = rig.db
+
+        class RefusingAudit:
+            def __init__(self, inner: Any) -> None:
+                self._inner = inner
+
+            async def append_many(self, batch: list[NewAccessEvent]) -> object:
+                if any(e.correlation_id == "c-poison" for e in batch):
+                    raise ValueError("refused by the database")
+                return await self._inner.append_many(batch)
+
+        class RefusingUnitOfWork:
+            def __init__(self) -> None:
+                self._inner = real_factory()
+
+            async def __aenter__(self) -> RefusingUnitOfWork:
+                await self._inner.__aenter__()
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                await self._inner.__aexit__(*exc)
+
+            @property
+            def audit(self) -> RefusingAudit:
+                return RefusingAudit(self._inner.audit)
+
+            async def commit(self) -> None:
+                await self._inner.commit()
+
+        factory = RefusingUnitOfWork
+        rig.auditor._uow_factory = factory  # type: ignore[assignment]
+        rig.auditor.start()
+        for n in range(3):
+            rig.auditor.record_later(event(n))
+        rig.auditor.record_later(event(0).model_copy(update={"correlation_id": "c-poison"}))
+        for n in range(3, 6):
+            rig.auditor.record_later(event(n))
+        await rig.until_written(6)
+        assert rig.written() == [f"c-{n}" for n in range(6)]
+        assert rig.failures == 1
+        await rig.auditor.stop()
 
 
 class TestBackpressure:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from omni_secrets.domain.errors import AuditUnavailable
+from omni_secrets.domain.errors import AuditUnavailable, DatabaseUnavailable
 from omni_secrets.domain.models import NewAccessEvent, OmniSecretAccessEvent
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 
@@ -259,6 +259,7 @@ class Auditor:
     async def _write_forever(self) -> None:
         assert self._has_work is not None
         delay = RETRY_MIN_SECONDS
+        limit = BATCH_MAX
         while True:
             if not self._pending:
                 self._has_work.clear()
@@ -266,7 +267,7 @@ class Auditor:
                 continue
             # Only this task removes items from the front, so the first len(taken) items are
             # still these when the batch ends; producers only append at the back.
-            taken = _take(self._pending, BATCH_MAX)
+            taken = _take(self._pending, limit)
             batch = [item for item in taken if not item.cancelled]
             if batch:
                 try:
@@ -275,12 +276,29 @@ class Auditor:
                         await uow.commit()
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:
+                except (AuditUnavailable, DatabaseUnavailable) as exc:
                     self._batch_failed(batch, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_SECONDS)
                     continue
+                except Exception as exc:
+                    # Not an outage but a row the database refuses (a bug): retrying the same
+                    # batch for ever would block every later event. Narrow down to the one
+                    # row, then give that one up (counted, paged) and carry on.
+                    if len(taken) > 1:
+                        limit = 1
+                        continue
+                    self._pending.popleft()
+                    log.error("audit.row_refused", error_type=type(exc).__name__)
+                    for item in batch:
+                        if item.done is not None and not item.done.done():
+                            item.done.set_exception(
+                                AuditUnavailable("the audit event could not be written")
+                            )
+                        self._failed(item.event, type(exc).__name__)
+                    continue
                 delay = RETRY_MIN_SECONDS
+            limit = BATCH_MAX
             for _ in taken:
                 self._pending.popleft()
             if batch:
