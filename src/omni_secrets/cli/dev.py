@@ -19,7 +19,6 @@ from pathlib import Path
 
 import typer
 
-from omni_secrets.adapters.integrity_keys import create_key_file
 from omni_secrets.api.auth import Scope, mint_hs256_token
 from omni_secrets.cli._common import EXIT_USAGE, fail
 from omni_secrets.config import Settings, check_environment, load_settings
@@ -87,6 +86,8 @@ def dev(
     public_b64 = public_file.read_text().strip()
     load_key_pair(public_b64, private_file.read_text())  # the check serve does too
     hs256_secret = _write_once(data_dir / "token.secret", secrets.token_urlsafe(48))
+    from omni_secrets.adapters.integrity_keys import create_key_file
+
     integrity_key = data_dir / "integrity.key"
     create_key_file(integrity_key)
 
