@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, pool, text
 
 from omni_secrets.adapters.db.engine import sync_url
-from omni_secrets.bootstrap import Overrides, reconcile_now
+from omni_secrets.bootstrap import Overrides
 from omni_secrets.domain.breakglass import seal_payload
 from omni_secrets.testing import FakePagerDutyServer
 from tests.contract.conftest import BreakGlassKeys, StackFactory
@@ -100,7 +100,7 @@ class TestForgedRowsAreNotServed:
                 },
             )
         engine.dispose()
-        await reconcile_now(stack.services)
+        await stack.services.reconcile.reconcile_now()
 
         status = (await stack.request("GET", STATUS)).json()
         secret = status_of(status, "api_secret")
@@ -116,7 +116,7 @@ class TestForgedRowsAreNotServed:
         (page,) = integrity_pages(pagerduty)
         assert page["payload"]["severity"] == "critical"  # type: ignore[index]
         assert "forged-1" in str(page["dedup_key"])
-        await reconcile_now(stack.services)  # seen again: not counted or paged twice
+        await stack.services.reconcile.reconcile_now()  # seen again: not counted or paged twice
         metrics = (await stack.client.get("/metrics")).text
         assert (
             metric(metrics, "omni_integrity_violations_total", table="omni_break_glass_overrides")
@@ -149,7 +149,7 @@ class TestForgedRowsAreNotServed:
                 )
             )
         engine.dispose()
-        await reconcile_now(stack.services)
+        await stack.services.reconcile.reconcile_now()
 
         body = (await stack.request("GET", STATUS)).json()
         secret = status_of(body, "api_key")
@@ -184,7 +184,7 @@ class TestForgedRowsAreNotServed:
             "POST", BREAK_GLASS, json=sealed_request(breakglass_keys), scopes=SCOPE
         )
         assert response.status_code == 201, response.text
-        await reconcile_now(second.services)
+        await second.services.reconcile.reconcile_now()
         secret = status_of((await second.request("GET", STATUS)).json(), "api_secret")
         assert secret["breakGlass"]["active"] is True
         assert secret["cacheSource"] == "break_glass"

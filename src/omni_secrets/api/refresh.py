@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from omni_secrets.api.deps import CorrelationId, RefreshPrincipal
+from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import RefreshQueued, RefreshRequestBody, RefreshStatusResponse
 from omni_secrets.api.state import services_of
+from omni_secrets.domain import errors
 
 router = APIRouter(prefix="/internal/apex-omni/secrets/cache", tags=["cache"])
 
@@ -16,7 +18,7 @@ router = APIRouter(prefix="/internal/apex-omni/secrets/cache", tags=["cache"])
     status_code=202,
     response_model=RefreshQueued,
     response_model_by_alias=True,
-    responses={422: {"description": "Unknown secret type"}},
+    responses=error_responses(errors.UnknownSecretType),
 )
 async def request_refresh(
     request: Request,
@@ -43,7 +45,7 @@ async def request_refresh(
     "/refresh/{request_id}",
     response_model=RefreshStatusResponse,
     response_model_by_alias=True,
-    responses={404: {"description": "Unknown request id"}},
+    responses=error_responses(errors.RefreshRequestNotFound),
 )
 async def get_refresh(
     request: Request, request_id: str, _: RefreshPrincipal

@@ -4,9 +4,10 @@ One Typer app; each command group lives in its own module and is registered here
 is the console script: it turns every expected error (:class:`OmniSecretsError`) into one clear
 line on stderr and an exit code, never a traceback.
 
-Exit codes: 0 success; 1 a check failed (``rotation check`` due soon, ``audit verify`` broken
-chain) or a runtime error; 2 bad usage, invalid input or a rejected configuration; 3 a dependency
-(GSM, the database, the API) is unavailable.
+Exit codes come from ``omni_secrets.error_mapping`` (one table for local errors and API answers):
+0 success; 1 a check failed (``rotation check`` due soon, ``audit verify`` broken chain), not
+found, a conflict or a runtime error; 2 bad usage, invalid input or a rejected configuration;
+3 a dependency (GSM, the database, the API) is unavailable.
 """
 
 from __future__ import annotations
@@ -17,14 +18,9 @@ import typer
 from typer._click import exceptions as click_errors  # typer vendors click; these are its errors
 
 from omni_secrets.cli import audit, breakglass, db, dev, emulator, ops, rotation, serve, token
-from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
-from omni_secrets.domain.errors import (
-    ConfigurationRejected,
-    InvalidInput,
-    NotFound,
-    OmniSecretsError,
-    Unavailable,
-)
+from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.domain.errors import OmniSecretsError
+from omni_secrets.error_mapping import exit_code_for
 
 app = typer.Typer(
     name="omni-secrets",
@@ -66,15 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         fail("aborted", code=130)
     except OmniSecretsError as exc:
-        if isinstance(exc, ConfigurationRejected | InvalidInput):
-            code = EXIT_USAGE
-        elif isinstance(exc, Unavailable):
-            code = EXIT_UNAVAILABLE
-        elif isinstance(exc, NotFound):
-            code = 1
-        else:
-            code = 1
-        fail(exc.message, code=code)
+        fail(exc.message, code=exit_code_for(type(exc)))
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)

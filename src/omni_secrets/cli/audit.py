@@ -69,12 +69,9 @@ def verify(
 async def _verify(
     url: str, keyring: IntegrityKeyring | None, max_unkeyed_id: int | None
 ) -> ChainVerdict:
-    from omni_secrets.adapters.db.engine import create_engine
-    from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+    from omni_secrets.bootstrap import open_database
 
-    engine = create_engine(url)
-    try:
-        uow_factory = sql_unit_of_work_factory(engine, keyring=keyring)
+    async with open_database(url, keyring=keyring) as uow_factory:
         verifier = ChainVerifier(keyring, max_unkeyed_id=max_unkeyed_id)
         after_id = 0
         while True:
@@ -87,5 +84,3 @@ async def _verify(
                 if not verifier.feed(event):
                     return verifier.verdict
             after_id = page[-1].id
-    finally:
-        await engine.dispose()

@@ -16,6 +16,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -25,7 +26,9 @@ from omni_secrets.config import Settings, check_environment, load_settings
 from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
 from omni_secrets.domain.clock import SystemClock
 from omni_secrets.domain.exchange import ApexCredentials
-from omni_secrets.testing import FakeApexServer
+
+if TYPE_CHECKING:
+    from omni_secrets.testing import FakeApexServer
 
 DEV_PROJECT = "omni-dev"
 DEV_TOKEN_TTL = timedelta(hours=12)
@@ -113,6 +116,10 @@ def dev(
         "OMNI_LOG_FORMAT": os.environ.get("OMNI_LOG_FORMAT", "console"),
     }
     if not os.environ.get("OMNI_APEX_BASE_URL"):
+        # Imported here, not at module import: ``serve`` shares this package and must not load
+        # the fakes.
+        from omni_secrets.testing import FakeApexServer
+
         fake_apex = FakeApexServer(
             [
                 ApexCredentials.of(

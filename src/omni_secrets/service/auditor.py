@@ -28,14 +28,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import structlog
 
 from omni_secrets.domain.errors import AuditUnavailable, DatabaseUnavailable
-from omni_secrets.domain.models import NewAccessEvent, OmniSecretAccessEvent
+from omni_secrets.domain.models import (
+    AuditAction,
+    AuditResult,
+    NewAccessEvent,
+    OmniSecretAccessEvent,
+)
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 
 MAX_PENDING = 10_000
@@ -50,6 +58,47 @@ RECORD_TIMEOUT_SECONDS = 10.0
 QUEUE_SIZE = MAX_PENDING  # the old name, kept for callers that size things by it
 
 log = structlog.get_logger("omni_secrets.audit")
+
+
+def access_event(
+    *,
+    action: AuditAction,
+    at: datetime,
+    actor: str,
+    result: AuditResult = "success",
+    secret_type: str | None = None,
+    correlation_id: str | None = None,
+    started: float | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> NewAccessEvent:
+    """The audit event of one operation: the one place events are built and timed.
+
+    Args:
+        action: the contract's action name.
+        at: when the operation happened (the service's clock).
+        actor: the token's subject, or ``system``.
+        result: ``success``, ``failure``, ``denied`` or ``conflict``.
+        secret_type: the type concerned, None for events about no single type.
+        correlation_id: the request id.
+        started: ``time.perf_counter()`` at the operation's start; the event's ``duration_ms`` is
+            measured from it (None: not measured).
+        details: JSON-able context, never a secret value.
+    """
+    return NewAccessEvent(
+        occurred_at=at,
+        secret_type=secret_type,
+        action=action,
+        actor=actor,
+        result=result,
+        duration_ms=elapsed_ms(started) if started is not None else None,
+        correlation_id=correlation_id,
+        details=dict(details or {}),
+    )
+
+
+def elapsed_ms(started: float) -> int:
+    """Whole milliseconds since ``started`` (a ``time.perf_counter()`` reading)."""
+    return max(0, int((time.perf_counter() - started) * 1000))
 
 
 @dataclass(slots=True, eq=False)
