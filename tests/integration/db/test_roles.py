@@ -32,17 +32,8 @@ AUDIT = "omni_secret_access_events"
 
 
 @pytest.fixture
-def database(postgres_url: str) -> Iterator[str]:
-    databases = PostgresDatabases(postgres_url)
-    try:
-        yield databases.create()
-    finally:
-        databases.close()
-
-
-@pytest.fixture
 def runtime_role(postgres_url: str) -> Iterator[str]:
-    """A fresh LOGIN role that owns nothing (dropped afterwards)."""
+    """A fresh LOGIN role that owns nothing; dropped after this test's database is gone."""
     role = f"omni_rt_{uuid.uuid4().hex[:8]}"
     admin = create_engine(sync_url(postgres_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -51,17 +42,18 @@ def runtime_role(postgres_url: str) -> Iterator[str]:
         yield role
     finally:
         with admin.connect() as conn:
-            for name in conn.execute(
-                text("SELECT datname FROM pg_database WHERE datname LIKE 'omni_test_%'")
-            ).scalars():
-                with create_engine(
-                    make_url(sync_url(postgres_url)).set(database=name),
-                    poolclass=pool.NullPool,
-                ).connect() as db:
-                    db.execute(text(f'DROP OWNED BY "{role}"'))
-                    db.commit()
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def database(postgres_url: str, runtime_role: str) -> Iterator[str]:
+    # Depends on runtime_role so that it is dropped first: the role's grants live in it.
+    databases = PostgresDatabases(postgres_url)
+    try:
+        yield databases.create()
+    finally:
+        databases.close()
 
 
 def as_role(url: str, role: str) -> str:
