@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import audit_appends, cache_hit, hydration, readers, single_flight, status_throughput
+from bench import (
+    audit_appends,
+    cache_hit,
+    hydration,
+    readers,
+    redaction,
+    single_flight,
+    status_throughput,
+)
 
 
 def _cpu_model() -> str:
@@ -114,7 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     report.check("status >= 0.5 x bare", st.ratio >= 0.5 and st.failures == 0, f"{st.ratio:.2f} x")
 
-    print("\n6. Audit appends on PostgreSQL through the batching writer (keyed chain)")
+    print("\n6. One JSON log line through the redacting processor chain, by registered values")
+    red = redaction.run(quick=args.quick)
+    for count, dist in red.by_count.items():
+        print(f"  {count:5d} values: {dist.describe()}  ({red.ratio(count):.2f} x 0 values)")
+
+    print("\n7. Audit appends on PostgreSQL through the batching writer (keyed chain)")
     au = audit_appends.run(quick=args.quick)
     print(
         f"  baseline (8 writers, one transaction per row): {au.baseline_per_second:,.0f}/s\n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from omni_secrets.config import Environment, Settings, check_environment, load_settings
+from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.config import Environment, Settings, load_checked_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -23,22 +24,44 @@ def serve(
     (OMNI_INTEGRITY_KEY_FILE, required in production) that is missing, unreadable or shorter
     than 32 bytes. In production it also refuses to run as the owner of the audit table (or a
     superuser: either can disable its append-only triggers) unless OMNI_ALLOW_TABLE_OWNER=true;
-    run `omni-secrets db grants --role ROLE --apply` as the owner and serve as ROLE. Does not
-    run database
-    migrations (use `omni-secrets db upgrade`).
+    run `omni-secrets db grants --role ROLE --apply` as the owner and serve as ROLE. So does a
+    database that answers but was never migrated. Does not run database migrations (use
+    `omni-secrets db upgrade`).
     """
     from omni_secrets.adapters import integrity_keys
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
 
-    settings = load_settings()
-    check_environment(settings)
+    settings = load_checked_settings()
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
     load_break_glass_key_pair(settings)
     # So must a missing, unreadable or short integrity key.
     integrity_keys.load_keyring(settings.integrity_key_files)
+    _require_migrated(settings.database_url)
     _refuse_table_owner(settings)
     serve_app(settings, host=host, port=port)
+
+
+def _require_migrated(url: str) -> None:
+    """Exit with one line when the database was never migrated (serve does not migrate).
+
+    An unreachable database does not stop startup: the service reports it in ``/readyz`` and
+    heals when it returns. A database that answers but has no schema would only ever fail.
+    """
+    from omni_secrets.adapters.db import migrate
+    from omni_secrets.adapters.db.engine import redacted
+    from omni_secrets.domain.errors import DatabaseUnavailable
+
+    try:
+        revision = migrate.current(url)
+    except DatabaseUnavailable:
+        return
+    if revision is None:
+        fail(
+            f"database {redacted(url)} has never been migrated; run 'omni-secrets db upgrade' "
+            "(and 'omni-secrets db seed') before 'serve', which does not migrate",
+            code=EXIT_USAGE,
+        )
 
 
 def _refuse_table_owner(settings: Settings) -> None:
@@ -47,7 +70,6 @@ def _refuse_table_owner(settings: Settings) -> None:
 
     from omni_secrets.adapters.db import roles
     from omni_secrets.adapters.db.engine import is_sqlite
-    from omni_secrets.cli._common import EXIT_USAGE, fail
     from omni_secrets.domain.errors import DatabaseUnavailable
 
     if settings.environment is not Environment.PRODUCTION or settings.allow_table_owner:

@@ -179,6 +179,7 @@ class TestProductionRefusals:
             OMNI_ENVIRONMENT="production",
             GCP_PROJECT_ID="acme-prod",
             OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
+            OMNI_AUTH_ISSUER="https://idp.example.test",
             OMNI_INTEGRITY_KEY_FILE=str(key),
         )
         assert cli(env, "db", "upgrade").returncode == 0

@@ -138,21 +138,26 @@ class SqlMetadataRepository:
         ).all()
 
     async def pin_active_version(
-        self, secret_type: str, version: str, *, only_if_unpinned: bool
+        self,
+        secret_type: str,
+        version: str,
+        *,
+        only_if_unpinned: bool,
+        rotation_dates: tuple[datetime, datetime] | None = None,
     ) -> bool:
         with translate_db_errors(doing="metadata update"):
             rows = await self._pins_for_update(secret_metadata.c.secret_type == secret_type)
             if not rows or (only_if_unpinned and rows[0].active_version is not None):
                 return False
             fields = {**rows[0]._mapping, "active_version": version}
+            values: dict[str, Any] = {"active_version": version, "updated_at": self._clock.now()}
+            if rotation_dates is not None:
+                values["last_rotated_at"], values["rotation_due_at"] = rotation_dates
+                fields["last_rotated_at"], fields["rotation_due_at"] = rotation_dates
             result = await self._conn.execute(
                 update(secret_metadata)
                 .where(secret_metadata.c.secret_type == secret_type)
-                .values(
-                    active_version=version,
-                    pin_mac=self._pin_mac(fields),
-                    updated_at=self._clock.now(),
-                )
+                .values(**values, pin_mac=self._pin_mac(fields))
             )
         return result.rowcount == 1
 
