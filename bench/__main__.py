@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench import (
     audit_appends,
+    auth_policy,
     cache_hit,
     hydration,
     readers,
@@ -127,7 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for count, dist in red.by_count.items():
         print(f"  {count:5d} values: {dist.describe()}  ({red.ratio(count):.2f} x 0 values)")
 
-    print("\n7. Audit appends on PostgreSQL through the batching writer (keyed chain)")
+    print("\n7. Auth policy on the status path (in process, requests alternate)")
+    ap = auth_policy.run(quick=args.quick)
+    print(f"  token scope (scp):        {ap.token_scope.describe()}")
+    print(f"  policy grant (email):     {ap.policy_grant.describe()}")
+    print(f"  policy lookup alone:      {ap.lookup.describe()}  ({ap.grants} grants)")
+    report.check(
+        "policy grant within 5 % of token scope",
+        ap.ratio <= 1.05,
+        f"p50 ratio {ap.ratio:.3f}; lookup {ap.lookup.p50 / ap.token_scope.p50:.2%} of a request",
+    )
+
+    print("\n8. Audit appends on PostgreSQL through the batching writer (keyed chain)")
     au = audit_appends.run(quick=args.quick)
     print(
         f"  baseline (8 writers, one transaction per row): {au.baseline_per_second:,.0f}/s\n"

@@ -47,7 +47,7 @@ async def preview_rotation(
     view = await services_of(request).rotation.preview(
         body.secret_type,
         body.candidate_version,
-        actor=principal.subject,
+        actor=principal.actor,
         correlation_id=correlation_id,
     )
     return RotationPreviewResponse.model_validate(view, from_attributes=True)
@@ -64,7 +64,7 @@ async def commit_rotation(
 ) -> RotationCommitResponse:
     """Pin the preview's candidate versions as active and release the group's lock."""
     view = await services_of(request).rotation.commit(
-        preview_id, actor=principal.subject, correlation_id=correlation_id
+        preview_id, actor=principal.actor, correlation_id=correlation_id
     )
     return RotationCommitResponse.model_validate(view, from_attributes=True)
 
@@ -80,6 +80,6 @@ async def cancel_rotation(
 ) -> Response:
     """Cancel an open preview and release the group's lock."""
     await services_of(request).rotation.cancel(
-        preview_id, actor=principal.subject, correlation_id=correlation_id
+        preview_id, actor=principal.actor, correlation_id=correlation_id
     )
     return Response(status_code=204)

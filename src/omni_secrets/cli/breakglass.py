@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import typer
 
+from omni_secrets.cli._bearer import IdTokenAudienceOption, resolve_bearer_token
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
 from omni_secrets.domain import breakglass
@@ -105,13 +106,15 @@ UrlOption = Annotated[
     str, typer.Option("--url", help="Base URL of the API, e.g. https://omni-secrets.internal.")
 ]
 TokenOption = Annotated[
-    str, typer.Option("--token", help="Bearer token with the omni-secrets:break-glass scope.")
+    str | None,
+    typer.Option(
+        "--token", help="Bearer token with the omni-secrets:break-glass scope.", show_default=False
+    ),
 ]
 
 
 def push(
     url: UrlOption,
-    token: TokenOption,
     secret_type: Annotated[
         str,
         typer.Option("--secret-type", metavar="T", help="The type to override, e.g. api_secret."),
@@ -153,6 +156,8 @@ def push(
             help="Seal to this public key instead of fetching it from the API.",
         ),
     ] = None,
+    token: TokenOption = None,
+    id_token_audience: IdTokenAudienceOption = None,
 ) -> None:
     """Serve a credential from an encrypted, time-boxed override instead of GSM.
 
@@ -175,7 +180,8 @@ def push(
     given_key = _given_public_key(public_key) if public_key is not None else None
     value = _read_value(value_file)
 
-    with ApiClient(url, token) as api:
+    bearer = resolve_bearer_token(token, id_token_audience=id_token_audience)
+    with ApiClient(url, bearer) as api:
         key_b64, key_id = given_key or _fetch_public_key(api)
         ciphertext = breakglass.seal_payload(
             key_b64, secret_type=checked_type, value=value, issued_at=datetime.now(UTC)
@@ -202,17 +208,19 @@ def push(
 
 def revoke(
     url: UrlOption,
-    token: TokenOption,
     override_id: Annotated[
         str, typer.Argument(metavar="OVERRIDE_ID", help="The id printed by `push`.")
     ],
+    token: TokenOption = None,
+    id_token_audience: IdTokenAudienceOption = None,
 ) -> None:
     """End a break-glass override early; the secret type reverts to GSM.
 
     Audited and resolves the page. Exit codes: 0 revoked; 1 unknown or already ended (404) or
     token refused; 3 the API is unreachable or answers 5xx.
     """
-    with ApiClient(url, token) as api:
+    bearer = resolve_bearer_token(token, id_token_audience=id_token_audience)
+    with ApiClient(url, bearer) as api:
         api.request("DELETE", f"{BREAK_GLASS_PATH}/{quote(override_id, safe='')}")
     typer.echo(f"revoked {override_id}")
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from omni_secrets.cli._bearer import IdTokenAudienceOption, resolve_bearer_token
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
 
@@ -30,15 +31,19 @@ def register(app: typer.Typer) -> None:
 
 def status(
     url: str = typer.Option(..., "--url", help="Base URL of the API, e.g. http://127.0.0.1:8080."),
-    token: str = typer.Option(..., "--token", help="Bearer token with omni-secrets:read."),
+    token: str | None = typer.Option(
+        None, "--token", help="Bearer token with omni-secrets:read.", show_default=False
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON instead of a table."),
+    id_token_audience: IdTokenAudienceOption = None,
 ) -> None:
     """Show the cache, rotation and break-glass state of every secret type.
 
     Read-only. Needs a token with omni-secrets:read. Values are never shown (the API never
     returns them). Exit 0 when the cache is ready, 1 when it is degraded or empty.
     """
-    with ApiClient(url, token) as api:
+    bearer = resolve_bearer_token(token, id_token_audience=id_token_audience)
+    with ApiClient(url, bearer) as api:
         body = api.get_json(STATUS_PATH)
     if as_json:
         print(json.dumps(body, indent=2))
@@ -51,12 +56,15 @@ def status(
 
 def refresh(
     url: str = typer.Option(..., "--url", help="Base URL of the API."),
-    token: str = typer.Option(..., "--token", help="Bearer token with omni-secrets:refresh."),
+    token: str | None = typer.Option(
+        None, "--token", help="Bearer token with omni-secrets:refresh.", show_default=False
+    ),
     secret_type: list[str] = typer.Option(
         [], "--secret-type", help="Refresh only this type; repeatable. Default: every type."
     ),
     wait: bool = typer.Option(False, "--wait", help="Poll until the refresh has finished."),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="With --wait: give up after."),
+    id_token_audience: IdTokenAudienceOption = None,
 ) -> None:
     """Queue a cache refresh (re-read the pinned versions from GSM) and print its request id.
 
@@ -66,7 +74,8 @@ def refresh(
     """
     body: dict[str, Any] = {"secretTypes": secret_type} if secret_type else {}
     console = Console(stderr=True)
-    with ApiClient(url, token) as api:
+    bearer = resolve_bearer_token(token, id_token_audience=id_token_audience)
+    with ApiClient(url, bearer) as api:
         queued = api.post_json(REFRESH_PATH, body)
         request_id = queued["requestId"]
         if not wait:

@@ -20,15 +20,17 @@ def serve(
 
     The environment guard runs first: a configuration that breaks a startup rule exits non-zero
     with one line naming the variables and values at fault, before anything listens; so does a
-    break-glass key pair that does not match or cannot be read, and an integrity key file
-    (OMNI_INTEGRITY_KEY_FILE, required in production) that is missing, unreadable or shorter
-    than 32 bytes. In production it also refuses to run as the owner of the audit table (or a
-    superuser: either can disable its append-only triggers) unless OMNI_ALLOW_TABLE_OWNER=true;
-    run `omni-secrets db grants --role ROLE --apply` as the owner and serve as ROLE. So does a
-    database that answers but was never migrated. Does not run database migrations (use
+    break-glass key pair that does not match or cannot be read, an invalid
+    OMNI_AUTH_POLICY_FILE, and an integrity key file (OMNI_INTEGRITY_KEY_FILE, required in
+    production) that is missing, unreadable or shorter than 32 bytes. In production it also
+    refuses to run as the owner of the audit table (or a superuser: either can disable its
+    append-only triggers) unless OMNI_ALLOW_TABLE_OWNER=true; run `omni-secrets db grants --role
+    ROLE --apply` as the owner and serve as ROLE. So does a database that answers but was never
+    migrated. SIGHUP reloads the policy file. Does not run database migrations (use
     `omni-secrets db upgrade`).
     """
     from omni_secrets.adapters import integrity_keys
+    from omni_secrets.api.auth_policy import AuthPolicySource
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
 
@@ -37,6 +39,8 @@ def serve(
     load_break_glass_key_pair(settings)
     # So must a missing, unreadable or short integrity key.
     integrity_keys.load_keyring(settings.integrity_key_files)
+    # So must an auth policy file that cannot be read or names an unknown scope.
+    AuthPolicySource(settings.auth_policy_file)
     _require_migrated(settings.database_url)
     _refuse_table_owner(settings)
     serve_app(settings, host=host, port=port)

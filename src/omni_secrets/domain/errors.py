@@ -34,7 +34,8 @@ exit code lives in ``cli``. The tree::
     │   └── AlertDeliveryFailed         (a remote alert sink gave up; never reaches a caller)
     └── ConfigurationRejected           (the environment guard)
         ├── BreakGlassKeyInvalid        (malformed or mismatched break-glass key pair)
-        └── IntegrityKeyInvalid         (OMNI_INTEGRITY_KEY_FILE missing, short or unreadable)
+        ├── IntegrityKeyInvalid         (OMNI_INTEGRITY_KEY_FILE missing, short or unreadable)
+        └── AuthPolicyInvalid           (OMNI_AUTH_POLICY_FILE unreadable or invalid)
 
 Programming errors (a cache used before it started, a bad argument combination) are not part of
 this tree: they raise ``RuntimeError``/``ValueError`` and end up as a 500.
@@ -378,3 +379,25 @@ class IntegrityKeyInvalid(ConfigurationRejected):
             ]
         )
         self.reason = reason
+
+
+class AuthPolicyInvalid(ConfigurationRejected):
+    """The auth policy file cannot be read, decoded or validated.
+
+    Args:
+        path: the file (``OMNI_AUTH_POLICY_FILE``).
+        problem: what is wrong, naming the entry (``grants[2] ('email:…')``) when there is one.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            [
+                ConfigViolation(
+                    variables=("OMNI_AUTH_POLICY_FILE",),
+                    rule="auth policy",
+                    message=f"OMNI_AUTH_POLICY_FILE={path!r}: {problem}",
+                )
+            ]
+        )
+        self.path = path
+        self.problem = problem
