@@ -1,4 +1,8 @@
-"""Unauthenticated probes: ``/healthz``, ``/readyz`` and ``/metrics``."""
+"""Unauthenticated probes: ``/healthz``, ``/readyz`` and ``/metrics``.
+
+Once the app has started, :class:`omni_secrets.api.probes.ProbeFastPath` answers these GETs
+before FastAPI's routing; these routes document them in OpenAPI and answer before start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from omni_secrets.api.probes import readiness_response
 from omni_secrets.api.state import services_of
 
 router = APIRouter(tags=["health"])
@@ -22,14 +27,7 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Not ready; the body says why"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    readiness = await services_of(request).secrets.readiness()
-    body: dict[str, object] = {
-        "status": "ready" if readiness.ready else "not_ready",
-        "checks": readiness.checks,
-    }
-    if not readiness.ready:
-        body["reason"] = readiness.reason
-    return JSONResponse(body, status_code=200 if readiness.ready else 503)
+    return readiness_response(await services_of(request).secrets.readiness())
 
 
 @router.get("/metrics", summary="Prometheus text exposition")
