@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,7 @@ from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.cache_observer import CacheObserver
+from omni_secrets.service.gsm_versions import GsmVersions
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
 from omni_secrets.service.views import BreakGlassView
@@ -128,6 +129,20 @@ def build_secret_store(
         on_call=on_call,
         clock=clock,
     )
+
+
+def build_gsm_versions(settings: Settings) -> tuple[GsmVersions, Callable[[], Awaitable[None]]]:
+    """The operator's GSM version tool for ``settings`` and the coroutine that closes it.
+
+    Used by ``omni-secrets gsm versions``; the service never writes to GSM.
+    """
+    client = gsm_adapter.GsmSecretManagerClient(
+        project_id=settings.gsm.project_id,
+        endpoint=settings.gsm_endpoint,
+        timeout_seconds=settings.gsm_timeout_seconds,
+        retry=RetryPolicy(),
+    )
+    return GsmVersions(Catalog(settings.gsm_secret_prefix), client, client), client.aclose
 
 
 def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:
