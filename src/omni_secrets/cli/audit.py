@@ -6,8 +6,9 @@ import asyncio
 
 import typer
 
-from omni_secrets.cli._common import EXIT_FAILED, fail
-from omni_secrets.cli.db import database_url, require_schema_at_head
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
+from omni_secrets.cli._database import existing_database_url
+from omni_secrets.cli.db import require_schema_at_head
 from omni_secrets.config import load_settings
 from omni_secrets.domain.audit_chain import ChainVerdict, ChainVerifier
 
@@ -29,12 +30,14 @@ def verify() -> None:
     Usage: omni-secrets audit verify
 
     Exit 0 and print how many events were verified when the chain is intact; exit 1 with the id
-    of the first bad event (edited, re-hashed or missing before it) otherwise. Read-only; pages
-    through the table in short transactions, so it can run beside the service. Rows appended
-    while it runs are verified too.
+    of the first bad event (edited, re-hashed or missing before it) otherwise; exit 3 when the
+    database cannot be reached, does not exist or is not migrated. Read-only: never creates a
+    database (with OMNI_DATABASE_URL unset it finds `omni-secrets dev`'s
+    .omni-dev/omni-secrets.db); pages through the table in short transactions, so it can run
+    beside the service. Rows appended while it runs are verified too.
     """
-    url = database_url(load_settings())
-    require_schema_at_head(url)
+    url = existing_database_url(load_settings())
+    require_schema_at_head(url, code=EXIT_UNAVAILABLE)
     verdict = asyncio.run(_verify(url))
     if not verdict.ok:
         fail(

@@ -40,8 +40,8 @@ def database_url(settings: Settings) -> str:
     return settings.database_url
 
 
-def require_schema_at_head(url: str) -> None:
-    """Exit 1 with a clear line unless the database is migrated to the newest revision."""
+def require_schema_at_head(url: str, *, code: int = EXIT_FAILED) -> None:
+    """Exit ``code`` (default 1) with a clear line unless the database is migrated to head."""
     from omni_secrets.adapters.db import migrate
 
     at, head = migrate.current(url), migrate.head()
@@ -49,7 +49,7 @@ def require_schema_at_head(url: str) -> None:
         fail(
             f"the database schema is at {at or 'base'}, this version needs {head}: "
             "run 'omni-secrets db upgrade' first",
-            code=EXIT_FAILED,
+            code=code,
         )
 
 
