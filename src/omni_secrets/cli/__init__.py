@@ -85,7 +85,7 @@ emulator.register(app)
 gsm.register(app)
 ops.register(app)
 rotation.register(app)
-rotation_api.register(rotation.rotation_app)
+rotation_api.register(app, rotation.rotation_app)
 serve.register(app)
 token.register(app)
 

@@ -31,6 +31,7 @@ from omni_secrets.cli._target import (
 from omni_secrets.domain.catalog import parse_secret_type
 
 PREVIEW_PATH = "/ops/apex-omni/secrets/rotation-preview"
+SELF_TEST_PATH = "/ops/apex-omni/secrets/self-test"
 ROTATIONS_PATH = "/ops/apex-omni/secrets/rotations"
 
 PreviewIdArgument = Annotated[
@@ -38,11 +39,49 @@ PreviewIdArgument = Annotated[
 ]
 
 
-def register(rotation_app: typer.Typer) -> None:
-    """Add ``preview``, ``commit`` and ``cancel`` to the ``rotation`` group."""
+def register(app: typer.Typer, rotation_app: typer.Typer) -> None:
+    """Add ``preview``, ``commit``, ``cancel`` to the ``rotation`` group; ``self-test`` to app."""
     rotation_app.command("preview")(preview)
     rotation_app.command("commit")(commit)
     rotation_app.command("cancel")(cancel)
+    app.command("self-test")(self_test)
+
+
+def self_test(
+    url: UrlOption = None,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    insecure: InsecureOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign GET /api/v3/account at ApeX Omni with the credentials being served right now.
+
+    Needs the omni-secrets:rotate scope. Run it after a rotation commit, before revoking the old
+    key at ApeX. Read-only at ApeX; audited. Exit 0 when ApeX accepted the credentials, 1 when
+    it refused them (the reason is printed), 3 when the API is unreachable or answers 5xx.
+
+    --json prints the API's body, e.g. {"ok": true, "httpStatus": 200, "apexCode": null,
+    "skewMs": 12, "accountId": "..."}
+    """
+    target = resolve_target(
+        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.ROTATE
+    )
+    with ApiClient(target.url, target.token) as api:
+        result = api.post_json(SELF_TEST_PATH, None)
+    if as_json:
+        print_json(result)
+    elif result.get("ok"):
+        print(
+            f"ApeX accepted the served credentials: account {result.get('accountId')}, "
+            f"HTTP {result.get('httpStatus')}, clock skew {result.get('skewMs')} ms"
+        )
+    else:
+        print(
+            f"ApeX refused the served credentials: HTTP {result.get('httpStatus')}, ApeX code "
+            f"{result.get('apexCode')}: {result.get('reason')}"
+        )
+    if not result.get("ok"):
+        raise typer.Exit(EXIT_FAILED)
 
 
 def preview(
