@@ -16,6 +16,7 @@ from omni_secrets.api import breakglass, consumer, health, refresh, rotation, se
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
+from omni_secrets.api.openapi import install_openapi
 from omni_secrets.bootstrap import Overrides, run_services
 from omni_secrets.config import AuthMode, Settings
 
@@ -75,4 +76,5 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
         breakglass.router,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app

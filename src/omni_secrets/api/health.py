@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from omni_secrets.api.middleware import request_id_of
 from omni_secrets.api.state import services_of
 
 router = APIRouter(tags=["health"])
@@ -19,7 +20,9 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: 200 when the database answers and every required secret is served",
-    responses={503: {"description": "Not ready; the body says why"}},
+    responses={
+        503: {"description": "NOT_READY: the error envelope plus `status`, `checks` and `reason`"}
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     readiness = await services_of(request).secrets.readiness()
@@ -27,9 +30,17 @@ async def readyz(request: Request) -> JSONResponse:
         "status": "ready" if readiness.ready else "not_ready",
         "checks": readiness.checks,
     }
-    if not readiness.ready:
-        body["reason"] = readiness.reason
-    return JSONResponse(body, status_code=200 if readiness.ready else 503)
+    if readiness.ready:
+        return JSONResponse(body)
+    body["reason"] = readiness.reason
+    # Not ready is an error answer: it carries the contract's envelope beside the report.
+    correlation_id = request_id_of(request.scope)
+    body["error"] = {
+        "code": "NOT_READY",
+        "message": str(readiness.reason or "not ready"),
+        "correlationId": correlation_id,
+    }
+    return JSONResponse(body, status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus text exposition")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from omni_secrets.api.deps import CorrelationId, RotatePrincipal
 from omni_secrets.api.schemas import (
@@ -15,6 +15,11 @@ from omni_secrets.api.schemas import (
 from omni_secrets.api.state import services_of
 
 router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["rotation"])
+
+# camelCase in the path, like every other name on the wire (and like {overrideId}).
+PreviewId = Annotated[
+    str, Path(alias="previewId", description="The previewId of a rotation preview.")
+]
 
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {
@@ -51,7 +56,7 @@ async def preview_rotation(
 
 
 @router.post(
-    "/rotations/{preview_id}/commit",
+    "/rotations/{previewId}/commit",
     response_model=RotationCommitResponse,
     response_model_by_alias=True,
     responses={
@@ -61,7 +66,10 @@ async def preview_rotation(
     },
 )
 async def commit_rotation(
-    request: Request, preview_id: str, principal: RotatePrincipal, correlation_id: CorrelationId
+    request: Request,
+    preview_id: PreviewId,
+    principal: RotatePrincipal,
+    correlation_id: CorrelationId,
 ) -> RotationCommitResponse:
     """Pin the preview's candidate versions as active and release the group's lock."""
     view = await services_of(request).rotation.commit(
@@ -71,7 +79,7 @@ async def commit_rotation(
 
 
 @router.delete(
-    "/rotations/{preview_id}",
+    "/rotations/{previewId}",
     status_code=204,
     response_class=Response,
     responses={
@@ -80,7 +88,10 @@ async def commit_rotation(
     },
 )
 async def cancel_rotation(
-    request: Request, preview_id: str, principal: RotatePrincipal, correlation_id: CorrelationId
+    request: Request,
+    preview_id: PreviewId,
+    principal: RotatePrincipal,
+    correlation_id: CorrelationId,
 ) -> Response:
     """Cancel an open preview and release the group's lock."""
     await services_of(request).rotation.cancel(
