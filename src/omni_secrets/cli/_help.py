@@ -1,7 +1,8 @@
 """Help pages that read like an operator tool's, not like Python.
 
-Typer labels every value with its Python annotation (``--scope <list[str]>``, ``ID <str>``) and
-its Rich formatter keeps a docstring's hard line breaks. :func:`tidy_help` walks the finished
+Typer labels every value with its Python annotation (``--scope <list[str]>``, ``ID <str>``),
+writes required arguments as ``{ID}`` in usage lines, and its Rich formatter keeps a docstring's
+hard line breaks. :func:`tidy_help` walks the finished
 Click command tree once: options show their metavar (``--scope SCOPE``; flags show nothing),
 arguments only their name, and help is rendered by Click's plain formatter, which re-wraps
 paragraphs to the terminal width.
@@ -30,6 +31,9 @@ def _tidy_param(param: click_core.Parameter) -> None:
         label: str | None = None
     elif isinstance(param, typer_core.TyperArgument):
         label = None  # the argument's name (its metavar) is shown already
+        # Usage lines say `revoke OVERRIDE_ID`, not Typer's `{OVERRIDE_ID}`: bare means required.
+        usage = param.display_name_raw if param.required else f"[{param.display_name_raw}]"
+        setattr(param, "_usage_display_name", lambda: usage)  # noqa: B010
     else:
         if param.metavar is None:
             param.metavar = (param.name or "value").upper()

@@ -137,7 +137,10 @@ def enable_version(
     """Enable one version of the type's secret (it can be served or previewed again).
 
     Exit 0; 1 unknown version, destroyed version or access denied; 2 bad input; 3 GSM
-    unreachable. --json prints the version as `gsm versions add --json` does.
+    unreachable.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "version": "1", "state": "ENABLED", "createTime": "..."}.
     """
     checked = parse_secret_type(secret_type)
     changed = _run(lambda tool: tool.set_state(checked, version, VersionState.ENABLED))
@@ -152,6 +155,9 @@ def disable_version(
     Safety: disabling the version the service serves makes that type fail closed at its next
     read from GSM. Disable an old version only after a rotation commit moved the pin away
     from it (`omni-secrets status` shows the served version). Exit codes as `enable`.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "version": "1", "state": "DISABLED", "createTime": "..."}.
     """
     checked = parse_secret_type(secret_type)
     changed = _run(lambda tool: tool.set_state(checked, version, VersionState.DISABLED))

@@ -43,11 +43,8 @@ _SOURCE_STYLE = {"gsm": "green", "break_glass": "magenta"}
 def register(app: typer.Typer) -> None:
     """Add ``status`` and the ``refresh`` group to ``app``."""
     app.command("status")(status)
-    refresh_app = typer.Typer(
-        help="Queue a cache refresh, or look one up by its request id.",
-        invoke_without_command=True,
-        no_args_is_help=False,
-    )
+    # No help= here: the group's help is refresh()'s docstring (it is the command itself).
+    refresh_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
     refresh_app.callback(invoke_without_command=True)(refresh)
     refresh_app.command("status")(refresh_status)
     app.add_typer(refresh_app, name="refresh")

@@ -29,7 +29,9 @@ _STATUS_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
 _PLAIN_WIDTH = 120
 
 rotation_app = typer.Typer(
-    name="rotation", help="Rotation tracking (OMNI_DATABASE_URL).", no_args_is_help=True
+    name="rotation",
+    help="Rotation: check (reads OMNI_DATABASE_URL), preview, commit, cancel (call the API).",
+    no_args_is_help=True,
 )
 
 
