@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +25,7 @@ from omni_secrets.api.auth import Scope
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
 from omni_secrets.cli._output import console, minutes, print_json, relative
+from omni_secrets.cli._secret_input import read_value
 from omni_secrets.cli._target import (
     InsecureOption,
     JsonOption,
@@ -36,7 +36,6 @@ from omni_secrets.cli._target import (
 )
 from omni_secrets.domain import breakglass
 from omni_secrets.domain.catalog import parse_secret_type
-from omni_secrets.domain.values import SecretValue
 
 BREAK_GLASS_PATH = "/ops/apex-omni/secrets/break-glass"
 PUBLIC_KEY_PATH = f"{BREAK_GLASS_PATH}/public-key"
@@ -203,7 +202,7 @@ def push(
     target = resolve_target(
         url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.BREAK_GLASS
     )
-    value = _read_value(value_file)
+    value = read_value(value_file)
 
     with ApiClient(target.url, target.token) as api:
         key_b64, key_id = given_key or _fetch_public_key(api)
@@ -343,28 +342,3 @@ def _fetch_public_key(api: ApiClient) -> tuple[str, str]:
     if breakglass.key_id(raw) != served_id:
         fail("the API's keyId does not match its public key; refusing to seal", code=EXIT_FAILED)
     return key_b64, served_id
-
-
-def _read_value(value_file: Path | None) -> SecretValue:
-    """The value from the file or stdin, minus one trailing newline; exit 2 when unusable."""
-    if value_file is not None:
-        try:
-            data = value_file.read_bytes()
-        except OSError as exc:
-            fail(f"cannot read {value_file}: {exc.strerror or 'error'}", code=EXIT_USAGE)
-    else:
-        if sys.stdin.isatty():
-            typer.echo("reading the value from stdin; end with Ctrl-D", err=True)
-        data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Not the decode error's text: it would quote bytes of the value.
-        fail("the value is not UTF-8 text", code=EXIT_USAGE)
-    if text.endswith("\r\n"):
-        text = text[:-2]
-    elif text.endswith("\n"):
-        text = text[:-1]
-    if not text:
-        fail("the value is empty", code=EXIT_USAGE)
-    return SecretValue(text)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.cli._output import console, print_json
+from omni_secrets.cli._secret_input import read_value
 from omni_secrets.cli._target import JsonOption
 from omni_secrets.config import load_settings
 from omni_secrets.domain.catalog import SecretType, parse_secret_type
@@ -121,12 +122,10 @@ def add_version(
     --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
     "version": "2", "state": "ENABLED", "createTime": "..."}.
     """
-    from omni_secrets.cli.breakglass import _read_value
-
     checked = parse_secret_type(secret_type)
     if (value_file is None) == (not value_stdin):
         fail("give exactly one of --value-file F or --value-stdin", code=EXIT_USAGE)
-    value = _read_value(value_file)
+    value = read_value(value_file)
     added = _run(lambda tool: tool.add(checked, value))
     _print_version(checked, added, "added", as_json=as_json)
 
