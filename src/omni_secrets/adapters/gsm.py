@@ -345,11 +345,8 @@ class GsmSecretManagerClient:
     async def _write_once(
         self, method: str, secret_id: str, request: Any, deadline: float
     ) -> VersionInfo:
-        rpc = {
-            "AddSecretVersion": "add_secret_version",
-            "EnableSecretVersion": "enable_secret_version",
-            "DisableSecretVersion": "disable_secret_version",
-        }[method]
+        # The client's method is the RPC name in snake case (AddSecretVersion -> add_...).
+        rpc = re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
         with gsm_errors.translated(method, secret_id):
             client = self._client_for_running_loop()
             answer = await getattr(client, rpc)(request=request, retry=None, timeout=deadline)

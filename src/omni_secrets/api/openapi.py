@@ -57,7 +57,7 @@ _ENVELOPE_SCHEMA: dict[str, Any] = {
         "error": {
             "code": "ROTATION_IN_PROGRESS",
             "message": "rotation group 'api_credentials' is locked by an open preview",
-            "correlationId": "0f6c2d8e5a9b4c1d8e7f6a5b4c3d2e1f",
+            "correlationId": "req-example-42",
             "details": {"previewId": "5c0f9e…", "expiresAt": "2026-11-25T10:15:00Z"},
         }
     },
