@@ -134,6 +134,17 @@ class TestDevEnvFile:
             "OMNI_TOKEN_OMNI_SECRETS_REFRESH",
             "OMNI_TOKEN_APEX_OMNI_READ",
         } <= exported
+        on_path = dev_service.run("--version", source=True)
+        assert on_path.code == 0
+        bare = subprocess.run(
+            ["bash", "-c", f"source {shlex.quote(str(env_file))} && command -v omni-secrets"],
+            env={k: v for k, v in dev_service.env.items() if k != "PATH"}
+            | {"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert bare.stdout.strip() == CLI, bare.stderr
         key_file = dev_service.data_dir / "integrity.key"
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
         assert len(key_file.read_text().strip()) >= 44  # base64 of >= 32 bytes

@@ -20,6 +20,7 @@ import os
 import secrets
 import shlex
 import socket
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -226,7 +227,8 @@ def env_file_lines(
     and one ``OMNI_TOKEN_<SCOPE>`` per scope (the scope upper-cased, every run of characters
     other than A-Z and 0-9 replaced by ``_``: ``omni-secrets:read`` ->
     ``OMNI_TOKEN_OMNI_SECRETS_READ``), which API commands use when no ``--token``,
-    ``OMNI_TOKEN`` or ``OMNI_TOKEN_FILE`` is given. Values are shell-quoted.
+    ``OMNI_TOKEN`` or ``OMNI_TOKEN_FILE`` is given, and puts this installation's scripts
+    directory first on ``PATH``. Values are shell-quoted.
     """
     hs256_secret = (
         settings.auth_hs256_secret.get_secret_value() if settings.auth_hs256_secret else ""
@@ -243,11 +245,16 @@ def env_file_lines(
     if settings.gsm_secret_prefix != DEFAULT_GSM_SECRET_PREFIX:
         exports.append(("OMNI_GSM_SECRET_PREFIX", settings.gsm_secret_prefix))
     exports.extend((token_env_var(scope), token) for scope, token in tokens.items())
-    return [
+    lines = [
         "# Written by `omni-secrets dev` for the service it is running; rewritten at each start.",
         "# Load it with: source <this file>. It holds dev credentials: keep it private (0600).",
         *(f"export {name}={shlex.quote(value)}" for name, value in exports),
     ]
+    scripts = Path(sys.executable).parent
+    if (scripts / "omni-secrets").exists():
+        # So that a plain `omni-secrets` runs this installation (e.g. the clone's .venv).
+        lines.append(f'export PATH={shlex.quote(str(scripts))}:"$PATH"')
+    return lines
 
 
 def _client_host(host: str) -> str:
