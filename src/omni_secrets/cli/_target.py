@@ -149,7 +149,7 @@ def resolve_token(
     if environ.get(TOKEN_ENV, "").strip():
         return environ[TOKEN_ENV].strip()
     if environ.get(TOKEN_FILE_ENV, "").strip():
-        return _read_token_file(Path(environ[TOKEN_FILE_ENV].strip()), TOKEN_FILE_ENV)
+        return _read_token_file(Path(environ[TOKEN_FILE_ENV].strip()).expanduser(), TOKEN_FILE_ENV)
     per_scope = token_env_var(scope)
     if environ.get(per_scope, "").strip():
         return environ[per_scope].strip()
