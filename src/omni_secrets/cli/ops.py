@@ -248,6 +248,10 @@ def _rotation_text(rotation: dict[str, Any]) -> str:
         when = f"due in {days}d"
     else:
         when = f"{-days}d late"
+    candidate = rotation.get("candidateVersion")
+    if candidate:
+        # A new GSM version waiting for a rotation preview (contract section 12).
+        when += f", v{candidate} waiting"
     return f"[{_ROTATION_STYLE.get(state, 'white')}]{state}[/] ({when})"
 
 
@@ -259,9 +263,11 @@ def render_status(body: dict[str, Any]) -> None:
     state = cache["state"]
     out.print(
         f"[bold]{body['environment']}[/] · project [bold]{body['gcpProjectId']}[/] · cache "
-        f"[{_STATE_STYLE.get(state, 'white')}]{state}[/] (ttl {cache['ttlSeconds']}s, "
-        f"hydrated {relative(cache.get('hydratedAt'), now)}, "
-        f"last refresh {relative(cache.get('lastRefreshAt'), now)})"
+        f"[{_STATE_STYLE.get(state, 'white')}]{state}[/] · ttl {cache['ttlSeconds']}s"
+    )
+    out.print(
+        f"hydrated {relative(cache.get('hydratedAt'), now)} · "
+        f"last refresh {relative(cache.get('lastRefreshAt'), now)}"
     )
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("secret type", no_wrap=True)
