@@ -73,16 +73,25 @@ def _write_once(path: Path, make: str) -> str:
 def dev(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, min=1, max=65535, help="TCP port to listen on."),
-    data_dir: Path = typer.Option(Path(".omni-dev"), "--data-dir", help="Where state is kept."),
+    data_dir: Path = typer.Option(
+        Path(".omni-dev"), "--data-dir", metavar="DIR", help="Where state and the env file live."
+    ),
 ) -> None:
     """Run the whole service embedded, for development (OMNI_ENVIRONMENT=development).
 
     Usage: omni-secrets dev [--host 127.0.0.1] [--port 8080] [--data-dir .omni-dev]
 
-    The data dir keeps the SQLite database, the break-glass key pair and the dev token secret;
-    delete it to start from scratch. Demo credentials are fake and live only in the in-process
-    GSM emulator. Other OMNI_* variables from the environment still apply (e.g.
-    OMNI_CACHE_TTL_SECONDS). Refuses to run with OMNI_ENVIRONMENT=production.
+    Checks that the port is free before anything else (exit 2 with one line otherwise). The
+    data dir keeps the SQLite database, the break-glass key pair, the dev token secret and the
+    integrity key; delete it to start from scratch. Each start writes DATA_DIR/env (mode 0600):
+    `source .omni-dev/env` exports OMNI_URL, OMNI_DATABASE_URL, OMNI_AUTH_HS256_SECRET,
+    OMNI_INTEGRITY_KEY_FILE, OMNI_GSM_ENDPOINT, GCP_PROJECT_ID, OMNI_ENVIRONMENT and one
+    OMNI_TOKEN_<SCOPE> per scope (e.g. OMNI_TOKEN_OMNI_SECRETS_READ), so every CLI command works
+    against this service with no flags. Demo credentials are fake and live only in the
+    in-process GSM emulator; the local fake ApeX accepts any credential set ENABLED there, so a
+    rotation can be rehearsed (`gsm versions add`, `rotation preview`, `rotation commit`).
+    Other OMNI_* variables from the environment still apply (e.g. OMNI_CACHE_TTL_SECONDS).
+    Refuses to run with OMNI_ENVIRONMENT=production.
     """
     from omni_secrets.emulator import GsmEmulator
 
