@@ -58,7 +58,7 @@ def status_body() -> dict[str, Any]:
                 cacheSource="break_glass",
                 breakGlass={
                     "active": True,
-                    "overrideId": "3f0c9e1b7a6d4c2e8f5a1b3c5d7e9f01",
+                    "overrideId": "fake-override-0001",
                     "actor": "oncall@example.com",
                     "activatedAt": iso(timedelta(minutes=-3)),
                     "expiresAt": iso(timedelta(minutes=12)),
@@ -92,7 +92,7 @@ def test_fits_80_columns_and_keeps_the_long_fields_whole(
     assert max(len(line) for line in out.splitlines()) <= 80
     flat = " ".join(out.split())
     assert REASON in flat
-    assert "3f0c9e1b7a6d4c2e8f5a1b3c5d7e9f01" in flat
+    assert "fake-override-0001" in flat
     assert "PERMISSION_DENIED" in flat
     assert "secretmanager.versions.access' denied on the secret" in flat
 
