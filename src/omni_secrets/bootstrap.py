@@ -1,13 +1,20 @@
 """The composition root: the one place that builds concrete adapters and wires the service.
 
-``run_services(settings, overrides=...)`` is an async context manager used by the app's lifespan
-(and by tests and the benchmark). It builds, in order: metrics registry, database engine and
-units of work, the GSM client, one shared HTTP client (ApeX, PagerDuty), the alert dispatcher,
-the auditor, the secret service with its cache, the rotation service and the rotation monitor
-(with its leader lock); then loads metadata, hydrates the cache (a GSM outage leaves it empty and
-retrying, it does not fail startup), runs one rotation-monitor round and starts the background
-jobs.
-Everything is closed in reverse order. :class:`Overrides` swaps adapters for fakes in tests.
+Three steps, each its own function:
+
+- :func:`build_services` constructs everything (metrics registry, database engine and units of
+  work, the GSM client, one shared HTTP client for ApeX and PagerDuty, the alert dispatcher, the
+  auditor, the pinned-version fetch, the cache, the secret, break-glass and rotation services and
+  the jobs) and returns them as :class:`Services`. No I/O besides reading the break-glass key file,
+  no task, no connection: cheap, and what unit-test rigs call with fakes.
+- :func:`start_services` is the async context manager that runs them: loads metadata, reinstalls
+  stored overrides, hydrates the cache (a GSM outage leaves it empty and retrying, it does not fail
+  startup), starts the background jobs and the cross-replica listener, runs one rotation-monitor
+  round; on exit it stops all of that in reverse order and closes what ``build_services`` opened.
+- :func:`run_services` is both in one ``async with``, used by the app's lifespan, tests and the
+  benchmark.
+
+:class:`Overrides` swaps adapters for fakes in tests.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -32,32 +39,34 @@ from omni_secrets.adapters.db import unit_of_work
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
 from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
-from omni_secrets.domain.cache import Fetch, OmniSecretCache
-from omni_secrets.domain.catalog import Catalog, SecretType
-from omni_secrets.domain.changes import ChangeNotifier, Publish
-from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.cache import OmniSecretCache
+from omni_secrets.domain.catalog import Catalog
+from omni_secrets.domain.changes import ChangeNotifier
+from omni_secrets.domain.clock import Clock, Sleep, SystemClock
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
-from omni_secrets.domain.values import SecretValue
 from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
+from omni_secrets.jobs.reconcile import DEFAULT_INTERVAL_SECONDS as RECONCILE_INTERVAL_SECONDS
+from omni_secrets.jobs.reconcile import ReconcileJob
 from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
 from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
+from omni_secrets.observability.cache_observer import CacheObserver
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
+from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
-from omni_secrets.service.cache_observer import CacheObserver
 from omni_secrets.service.gsm_versions import GsmVersions
+from omni_secrets.service.observer import ObserverFanOut, ServiceObserver
+from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
-from omni_secrets.service.views import BreakGlassView
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 
 AUDIT_ALERT = "audit_write_failures"
-RECONCILE_INTERVAL_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,17 +79,20 @@ class Overrides:
     apex: ApexGateway | None = None
     alert_sinks: Sequence[AlertSink] | None = None
     # The PagerDuty sink's retry backoff sleep: tests record the delays instead of waiting.
-    pagerduty_sleep: pagerduty.Sleep | None = None
+    pagerduty_sleep: Sleep | None = None
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
     breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     leader_lock: LeaderLock | None = None
+    notifier: ChangeNotifier | None = None
+    # Observers of the services' events besides the metrics + redaction one (tests record).
+    observers: Sequence[ServiceObserver] = ()
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Services:
-    """Everything the edges need, built once per process (or per test app)."""
+    """Everything the edges need, built once per process (or per test app) by build_services."""
 
     settings: Settings
     catalog: Catalog
@@ -96,11 +108,12 @@ class Services:
     break_glass: BreakGlassService
     rotation: RotationService
     rotation_monitor: RotationMonitor
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    reconcile: ReconcileJob
+    break_glass_expiry: BreakGlassExpiryJob
     # Cross-replica notifications (LISTEN/NOTIFY on PostgreSQL, a no-op otherwise).
-    notifier: ChangeNotifier = field(default_factory=notify.LocalNotifier)
-    # One reconcile at a time, whether the periodic loop or a notification asked for it.
-    reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    notifier: ChangeNotifier
+    # What start_services closes last, in reverse order (engine, GSM channel, HTTP client, ...).
+    closers: tuple[Callable[[], Awaitable[object]], ...] = ()
 
     @property
     def cache(self) -> OmniSecretCache:
@@ -145,6 +158,20 @@ def build_gsm_versions(settings: Settings) -> tuple[GsmVersions, Callable[[], Aw
     return GsmVersions(Catalog(settings.gsm_secret_prefix), client, client), client.aclose
 
 
+@contextlib.asynccontextmanager
+async def open_database(
+    url: str, *, clock: Clock | None = None
+) -> AsyncIterator[UnitOfWorkFactory]:
+    """Units of work over the database at ``url``, for one CLI command; the engine is disposed on
+    exit. Opening connects nothing: the first unit of work does.
+    """
+    engine = db_engine.create_engine(url)
+    try:
+        yield unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+    finally:
+        await engine.dispose()
+
+
 def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:
     """The break-glass key pair of ``settings``, or None when break-glass is not configured.
 
@@ -178,11 +205,16 @@ def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:
     return load_key_pair(public_key, text)
 
 
-@contextlib.asynccontextmanager
-async def run_services(
-    settings: Settings, overrides: Overrides | None = None
-) -> AsyncIterator[Services]:
-    """Build, start, yield and finally close every component (see the module docstring)."""
+def build_services(settings: Settings, overrides: Overrides | None = None) -> Services:
+    """Construct every component for ``settings`` (nothing started, nothing connected).
+
+    Args:
+        settings: the validated configuration.
+        overrides: adapters to use instead of the real ones.
+
+    Raises:
+        BreakGlassKeyInvalid: break-glass is configured with a bad key pair.
+    """
     over = overrides or Overrides()
     clock = over.clock or SystemClock()
     break_glass_keys = load_break_glass_key_pair(settings)
@@ -190,275 +222,242 @@ async def run_services(
     registry = over.registry or CollectorRegistry()
     metrics = OmniMetrics(registry, [t.value for t in catalog.types])
     redactor = over.redactor or Redactor()
+    closers: list[Callable[[], Awaitable[object]]] = []
 
-    async with contextlib.AsyncExitStack() as stack:
-        engine: AsyncEngine | None = None
-        if over.uow_factory is None:
-            engine = db_engine.create_engine(settings.database_url)
-            stack.push_async_callback(engine.dispose)
-            uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
-        else:
-            uow_factory = over.uow_factory
+    engine: AsyncEngine | None = None
+    if over.uow_factory is None:
+        engine = db_engine.create_engine(settings.database_url)
+        closers.append(engine.dispose)
+        uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+    else:
+        uow_factory = over.uow_factory
 
-        # --- cross-replica notifications ------------------------------------------------------
-        notifier: ChangeNotifier = notify.LocalNotifier()
-        if engine is not None and not db_engine.is_sqlite(settings.database_url):
-            notifier = notify.PostgresNotifier(
-                engine, notify.postgres_conninfo(db_engine.async_url(settings.database_url))
-            )
-
-        store = over.secret_store or build_secret_store(settings, metrics=metrics, clock=clock)
-        closer = getattr(store, "aclose", None)
-        if closer is not None:
-            stack.push_async_callback(closer)
-
-        http = httpx.AsyncClient(timeout=10.0)
-        stack.push_async_callback(http.aclose)
-
-        sinks: list[AlertSink] = list(over.alert_sinks or ())
-        if over.alert_sinks is None and settings.pagerduty_routing_key is not None:
-            sinks.append(
-                pagerduty.PagerDutySink(
-                    routing_key=settings.pagerduty_routing_key.get_secret_value(),
-                    events_url=str(settings.pagerduty_events_url),
-                    http=http,
-                    source=f"omni-secrets/{settings.environment}/{settings.gcp_project_id}",
-                    sleep=over.pagerduty_sleep or asyncio.sleep,
-                )
-            )
-        alerts = AlertDispatcher(
-            str(settings.environment),
-            sinks,
-            clock,
-            on_outcome=lambda alert, action, result: metrics.alerts_sent.labels(
-                alert, action, result
-            ).inc(),
+    # Cross-replica notifications: LISTEN/NOTIFY on PostgreSQL, nothing on SQLite or fakes.
+    notifier: ChangeNotifier = over.notifier or notify.LocalNotifier()
+    if (
+        over.notifier is None
+        and engine is not None
+        and not db_engine.is_sqlite(settings.database_url)
+    ):
+        notifier = notify.PostgresNotifier(
+            engine, notify.postgres_conninfo(db_engine.async_url(settings.database_url))
         )
-        alerts.start()
-        stack.push_async_callback(alerts.stop)
 
-        def audit_failed() -> None:
-            metrics.audit_write_failures.inc()
-            alerts.trigger(
-                Alert(
-                    name=AUDIT_ALERT,
-                    subject="audit",
-                    severity="critical",
-                    summary="omni-secrets: audit events cannot be written",
-                    details={"environment": str(settings.environment)},
-                )
+    store = over.secret_store or build_secret_store(settings, metrics=metrics, clock=clock)
+    closer = getattr(store, "aclose", None)
+    if closer is not None:
+        closers.append(closer)
+
+    http = httpx.AsyncClient(timeout=10.0)
+    closers.append(http.aclose)
+
+    sinks: list[AlertSink] = list(over.alert_sinks or ())
+    if over.alert_sinks is None and settings.pagerduty_routing_key is not None:
+        sinks.append(
+            pagerduty.PagerDutySink(
+                routing_key=settings.pagerduty_routing_key.get_secret_value(),
+                events_url=str(settings.pagerduty_events_url),
+                http=http,
+                source=f"omni-secrets/{settings.environment}/{settings.gcp_project_id}",
+                sleep=over.pagerduty_sleep or asyncio.sleep,
             )
-
-        auditor = Auditor(
-            uow_factory=uow_factory,
-            on_write_failure=audit_failed,
-            on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
         )
-        auditor.start()
-        stack.push_async_callback(auditor.stop)
+    alerts = AlertDispatcher(
+        str(settings.environment),
+        sinks,
+        clock,
+        on_outcome=lambda alert, action, result: metrics.alerts_sent.labels(
+            alert, action, result
+        ).inc(),
+    )
 
-        apex = over.apex or apex_adapter.ApexOmniClient(
-            str(settings.apex_base_url).rstrip("/"), http, clock
+    def audit_failed() -> None:
+        metrics.audit_write_failures.inc()
+        alerts.trigger(
+            Alert(
+                name=AUDIT_ALERT,
+                subject="audit",
+                severity="critical",
+                summary="omni-secrets: audit events cannot be written",
+                details={"environment": str(settings.environment)},
+            )
         )
-        observer = CacheObserver(
+
+    auditor = Auditor(
+        uow_factory=uow_factory,
+        on_write_failure=audit_failed,
+        on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
+    )
+
+    apex = over.apex or apex_adapter.ApexOmniClient(
+        str(settings.apex_base_url).rstrip("/"), http, clock
+    )
+
+    # Every service reports reads, failures and values it sees through this one observer.
+    observer: ServiceObserver = MetricsAndRedaction(metrics, redactor)
+    if over.observers:
+        observer = ObserverFanOut([observer, *over.observers])
+
+    # The cache is built around the pinned fetch, before any service: break-glass and the
+    # secret service both receive it, so neither has to be late-bound to the other.
+    pins = PinnedVersions(catalog=catalog, store=store, uow_factory=uow_factory, observer=observer)
+    cache = OmniSecretCache(
+        catalog=catalog,
+        fetch=pins.fetch,
+        ttl_seconds=settings.cache_ttl_seconds,
+        max_stale_seconds=settings.cache_max_stale_seconds,
+        clock=clock,
+        listener=CacheObserver(
             catalog=catalog,
             metrics=metrics,
             alerts=alerts,
             auditor=auditor,
             clock=clock,
             alert_after_failures=settings.alert_consecutive_failures,
-        )
+        ),
+    )
+    break_glass = BreakGlassService(
+        key_pair=break_glass_keys,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        cache=cache,
+        alerts=alerts,
+        clock=clock,
+        observer=observer,
+        on_change=notifier.publish,
+    )
+    secrets = OmniSecretService(
+        identity=ServiceIdentity(
+            environment=str(settings.environment),
+            gcp_project_id=settings.gcp_project_id or "",
+            rotation_warning_days=settings.rotation_warning_days,
+        ),
+        catalog=catalog,
+        pins=pins,
+        cache=cache,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        apex=apex,
+        clock=clock,
+        break_glass_view=break_glass.view,
+    )
+    metrics.track_cache_age(secrets.cache_age_seconds)
 
-        def build_cache(fetch: Fetch) -> OmniSecretCache:
-            return OmniSecretCache(
-                catalog=catalog,
-                fetch=fetch,
-                ttl_seconds=settings.cache_ttl_seconds,
-                max_stale_seconds=settings.cache_max_stale_seconds,
-                clock=clock,
-                listener=observer,
-            )
-
-        def served(value: SecretValue) -> None:
-            redactor.register(value.reveal())
-
-        # The secret service is built before the break-glass service (which needs its cache):
-        # status reaches the latter through this late-bound view.
-        break_glass_ref: list[BreakGlassService] = []
-
-        def break_glass_view(secret_type: SecretType) -> BreakGlassView:
-            return (
-                break_glass_ref[0].view(secret_type) if break_glass_ref else BreakGlassView(False)
-            )
-
-        secrets = OmniSecretService(
-            identity=ServiceIdentity(
-                environment=str(settings.environment),
-                gcp_project_id=settings.gcp_project_id or "",
-                rotation_warning_days=settings.rotation_warning_days,
-            ),
-            catalog=catalog,
-            store=store,
-            uow_factory=uow_factory,
-            auditor=auditor,
-            apex=apex,
-            clock=clock,
-            cache_factory=build_cache,
-            on_read=lambda t, source, ok: metrics.reads.labels(
-                t, source, "success" if ok else "failure"
-            ).inc(),
-            on_value=served,
-            break_glass_view=break_glass_view,
-        )
-        stack.push_async_callback(secrets.stop)
-        metrics.track_cache_age(secrets.cache_age_seconds)
-
-        # --- rotation: preview/commit/cancel and the monitor ------------------------------
-        leader_lock: LeaderLock
-        if over.leader_lock is not None:
-            leader_lock = over.leader_lock
-        elif engine is not None:
-            leader_lock = db_leader.leader_lock_for(engine)
-            stack.push_async_callback(leader_lock.release)
-        else:
-            leader_lock = db_leader.LocalLeaderLock()
-        rotation_monitor = RotationMonitor(
-            catalog=catalog,
-            uow_factory=uow_factory,
-            auditor=auditor,
-            alerts=alerts,
-            metrics=metrics,
-            clock=clock,
-            leader_lock=leader_lock,
-            warning_days=settings.rotation_warning_days,
-            interval_seconds=settings.rotation_check_interval_seconds,
-        )
-        rotation = RotationService(
-            catalog=catalog,
-            store=store,
-            uow_factory=uow_factory,
-            auditor=auditor,
-            apex=apex,
+    leader_lock: LeaderLock
+    if over.leader_lock is not None:
+        leader_lock = over.leader_lock
+    elif engine is not None:
+        leader_lock = db_leader.leader_lock_for(engine)
+        closers.append(leader_lock.release)
+    else:
+        leader_lock = db_leader.LocalLeaderLock()
+    rotation_monitor = RotationMonitor(
+        catalog=catalog,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        alerts=alerts,
+        metrics=metrics,
+        clock=clock,
+        leader_lock=leader_lock,
+        warning_days=settings.rotation_warning_days,
+        interval_seconds=settings.rotation_check_interval_seconds,
+    )
+    rotation = RotationService(
+        catalog=catalog,
+        store=store,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        apex=apex,
+        secrets=secrets,
+        alerts=alerts,
+        observer=observer,
+        clock=clock,
+        period_days=settings.rotation_period_days,
+        on_commit=lambda group: rotation_monitor.wake(),
+        on_change=notifier.publish,
+    )
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        clock=clock,
+        metrics=metrics,
+        redactor=redactor,
+        uow_factory=uow_factory,
+        store=store,
+        alerts=alerts,
+        auditor=auditor,
+        apex=apex,
+        secrets=secrets,
+        break_glass=break_glass,
+        rotation=rotation,
+        rotation_monitor=rotation_monitor,
+        reconcile=ReconcileJob(
             secrets=secrets,
-            alerts=alerts,
-            metrics=metrics,
-            clock=clock,
-            period_days=settings.rotation_period_days,
-            on_value=served,
-            on_commit=lambda group: rotation_monitor.wake(),
-            on_change=notifier.publish,
-        )
+            break_glass=break_glass,
+            interval_seconds=over.reconcile_interval_seconds,
+        ),
+        break_glass_expiry=BreakGlassExpiryJob(
+            break_glass, max_interval_seconds=over.breakglass_expiry_interval_seconds
+        ),
+        notifier=notifier,
+        closers=tuple(closers),
+    )
 
-        services = Services(
-            settings=settings,
-            catalog=catalog,
-            clock=clock,
-            metrics=metrics,
-            redactor=redactor,
-            uow_factory=uow_factory,
-            store=store,
-            alerts=alerts,
-            auditor=auditor,
-            apex=apex,
-            secrets=secrets,
-            break_glass=_build_break_glass(
-                break_glass_keys,
-                secrets,
-                uow_factory,
-                auditor,
-                alerts,
-                metrics,
-                clock,
-                served,
-                notifier.publish,
-            ),
-            rotation=rotation,
-            rotation_monitor=rotation_monitor,
-            notifier=notifier,
-        )
-        break_glass_ref.append(services.break_glass)
 
-        await secrets.load_metadata()
-        # Before hydration: an override persisted before a restart is served at once, even
-        # while GSM (the reason for break-glass) is still down.
+@contextlib.asynccontextmanager
+async def start_services(services: Services) -> AsyncIterator[Services]:
+    """Start ``services``, yield them, then stop them and close their resources.
+
+    Start-up order: alert dispatcher and auditor; metadata; stored break-glass overrides (before
+    hydration, so an override persisted before a restart is served at once even while GSM is
+    down); cache hydration and refresher; the reconcile and break-glass expiry jobs; the
+    cross-replica listener; one rotation-monitor round, then the monitor. Exit reverses it and
+    finally closes what :func:`build_services` opened (engine, GSM channel, HTTP client, leader).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        for close in services.closers:
+            stack.push_async_callback(close)
+        services.alerts.start()
+        stack.push_async_callback(services.alerts.stop)
+        services.auditor.start()
+        stack.push_async_callback(services.auditor.stop)
+        stack.push_async_callback(services.secrets.stop)
+
+        await services.secrets.load_metadata()
         await services.break_glass.reload_at_startup()
-        await secrets.cache.hydrate()
-        secrets.cache.start()
-        stack.push_async_callback(secrets.cache.stop)
-        reconcile = asyncio.create_task(
-            _reconcile_forever(services, over.reconcile_interval_seconds), name="reconcile"
-        )
-        services.tasks.append(reconcile)
-        expiry = BreakGlassExpiryJob(
-            services.break_glass, max_interval_seconds=over.breakglass_expiry_interval_seconds
-        )
-        services.tasks.append(asyncio.create_task(expiry.run_forever(), name="break-glass-expiry"))
-        stack.push_async_callback(_cancel, services.tasks)
+        await services.cache.hydrate()
+        services.cache.start()
+        stack.push_async_callback(services.cache.stop)
+        tasks = [
+            asyncio.create_task(services.reconcile.run_forever(), name="reconcile"),
+            asyncio.create_task(
+                services.break_glass_expiry.run_forever(), name="break-glass-expiry"
+            ),
+        ]
+        stack.push_async_callback(_cancel, tasks)
         # After hydration: other replicas' changes from now on trigger an immediate reconcile.
-        await notifier.start(lambda: reconcile_now(services))
-        stack.push_async_callback(notifier.stop)
+        await services.notifier.start(services.reconcile.reconcile_now)
+        stack.push_async_callback(services.notifier.stop)
         # One round now, so the rotation gauges are right from the first scrape.
-        await rotation_monitor.tick()
-        rotation_monitor.start()
-        stack.push_async_callback(rotation_monitor.stop)
+        await services.rotation_monitor.tick()
+        services.rotation_monitor.start()
+        stack.push_async_callback(services.rotation_monitor.stop)
         log.info(
             "service.started",
-            environment=str(settings.environment),
-            project=settings.gcp_project_id,
-            cache_state=secrets.cache.state.value,
+            environment=str(services.settings.environment),
+            project=services.settings.gcp_project_id,
+            cache_state=services.cache.state.value,
         )
         yield services
 
 
-async def reconcile_now(services: Services) -> None:
-    """Catch up with the database: new metadata pins, and overrides added or ended elsewhere.
-
-    Run by the periodic loop and on each (coalesced) cross-replica notification; one at a time.
-    Never raises: each half's failure is logged and the next reconcile retries.
-    """
-    async with services.reconcile_lock:
-        try:
-            await services.secrets.reconcile()
-        except Exception as exc:  # a reconcile failure must never end its caller's loop
-            log.warning("reconcile.failed", error_type=type(exc).__name__)
-        try:
-            await services.break_glass.reload()
-        except Exception as exc:
-            log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
-
-
-async def _reconcile_forever(services: Services, interval: float) -> None:
-    """Periodic reconcile: the fallback for changes whose notification was missed."""
-    while True:
-        await asyncio.sleep(interval)
-        await reconcile_now(services)
-
-
-def _build_break_glass(
-    key_pair: BreakGlassKeyPair | None,
-    secrets: OmniSecretService,
-    uow_factory: UnitOfWorkFactory,
-    auditor: Auditor,
-    alerts: AlertDispatcher,
-    metrics: OmniMetrics,
-    clock: Clock,
-    on_value: Callable[[SecretValue], None],
-    on_change: Publish,
-) -> BreakGlassService:
-    return BreakGlassService(
-        key_pair=key_pair,
-        uow_factory=uow_factory,
-        auditor=auditor,
-        cache=secrets.cache,
-        alerts=alerts,
-        clock=clock,
-        on_read=lambda t, source, ok: metrics.reads.labels(
-            t, source, "success" if ok else "failure"
-        ).inc(),
-        on_failure=lambda t, reason: metrics.record_failure(t, "break_glass", reason),
-        on_value=on_value,
-        on_change=on_change,
-    )
+@contextlib.asynccontextmanager
+async def run_services(
+    settings: Settings, overrides: Overrides | None = None
+) -> AsyncIterator[Services]:
+    """:func:`build_services` then :func:`start_services`: what the app's lifespan runs."""
+    async with start_services(build_services(settings, overrides)) as services:
+        yield services
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -173,12 +173,6 @@ class Settings(BaseSettings):
         return self.breakglass_public_key is not None
 
     @property
-    def cache(self) -> CacheConfig:
-        return CacheConfig(
-            ttl_seconds=self.cache_ttl_seconds, max_stale_seconds=self.cache_max_stale_seconds
-        )
-
-    @property
     def gsm(self) -> GsmConfig:
         return GsmConfig(
             project_id=self.gcp_project_id or "",
@@ -187,22 +181,6 @@ class Settings(BaseSettings):
             timeout_seconds=self.gsm_timeout_seconds,
         )
 
-    @property
-    def rotation(self) -> RotationConfig:
-        return RotationConfig(
-            period_days=self.rotation_period_days,
-            warning_days=self.rotation_warning_days,
-            check_interval_seconds=self.rotation_check_interval_seconds,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CacheConfig:
-    ttl_seconds: int = DEFAULT_CACHE_TTL_SECONDS
-    max_stale_seconds: int = 0
-    refresh_ahead_fraction: float = 0.8
-    refresh_jitter_fraction: float = 0.05
-
 
 @dataclass(frozen=True, slots=True)
 class GsmConfig:
@@ -210,13 +188,6 @@ class GsmConfig:
     endpoint: str | None = None
     secret_prefix: str = DEFAULT_GSM_SECRET_PREFIX
     timeout_seconds: float = DEFAULT_GSM_TIMEOUT_SECONDS
-
-
-@dataclass(frozen=True, slots=True)
-class RotationConfig:
-    period_days: int = DEFAULT_ROTATION_PERIOD_DAYS
-    warning_days: int = DEFAULT_ROTATION_WARNING_DAYS
-    check_interval_seconds: int = DEFAULT_ROTATION_CHECK_INTERVAL_SECONDS
 
 
 _SENSITIVE_VARIABLES = frozenset({"OMNI_AUTH_HS256_SECRET", "OMNI_PAGERDUTY_ROUTING_KEY"})

@@ -275,7 +275,7 @@ class TestEveryVerb:
 
         # A second preview meets the lock; cancel releases it; a new preview gets it again.
         blocked = dev_service.run("rotation preview --secret-type api_secret")
-        assert blocked.code == 2 and "ROTATION_IN_PROGRESS" in blocked.err
+        assert blocked.code == 1 and "ROTATION_IN_PROGRESS" in blocked.err
         cancelled = dev_service.run(f"rotation cancel {body['previewId']} --json")
         assert cancelled.json() == {"previewId": body["previewId"], "cancelled": True}
         preview = dev_service.run("rotation preview --secret-type api_secret --json")

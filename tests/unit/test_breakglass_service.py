@@ -35,6 +35,13 @@ from omni_secrets.jobs.breakglass_expiry import BreakGlassExpiryJob
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BREAK_GLASS_ALERT, ActivatedOverride, BreakGlassService
+from omni_secrets.service.observer import (
+    ObserverFanOut,
+    OperationFailed,
+    SecretRead,
+    ServiceEvent,
+    ValueSeen,
+)
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 OVERRIDE_VALUE = "fake-break-glass-value-5e1d"
@@ -93,11 +100,19 @@ class Rig:
             cache=self.cache,
             alerts=self.alerts,
             clock=self.clock,
-            on_read=lambda t, s, ok: self.reads.append((t, s, ok)),
-            on_failure=lambda t, reason: self.failures.append((t, reason)),
-            on_value=self.values.append,
+            observer=self,
             on_change=self.publish,
         )
+
+    def on_event(self, event: ServiceEvent) -> None:
+        """The rig is the service's observer: it records reads, failures and values."""
+        match event:
+            case SecretRead(secret_type=t, source=source, ok=ok):
+                self.reads.append((t, source, ok))
+            case OperationFailed(secret_type=t, reason=reason):
+                self.failures.append((t, reason))
+            case ValueSeen(value=value):
+                self.values.append(value)
 
     async def publish(self, kind: str) -> None:
         if self.publish_fails:
@@ -557,6 +572,7 @@ class TestReload:
             ),
             alerts=rig.alerts,
             clock=rig.clock,
+            observer=ObserverFanOut([]),
         )
         await other.revoke(activated.override_id, actor="carol", correlation_id=None)
         assert rig.served() == OVERRIDE_VALUE
@@ -579,6 +595,7 @@ class TestReload:
             ),
             alerts=rig.alerts,
             clock=rig.clock,
+            observer=ObserverFanOut([]),
         )
         await other.activate(
             secret_type="api_key",

@@ -23,8 +23,8 @@ from omni_secrets.domain.cache_events import (
     Expired,
     Hydrated,
     OverrideEnded,
-    OverrideEndReason,
     OverrideInstalled,
+    OverrideStopReason,
     Refreshed,
     RefreshFailed,
 )
@@ -775,7 +775,7 @@ class TestBackgroundRefresher:
         sleep.wake()
         await sleep.next_sleep()
         (ended,) = listener.of(OverrideEnded)
-        assert ended.reason is OverrideEndReason.EXPIRED
+        assert ended.reason is OverrideStopReason.EXPIRED
         assert ended.reverted_to is CacheSource.GSM
 
     async def test_refresher_survives_a_broken_listener(
@@ -889,7 +889,7 @@ class TestBreakGlass:
         assert entry.source is CacheSource.GSM
         assert entry.value.reveal() == fake_value(SecretType.API_SECRET, "1")
         (ended,) = listener.of(OverrideEnded)
-        assert (ended.reason, ended.reverted_to) == (OverrideEndReason.EXPIRED, CacheSource.GSM)
+        assert (ended.reason, ended.reverted_to) == (OverrideStopReason.EXPIRED, CacheSource.GSM)
         assert cache.describe(SecretType.API_SECRET).override is None
 
     async def test_override_serves_through_a_gsm_outage_and_kicks_a_refresh_when_it_ends(
@@ -947,7 +947,7 @@ class TestBreakGlass:
         assert entry is not None
         assert entry.source is CacheSource.GSM
         (ended,) = listener.of(OverrideEnded)
-        assert ended.reason is OverrideEndReason.REMOVED
+        assert ended.reason is OverrideStopReason.REMOVED
         assert not cache.remove_override(SecretType.API_SECRET)
 
     async def test_a_newer_override_replaces_and_a_reinstall_is_quiet(
@@ -967,7 +967,7 @@ class TestBreakGlass:
         assert entry.expires_at == clock.now() + timedelta(seconds=600)
         assert [e.override_id for e in listener.of(OverrideInstalled)] == ["ovr-1", "ovr-2"]
         (ended,) = listener.of(OverrideEnded)
-        assert (ended.override_id, ended.reason) == ("ovr-1", OverrideEndReason.REPLACED)
+        assert (ended.override_id, ended.reason) == ("ovr-1", OverrideStopReason.REPLACED)
 
     async def test_install_refuses_expired_naive_or_unwrapped_input(
         self, make_cache: Callable[..., OmniSecretCache], clock: ManualClock

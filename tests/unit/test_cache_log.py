@@ -12,8 +12,8 @@ from omni_secrets.domain.cache_events import (
     Expired,
     Hydrated,
     OverrideEnded,
-    OverrideEndReason,
     OverrideInstalled,
+    OverrideStopReason,
     Refreshed,
     RefreshFailed,
 )
@@ -95,7 +95,7 @@ class TestLogCacheEvent:
         installed = logged(OverrideInstalled(SecretType.API_SECRET, "ovr-1", AT, AT))
         ended = logged(
             OverrideEnded(
-                SecretType.API_SECRET, "ovr-1", OverrideEndReason.EXPIRED, CacheSource.GSM
+                SecretType.API_SECRET, "ovr-1", OverrideStopReason.EXPIRED, CacheSource.GSM
             )
         )
         assert (installed["event"], installed["log_level"]) == (

@@ -12,7 +12,6 @@ from omni_secrets.domain.models import (
     AUDIT_ACTIONS,
     BreakGlassOverrideRecord,
     NewAccessEvent,
-    OmniSecretCacheState,
     OmniSecretMetadata,
 )
 
@@ -115,9 +114,3 @@ class TestBreakGlassOverrideRecord:
         """Any other end reason is refused."""
         with pytest.raises(ValidationError):
             self.record(ended_at=T0, end_reason="forgotten")
-
-
-class TestOmniSecretCacheState:
-    def test_values(self) -> None:
-        """The status endpoint's three cache states."""
-        assert [s.value for s in OmniSecretCacheState] == ["ready", "degraded", "empty"]

@@ -10,13 +10,13 @@ from omni_secrets.domain.catalog import RotationGroup, SecretType
 from omni_secrets.domain.errors import CandidateVersionInvalid, InvalidInput
 from omni_secrets.domain.rotation import (
     PREVIEW_LOCK_DURATION,
-    AlertAction,
     AlertSeverity,
     Candidate,
     CheckName,
     MemberCandidate,
     MonitoredSubject,
     PreviewAssessment,
+    RotationAlertAction,
     RotationStatus,
     SelfTestOutcome,
     assess_preview,
@@ -353,7 +353,7 @@ class TestMonitorDecision:
             now=NOW,
             warning_days=30,
         )
-        assert decision.exit_code == 0
+        assert decision.worst is RotationStatus.OK
         assert decision.alerts == ()
         assert decision.status_of("zk_keys") is RotationStatus.OK
 
@@ -364,11 +364,11 @@ class TestMonitorDecision:
             now=NOW,
             warning_days=30,
         )
-        assert decision.exit_code == 1
+        assert decision.worst is RotationStatus.DUE_SOON
         (alert,) = decision.alerts
         assert (alert.subject, alert.action, alert.severity) == (
             "api_credentials",
-            AlertAction.TRIGGER,
+            RotationAlertAction.TRIGGER,
             AlertSeverity.WARNING,
         )
         assert alert.status is RotationStatus.DUE_SOON
@@ -385,11 +385,11 @@ class TestMonitorDecision:
             now=NOW,
             warning_days=30,
         )
-        assert decision.exit_code == 2
+        assert decision.worst is RotationStatus.OVERDUE
         (alert,) = decision.alerts
         assert (alert.subject, alert.action, alert.severity) == (
             "api_credentials",
-            AlertAction.TRIGGER,
+            RotationAlertAction.TRIGGER,
             AlertSeverity.CRITICAL,
         )
         assert alert.days_until_due == -1
@@ -402,7 +402,7 @@ class TestMonitorDecision:
             warning_days=30,
         )
         assert decision.alerts == ()
-        assert decision.exit_code == 2
+        assert decision.worst is RotationStatus.OVERDUE
         assert not decision.assessments[0].changed
 
     def test_back_to_ok_resolves(self) -> None:
@@ -414,11 +414,11 @@ class TestMonitorDecision:
         )
         (alert,) = decision.alerts
         assert (alert.action, alert.severity, alert.status) == (
-            AlertAction.RESOLVE,
+            RotationAlertAction.RESOLVE,
             None,
             RotationStatus.OK,
         )
-        assert decision.exit_code == 0
+        assert decision.worst is RotationStatus.OK
         assert decision.assessments[0].changed
 
     def test_overdue_back_to_due_soon_downgrades_to_warning(self) -> None:
@@ -429,7 +429,10 @@ class TestMonitorDecision:
             warning_days=30,
         )
         (alert,) = decision.alerts
-        assert (alert.action, alert.severity) == (AlertAction.TRIGGER, AlertSeverity.WARNING)
+        assert (alert.action, alert.severity) == (
+            RotationAlertAction.TRIGGER,
+            AlertSeverity.WARNING,
+        )
 
     def test_first_run_triggers_only_non_ok_subjects(self) -> None:
         """With no previous status, non-ok subjects trigger and ok ones stay quiet."""
@@ -451,7 +454,11 @@ class TestMonitorDecision:
     def test_nothing_to_check_exits_zero(self) -> None:
         """No subjects: exit 0 and no alerts."""
         decision = monitor_decision([], now=NOW, warning_days=30)
-        assert (decision.exit_code, decision.alerts, decision.assessments) == (0, (), ())
+        assert (decision.worst, decision.alerts, decision.assessments) == (
+            RotationStatus.OK,
+            (),
+            (),
+        )
 
     def test_refuses_duplicate_subjects(self) -> None:
         """Subjects are keyed by name, so duplicates are a programming error."""

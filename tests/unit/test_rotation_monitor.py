@@ -15,6 +15,7 @@ from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.errors import DatabaseUnavailable
 from omni_secrets.domain.models import OmniSecretAccessEvent, OmniSecretMetadata
+from omni_secrets.domain.rotation import RotationStatus
 from omni_secrets.jobs.rotation_monitor import RotationMonitor
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
@@ -126,7 +127,7 @@ class TestRounds:
         """A fresh catalog: every gauge set, overdue 0, no alert, no audit row."""
         result = await rig.monitor.run_once()
         assert result.leader is True
-        assert result.report.exit_code == 0
+        assert result.report.worst is RotationStatus.OK
         due = rig.clock.now().timestamp() + 365 * DAY
         for secret_type in CATALOG.types:
             assert rig.gauge("omni_secret_rotation_overdue", secret_type.value) == 0
@@ -154,7 +155,7 @@ class TestRounds:
 
         rig.clock.advance(30 * DAY)
         result = await rig.monitor.run_once()
-        assert result.report.exit_code == 2
+        assert result.report.worst is RotationStatus.OVERDUE
         assert rig.gauge("omni_secret_rotation_overdue", "zk_l2_key") == 1
         await rig.settle(lambda: len(rig.delivered()) == 6)
         assert sorted(rig.delivered()[2:]) == [
@@ -259,7 +260,7 @@ class TestReport:
         assert groups["api_credentials"].due_at == now - timedelta(days=340) + timedelta(days=365)
         assert groups["zk_keys"].status.value == "overdue"
         assert [t.value for t in report.missing] == ["api_passphrase", "zk_l2_key"]
-        assert report.exit_code == 2
+        assert report.worst is RotationStatus.OVERDUE
 
 
 def _rows(now: datetime, ages: dict[str, int]) -> list[OmniSecretMetadata]:

@@ -10,8 +10,10 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
+from omni_secrets.adapters.notify import LocalNotifier
+from omni_secrets.bootstrap import Overrides, build_services
 from omni_secrets.catalog_seed import seed_catalog
-from omni_secrets.domain.cache import OmniSecretCache
+from omni_secrets.config import load_settings
 from omni_secrets.domain.catalog import Catalog, RotationGroup
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.errors import (
@@ -26,10 +28,10 @@ from omni_secrets.domain.errors import (
 from omni_secrets.domain.exchange import ApexAccount, ApexCredentials, SelfTestResult
 from omni_secrets.domain.models import OmniSecretAccessEvent
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
+from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.rotation import RotationService
-from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
+from omni_secrets.service.secrets import OmniSecretService
 from omni_secrets.testing import FakeSecretStore, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 CATALOG = Catalog()
@@ -100,8 +102,30 @@ class Rig:
         return view.preview_id
 
 
+class RecordingRedactor(Redactor):
+    """The log redactor, remembering every value registered with it (in order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def register(self, plaintext: str) -> None:
+        self.seen.append(plaintext)
+        super().register(plaintext)
+
+
+class RecordingNotifier(LocalNotifier):
+    """The no-op notifier, remembering what was published."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    async def publish(self, kind: str) -> None:
+        self.published.append(kind)
+
+
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(clean_env: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
     clock = ManualClock()
     store = FakeSecretStore(clock=clock)
     store.seed({secret_id: [value] for secret_id, value in V1.items()})
@@ -110,65 +134,62 @@ async def rig() -> AsyncIterator[Rig]:
         db, CATALOG, project_id="omni-test", store=store, clock=clock, rotation_period_days=365
     )
     sink = RecordingAlertSink()
-    alerts = AlertDispatcher("test", [sink], clock)
-    alerts.start()
-    auditor = Auditor(uow_factory=db)
-    auditor.start()
-    metrics = OmniMetrics(CollectorRegistry(), [t.value for t in CATALOG.types])
     apex = FakeApex({V2["apex-omni-api-key"]})
-    secrets = OmniSecretService(
-        identity=ServiceIdentity("test", "omni-test", 30),
-        catalog=CATALOG,
-        store=store,
-        uow_factory=db,
-        auditor=auditor,
-        apex=apex,
-        clock=clock,
-        cache_factory=lambda fetch: OmniSecretCache(
-            catalog=CATALOG, fetch=fetch, ttl_seconds=300, max_stale_seconds=0, clock=clock
+    redactor = RecordingRedactor()
+    notifier = RecordingNotifier()
+    services = build_services(
+        load_settings(
+            OMNI_ENVIRONMENT="test",
+            GCP_PROJECT_ID="omni-test",
+            OMNI_AUTH_HS256_SECRET="fake-hs256-secret-for-unit-tests-0123456789",
+            OMNI_ROTATION_PERIOD_DAYS="365",
+            OMNI_ROTATION_WARNING_DAYS="30",
+            OMNI_CACHE_TTL_SECONDS="300",
+            OMNI_CACHE_MAX_STALE_SECONDS="0",
+        ),
+        Overrides(
+            clock=clock,
+            secret_store=store,
+            uow_factory=db,
+            apex=apex,
+            alert_sinks=[sink],
+            registry=CollectorRegistry(),
+            redactor=redactor,
+            notifier=notifier,
         ),
     )
-    await secrets.load_metadata()
-    await secrets.cache.hydrate()
-    values_seen: list[str] = []
     commits: list[RotationGroup] = []
-    published: list[str] = []
+    wake = services.rotation_monitor.wake
 
-    async def publish(kind: str) -> None:
-        published.append(kind)
+    def record_wake() -> None:
+        commits.append(RotationGroup.API_CREDENTIALS)
+        wake()
 
-    service = RotationService(
-        catalog=CATALOG,
-        store=store,
-        uow_factory=db,
-        auditor=auditor,
-        apex=apex,
-        secrets=secrets,
-        alerts=alerts,
-        metrics=metrics,
-        clock=clock,
-        period_days=365,
-        on_value=lambda value: values_seen.append(value.reveal()),
-        on_commit=commits.append,
-        on_change=publish,
-    )
+    # The rotation service wakes the monitor after each commit: count those wake-ups.
+    services.rotation_monitor.wake = record_wake  # type: ignore[method-assign]
+    services.alerts.start()
+    services.auditor.start()
+    await services.secrets.load_metadata()
+    await services.cache.hydrate()
+    redactor.seen.clear()  # the hydration's values: the tests look at what rotation reads
     yield Rig(
         clock,
         store,
         db,
         apex,
         sink,
-        alerts,
-        metrics,
-        secrets,
-        service,
-        values_seen,
+        services.alerts,
+        services.metrics,
+        services.secrets,
+        services.rotation,
+        redactor.seen,
         commits,
-        published,
+        notifier.published,
     )
-    await auditor.stop()
-    await alerts.stop()
-    await secrets.stop()
+    await services.auditor.stop()
+    await services.alerts.stop()
+    await services.secrets.stop()
+    await services.rotation_monitor.stop()
 
 
 class TestPreview:

@@ -19,13 +19,12 @@ carry only the status and attempt count).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import httpx
 import structlog
 
-from omni_secrets.domain.clock import to_rfc3339
+from omni_secrets.domain.clock import Sleep, to_rfc3339
 from omni_secrets.domain.errors import AlertDeliveryFailed
 from omni_secrets.observability.alerts import AlertEvent
 
@@ -36,8 +35,6 @@ DEFAULT_BACKOFF_INITIAL_SECONDS: Final = 1.0
 DEFAULT_BACKOFF_MAX_SECONDS: Final = 30.0
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
 MAX_SUMMARY_LENGTH: Final = 1024
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def event_body(

@@ -1,13 +1,16 @@
 """The app factory. Nothing is built at import time: ``create_app(settings)`` builds everything.
 
-The lifespan runs :func:`omni_secrets.bootstrap.run_services` and puts the resulting
+:func:`install` adds the routes to an app and wraps its lifespan in
+:func:`omni_secrets.bootstrap.run_services` (build, then start), which puts the resulting
 ``Services`` on ``app.state.services``; routes reach it through ``api.state.services_of``.
+:func:`create_app` is a fresh app with :func:`install` applied (the service's own entry point).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -42,6 +45,56 @@ def build_token_verifier(settings: Settings) -> TokenVerifier:
     raise ValueError("no auth mode configured")
 
 
+ROUTERS = (
+    health.router,
+    secrets.router,
+    refresh.router,
+    consumer.router,
+    rotation.router,
+    breakglass.router,
+)
+
+
+def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = None) -> None:
+    """Add omni-secrets to a host FastAPI ``app``: its routes, and its services in the lifespan.
+
+    The host's own lifespan keeps running, nested inside ours: the services are built and started
+    before the host's start-up code and stopped after its shutdown code (a mounted sub-app's
+    lifespan would never run, hence this). ``app.state.services`` holds the running
+    :class:`~omni_secrets.bootstrap.Services` (the cache is ``app.state.services.cache``).
+
+    .. warning:: The error handlers are registered on the whole app, so the host's own routes
+       answer errors with the contract's envelope too, and the request-id middleware wraps them.
+
+    Args:
+        app: the host app (before it starts).
+        settings: the validated configuration.
+        overrides: adapters to use instead of the real ones (tests, ``dev``).
+
+    Raises:
+        ValueError: no auth mode is configured.
+    """
+    app.state.settings = settings
+    app.state.token_verifier = build_token_verifier(settings)
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    host_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(host: FastAPI) -> AsyncIterator[Any]:
+        async with run_services(settings, overrides) as services:
+            app.state.services = services
+            try:
+                async with host_lifespan(host) as state:
+                    yield state
+            finally:
+                app.state.services = None
+
+    app.router.lifespan_context = lifespan
+
+
 def create_app(settings: Settings, *, overrides: Overrides | None = None) -> FastAPI:
     """Build the ASGI app for ``settings`` (already checked by the environment guard).
 
@@ -49,32 +102,11 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
         settings: the validated configuration.
         overrides: adapters to use instead of the real ones (tests, ``dev``).
     """
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with run_services(settings, overrides) as services:
-            app.state.services = services
-            yield
-            app.state.services = None
-
     app = FastAPI(
         title="omni-secrets",
         version=__version__,
-        lifespan=lifespan,
         description="Serves ApeX Omni exchange credentials from Google Secret Manager.",
     )
-    app.state.settings = settings
-    app.state.token_verifier = build_token_verifier(settings)
-    app.add_middleware(RequestContextMiddleware)
-    install_error_handlers(app)
-    for router in (
-        health.router,
-        secrets.router,
-        refresh.router,
-        consumer.router,
-        rotation.router,
-        breakglass.router,
-    ):
-        app.include_router(router)
+    install(app, settings, overrides=overrides)
     install_openapi(app)
     return app

@@ -45,10 +45,14 @@ class AuthError(Exception):
 
 
 class Unauthenticated(AuthError):
+    """Raised when a request has no bearer token, or one that does not verify."""
+
     code = "UNAUTHENTICATED"
 
 
 class Forbidden(AuthError):
+    """Raised when a verified token lacks the scope the route requires."""
+
     code = "FORBIDDEN"
 
 

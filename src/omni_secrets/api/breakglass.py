@@ -6,26 +6,24 @@ carries a value.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
 from omni_secrets.api.deps import BreakGlassPrincipal, CorrelationId
+from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import BreakGlassActivated, BreakGlassRequest, PublicKeyResponse
 from omni_secrets.api.state import services_of
+from omni_secrets.domain import errors
 
 router = APIRouter(prefix="/ops/apex-omni/secrets/break-glass", tags=["break-glass"])
-
-_DISABLED: dict[int | str, dict[str, Any]] = {
-    503: {"description": "BREAK_GLASS_DISABLED: no key pair is configured"}
-}
 
 
 @router.get(
     "/public-key",
     response_model=PublicKeyResponse,
     response_model_by_alias=True,
-    responses=_DISABLED,
+    responses=error_responses(errors.BreakGlassDisabled),
 )
 async def get_public_key(request: Request, _: BreakGlassPrincipal) -> PublicKeyResponse:
     """The X25519 public key (and its key id) to seal break-glass payloads to."""
@@ -38,20 +36,17 @@ async def get_public_key(request: Request, _: BreakGlassPrincipal) -> PublicKeyR
     status_code=201,
     response_model=BreakGlassActivated,
     response_model_by_alias=True,
-    responses={
-        409: {"description": "REPLAY_DETECTED: the payload's nonce was used before"},
-        422: {
-            "description": (
-                "TTL_TOO_LONG, VALIDATION_FAILED (TTL below 60 s, empty reason, unknown type), "
-                "UNKNOWN_KEY_ID, CIPHERTEXT_INVALID, PAYLOAD_MISMATCH or PAYLOAD_EXPIRED"
-            )
-        },
-        503: {
-            "description": (
-                "AUDIT_UNAVAILABLE (nothing activated) or BREAK_GLASS_DISABLED (no key pair)"
-            )
-        },
-    },
+    responses=error_responses(
+        errors.ReplayDetected,
+        errors.TtlTooLong,
+        errors.InvalidInput,
+        errors.UnknownKeyId,
+        errors.CiphertextInvalid,
+        errors.PayloadMismatch,
+        errors.PayloadExpired,
+        errors.AuditUnavailable,
+        errors.BreakGlassDisabled,
+    ),
 )
 async def activate(
     request: Request,
@@ -82,10 +77,7 @@ async def activate(
     "/{overrideId}",
     status_code=204,
     response_class=Response,
-    responses={
-        404: {"description": "NOT_FOUND: unknown override, or already ended"},
-        503: {"description": "UNAVAILABLE: the database cannot be reached (nothing changed)"},
-    },
+    responses=error_responses(errors.OverrideNotFound, errors.DatabaseUnavailable),
 )
 async def revoke(
     request: Request,

@@ -7,17 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from omni_secrets.api.deps import ApexPrincipal, CorrelationId
+from omni_secrets.api.errors import error_responses
 from omni_secrets.api.state import services_of
+from omni_secrets.domain import errors
 
 router = APIRouter(prefix="/apex-omni", tags=["apex-omni"])
 
 
 @router.get(
     "/account",
-    responses={
-        503: {"description": "OMNI_SECRETS_UNAVAILABLE: required credentials not served"},
-        502: {"description": "APEX_UPSTREAM_ERROR: ApeX failed or refused"},
-    },
+    responses=error_responses(errors.SecretsUnavailable, errors.ApexUpstreamError),
 )
 async def get_account(
     request: Request, principal: ApexPrincipal, correlation_id: CorrelationId

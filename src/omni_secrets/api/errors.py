@@ -1,9 +1,12 @@
-"""Error envelope and the type → (status, code) table (contract section 5).
+"""Error envelope and handlers (contract section 5), and each route's generated ``responses=``.
 
 Every 4xx/5xx body is ``{"error": {"code", "message", "correlationId", "details"?}}`` and every
-response carries ``X-Request-ID`` equal to ``correlationId``. Domain errors carry no HTTP status;
-this table gives them one (the CLI maps the same types to exit codes). Anything unexpected is a
-500 ``INTERNAL`` with no detail: the exception is logged server-side with the correlation id.
+response carries ``X-Request-ID`` equal to ``correlationId``. Domain errors carry no HTTP status:
+``omni_secrets.error_mapping.ERROR_TABLE`` gives each category one (and the CLI its exit code);
+the error's own ``code`` is the envelope's. Routes declare what they raise with
+:func:`error_responses`, so the OpenAPI document is generated from the same table the handlers
+answer with. Anything unexpected is a 500 ``INTERNAL`` with no detail: the exception is logged
+server-side with the correlation id.
 """
 
 from __future__ import annotations
@@ -20,16 +23,13 @@ from omni_secrets.api.auth import AuthError, Forbidden
 from omni_secrets.api.envelope import error_response
 from omni_secrets.api.middleware import request_id_of
 from omni_secrets.domain import errors
+from omni_secrets.error_mapping import ERROR_TABLE, http_status_for
 
 log = structlog.get_logger("omni_secrets.api")
 
-# Most specific first: the first matching row wins.
-STATUS_BY_ERROR: tuple[tuple[type[errors.OmniSecretsError], int], ...] = (
-    (errors.ApexUpstreamError, 502),
-    (errors.Unavailable, 503),
-    (errors.NotFound, 404),
-    (errors.InvalidInput, 422),
-    (errors.Conflict, 409),
+# Most specific first: the first matching row wins (a view of the shared ERROR_TABLE).
+STATUS_BY_ERROR: tuple[tuple[type[errors.OmniSecretsError], int], ...] = tuple(
+    (row.category, row.http_status) for row in ERROR_TABLE if row.http_status is not None
 )
 
 _HTTP_CODES = {
@@ -46,10 +46,24 @@ _HTTP_CODES = {
 
 
 def status_for(exc: errors.OmniSecretsError) -> int:
-    for error_type, status in STATUS_BY_ERROR:
-        if isinstance(exc, error_type):
-            return status
-    return 500
+    """The HTTP status ``exc`` is answered with."""
+    return http_status_for(type(exc))
+
+
+def error_responses(
+    *error_types: type[errors.OmniSecretsError],
+) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI ``responses=`` for the domain errors it raises, grouped by status.
+
+    Each status's description lists the error codes with the first line of their docstrings,
+    e.g. ``409: REPLAY_DETECTED: the payload's nonce was used before``.
+    """
+    by_status: dict[int, list[str]] = {}
+    for error_type in error_types:
+        doc = (error_type.__doc__ or "").strip().splitlines()
+        line = f"{error_type.code}: {doc[0].rstrip('.')}" if doc else error_type.code
+        by_status.setdefault(http_status_for(error_type), []).append(line)
+    return {status: {"description": "; ".join(lines)} for status, lines in by_status.items()}
 
 
 def envelope(

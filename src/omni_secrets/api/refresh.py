@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from omni_secrets.api.deps import CorrelationId, RefreshPrincipal
+from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import RefreshQueued, RefreshRequestBody, RefreshStatusResponse
 from omni_secrets.api.state import services_of
+from omni_secrets.domain import errors
 
 router = APIRouter(prefix="/internal/apex-omni/secrets/cache", tags=["cache"])
 
@@ -18,7 +20,7 @@ router = APIRouter(prefix="/internal/apex-omni/secrets/cache", tags=["cache"])
     status_code=202,
     response_model=RefreshQueued,
     response_model_by_alias=True,
-    responses={422: {"description": "Unknown secret type"}},
+    responses=error_responses(errors.UnknownSecretType),
 )
 async def request_refresh(
     request: Request,
@@ -45,7 +47,7 @@ async def request_refresh(
     "/refresh/{requestId}",
     response_model=RefreshStatusResponse,
     response_model_by_alias=True,
-    responses={404: {"description": "Unknown request id"}},
+    responses=error_responses(errors.RefreshRequestNotFound),
 )
 async def get_refresh(
     request: Request,

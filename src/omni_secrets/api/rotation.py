@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
 from omni_secrets.api.deps import CorrelationId, RotatePrincipal
+from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import (
     RotationCommitResponse,
     RotationPreviewRequest,
     RotationPreviewResponse,
 )
 from omni_secrets.api.state import services_of
+from omni_secrets.domain import errors
 
 router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["rotation"])
 
@@ -21,23 +23,26 @@ PreviewId = Annotated[
     str, Path(alias="previewId", description="The previewId of a rotation preview.")
 ]
 
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {
-        "description": "UNAVAILABLE / AUDIT_UNAVAILABLE: GSM or the database failed, or the "
-        "catalog is not seeded; nothing was changed"
-    }
-}
+# GSM or the database failed, the catalog is not seeded, or the audit row could not be written:
+# nothing was changed.
+_UNAVAILABLE = (
+    errors.SecretStoreError,
+    errors.DatabaseUnavailable,
+    errors.CatalogNotSeeded,
+    errors.AuditUnavailable,
+)
 
 
 @router.post(
     "/rotation-preview",
     response_model=RotationPreviewResponse,
     response_model_by_alias=True,
-    responses={
-        409: {"description": "ROTATION_IN_PROGRESS: another preview holds the group's lock"},
-        422: {"description": "VALIDATION_FAILED: unknown secret type or unusable candidate"},
-        **_UNAVAILABLE,
-    },
+    responses=error_responses(
+        errors.RotationInProgress,
+        errors.UnknownSecretType,
+        errors.CandidateVersionInvalid,
+        *_UNAVAILABLE,
+    ),
 )
 async def preview_rotation(
     request: Request,
@@ -59,11 +64,7 @@ async def preview_rotation(
     "/rotations/{previewId}/commit",
     response_model=RotationCommitResponse,
     response_model_by_alias=True,
-    responses={
-        404: {"description": "NOT_FOUND: unknown, expired or no longer open preview"},
-        409: {"description": "PREVIEW_NOT_READY: a check of the preview failed"},
-        **_UNAVAILABLE,
-    },
+    responses=error_responses(errors.PreviewNotFound, errors.PreviewNotReady, *_UNAVAILABLE),
 )
 async def commit_rotation(
     request: Request,
@@ -82,10 +83,7 @@ async def commit_rotation(
     "/rotations/{previewId}",
     status_code=204,
     response_class=Response,
-    responses={
-        404: {"description": "NOT_FOUND: unknown or no longer open preview"},
-        **_UNAVAILABLE,
-    },
+    responses=error_responses(errors.PreviewNotFound, *_UNAVAILABLE),
 )
 async def cancel_rotation(
     request: Request,

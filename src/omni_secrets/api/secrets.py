@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from omni_secrets.api.deps import CorrelationId, ReadPrincipal, RotatePrincipal
+from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import SelfTestResponse, StatusResponse
 from omni_secrets.api.state import services_of
+from omni_secrets.domain import errors
 
 router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["secrets"])
 
@@ -26,7 +28,7 @@ async def get_status(
     "/self-test",
     response_model=SelfTestResponse,
     response_model_by_alias=True,
-    responses={503: {"description": "OMNI_SECRETS_UNAVAILABLE: required credentials missing"}},
+    responses=error_responses(errors.SecretsUnavailable),
 )
 async def self_test(
     request: Request, principal: RotatePrincipal, correlation_id: CorrelationId

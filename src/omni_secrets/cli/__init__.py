@@ -4,9 +4,10 @@ One Typer app; each command group lives in its own module and is registered here
 is the console script: it turns every expected error (:class:`OmniSecretsError`) into one clear
 line on stderr and an exit code, never a traceback.
 
-Exit codes: 0 success; 1 a check failed (``rotation check`` due soon, ``audit verify`` broken
-chain) or a runtime error; 2 bad usage, invalid input or a rejected configuration; 3 a dependency
-(GSM, the database, the API) is unavailable.
+Exit codes come from ``omni_secrets.error_mapping`` (one table for local errors and API answers):
+0 success; 1 a check failed (``rotation check`` due soon, ``audit verify`` broken chain), not
+found, a conflict or a runtime error; 2 bad usage, invalid input or a rejected configuration;
+3 a dependency (GSM, the database, the API) is unavailable.
 
 Shell completion: ``omni-secrets --install-completion`` (bash, zsh, fish, PowerShell).
 """
@@ -32,15 +33,10 @@ from omni_secrets.cli import (
     serve,
     token,
 )
-from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.cli._common import EXIT_USAGE, fail
 from omni_secrets.cli._help import tidy_help
-from omni_secrets.domain.errors import (
-    ConfigurationRejected,
-    InvalidInput,
-    NotFound,
-    OmniSecretsError,
-    Unavailable,
-)
+from omni_secrets.domain.errors import OmniSecretsError
+from omni_secrets.error_mapping import exit_code_for
 
 app = typer.Typer(
     name="omni-secrets",
@@ -72,8 +68,8 @@ def _root(
 
     Commands that call the API take --url/--token (or $OMNI_URL and $OMNI_TOKEN, or
     --token-file/$OMNI_TOKEN_FILE, or the per-scope $OMNI_TOKEN_<SCOPE> that `dev` writes to
-    its env file) and --json. Exit codes: 0 ok; 1 a check failed or the API refused; 2 bad
-    usage or input; 3 a dependency (API, GSM, database) unavailable.
+    its env file) and --json. Exit codes: 0 ok; 1 a check failed, not found, a conflict or the
+    API refused; 2 bad usage or input; 3 a dependency (API, GSM, database) unavailable.
     """
 
 
@@ -106,15 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         fail("aborted", code=130)
     except OmniSecretsError as exc:
-        if isinstance(exc, ConfigurationRejected | InvalidInput):
-            code = EXIT_USAGE
-        elif isinstance(exc, Unavailable):
-            code = EXIT_UNAVAILABLE
-        elif isinstance(exc, NotFound):
-            code = 1
-        else:
-            code = 1
-        fail(exc.message, code=code)
+        fail(exc.message, code=exit_code_for(type(exc)))
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)

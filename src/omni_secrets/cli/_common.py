@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
+from omni_secrets.error_mapping import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "fail"]
 
 
 def fail(message: str, *, code: int = EXIT_FAILED) -> NoReturn:

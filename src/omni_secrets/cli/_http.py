@@ -1,8 +1,8 @@
 """A small HTTP client for the CLI commands that talk to a running omni-secrets API.
 
 Non-2xx answers become one line on stderr built from the contract's error envelope
-(``CODE: message (correlation id)``) and an exit code: 2 for 4xx other than 401/403 (bad input),
-1 for 401/403/404, 3 when the API is unreachable or answers 5xx.
+(``CODE: message (correlation id)``) and the exit code ``error_mapping`` gives that status (the
+same as the error category behind it raised locally); 3 when the API is unreachable.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.error_mapping import exit_code_for_http_status
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 
@@ -41,7 +42,7 @@ class ApiClient:
             fail(f"cannot reach {self._http.base_url}: {type(exc).__name__}", code=EXIT_UNAVAILABLE)
         if response.is_success:
             return response
-        fail(_describe_error(response), code=_exit_code_for(response.status_code))
+        fail(_describe_error(response), code=exit_code_for_http_status(response.status_code))
 
     def get_json(self, path: str) -> Any:
         return self.request("GET", path).json()
@@ -60,11 +61,3 @@ def _describe_error(response: httpx.Response) -> str:
         return f"{text} (HTTP {response.status_code}, correlation id {error['correlationId']})"
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code} from the API"
-
-
-def _exit_code_for(status: int) -> int:
-    if status >= 500:
-        return EXIT_UNAVAILABLE
-    if status in (401, 403, 404):
-        return EXIT_FAILED
-    return EXIT_USAGE

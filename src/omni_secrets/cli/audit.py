@@ -49,12 +49,9 @@ def verify() -> None:
 
 
 async def _verify(url: str) -> ChainVerdict:
-    from omni_secrets.adapters.db.engine import create_engine
-    from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+    from omni_secrets.bootstrap import open_database
 
-    engine = create_engine(url)
-    try:
-        uow_factory = sql_unit_of_work_factory(engine)
+    async with open_database(url) as uow_factory:
         verifier = ChainVerifier()
         after_id = 0
         while True:
@@ -67,5 +64,3 @@ async def _verify(url: str) -> ChainVerdict:
                 if not verifier.feed(event):
                     return verifier.verdict
             after_id = page[-1].id
-    finally:
-        await engine.dispose()

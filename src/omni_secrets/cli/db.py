@@ -156,22 +156,18 @@ async def _seed_with_gsm(settings: Settings, url: str, project_id: str) -> SeedR
 async def _seed(
     settings: Settings, url: str, project_id: str, *, store: SecretStore | None
 ) -> SeedReport:
-    from omni_secrets.adapters.db.engine import create_engine
-    from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+    from omni_secrets.bootstrap import open_database
 
-    engine = create_engine(url)
-    try:
-        clock = SystemClock()
+    clock = SystemClock()
+    async with open_database(url, clock=clock) as uow_factory:
         return await seed_catalog(
-            sql_unit_of_work_factory(engine, clock=clock),
+            uow_factory,
             Catalog(settings.gsm_secret_prefix),
             project_id=project_id,
             store=store,
             clock=clock,
             rotation_period_days=settings.rotation_period_days,
         )
-    finally:
-        await engine.dispose()
 
 
 _LOOKUP_TEXT = {

@@ -36,10 +36,10 @@ from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
 from omni_secrets.domain.catalog import DEFAULT_GSM_SECRET_PREFIX
 from omni_secrets.domain.clock import SystemClock
 from omni_secrets.domain.exchange import ApexCredentials
-from omni_secrets.testing import FakeApexServer
 
 if TYPE_CHECKING:
     from omni_secrets.emulator import GsmEmulator
+    from omni_secrets.testing import FakeApexServer
 
 DEV_PROJECT = "omni-dev"
 DEV_TOKEN_TTL = timedelta(hours=12)
@@ -140,6 +140,10 @@ def dev(
         "OMNI_LOG_FORMAT": os.environ.get("OMNI_LOG_FORMAT", "console"),
     }
     if not os.environ.get("OMNI_APEX_BASE_URL"):
+        # Imported here, not at module import: ``serve`` shares this package and must not load
+        # the fakes.
+        from omni_secrets.testing import FakeApexServer
+
         prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
         fake_apex = FakeApexServer(
             credential_source=lambda: enabled_credential_sets(emulator, DEV_PROJECT, prefix)

@@ -16,16 +16,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from omni_secrets.cli._common import EXIT_UNAVAILABLE, fail
+from omni_secrets.cli._common import EXIT_OK, EXIT_UNAVAILABLE, fail
 from omni_secrets.cli._database import existing_database_url
 from omni_secrets.cli.db import require_schema_at_head
 from omni_secrets.config import load_settings
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import SystemClock, to_rfc3339
+from omni_secrets.domain.errors import CatalogNotSeeded
 from omni_secrets.domain.models import OmniSecretMetadata
+from omni_secrets.domain.rotation import RotationStatus
 from omni_secrets.service.rotation_report import RotationReport, build_report
 
 _STATUS_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
+# The check's exit code for the most urgent status found (contract: 0 fine, 1 due soon, 2 overdue).
+ROTATION_CHECK_EXIT_CODES = {
+    RotationStatus.OK: EXIT_OK,
+    RotationStatus.DUE_SOON: 1,
+    RotationStatus.OVERDUE: 2,
+}
 _PLAIN_WIDTH = 120
 
 rotation_app = typer.Typer(
@@ -68,30 +76,21 @@ def check(
         catalog, rows, now=SystemClock().now(), warning_days=settings.rotation_warning_days
     )
     if report.missing:
-        fail(
-            "secret metadata is not seeded for "
-            + ", ".join(t.value for t in report.missing)
-            + ": run 'omni-secrets db seed'",
-            code=EXIT_UNAVAILABLE,
-        )
+        # A setup error, not a rotation state: exit 3, so cron can tell it from "due soon" (1).
+        fail(CatalogNotSeeded([t.value for t in report.missing]).message, code=EXIT_UNAVAILABLE)
     if as_json:
         print(json.dumps(_as_json(report, settings.rotation_warning_days), indent=2))
     else:
         # Cron mails are not terminals: give the table room instead of Rich's 80 columns.
         _render(report, Console() if sys.stdout.isatty() else Console(width=_PLAIN_WIDTH))
-    raise typer.Exit(report.exit_code)
+    raise typer.Exit(ROTATION_CHECK_EXIT_CODES[report.worst])
 
 
 async def _read_metadata(url: str) -> list[OmniSecretMetadata]:
-    from omni_secrets.adapters.db.engine import create_engine
-    from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+    from omni_secrets.bootstrap import open_database
 
-    engine = create_engine(url)
-    try:
-        async with sql_unit_of_work_factory(engine)() as uow:
-            return list(await uow.metadata.list_all())
-    finally:
-        await engine.dispose()
+    async with open_database(url) as uow_factory, uow_factory() as uow:
+        return list(await uow.metadata.list_all())
 
 
 def _as_json(report: RotationReport, warning_days: int) -> dict[str, Any]:
@@ -99,7 +98,7 @@ def _as_json(report: RotationReport, warning_days: int) -> dict[str, Any]:
         "checkedAt": to_rfc3339(report.checked_at),
         "warningDays": warning_days,
         "status": report.worst.value,
-        "exitCode": report.exit_code,
+        "exitCode": ROTATION_CHECK_EXIT_CODES[report.worst],
         "secrets": [
             {
                 "secretType": t.secret_type.value,

@@ -126,8 +126,9 @@ def preview(
     PREVIEW_ID` or release it with `rotation cancel PREVIEW_ID`. A preview that is not ready is
     cancelled at once, so fix the cause and run the preview again (--keep-lock keeps it open).
 
-    Exit codes: 0 ready; 1 not ready (a check failed) or token refused; 2 bad input (unknown
-    type, unusable candidate version), 409 ROTATION_IN_PROGRESS; 3 API unreachable or 5xx.
+    Exit codes: 0 ready; 1 not ready (a check failed), 409 ROTATION_IN_PROGRESS (another
+    preview holds the lock) or token refused; 2 bad input (unknown type, unusable candidate
+    version); 3 API unreachable or 5xx.
 
     --json prints the API's body, e.g. {"previewId": "...", "group": "api_credentials",
     "ready": true, "members": [...], "checks": [{"name": "apex_self_test", "ok": true, ...}]}
@@ -191,8 +192,8 @@ def commit(
     cache and releases the lock. Audited. Disable the old GSM versions only after `status`
     shows the new versions served.
 
-    Exit codes: 0 committed; 1 unknown or expired preview (404) or token refused; 2 409
-    PREVIEW_NOT_READY; 3 API unreachable or 5xx (503 AUDIT_UNAVAILABLE: nothing committed).
+    Exit codes: 0 committed; 1 unknown or expired preview (404), 409 PREVIEW_NOT_READY or
+    token refused; 3 API unreachable or 5xx (503 AUDIT_UNAVAILABLE: nothing committed).
 
     --json prints the API's body, e.g. {"group": "api_credentials", "members":
     [{"secretType": "api_key", "activeVersion": "4"}], "lastRotatedAt": "...", "dueAt": "..."}

@@ -53,8 +53,8 @@ from omni_secrets.domain.cache_events import (
     Expired,
     Hydrated,
     OverrideEnded,
-    OverrideEndReason,
     OverrideInstalled,
+    OverrideStopReason,
     Refreshed,
     RefreshFailed,
 )
@@ -70,7 +70,7 @@ from omni_secrets.domain.cache_models import (
     RefreshOutcome,
 )
 from omni_secrets.domain.catalog import Catalog, SecretType
-from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.clock import Clock, Sleep, SystemClock
 from omni_secrets.domain.errors import SecretStoreError, UnknownSecretType
 from omni_secrets.domain.secret_store import AccessedSecret
 from omni_secrets.domain.values import SecretValue
@@ -92,7 +92,6 @@ logger = logging.getLogger(__name__)
 Fetch = Callable[[SecretType], Awaitable[AccessedSecret]]
 """Reads the version of a type that should be served (the service resolves the pin)."""
 
-Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_REFRESH_AHEAD_FRACTION = 0.8
 DEFAULT_JITTER_FRACTION = 0.05
@@ -437,7 +436,7 @@ class OmniSecretCache:
                 OverrideEnded(
                     secret_type=slot.secret_type,
                     override_id=previous.override_id,
-                    reason=OverrideEndReason.REPLACED,
+                    reason=OverrideStopReason.REPLACED,
                     reverted_to=CacheSource.BREAK_GLASS,
                 )
             )
@@ -475,7 +474,7 @@ class OmniSecretCache:
             return False
         slot.override = None
         self._publish(slot)
-        self._end_override(slot, current.override_id, OverrideEndReason.REMOVED)
+        self._end_override(slot, current.override_id, OverrideStopReason.REMOVED)
         return True
 
     # --- introspection --------------------------------------------------------------------
@@ -805,10 +804,10 @@ class OmniSecretCache:
                 )
             )
         if ended is not None and ended.override_id is not None:
-            self._end_override(slot, ended.override_id, OverrideEndReason.EXPIRED)
+            self._end_override(slot, ended.override_id, OverrideStopReason.EXPIRED)
         return self._served.get(secret_type)
 
-    def _end_override(self, slot: _Slot, override_id: str, reason: OverrideEndReason) -> None:
+    def _end_override(self, slot: _Slot, override_id: str, reason: OverrideStopReason) -> None:
         now = self._monotonic()
         if slot.gsm is not None and now >= slot.gsm.serve_until:
             self._settle(slot.secret_type, now)

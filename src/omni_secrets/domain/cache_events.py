@@ -34,7 +34,7 @@ from omni_secrets.domain.cache_models import CacheSource, CacheState, Operation
 from omni_secrets.domain.catalog import SecretType
 
 
-class OverrideEndReason(StrEnum):
+class OverrideStopReason(StrEnum):
     """Why a break-glass override stopped being served."""
 
     EXPIRED = "expired"
@@ -136,7 +136,7 @@ class OverrideEnded:
 
     secret_type: SecretType
     override_id: str
-    reason: OverrideEndReason
+    reason: OverrideStopReason
     reverted_to: CacheSource | None
 
 

@@ -8,8 +8,12 @@ freshness on the hot path, where it is cheaper and immune to clock steps.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+Sleep = Callable[[float], Awaitable[None]]
+"""How a component waits (``asyncio.sleep``; tests inject one that records or drives a clock)."""
 
 
 class Clock(Protocol):

@@ -66,22 +66,30 @@ class OmniSecretsError(Exception):
 
 
 class NotFound(OmniSecretsError):
+    """Raised when the thing a caller names (preview, override, refresh request) does not exist."""
+
     code = "NOT_FOUND"
 
 
 class PreviewNotFound(NotFound):
+    """Raised when a rotation preview is unknown, expired or no longer open."""
+
     def __init__(self, preview_id: str) -> None:
         super().__init__(f"no open rotation preview {preview_id!r}")
         self.preview_id = preview_id
 
 
 class OverrideNotFound(NotFound):
+    """Raised when a break-glass override is unknown or already ended."""
+
     def __init__(self, override_id: str) -> None:
         super().__init__(f"no active break-glass override {override_id!r}")
         self.override_id = override_id
 
 
 class RefreshRequestNotFound(NotFound):
+    """Raised when a cache refresh request id is unknown (or forgotten)."""
+
     def __init__(self, request_id: str) -> None:
         super().__init__(f"no cache refresh request {request_id!r}")
         self.request_id = request_id
@@ -91,11 +99,13 @@ class RefreshRequestNotFound(NotFound):
 
 
 class InvalidInput(OmniSecretsError):
+    """Raised when a caller's input breaks a rule (nothing is changed)."""
+
     code = "VALIDATION_FAILED"
 
 
 class UnknownSecretType(InvalidInput):
-    """A secret type outside the catalog."""
+    """Raised when a secret type outside the catalog is named."""
 
     def __init__(self, secret_type: str) -> None:
         super().__init__(
@@ -105,6 +115,8 @@ class UnknownSecretType(InvalidInput):
 
 
 class TtlTooLong(InvalidInput):
+    """Raised when a break-glass TTL exceeds the 30-minute maximum."""
+
     code = "TTL_TOO_LONG"
 
     def __init__(self, ttl_seconds: float, max_seconds: int) -> None:
@@ -115,33 +127,45 @@ class TtlTooLong(InvalidInput):
 
 
 class CiphertextInvalid(InvalidInput):
+    """Raised when a break-glass ciphertext cannot be opened or is not a valid payload."""
+
     code = "CIPHERTEXT_INVALID"
 
 
 class PayloadMismatch(InvalidInput):
+    """Raised when a sealed payload names another secret type than the request."""
+
     code = "PAYLOAD_MISMATCH"
 
 
 class PayloadExpired(InvalidInput):
+    """Raised when a sealed payload's issuedAt is too old or in the future."""
+
     code = "PAYLOAD_EXPIRED"
 
 
 class UnknownKeyId(InvalidInput):
+    """Raised when a break-glass payload is sealed to a key this service does not hold."""
+
     code = "UNKNOWN_KEY_ID"
 
 
 class CandidateVersionInvalid(InvalidInput):
-    """A rotation candidate version that cannot be used (not a number, not found, not enabled)."""
+    """Raised when a rotation candidate version is not a number, not found or not enabled."""
 
 
 # --- conflicts -------------------------------------------------------------------------------
 
 
 class Conflict(OmniSecretsError):
+    """Raised when the current state forbids the operation now (retrying later may succeed)."""
+
     code = "CONFLICT"
 
 
 class RotationInProgress(Conflict):
+    """Raised when another open preview holds the rotation group's lock."""
+
     code = "ROTATION_IN_PROGRESS"
 
     def __init__(self, group: str, preview_id: str, expires_at: datetime) -> None:
@@ -155,10 +179,14 @@ class RotationInProgress(Conflict):
 
 
 class PreviewNotReady(Conflict):
+    """Raised when committing a preview one of whose checks failed."""
+
     code = "PREVIEW_NOT_READY"
 
 
 class ReplayDetected(Conflict):
+    """Raised when a break-glass payload's nonce was used before."""
+
     code = "REPLAY_DETECTED"
 
 
@@ -166,11 +194,13 @@ class ReplayDetected(Conflict):
 
 
 class Unavailable(OmniSecretsError):
+    """Raised when a dependency (GSM, the database, ApeX, audit) cannot do its part now."""
+
     code = "UNAVAILABLE"
 
 
 class SecretsUnavailable(Unavailable):
-    """FR-012: the cache cannot serve every required secret type."""
+    """Raised when required credentials are not served (FR-012); GSM is not called."""
 
     code = "OMNI_SECRETS_UNAVAILABLE"
 
@@ -183,7 +213,7 @@ class SecretsUnavailable(Unavailable):
 
 
 class SecretStoreError(Unavailable):
-    """A Secret Manager call failed.
+    """Raised when a Secret Manager call fails.
 
     Attributes:
         reason: the gRPC status code name (``UNAVAILABLE``, ``NOT_FOUND``, …) or
@@ -204,6 +234,8 @@ class SecretStoreError(Unavailable):
 
 
 class ChecksumMismatch(SecretStoreError):
+    """Raised when a GSM payload does not match its CRC32C checksum (transient)."""
+
     def __init__(self, secret_id: str | None = None, version: str | None = None) -> None:
         where = f" for {secret_id} version {version}" if secret_id else ""
         super().__init__(
@@ -215,15 +247,17 @@ class ChecksumMismatch(SecretStoreError):
 
 
 class AuditUnavailable(Unavailable):
+    """Raised when an audit event that must be written first cannot be (nothing changes)."""
+
     code = "AUDIT_UNAVAILABLE"
 
 
 class DatabaseUnavailable(Unavailable):
-    """The database could not be reached, or a transaction failed for an operational reason."""
+    """Raised when the database cannot be reached or a transaction fails operationally."""
 
 
 class CatalogNotSeeded(Unavailable):
-    """The metadata rows of some catalog types are missing (``omni-secrets db seed`` never ran).
+    """Raised when catalog types lack a metadata row (``omni-secrets db seed`` never ran).
 
     Attributes:
         missing: the secret types without a row.
@@ -240,6 +274,8 @@ class CatalogNotSeeded(Unavailable):
 
 
 class BreakGlassDisabled(Unavailable):
+    """Raised when break-glass is used but no key pair is configured."""
+
     code = "BREAK_GLASS_DISABLED"
 
     def __init__(self) -> None:
@@ -247,14 +283,16 @@ class BreakGlassDisabled(Unavailable):
 
 
 class ApexUpstreamError(Unavailable):
+    """Raised when ApeX Omni fails, refuses or cannot be reached."""
+
     code = "APEX_UPSTREAM_ERROR"
 
 
 class AlertDeliveryFailed(Unavailable):
-    """A remote alert sink (PagerDuty) did not accept an event, after its retries if any.
+    """Raised when a remote alert sink (PagerDuty) did not accept an event.
 
-    Raised by sinks to the alert dispatcher, which logs and counts it; it never reaches an HTTP
-    or CLI caller because alerts are delivered in the background.
+    Raised by sinks (after their retries, if any) to the alert dispatcher, which logs and counts
+    it; it never reaches an HTTP or CLI caller because alerts are delivered in the background.
     """
 
     code = "ALERT_DELIVERY_FAILED"
@@ -273,7 +311,7 @@ class ConfigViolation:
 
 
 class ConfigurationRejected(OmniSecretsError):
-    """The environment guard refused the configuration; nothing may be served."""
+    """Raised when the environment guard refuses the configuration; nothing may be served."""
 
     code = "CONFIGURATION_REJECTED"
 
@@ -284,7 +322,7 @@ class ConfigurationRejected(OmniSecretsError):
 
 
 class BreakGlassKeyInvalid(ConfigurationRejected):
-    """The configured break-glass key pair is malformed or its halves do not belong together.
+    """Raised when the break-glass key pair is malformed or its halves do not belong together.
 
     Args:
         reason: what is wrong, in words that never quote the private key.

@@ -11,14 +11,12 @@ audit ``details`` must never carry a value (the callers' rule, checked by the ca
   is chained and stored (contract section 7).
 - :class:`BreakGlassOverrideRecord` — an activated override (ciphertext only).
 - :class:`RotationPreviewRecord` — an open/committed/cancelled rotation preview.
-- :class:`OmniSecretCacheState` — the cache's overall state as the status endpoint reports it.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -67,14 +65,6 @@ PreviewStatus = Literal["open", "committed", "cancelled"]
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class OmniSecretCacheState(StrEnum):
-    """The cache as a whole: every required type served, some missing, or nothing served."""
-
-    READY = "ready"
-    DEGRADED = "degraded"
-    EMPTY = "empty"
 
 
 class OmniSecretMetadata(_Record):

@@ -49,7 +49,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 class _BadRequest(Exception):
-    pass
+    """Raised when a control request is malformed (answered 400)."""
 
 
 class _ThreadingHTTPServer6(ThreadingHTTPServer):

@@ -14,15 +14,14 @@ Time is injected: ``sleep`` and the service's clock, so tests drive it without w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import structlog
 
+from omni_secrets.domain.clock import Sleep
 from omni_secrets.service.breakglass import BreakGlassService
 
 log = structlog.get_logger("omni_secrets.jobs.breakglass_expiry")
 
-Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_MAX_INTERVAL_SECONDS = 10.0
 MIN_DELAY_SECONDS = 0.05

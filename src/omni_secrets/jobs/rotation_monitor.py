@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,12 +30,12 @@ import structlog
 
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog
-from omni_secrets.domain.clock import Clock, to_rfc3339
-from omni_secrets.domain.models import SYSTEM_ACTOR, NewAccessEvent
+from omni_secrets.domain.clock import Clock, Sleep, to_rfc3339
+from omni_secrets.domain.models import SYSTEM_ACTOR
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.rotation_report import (
     DUE_SOON_ALERT,
     OVERDUE_ALERT,
@@ -46,9 +45,6 @@ from omni_secrets.service.rotation_report import (
 )
 
 log = structlog.get_logger("omni_secrets.rotation_monitor")
-
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class LeaderLock(Protocol):
@@ -217,14 +213,10 @@ class RotationMonitor:
 
     def _audit(self, change: rotation.RotationAlert) -> None:
         self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=None,
+            access_event(
                 action="rotation_alert",
+                at=self._clock.now(),
                 actor=SYSTEM_ACTOR,
-                result="success",
-                duration_ms=None,
-                correlation_id=None,
                 details={
                     "group": change.subject,
                     "status": change.status.value,

@@ -13,17 +13,66 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
 
 import structlog
 
 from omni_secrets.domain.errors import AuditUnavailable
-from omni_secrets.domain.models import NewAccessEvent, OmniSecretAccessEvent
+from omni_secrets.domain.models import (
+    AuditAction,
+    AuditResult,
+    NewAccessEvent,
+    OmniSecretAccessEvent,
+)
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 
 QUEUE_SIZE = 10_000
 
 log = structlog.get_logger("omni_secrets.audit")
+
+
+def access_event(
+    *,
+    action: AuditAction,
+    at: datetime,
+    actor: str,
+    result: AuditResult = "success",
+    secret_type: str | None = None,
+    correlation_id: str | None = None,
+    started: float | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> NewAccessEvent:
+    """The audit event of one operation: the one place events are built and timed.
+
+    Args:
+        action: the contract's action name.
+        at: when the operation happened (the service's clock).
+        actor: the token's subject, or ``system``.
+        result: ``success``, ``failure``, ``denied`` or ``conflict``.
+        secret_type: the type concerned, None for events about no single type.
+        correlation_id: the request id.
+        started: ``time.perf_counter()`` at the operation's start; the event's ``duration_ms`` is
+            measured from it (None: not measured).
+        details: JSON-able context, never a secret value.
+    """
+    return NewAccessEvent(
+        occurred_at=at,
+        secret_type=secret_type,
+        action=action,
+        actor=actor,
+        result=result,
+        duration_ms=elapsed_ms(started) if started is not None else None,
+        correlation_id=correlation_id,
+        details=dict(details or {}),
+    )
+
+
+def elapsed_ms(started: float) -> int:
+    """Whole milliseconds since ``started`` (a ``time.perf_counter()`` reading)."""
+    return max(0, int((time.perf_counter() - started) * 1000))
 
 
 class Auditor:

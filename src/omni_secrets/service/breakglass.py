@@ -66,7 +66,8 @@ from omni_secrets.domain.models import (
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
-from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.auditor import Auditor, access_event
+from omni_secrets.service.observer import OperationFailed, SecretRead, ServiceObserver, ValueSeen
 from omni_secrets.service.served_overrides import ServedOverrides
 from omni_secrets.service.views import BreakGlassView
 
@@ -109,10 +110,8 @@ class BreakGlassService:
         cache: where overrides are served from.
         alerts: raises and resolves ``break_glass_active``.
         clock: wall time for windows and ``issuedAt`` checks.
-        on_read: ``(secret_type, "break_glass", ok)`` per decryption (``omni_secret_reads_total``).
-        on_failure: ``(secret_type, reason)`` per rejection or failed reload
-            (``omni_secret_failures_total{operation="break_glass"}``).
-        on_value: called with each decrypted value (the log redactor registers it).
+        observer: told of each decryption (a read from ``break_glass``), each rejection or failed
+            reload (a ``break_glass`` failure) and each decrypted value.
         new_id: makes override ids.
         on_change: awaited with ``"break_glass"`` after an activation, revoke or expiry was
             committed here, so the other replicas reconcile at once (it must not raise).
@@ -127,9 +126,7 @@ class BreakGlassService:
         cache: OmniSecretCache,
         alerts: AlertDispatcher,
         clock: Clock,
-        on_read: Callable[[str, str, bool], None] = lambda t, s, ok: None,
-        on_failure: Callable[[str, str], None] = lambda t, reason: None,
-        on_value: Callable[[SecretValue], None] = lambda v: None,
+        observer: ServiceObserver,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         on_change: Publish = publish_nothing,
     ) -> None:
@@ -139,9 +136,7 @@ class BreakGlassService:
         self._cache = cache
         self._alerts = alerts
         self._clock = clock
-        self._on_read = on_read
-        self._on_failure = on_failure
-        self._on_value = on_value
+        self._observer = observer
         self._new_id = new_id
         self._on_change = on_change
         self._served = ServedOverrides(cache, clock)
@@ -238,14 +233,13 @@ class BreakGlassService:
             activated_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
-        event = NewAccessEvent(
-            occurred_at=now,
-            secret_type=checked.value,
+        event = access_event(
             action="break_glass_activate",
+            at=now,
             actor=actor,
-            result="success",
-            duration_ms=int((time.perf_counter() - started) * 1000),
+            secret_type=checked.value,
             correlation_id=correlation_id,
+            started=started,
             details={
                 "overrideId": record.override_id,
                 "keyId": record.key_id,
@@ -263,7 +257,9 @@ class BreakGlassService:
             await self._reject(exc, checked, ttl_seconds, ticket, actor, correlation_id)
             raise
         except (AuditUnavailable, DatabaseUnavailable):
-            self._on_failure(checked.value, AuditUnavailable.code)
+            self._observer.on_event(
+                OperationFailed(checked.value, "break_glass", AuditUnavailable.code)
+            )
             log.error(
                 "break_glass.activation_not_audited",
                 secret_type=checked.value,
@@ -275,7 +271,7 @@ class BreakGlassService:
             ) from None
 
         self._served.add(record, opened.value)
-        self._on_read(checked.value, "break_glass", True)
+        self._observer.on_event(SecretRead(checked.value, "break_glass", ok=True))
         self._raise_alert(record)
         log.warning(
             "break_glass.activated",
@@ -312,9 +308,9 @@ class BreakGlassService:
         except InvalidInput as exc:
             # An unknown key id is refused before any decryption is attempted.
             if not isinstance(exc, UnknownKeyId):
-                self._on_read(secret_type.value, "break_glass", False)
+                self._observer.on_event(SecretRead(secret_type.value, "break_glass", ok=False))
             raise
-        self._on_value(opened.value)
+        self._observer.on_event(ValueSeen(opened.value))
         return opened
 
     async def _store_activation(
@@ -340,20 +336,19 @@ class BreakGlassService:
     ) -> None:
         """Count and audit a refused activation (best effort: the caller is refused anyway)."""
         if secret_type is not None:
-            self._on_failure(secret_type.value, exc.code)
+            self._observer.on_event(OperationFailed(secret_type.value, "break_glass", exc.code))
         log.warning(
             "break_glass.rejected",
             secret_type=secret_type.value if secret_type else None,
             code=exc.code,
             actor=actor,
         )
-        event = NewAccessEvent(
-            occurred_at=self._clock.now(),
-            secret_type=secret_type.value if secret_type else None,
+        event = access_event(
             action="break_glass_rejected",
+            at=self._clock.now(),
             actor=actor,
             result="conflict" if isinstance(exc, ReplayDetected) else "denied",
-            duration_ms=None,
+            secret_type=secret_type.value if secret_type else None,
             correlation_id=correlation_id,
             details={
                 "code": exc.code,
@@ -392,15 +387,7 @@ class BreakGlassService:
             # No override has such an id; some databases would refuse the lookup itself (NUL).
             raise OverrideNotFound(override_id[:_MAX_OVERRIDE_ID_CHARS])
         now = self._clock.now()
-        record = await self._end(
-            override_id,
-            "revoked",
-            actor=actor,
-            correlation_id=correlation_id,
-            now=now,
-            only_if_active=True,
-            allow_unaudited=True,
-        )
+        record = await self._end_revoked(override_id, actor, correlation_id, now)
         if record is None:
             raise OverrideNotFound(override_id)
         self._forget([record])
@@ -439,15 +426,7 @@ class BreakGlassService:
             if record.expires_at > now:
                 continue
             try:
-                mine = await self._end(
-                    record.override_id,
-                    "expired",
-                    actor=SYSTEM_ACTOR,
-                    correlation_id=None,
-                    now=now,
-                    only_if_active=False,
-                    allow_unaudited=False,
-                )
+                mine = await self._end_expired(record.override_id, now)
             except (AuditUnavailable, DatabaseUnavailable) as exc:
                 log.error(
                     "break_glass.expire_failed",
@@ -559,8 +538,8 @@ class BreakGlassService:
             if opened.nonce != record.nonce:
                 raise CiphertextInvalid("the stored ciphertext does not match its override record")
         except InvalidInput as exc:
-            self._on_read(secret_type, "break_glass", False)
-            self._on_failure(secret_type, exc.code)
+            self._observer.on_event(SecretRead(secret_type, "break_glass", ok=False))
+            self._observer.on_event(OperationFailed(secret_type, "break_glass", exc.code))
             log.error(
                 "break_glass.not_served",
                 secret_type=secret_type,
@@ -568,8 +547,8 @@ class BreakGlassService:
                 reason=exc.code,
             )
             return None
-        self._on_read(secret_type, "break_glass", True)
-        self._on_value(opened.value)
+        self._observer.on_event(SecretRead(secret_type, "break_glass", ok=True))
+        self._observer.on_event(ValueSeen(opened.value))
         return opened.value
 
     # -- status --------------------------------------------------------------------------------
@@ -603,38 +582,44 @@ class BreakGlassService:
             raise BreakGlassDisabled()
         return self._key_pair
 
-    async def _end(
-        self,
-        override_id: str,
-        end_reason: OverrideEndReason,
-        *,
-        actor: str,
-        correlation_id: str | None,
-        now: datetime,
-        only_if_active: bool,
-        allow_unaudited: bool,
+    async def _end_revoked(
+        self, override_id: str, actor: str, correlation_id: str | None, now: datetime
     ) -> BreakGlassOverrideRecord | None:
-        """End an override in the database with its audit row; the record, or None if not ours.
+        """End a still-active override as ``revoked``; the record, or None if not ours.
 
-        None when the override is unknown, already ended (by someone else), or — with
-        ``only_if_active`` — already past its expiry.
+        None when the override is unknown, already ended (by someone else) or past its expiry.
+        An operator's revoke must stop the override even while audit writes fail: then the row
+        is ended without its audit event, which is written in the background.
         """
         try:
             return await self._end_once(
-                override_id, end_reason, actor, correlation_id, now, only_if_active, audit=True
+                override_id, "revoked", actor, correlation_id, now, True, audit=True
             )
         except AuditUnavailable:
-            if not allow_unaudited:
-                raise
+            pass
         record = await self._end_once(
-            override_id, end_reason, actor, correlation_id, now, only_if_active, audit=False
+            override_id, "revoked", actor, correlation_id, now, True, audit=False
         )
         if record is not None:
             log.error("break_glass.end_audit_deferred", override_id=override_id)
             self._auditor.record_later(
-                self._end_event(record, end_reason, actor, correlation_id, now)
+                self._end_event(record, "revoked", actor, correlation_id, now)
             )
         return record
+
+    async def _end_expired(
+        self, override_id: str, now: datetime
+    ) -> BreakGlassOverrideRecord | None:
+        """End an override past its expiry as ``expired`` (actor ``system``), audited or not at
+        all: the cache already stopped serving it, so a failed audit write leaves it for the
+        next pass. Returns the record, or None when it was unknown or ended by someone else.
+
+        Raises:
+            AuditUnavailable: the audit row could not be written (nothing changed).
+        """
+        return await self._end_once(
+            override_id, "expired", SYSTEM_ACTOR, None, now, False, audit=True
+        )
 
     async def _end_once(
         self,
@@ -647,6 +632,8 @@ class BreakGlassService:
         *,
         audit: bool,
     ) -> BreakGlassOverrideRecord | None:
+        """One transaction: end the override (``only_if_active``: unless already expired), keep
+        the metadata window in step, and append its audit row when ``audit``."""
         async with self._uow_factory() as uow:
             record = await uow.overrides.get(override_id)
             if record is None or record.ended_at is not None:
@@ -694,13 +681,11 @@ class BreakGlassService:
         }
         if end_reason == "revoked":
             details["remainingSeconds"] = max(0, int((record.expires_at - now).total_seconds()))
-        return NewAccessEvent(
-            occurred_at=now,
-            secret_type=record.secret_type.value,
+        return access_event(
             action="break_glass_revoke" if end_reason == "revoked" else "break_glass_expire",
+            at=now,
             actor=actor,
-            result="success",
-            duration_ms=None,
+            secret_type=record.secret_type.value,
             correlation_id=correlation_id,
             details=details,
         )

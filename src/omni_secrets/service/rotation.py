@@ -58,7 +58,6 @@ from omni_secrets.domain.exchange import ApexCredentials, ApexGateway
 from omni_secrets.domain.models import (
     AuditAction,
     AuditResult,
-    NewAccessEvent,
     OmniSecretMetadata,
     PreviewCheck,
     PreviewMember,
@@ -68,8 +67,14 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import LATEST, SecretStore, VersionInfo
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import AlertDispatcher
-from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.auditor import Auditor, access_event
+from omni_secrets.service.observer import (
+    FailedOperation,
+    OperationFailed,
+    SecretRead,
+    ServiceObserver,
+    ValueSeen,
+)
 from omni_secrets.service.rotation_report import ROTATION_ALERT_NAMES
 from omni_secrets.service.rotation_views import (
     CommittedMemberView,
@@ -82,7 +87,7 @@ from omni_secrets.service.secrets import OmniSecretService
 
 log = structlog.get_logger("omni_secrets.rotation")
 
-OPERATION = "rotation"
+OPERATION: FailedOperation = "rotation"
 _MAX_ID_IN_AUDIT = 64  # preview ids come from the URL: keep audit rows bounded
 # Every id this service issues matches; anything else (a NUL byte, 10 kB of text) is unknown
 # without asking the database, which would refuse some of it with an error instead of a miss.
@@ -112,10 +117,9 @@ class RotationService:
         apex: the ApeX gateway that runs the self-test with the candidate credentials.
         secrets: the serving side, whose metadata and cache a commit refreshes at once.
         alerts: the dispatcher; a commit resolves the group's rotation alerts.
-        metrics: ``omni_secret_failures_total`` and ``omni_secret_reads_total``.
+        observer: told of each candidate read, each value seen and each expected failure.
         clock: time source.
         period_days: ``OMNI_ROTATION_PERIOD_DAYS``; a commit sets ``dueAt`` = now + period.
-        on_value: called with each candidate value read (the log redactor registers it).
         on_commit: called after a commit (the rotation monitor re-evaluates at once).
         on_change: awaited with ``"rotation"`` after a commit, so the other replicas refresh
             the new pins at once (it must not raise).
@@ -132,10 +136,9 @@ class RotationService:
         apex: ApexGateway,
         secrets: OmniSecretService,
         alerts: AlertDispatcher,
-        metrics: OmniMetrics,
+        observer: ServiceObserver,
         clock: Clock,
         period_days: int,
-        on_value: Callable[[SecretValue], None] = lambda value: None,
         on_commit: Callable[[RotationGroup], None] = lambda group: None,
         on_change: Publish = publish_nothing,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
@@ -149,10 +152,9 @@ class RotationService:
         self._apex = apex
         self._secrets = secrets
         self._alerts = alerts
-        self._metrics = metrics
+        self._observer = observer
         self._clock = clock
         self._period_days = period_days
-        self._on_value = on_value
         self._on_commit = on_commit
         self._on_change = on_change
         self._new_id = new_id
@@ -330,14 +332,13 @@ class RotationService:
                 PreviewCheck(name=c.name.value, ok=c.ok, detail=c.detail) for c in assessment.checks
             ),
         )
-        event = NewAccessEvent(
-            occurred_at=now,
-            secret_type=entry.secret_type.value,
+        event = access_event(
             action="rotation_preview",
+            at=now,
             actor=actor,
-            result="success",
-            duration_ms=_elapsed_ms(started),
+            secret_type=entry.secret_type.value,
             correlation_id=correlation_id,
+            started=started,
             details={
                 "group": group.value,
                 "previewId": preview_id,
@@ -394,7 +395,7 @@ class RotationService:
             self._count_read(name, ok=False)
             return _Read(None, None, exc.reason)
         self._count_read(name, ok=True)
-        self._on_value(accessed.value)
+        self._observer.on_event(ValueSeen(accessed.value))
         return _Read(accessed.value, True, None)
 
     async def _self_test(
@@ -479,14 +480,12 @@ class RotationService:
                 await uow.previews.set_status(preview_id, "committed")
                 await self._auditor.append_in(
                     uow,
-                    NewAccessEvent(
-                        occurred_at=now,
-                        secret_type=None,
+                    access_event(
                         action="rotation_commit",
+                        at=now,
                         actor=actor,
-                        result="success",
-                        duration_ms=_elapsed_ms(started),
                         correlation_id=correlation_id,
+                        started=started,
                         details={
                             "group": group.value,
                             "previewId": preview_id,
@@ -572,14 +571,12 @@ class RotationService:
                 await uow.previews.set_status(preview_id, "cancelled")
                 await self._auditor.append_in(
                     uow,
-                    NewAccessEvent(
-                        occurred_at=now,
-                        secret_type=None,
+                    access_event(
                         action="rotation_cancel",
+                        at=now,
                         actor=actor,
-                        result="success",
-                        duration_ms=_elapsed_ms(started),
                         correlation_id=correlation_id,
+                        started=started,
                         details={
                             "group": group.value,
                             "previewId": preview_id,
@@ -613,7 +610,7 @@ class RotationService:
             yield
         except OmniSecretsError as exc:
             for secret_type in types:
-                self._metrics.record_failure(secret_type.value, OPERATION, exc.code)
+                self._observer.on_event(OperationFailed(secret_type.value, OPERATION, exc.code))
             self._audit_later(
                 action,
                 "conflict" if isinstance(exc, RotationInProgress) else "failure",
@@ -625,7 +622,7 @@ class RotationService:
             raise
 
     def _count_read(self, secret_type: str, *, ok: bool) -> None:
-        self._metrics.reads.labels(secret_type, "gsm", "success" if ok else "failure").inc()
+        self._observer.on_event(SecretRead(secret_type, "gsm", ok=ok))
 
     async def _release_quietly(self, group: RotationGroup, preview_id: str) -> None:
         try:
@@ -677,13 +674,12 @@ class RotationService:
         details: dict[str, Any],
     ) -> None:
         self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=secret_type,
+            access_event(
                 action=action,
+                at=self._clock.now(),
                 actor=actor,
                 result=result,
-                duration_ms=None,
+                secret_type=secret_type,
                 correlation_id=correlation_id,
                 details=details,
             )
@@ -693,7 +689,3 @@ class RotationService:
 def _require_plausible_id(preview_id: str) -> None:
     if _PREVIEW_ID.fullmatch(preview_id) is None:
         raise PreviewNotFound(preview_id[:_MAX_ID_IN_AUDIT])
-
-
-def _elapsed_ms(started: float) -> int:
-    return max(0, int((time.perf_counter() - started) * 1000))

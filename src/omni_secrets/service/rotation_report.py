@@ -71,11 +71,6 @@ class RotationReport:
         """The most urgent status of any type (``ok`` when there are none)."""
         return rotation.worst_status(t.status for t in self.types)
 
-    @property
-    def exit_code(self) -> int:
-        """``rotation check``'s exit code: 0 all ok, 1 something due soon, 2 something overdue."""
-        return rotation.ROTATION_CHECK_EXIT_CODES[self.worst]
-
     def group_subjects(
         self, previous: Mapping[str, rotation.RotationStatus]
     ) -> list[rotation.MonitoredSubject]:

@@ -1,0 +1,238 @@
+"""Preview checks, in contract order: candidates_enabled, candidates_differ, checksums_valid,
+apex_self_test (:func:`assess_preview`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from omni_secrets.domain.catalog import Catalog, RotationGroup, SecretType
+from omni_secrets.domain.secret_store import VersionState
+
+
+class CheckName(StrEnum):
+    """The preview's checks, in the order the contract lists them."""
+
+    CANDIDATES_ENABLED = "candidates_enabled"
+    CANDIDATES_DIFFER = "candidates_differ"
+    CHECKSUMS_VALID = "checksums_valid"
+    APEX_SELF_TEST = "apex_self_test"
+
+
+class SelfTestVerdict(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_APPLICABLE = "not_applicable"
+    NOT_RUN = "not_run"
+    """The self-test could not run (candidate unreadable, ApeX unreachable, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelfTestOutcome:
+    """What the ApeX self-test with the candidate credentials said.
+
+    Attributes:
+        result: passed, failed, not applicable or not run.
+        detail: a safe sentence (ApeX's code and message, the reason it could not run, ...).
+    """
+
+    result: SelfTestVerdict
+    detail: str = ""
+
+    @classmethod
+    def passed(cls, detail: str = "") -> SelfTestOutcome:
+        return cls(SelfTestVerdict.PASSED, detail)
+
+    @classmethod
+    def failed(cls, detail: str) -> SelfTestOutcome:
+        return cls(SelfTestVerdict.FAILED, detail)
+
+    @classmethod
+    def not_applicable(cls, detail: str = "") -> SelfTestOutcome:
+        return cls(SelfTestVerdict.NOT_APPLICABLE, detail)
+
+    @classmethod
+    def not_run(cls, detail: str) -> SelfTestOutcome:
+        return cls(SelfTestVerdict.NOT_RUN, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A resolved candidate version of one member.
+
+    Attributes:
+        version: the version number.
+        state: its state in GSM as last read.
+        checksum_ok: True when its payload was read and its CRC32C matched, False on a mismatch,
+            None when the payload could not be read (the check could not run).
+        read_error: why the payload could not be read (a gRPC code name such as
+            ``FAILED_PRECONDITION``), shown in the check's detail; None when it was read.
+    """
+
+    version: str
+    state: VersionState
+    checksum_ok: bool | None = None
+    read_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCandidate:
+    """One member of the group under preview.
+
+    Attributes:
+        secret_type: the member.
+        current_version: its active (pinned) version, None when none is pinned yet.
+        candidate: the proposed version, None when none could be resolved.
+    """
+
+    secret_type: SecretType
+    current_version: str | None
+    candidate: Candidate | None
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewCheck:
+    """One entry of the preview's ``checks`` (``{name, ok, detail}``)."""
+
+    name: CheckName
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewAssessment:
+    """The preview's four checks in contract order; ``ready`` only when all pass."""
+
+    checks: tuple[PreviewCheck, ...]
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+
+def self_test_applies(group: RotationGroup) -> bool:
+    """Whether the ApeX self-test exercises ``group``: it signs with the API credentials only."""
+    return group is RotationGroup.API_CREDENTIALS
+
+
+def assess_preview(
+    group: RotationGroup,
+    members: Sequence[MemberCandidate],
+    self_test: SelfTestOutcome | None,
+) -> PreviewAssessment:
+    """Run the preview's rules over a whole rotation group.
+
+    A check that cannot run for some member (no candidate, payload unreadable, self-test not
+    run) says so in its ``detail`` and is not ok. For ``zk_keys`` the self-test does not apply:
+    that check is ok and says so, whatever ``self_test`` holds.
+
+    Args:
+        group: the group under preview.
+        members: one entry per member of the group, in catalog order.
+        self_test: the ApeX self-test with the candidate credentials; None when it was not run.
+
+    Returns:
+        The four checks, in the contract's order.
+
+    Raises:
+        ValueError: ``members`` is not exactly the group's members (misuse).
+    """
+    # Group membership does not depend on the GSM prefix, so the default catalog answers it.
+    expected = sorted(entry.secret_type.value for entry in Catalog().group_members(group))
+    if sorted(m.secret_type.value for m in members) != expected:
+        raise ValueError(f"members must be exactly the {group.value} group: {expected}")
+    return PreviewAssessment(
+        checks=(
+            _check_enabled(members),
+            _check_differ(members),
+            _check_checksums(members),
+            _check_self_test(group, self_test),
+        )
+    )
+
+
+def _no_candidate(member: MemberCandidate) -> str:
+    return f"could not run for {member.secret_type.value}: no candidate version was resolved"
+
+
+def _verdict(name: CheckName, problems: list[str], fine: list[str]) -> PreviewCheck:
+    if problems:
+        return PreviewCheck(name, False, "; ".join(problems))
+    return PreviewCheck(name, True, "; ".join(fine))
+
+
+def _check_enabled(members: Sequence[MemberCandidate]) -> PreviewCheck:
+    problems: list[str] = []
+    fine: list[str] = []
+    for member in members:
+        candidate = member.candidate
+        if candidate is None:
+            problems.append(_no_candidate(member))
+        elif candidate.state is not VersionState.ENABLED:
+            problems.append(
+                f"{member.secret_type.value} v{candidate.version} is {candidate.state.value}"
+            )
+        else:
+            fine.append(f"{member.secret_type.value} v{candidate.version} is ENABLED")
+    return _verdict(CheckName.CANDIDATES_ENABLED, problems, fine)
+
+
+def _check_differ(members: Sequence[MemberCandidate]) -> PreviewCheck:
+    problems: list[str] = []
+    fine: list[str] = []
+    for member in members:
+        candidate = member.candidate
+        name = member.secret_type.value
+        if candidate is None:
+            problems.append(_no_candidate(member))
+        elif candidate.version == member.current_version:
+            problems.append(f"{name}: candidate v{candidate.version} is already the active version")
+        elif member.current_version is None:
+            fine.append(f"{name}: none active -> v{candidate.version}")
+        else:
+            fine.append(f"{name}: v{member.current_version} -> v{candidate.version}")
+    return _verdict(CheckName.CANDIDATES_DIFFER, problems, fine)
+
+
+def _check_checksums(members: Sequence[MemberCandidate]) -> PreviewCheck:
+    problems: list[str] = []
+    fine: list[str] = []
+    for member in members:
+        candidate = member.candidate
+        name = member.secret_type.value
+        if candidate is None:
+            problems.append(_no_candidate(member))
+        elif candidate.checksum_ok is None:
+            why = f" ({candidate.read_error})" if candidate.read_error else ""
+            problems.append(
+                f"could not run for {name} v{candidate.version}: its payload could not be read{why}"
+            )
+        elif not candidate.checksum_ok:
+            problems.append(f"{name} v{candidate.version}: CRC32C mismatch")
+        else:
+            fine.append(f"{name} v{candidate.version}: CRC32C verified")
+    return _verdict(CheckName.CHECKSUMS_VALID, problems, fine)
+
+
+def _check_self_test(group: RotationGroup, outcome: SelfTestOutcome | None) -> PreviewCheck:
+    name = CheckName.APEX_SELF_TEST
+    if not self_test_applies(group):
+        return PreviewCheck(
+            name,
+            True,
+            f"does not apply to {group.value}: the ApeX self-test signs with the API "
+            "credentials only",
+        )
+    if outcome is None:
+        return PreviewCheck(name, False, "could not run: the self-test was not attempted")
+    suffix = f": {outcome.detail}" if outcome.detail else ""
+    if outcome.result is SelfTestVerdict.PASSED:
+        return PreviewCheck(name, True, f"ApeX accepted the candidate credentials{suffix}")
+    if outcome.result is SelfTestVerdict.FAILED:
+        return PreviewCheck(name, False, f"ApeX refused the candidate credentials{suffix}")
+    if outcome.result is SelfTestVerdict.NOT_RUN:
+        return PreviewCheck(name, False, f"could not run{suffix}")
+    return PreviewCheck(
+        name, False, f"reported as not applicable, but {group.value} requires it{suffix}"
+    )

@@ -1,0 +1,134 @@
+"""``PinnedVersions``: which GSM version each type serves, and the cache's ``fetch`` that reads it.
+
+Factored out of the secret service so the cache can be built before the services that use it:
+the cache needs a ``fetch``, and the fetch needs only the metadata pins, the store and the
+database, not the service around the cache.
+
+The pin is the metadata's ``active_version``. When none is pinned yet (``db seed`` could not read
+GSM), the newest ENABLED version is read and pinned; when the metadata cannot be read at all the
+fetch fails closed (transient), because without the pins nothing says which version is approved.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from omni_secrets.domain.catalog import Catalog, SecretType
+from omni_secrets.domain.errors import SecretStoreError
+from omni_secrets.domain.models import OmniSecretMetadata
+from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
+from omni_secrets.service.observer import SecretRead, ServiceObserver, ValueSeen
+
+log = structlog.get_logger("omni_secrets.service")
+_KNOWN_TYPES = frozenset(t.value for t in SecretType)
+
+
+class PinnedVersions:
+    """The metadata rows of the catalog (pins, rotation dates, locks) and the pinned fetch.
+
+    Args:
+        catalog: the secret types.
+        store: GSM (or a fake).
+        uow_factory: database units of work.
+        observer: told of every store read and every value fetched.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: SecretStore,
+        uow_factory: UnitOfWorkFactory,
+        observer: ServiceObserver,
+    ) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._uow_factory = uow_factory
+        self._observer = observer
+        self._metadata: dict[SecretType, OmniSecretMetadata] = {}
+        self._loaded = False
+        self._unseeded: tuple[str, ...] = ()
+
+    def get(self, secret_type: SecretType) -> OmniSecretMetadata | None:
+        """The metadata row of ``secret_type`` as last read (None: not seeded or not read yet)."""
+        return self._metadata.get(secret_type)
+
+    def active_versions(self) -> dict[SecretType, str | None]:
+        """The pinned version of every type read so far."""
+        return {t: m.active_version for t, m in self._metadata.items()}
+
+    async def reload(self) -> None:
+        """Re-read the catalog's metadata rows from the database.
+
+        Raises:
+            Exception: the database failed (callers decide whether that is fatal).
+        """
+        async with self._uow_factory() as uow:
+            rows = await uow.metadata.list_all()
+        self._metadata = {
+            SecretType(row.secret_type): row for row in rows if row.secret_type in _KNOWN_TYPES
+        }
+        self._loaded = True
+        missing = tuple(t.value for t in self._catalog.types if t not in self._metadata)
+        if missing and missing != self._unseeded:  # once per change, not on every reconcile
+            log.warning("metadata.not_seeded", missing=missing, hint="run: omni-secrets db seed")
+        self._unseeded = missing
+
+    async def fetch(self, secret_type: SecretType) -> AccessedSecret:
+        """Read the version the cache should serve for ``secret_type`` from the store.
+
+        Raises:
+            SecretStoreError: the store failed (``transient`` says whether to keep the old value),
+                or the metadata is unreadable (transient ``UNAVAILABLE``).
+        """
+        entry = self._catalog.entry(secret_type)
+        if not self._loaded:
+            try:
+                await self.reload()
+            except Exception:
+                raise SecretStoreError(
+                    "secret metadata is unavailable (database unreachable)",
+                    reason="UNAVAILABLE",
+                    transient=True,
+                    secret_id=entry.gsm_secret_id,
+                ) from None
+        meta = self._metadata.get(secret_type)
+        pinned = meta.active_version if meta else None
+        try:
+            if pinned is None:
+                versions = await self._store.list_versions(entry.gsm_secret_id)
+                newest = newest_enabled(versions)
+                if newest is None:
+                    raise SecretStoreError(
+                        f"{entry.gsm_secret_id} has no ENABLED version",
+                        reason="FAILED_PRECONDITION",
+                        transient=False,
+                        secret_id=entry.gsm_secret_id,
+                    )
+                accessed = await self._store.access(entry.gsm_secret_id, newest.version)
+                await self._pin_first_version(secret_type, accessed.version)
+            else:
+                accessed = await self._store.access(entry.gsm_secret_id, pinned)
+        except SecretStoreError:
+            self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=False))
+            raise
+        self._observer.on_event(ValueSeen(accessed.value))
+        self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=True))
+        return accessed
+
+    async def _pin_first_version(self, secret_type: SecretType, version: str) -> None:
+        try:
+            async with self._uow_factory() as uow:
+                await uow.metadata.pin_active_version(
+                    secret_type.value, version, only_if_unpinned=True
+                )
+                await uow.commit()
+                row = await uow.metadata.get(secret_type.value)
+        except Exception as exc:  # serving beats pinning; the next fetch tries again
+            log.warning(
+                "metadata.pin_failed", secret_type=secret_type.value, error_type=type(exc).__name__
+            )
+            return
+        if row is not None:
+            self._metadata[secret_type] = row

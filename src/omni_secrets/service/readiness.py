@@ -1,0 +1,33 @@
+"""``ReadinessCheck``: ``/readyz`` — the database answers and every required type is served."""
+
+from __future__ import annotations
+
+from omni_secrets.domain.cache import OmniSecretCache
+from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.service.views import Readiness
+
+
+class ReadinessCheck:
+    """Answers readiness from one metadata read and the cache's state."""
+
+    def __init__(self, *, uow_factory: UnitOfWorkFactory, cache: OmniSecretCache) -> None:
+        self._uow_factory = uow_factory
+        self.cache = cache
+
+    async def readiness(self) -> Readiness:
+        """Ready when the database answers and every required type is served."""
+        checks: dict[str, str] = {}
+        reasons: list[str] = []
+        try:
+            async with self._uow_factory() as uow:
+                await uow.metadata.list_all()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = "unavailable"
+            reasons.append(f"database unavailable ({type(exc).__name__})")
+        state = self.cache.state.value
+        checks["cache"] = state
+        if state != "ready":
+            missing = ", ".join(t.value for t in self.cache.missing_required())
+            reasons.append(f"cache {state}: required types not served: {missing}")
+        return Readiness(ready=not reasons, reason="; ".join(reasons) or None, checks=checks)
