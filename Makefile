@@ -13,13 +13,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e .
+LOCK := requirements.lock
+
+# Every third-party file is checked against requirements.lock (pip --require-hashes); the project
+# itself is then installed editable with the build backend (hatchling + editables) from that same lock, so nothing
+# unhashed is fetched. One lock holds the runtime, dev and bench sets alike.
+$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
-$(DEV_STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
-	touch $@ $(STAMP)
+$(DEV_STAMP): $(STAMP)
+	touch $@
 
 ## make run: the service with everything embedded (GSM emulator, SQLite, dev tokens) on 127.0.0.1:8080
 run: $(STAMP)
@@ -61,9 +67,12 @@ unit: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
-lock: $(DEV_STAMP)
-	{ echo "# The whole resolved dependency set, pinned (pip freeze of .venv with [dev,bench]). Regenerate with 'make lock'."; \
+## make lock: after changing pyproject.toml, re-resolve into constraints.txt and requirements.lock
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]' hatchling==1.33.0 editables==0.6
+	{ echo "# The whole resolved dependency set, pinned (pip freeze of .venv with [dev,bench] and the build backend). Regenerate with 'make lock'."; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^omni-secrets'; } > constraints.txt
+	$(BIN)/python scripts/hash_lock.py --constraints constraints.txt --output $(LOCK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import cache_hit, hydration, readers, single_flight, status_throughput
+from bench import cache_hit, hydration, readers, redaction, single_flight, status_throughput
 
 
 def _cpu_model() -> str:
@@ -113,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({st.requests} requests each, {st.failures} failures)"
     )
     report.check("status >= 0.5 x bare", st.ratio >= 0.5 and st.failures == 0, f"{st.ratio:.2f} x")
+
+    print("\n6. One JSON log line through the redacting processor chain, by registered values")
+    red = redaction.run(quick=args.quick)
+    for count, dist in red.by_count.items():
+        print(f"  {count:5d} values: {dist.describe()}  ({red.ratio(count):.2f} x 0 values)")
 
     print(f"\n{'all targets met' if not report.missed else 'missed: ' + ', '.join(report.missed)}")
     return 1 if (args.strict and report.missed) else 0

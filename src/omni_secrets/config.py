@@ -36,6 +36,8 @@ DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_APEX_BASE_URL = "https://omni.apex.exchange"
 DEFAULT_AUTH_AUDIENCE = "omni-secrets"
 PRODUCTION_PROJECT_SUFFIXES = ("-prod", "-production")
+MIN_HS256_SECRET_BYTES = 32
+"""RFC 7518 section 3.2: an HS256 key at least as long as the hash output (256 bits)."""
 
 
 class Environment(StrEnum):
@@ -70,6 +72,9 @@ class Settings(BaseSettings):
     environment: Environment | None = Field(default=None, alias="OMNI_ENVIRONMENT")
     gcp_project_id: str | None = Field(default=None, alias="GCP_PROJECT_ID", min_length=1)
     production_gcp_project_ids_raw: str = Field(default="", alias="OMNI_PRODUCTION_GCP_PROJECT_IDS")
+    nonproduction_gcp_project_numbers_raw: str = Field(
+        default="", alias="OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS"
+    )
     gsm_endpoint: str | None = Field(default=None, alias="OMNI_GSM_ENDPOINT")
     gsm_secret_prefix: str = Field(
         default=DEFAULT_GSM_SECRET_PREFIX, alias="OMNI_GSM_SECRET_PREFIX"
@@ -153,6 +158,14 @@ class Settings(BaseSettings):
             part.strip() for part in self.production_gcp_project_ids_raw.split(",") if part.strip()
         )
 
+    @property
+    def nonproduction_gcp_project_numbers(self) -> frozenset[str]:
+        return frozenset(
+            part.strip()
+            for part in self.nonproduction_gcp_project_numbers_raw.split(",")
+            if part.strip()
+        )
+
     def is_production_project(self, project_id: str) -> bool:
         """A project is production if listed explicitly or named ``*-prod``/``*-production``."""
         return project_id in self.production_gcp_project_ids or project_id.endswith(
@@ -225,14 +238,83 @@ def _violations_from(exc: ValidationError) -> list[ConfigViolation]:
 def check_environment(settings: Settings) -> None:
     """The startup guard: refuse configurations that break environment isolation or hardening.
 
-    Rules (contract section 2): ``OMNI_ENVIRONMENT`` and ``GCP_PROJECT_ID`` are set; a
-    non-production environment never points at a production project and vice versa;
-    ``production`` never uses ``OMNI_GSM_ENDPOINT`` or ``OMNI_AUTH_HS256_SECRET``; an auth mode
-    is configured; the break-glass public key and private key file come together; the rotation
-    warning window is shorter than the rotation period.
+    Rules: see :func:`environment_violations`.
 
     Raises:
         ConfigurationRejected: listing every broken rule at once.
+    """
+    violations = environment_violations(settings)
+    if violations:
+        raise ConfigurationRejected(violations)
+
+
+def load_checked_settings(**overrides: Any) -> Settings:
+    """:func:`load_settings` then :func:`check_environment`, reporting every broken rule at once.
+
+    A malformed value does not hide the other rules: the guard still runs, on the settings with
+    each malformed variable at its default, and rules about those variables are left out (their
+    value violation already names them).
+
+    Raises:
+        ConfigurationRejected: every malformed value and every broken rule, in one message.
+    """
+    try:
+        return _checked(Settings(**overrides), [])
+    except ValidationError as exc:
+        value_violations = _violations_from(exc)
+        defaults = {
+            variable: _default_of(variable)
+            for violation in value_violations
+            for variable in violation.variables
+        }
+    try:
+        fallback = Settings(**{**overrides, **defaults})
+    except ValidationError:
+        raise ConfigurationRejected(value_violations) from None
+    return _checked(fallback, value_violations)
+
+
+def _checked(settings: Settings, value_violations: list[ConfigViolation]) -> Settings:
+    named = {variable for violation in value_violations for variable in violation.variables}
+    violations = value_violations + [
+        violation
+        for violation in environment_violations(settings)
+        if not named.intersection(violation.variables)
+    ]
+    if violations:
+        raise ConfigurationRejected(violations)
+    return settings
+
+
+def _default_of(variable: str) -> Any:
+    for field in Settings.model_fields.values():
+        if field.alias == variable:
+            return field.get_default(call_default_factory=True)
+    return None
+
+
+def _is_project_number(project: str) -> bool:
+    # GSM resource names accept a project number wherever they accept an id.
+    return project.isascii() and project.isdigit()
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite"
+
+
+def environment_violations(settings: Settings) -> list[ConfigViolation]:
+    """Every startup rule ``settings`` breaks (empty when the configuration is acceptable).
+
+    Rules (contract section 2 and issue 15): ``OMNI_ENVIRONMENT`` and ``GCP_PROJECT_ID`` are set;
+    a non-production environment never points at a production project, nor at a project
+    *number* unless it is listed in ``OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS`` (a number can name
+    any project, production included); ``production`` points at a production project (listed
+    in ``OMNI_PRODUCTION_GCP_PROJECT_IDS``, numbers included, or named ``*-prod``/
+    ``*-production``); ``production`` never uses ``OMNI_GSM_ENDPOINT``,
+    ``OMNI_AUTH_HS256_SECRET``, a plain ``http://`` JWKS, ApeX or PagerDuty URL, or SQLite, and
+    always sets ``OMNI_AUTH_ISSUER``; an HS256 secret has at least 32 bytes (any environment);
+    an auth mode is configured; the break-glass public key and private key file come together;
+    the rotation warning window is shorter than the rotation period.
     """
     violations: list[ConfigViolation] = []
 
@@ -259,6 +341,21 @@ def check_environment(settings: Settings) -> None:
                 f"GCP_PROJECT_ID={project!r}",
                 "OMNI_ENVIRONMENT",
                 "GCP_PROJECT_ID",
+            )
+        if (
+            env is not Environment.PRODUCTION
+            and not production_project
+            and _is_project_number(project)
+            and project not in settings.nonproduction_gcp_project_numbers
+        ):
+            refuse(
+                "environment isolation",
+                f"OMNI_ENVIRONMENT={env.value!r} uses GCP_PROJECT_ID={project!r}, a project "
+                f"number that could name a production project; list it in "
+                f"OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS if it is not production",
+                "OMNI_ENVIRONMENT",
+                "GCP_PROJECT_ID",
+                "OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS",
             )
         if env is Environment.PRODUCTION and not production_project:
             refuse(
@@ -288,6 +385,45 @@ def check_environment(settings: Settings) -> None:
                 "OMNI_ENVIRONMENT",
                 "OMNI_AUTH_HS256_SECRET",
             )
+        for variable, url in (
+            ("OMNI_AUTH_JWKS_URL", settings.auth_jwks_url),
+            ("OMNI_APEX_BASE_URL", settings.apex_base_url),
+            ("OMNI_PAGERDUTY_EVENTS_URL", settings.pagerduty_events_url),
+        ):
+            if url is not None and url.scheme != "https":
+                refuse(
+                    "production hardening",
+                    f"OMNI_ENVIRONMENT='production' must not use {variable}={str(url)!r}: "
+                    "only https:// is accepted",
+                    "OMNI_ENVIRONMENT",
+                    variable,
+                )
+        if settings.auth_issuer is None:
+            refuse(
+                "production hardening",
+                "OMNI_ENVIRONMENT='production' requires OMNI_AUTH_ISSUER (the token issuer to "
+                "enforce)",
+                "OMNI_ENVIRONMENT",
+                "OMNI_AUTH_ISSUER",
+            )
+        if _is_sqlite(settings.database_url):
+            refuse(
+                "production hardening",
+                f"OMNI_ENVIRONMENT='production' must not use the embedded SQLite database "
+                f"OMNI_DATABASE_URL={settings.database_url!r}; use PostgreSQL "
+                "(postgresql+psycopg://...)",
+                "OMNI_ENVIRONMENT",
+                "OMNI_DATABASE_URL",
+            )
+
+    hs256 = settings.auth_hs256_secret
+    if hs256 is not None and len(hs256.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES:
+        refuse(
+            "weak secret",
+            f"OMNI_AUTH_HS256_SECRET (value hidden) is shorter than {MIN_HS256_SECRET_BYTES} "
+            "bytes; use a random secret of at least 32 bytes",
+            "OMNI_AUTH_HS256_SECRET",
+        )
 
     if settings.auth_mode is None:
         refuse(
@@ -317,5 +453,4 @@ def check_environment(settings: Settings) -> None:
             "OMNI_ROTATION_PERIOD_DAYS",
         )
 
-    if violations:
-        raise ConfigurationRejected(violations)
+    return violations

@@ -63,6 +63,25 @@ class TestToken:
         assert code == 2
         assert "unknown scope" in err
 
+    @pytest.mark.parametrize(
+        ("secret", "subject", "fragment"),
+        [
+            ("fake-short-hs256-secret", "ops-1", "shorter than 32 bytes"),
+            (HS256_SECRET, "system", "reserved"),
+            (HS256_SECRET, "x" * 256, "longer than 255"),
+        ],
+    )
+    async def test_refuses_what_the_service_would_refuse(
+        self, monkeypatch: pytest.MonkeyPatch, secret: str, subject: str, fragment: str
+    ) -> None:
+        monkeypatch.setenv("OMNI_AUTH_HS256_SECRET", secret)
+        monkeypatch.setenv("OMNI_ENVIRONMENT", "development")
+        code, out, err = await cli("token", "--scope", "omni-secrets:read", "--subject", subject)
+        assert (code, out) == (2, "")
+        assert len(err.strip().splitlines()) == 1
+        assert fragment in err
+        assert secret not in err
+
 
 class TestStatus:
     async def test_json(self, served: tuple[OmniStack, str]) -> None:

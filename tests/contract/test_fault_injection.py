@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +17,14 @@ import pytest
 from omni_secrets.bootstrap import Overrides
 from omni_secrets.catalog_seed import seed_catalog
 from omni_secrets.domain.catalog import Catalog, SecretType
-from omni_secrets.domain.clock import SystemClock
-from omni_secrets.testing import InMemoryUnitOfWorkFactory
-from tests.contract.conftest import CANARIES, OmniStack, StackFactory
+from omni_secrets.domain.clock import ManualClock, SystemClock
+from omni_secrets.testing import FakeSecretStore, InMemoryUnitOfWorkFactory
+from tests.contract.conftest import CANARIES, FAKE_VALUES, OmniStack, StackFactory
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
 
 STATUS = "/ops/apex-omni/secrets/status"
 REFRESH = "/internal/apex-omni/secrets/cache/refresh"
@@ -178,6 +184,7 @@ class TestDatabaseDown:
         assert (await stack.request("GET", ACCOUNT)).status_code == 200
         refresh = await stack.request("POST", REFRESH, json={})
         assert refresh.status_code == 202
+        await asyncio.sleep(1.05)  # /readyz reuses its database check for one second
         ready = await stack.client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["database"] == "unavailable"
@@ -190,6 +197,7 @@ class TestDatabaseDown:
         )
 
         uow_factory.db.unavailable = False
+        await asyncio.sleep(1.05)
         assert (await stack.client.get("/readyz")).status_code == 200
         await status_of(stack)  # its audit row is the next successful write
         await stack.wait_for(
@@ -216,6 +224,7 @@ class TestDatabaseDown:
         uow_factory.db.unavailable = False
         outcome = await stack.services.cache.refresh()
         assert all(o.ok for o in outcome.values())
+        await asyncio.sleep(1.05)  # /readyz reuses its database check for one second
         assert (await stack.client.get("/readyz")).status_code == 200
 
 
@@ -244,3 +253,29 @@ class TestPagerDutyDown:
         assert metric(stack, "omni_alerts_sent_total", **labels, result="failure") == 1
         assert metric(stack, "omni_alerts_sent_total", **labels, result="success") == 0
         assert (await stack.request("GET", STATUS)).status_code == 200
+
+
+class TestSeededWithoutGsm:
+    async def test_first_pin_takes_the_versions_create_time(
+        self, omni_stack_factory: StackFactory
+    ) -> None:
+        """Seeded while GSM was unreachable (rotated "now"), the first pin records the version's
+        create_time: a 200-day-old credential must not get a fresh 365 days."""
+        created = datetime.now(UTC) - timedelta(days=200)
+        store = FakeSecretStore(clock=ManualClock(created))
+        store.seed({k: [v] for k, v in FAKE_VALUES.items()})
+        uow_factory = await seeded_in_memory_database()
+        stack = await omni_stack_factory(
+            overrides=Overrides(uow_factory=uow_factory, secret_store=store)
+        )
+        body = await status_of(stack)
+        for entry in body["secrets"]:
+            assert entry["cacheSource"] == "gsm"
+            rotation = entry["rotation"]
+            assert parse_time(rotation["lastRotatedAt"]) == created
+            assert parse_time(rotation["dueAt"]) == created + timedelta(days=365)
+            assert rotation["daysUntilDue"] in (164, 165)
+        async with uow_factory() as uow:
+            rows = await uow.metadata.list_all()
+        assert {row.active_version for row in rows} == {"1"}
+        assert {row.last_rotated_at for row in rows} == {created}

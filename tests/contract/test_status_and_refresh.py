@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,25 @@ class TestConsumer:
         assert body["ok"] is True
         assert body["httpStatus"] == 200
         assert body["apexCode"] is None
+
+
+class TestReadinessProbeCache:
+    async def test_readyz_checks_the_database_once_per_second(self, omni_stack: OmniStack) -> None:
+        """A burst of probes costs one database round trip (SQLite's write lock), not one each."""
+        readiness = omni_stack.services.secrets._readiness
+        real_factory = readiness._uow_factory
+        opened = 0
+
+        def counting_factory() -> Any:
+            nonlocal opened
+            opened += 1
+            return real_factory()
+
+        readiness._uow_factory = counting_factory
+        try:
+            await asyncio.sleep(1.05)  # past any check made during start-up
+            answers = [await omni_stack.client.get("/readyz") for _ in range(20)]
+        finally:
+            readiness._uow_factory = real_factory
+        assert [a.status_code for a in answers] == [200] * 20
+        assert opened == 1

@@ -114,6 +114,23 @@ class TestGsmSecretManagerClient:
         assert (await gsm_store.access(KEY)).value.reveal() == "fake-key-v2"
         assert seeded.call_count(ACCESS) == 2
 
+    async def test_missing_checksum_counts_as_a_checksum_failure(
+        self, seeded: GsmEmulator, gsm_store: GsmSecretManagerClient
+    ) -> None:
+        """No data_crc32c at all is unverifiable: retried, then CHECKSUM_MISMATCH, no value."""
+        seeded.omit_checksum_next(10)
+        with pytest.raises(ChecksumMismatch) as raised:
+            await gsm_store.access(KEY)
+        assert raised.value.reason == "CHECKSUM_MISMATCH"
+        assert seeded.call_count(ACCESS) == 3
+
+    async def test_one_response_without_checksum_recovers(
+        self, seeded: GsmEmulator, gsm_store: GsmSecretManagerClient
+    ) -> None:
+        seeded.omit_checksum_next(1)
+        assert (await gsm_store.access(KEY)).value.reveal() == "fake-key-v2"
+        assert seeded.call_count(ACCESS) == 2
+
     async def test_list_versions_states_newest_first(
         self, seeded: GsmEmulator, gsm_store: GsmSecretManagerClient
     ) -> None:

@@ -96,27 +96,74 @@ class TestServeGuard:
         line = run_refused(free_port(), OMNI_CACHE_TTL_SECONDS="1")
         assert "OMNI_CACHE_TTL_SECONDS" in line
 
-    def test_valid_development_config_starts(self, tmp_path: Path) -> None:
-        """A valid development configuration serves /healthz with 200."""
-        port = free_port()
-        proc = subprocess.Popen(
-            [CLI, "serve", "--port", str(port)],
-            env=serve_env(OMNI_DATABASE_URL=f"sqlite:///{tmp_path}/omni.db"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+    def test_staging_on_project_number_refused(self) -> None:
+        """A project number in staging is refused unless listed as non-production."""
+        line = run_refused(free_port(), OMNI_ENVIRONMENT="staging", GCP_PROJECT_ID="123456789012")
+        assert "OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS" in line
+
+    def test_every_broken_rule_in_one_line(self) -> None:
+        """A malformed value and five production rules: all named on the one stderr line."""
+        line = run_refused(
+            free_port(),
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="acme-prod",
+            OMNI_CACHE_TTL_SECONDS="1",
+            OMNI_AUTH_HS256_SECRET="short-fake",
+            OMNI_AUTH_JWKS_URL="http://idp.example.test/jwks.json",
+            OMNI_APEX_BASE_URL="http://apex.example.test",
+            OMNI_PAGERDUTY_EVENTS_URL="http://pd.example.test/v2/enqueue",
         )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        output = proc.stdout.read().decode() if proc.stdout else ""
-                        pytest.fail(f"serve did not come up: {output}")
-                    time.sleep(0.2)
-            assert response.status_code == 200
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+        for variable in (
+            "OMNI_CACHE_TTL_SECONDS",
+            "OMNI_AUTH_HS256_SECRET",
+            "OMNI_AUTH_JWKS_URL",
+            "OMNI_APEX_BASE_URL",
+            "OMNI_PAGERDUTY_EVENTS_URL",
+            "OMNI_AUTH_ISSUER",
+            "OMNI_DATABASE_URL",
+        ):
+            assert variable in line
+        assert "short-fake" not in line
+
+    def test_never_migrated_database_refused(self, tmp_path: Path) -> None:
+        """A database that answers but has no schema: one line saying so, nothing served."""
+        line = run_refused(free_port(), OMNI_DATABASE_URL=f"sqlite:///{tmp_path}/empty.db")
+        assert "never been migrated" in line
+        assert "omni-secrets db upgrade" in line
+
+    def test_unreachable_database_still_starts(self) -> None:
+        """An unreachable database is not refused (the service heals when it returns): only a
+        database that answers without a schema is."""
+        assert_serves(free_port(), "postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+    def test_valid_development_config_starts(self, tmp_path: Path) -> None:
+        """A valid development configuration on a migrated database serves /healthz with 200."""
+        url = f"sqlite:///{tmp_path}/omni.db"
+        subprocess.run(
+            [CLI, "db", "upgrade"], env=serve_env(OMNI_DATABASE_URL=url), check=True, timeout=120
+        )
+        assert_serves(free_port(), url)
+
+
+def assert_serves(port: int, database_url: str) -> None:
+    proc = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=serve_env(OMNI_DATABASE_URL=database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    output = proc.stdout.read().decode() if proc.stdout else ""
+                    pytest.fail(f"serve did not come up: {output}")
+                time.sleep(0.2)
+        assert response.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

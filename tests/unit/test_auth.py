@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -249,3 +250,43 @@ class TestJwks:
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:
             assert_unauthenticated(await get(c, token))
+
+    async def test_unreachable_jwks_is_503_auth_unavailable(
+        self, jwks_server: tuple[str, Any, Any]
+    ) -> None:
+        """The JWKS host not answering is the service's problem (503), not a bad token (401)."""
+        _, rsa_key, _ = jwks_server
+        token = jwt.encode(
+            {"sub": "svc", "aud": AUDIENCE, "exp": 4102444800, "scope": "omni-secrets:read"},
+            rsa_key,
+            algorithm="RS256",
+            headers={"kid": "rsa-1"},
+        )
+        with socket.socket() as probe:  # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/jwks.json"
+        app = shell_app(JwksVerifier(jwks_url=dead_url, audience=AUDIENCE))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            response = await get(c, token)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "AUTH_UNAVAILABLE"
+        assert "www-authenticate" not in response.headers
+
+
+class TestSubjectBounds:
+    @pytest.mark.parametrize(
+        ("subject", "fragment"),
+        [
+            ("x" * 256, "longer than 255"),
+            ("system", "reserved"),
+            ("bad\x00sub", "non-printable"),
+        ],
+    )
+    async def test_unusable_subjects_are_401(
+        self, hs_client: httpx.AsyncClient, subject: str, fragment: str
+    ) -> None:
+        response = await get(hs_client, hs_token(sub=subject))
+        assert_unauthenticated(response)
+        assert fragment in response.json()["error"]["message"]

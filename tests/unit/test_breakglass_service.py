@@ -40,6 +40,7 @@ from omni_secrets.service.observer import (
     OperationFailed,
     SecretRead,
     ServiceEvent,
+    ValueRetired,
     ValueSeen,
 )
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory, RecordingAlertSink
@@ -69,6 +70,7 @@ class Rig:
     reads: list[tuple[str, str, bool]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     values: list[SecretValue] = field(default_factory=list)
+    forgotten: list[SecretValue] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
     publish_fails: bool = False
 
@@ -113,6 +115,8 @@ class Rig:
                 self.failures.append((t, reason))
             case ValueSeen(value=value):
                 self.values.append(value)
+            case ValueRetired(value=value):
+                self.forgotten.append(value)
 
     async def publish(self, kind: str) -> None:
         if self.publish_fails:
@@ -647,3 +651,33 @@ class TestReload:
 
 async def _never(secret_type: SecretType) -> AccessedSecret:
     raise AssertionError("not fetched in this test")
+
+
+class TestRedactorRegistration:
+    """The log redactor learns a value only once its override is committed, and forgets it at
+    the end: a refused payload must not choose words to mask out of every later log line."""
+
+    async def test_refused_payloads_are_never_registered(self, rig: Rig) -> None:
+        ciphertext = rig.seal("fake-replayed-value-0001")
+        await rig.activate(ciphertext)
+        assert [v.reveal() for v in rig.values] == ["fake-replayed-value-0001"]
+        with pytest.raises(ReplayDetected):
+            await rig.activate(ciphertext)
+        with pytest.raises(PayloadMismatch):
+            await rig.activate(rig.seal("fake-mismatch-value-0002", secret_type="api_key"))
+        rig.db.fail_audit_appends = True
+        with pytest.raises(AuditUnavailable):
+            await rig.activate(rig.seal("fake-unaudited-value-0003"))
+        assert [v.reveal() for v in rig.values] == ["fake-replayed-value-0001"]
+
+    async def test_revoked_and_expired_values_are_forgotten(self, rig: Rig) -> None:
+        revoked = await rig.activate(rig.seal("fake-revoked-value-0004"))
+        await rig.activate(rig.seal("fake-expiring-value-0005"), ttl_seconds=60)
+        await rig.service.revoke(revoked.override_id, actor="carol", correlation_id=None)
+        assert [v.reveal() for v in rig.forgotten] == ["fake-revoked-value-0004"]
+        rig.clock.advance(61)
+        await rig.service.expire_due()
+        assert [v.reveal() for v in rig.forgotten] == [
+            "fake-revoked-value-0004",
+            "fake-expiring-value-0005",
+        ]

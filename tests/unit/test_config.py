@@ -11,11 +11,12 @@ from omni_secrets.config import (
     Environment,
     Settings,
     check_environment,
+    load_checked_settings,
     load_settings,
 )
 from omni_secrets.domain.errors import ConfigurationRejected
 
-HS256 = {"OMNI_AUTH_HS256_SECRET": "fake-hs256-secret-for-tests"}
+HS256 = {"OMNI_AUTH_HS256_SECRET": "fake-hs256-secret-for-config-tests-0123"}
 
 
 def settings(**values: Any) -> Settings:
@@ -23,6 +24,16 @@ def settings(**values: Any) -> Settings:
     base.update(HS256)
     base.update(values)
     return load_settings(**{k: v for k, v in base.items() if v is not None})
+
+
+PRODUCTION = {
+    "OMNI_ENVIRONMENT": "production",
+    "GCP_PROJECT_ID": "acme-prod",
+    "OMNI_AUTH_HS256_SECRET": None,
+    "OMNI_AUTH_JWKS_URL": "https://idp.example.test/jwks.json",
+    "OMNI_AUTH_ISSUER": "https://idp.example.test",
+    "OMNI_DATABASE_URL": "postgresql+psycopg://omni@db.example.test/omni",
+}
 
 
 def rejection(**values: Any) -> ConfigurationRejected:
@@ -105,12 +116,7 @@ class TestEnvironmentGuard:
 
     def test_production_env_on_non_production_project(self) -> None:
         """Production must point at a production project."""
-        err = rejection(
-            OMNI_ENVIRONMENT="production",
-            GCP_PROJECT_ID="acme-staging",
-            OMNI_AUTH_HS256_SECRET=None,
-            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
-        )
+        err = rejection(**{**PRODUCTION, "GCP_PROJECT_ID": "acme-staging"})
         assert "acme-staging" in err.message and "production" in err.message
         assert len(err.violations) == 1
 
@@ -127,25 +133,14 @@ class TestEnvironmentGuard:
 
     def test_production_refuses_hs256(self) -> None:
         """Production must not accept shared-secret tokens."""
-        err = rejection(
-            OMNI_ENVIRONMENT="production",
-            GCP_PROJECT_ID="acme-prod",
-            OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
-        )
+        err = rejection(**{**PRODUCTION, **HS256})
         assert [v.variables for v in err.violations] == [
             ("OMNI_ENVIRONMENT", "OMNI_AUTH_HS256_SECRET")
         ]
 
     def test_valid_production_config_passes(self) -> None:
         """Production on a production project with JWKS auth is accepted."""
-        check_environment(
-            settings(
-                OMNI_ENVIRONMENT="production",
-                GCP_PROJECT_ID="acme-prod",
-                OMNI_AUTH_HS256_SECRET=None,
-                OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
-            )
-        )
+        check_environment(settings(**PRODUCTION))
 
     def test_no_auth_mode(self) -> None:
         """Some auth mode must be configured."""
@@ -169,3 +164,102 @@ class TestEnvironmentGuard:
         )
         assert len(err.violations) == 2
         assert "\n" not in err.message
+
+
+@pytest.mark.usefixtures("clean_env")
+class TestGuardHardening:
+    """The refusals added by issue 15; each was accepted before."""
+
+    def test_staging_on_a_project_number_is_refused(self) -> None:
+        """A project number can name a production project: refused unless listed."""
+        err = rejection(OMNI_ENVIRONMENT="staging", GCP_PROJECT_ID="123456789012")
+        assert "123456789012" in err.message
+        assert "OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS" in err.message
+
+    def test_listed_non_production_number_is_accepted(self) -> None:
+        check_environment(
+            settings(
+                OMNI_ENVIRONMENT="staging",
+                GCP_PROJECT_ID="123456789012",
+                OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS="555, 123456789012",
+            )
+        )
+
+    def test_number_listed_as_production_is_production(self) -> None:
+        """Production may name its project by number when it is listed as production."""
+        check_environment(
+            settings(
+                **{**PRODUCTION, "GCP_PROJECT_ID": "987654321098"},
+                OMNI_PRODUCTION_GCP_PROJECT_IDS="987654321098",
+            )
+        )
+        err = rejection(
+            OMNI_ENVIRONMENT="staging",
+            GCP_PROJECT_ID="987654321098",
+            OMNI_PRODUCTION_GCP_PROJECT_IDS="987654321098",
+            OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS="987654321098",
+        )
+        assert "must not use production project" in err.message
+
+    @pytest.mark.parametrize(
+        ("variable", "url"),
+        [
+            ("OMNI_AUTH_JWKS_URL", "http://idp.example.test/jwks.json"),
+            ("OMNI_APEX_BASE_URL", "http://omni.apex.exchange"),
+            ("OMNI_PAGERDUTY_EVENTS_URL", "http://events.pagerduty.com/v2/enqueue"),
+        ],
+    )
+    def test_production_refuses_plain_http(self, variable: str, url: str) -> None:
+        err = rejection(**{**PRODUCTION, variable: url})
+        assert [v.variables for v in err.violations] == [("OMNI_ENVIRONMENT", variable)]
+        assert "https://" in err.message
+
+    def test_plain_http_is_fine_outside_production(self) -> None:
+        check_environment(settings(OMNI_APEX_BASE_URL="http://127.0.0.1:9999"))
+
+    def test_production_requires_an_issuer(self) -> None:
+        err = rejection(**{**PRODUCTION, "OMNI_AUTH_ISSUER": None})
+        assert [v.variables for v in err.violations] == [("OMNI_ENVIRONMENT", "OMNI_AUTH_ISSUER")]
+
+    @pytest.mark.parametrize(
+        "url", [None, "sqlite:////var/lib/omni/omni.db", "sqlite+aiosqlite:///x.db"]
+    )
+    def test_production_refuses_sqlite(self, url: str | None) -> None:
+        """The default database (and any SQLite file) is refused in production."""
+        err = rejection(**{**PRODUCTION, "OMNI_DATABASE_URL": url})
+        assert [v.variables for v in err.violations] == [("OMNI_ENVIRONMENT", "OMNI_DATABASE_URL")]
+
+    @pytest.mark.parametrize("env", ["development", "test", "staging"])
+    def test_short_hs256_secret_is_refused_everywhere(self, env: str) -> None:
+        project = "omni-staging" if env == "staging" else "omni-dev"
+        short = "fake-31-bytes-hs256-secret-xxxx"
+        assert len(short) == 31
+        err = rejection(OMNI_ENVIRONMENT=env, GCP_PROJECT_ID=project, OMNI_AUTH_HS256_SECRET=short)
+        assert [v.variables for v in err.violations] == [("OMNI_AUTH_HS256_SECRET",)]
+        assert short not in err.message
+
+    def test_32_byte_secret_is_accepted(self) -> None:
+        check_environment(settings(OMNI_AUTH_HS256_SECRET="f" * 32))
+
+    def test_every_broken_rule_in_one_line(self, clean_env: pytest.MonkeyPatch) -> None:
+        """A malformed value does not hide the guard's rules: everything is reported at once."""
+        for name, value in {
+            "OMNI_ENVIRONMENT": "production",
+            "GCP_PROJECT_ID": "acme-prod",
+            "OMNI_CACHE_TTL_SECONDS": "1",
+            "OMNI_AUTH_JWKS_URL": "http://idp.example.test/jwks.json",
+            "OMNI_GSM_ENDPOINT": "127.0.0.1:8085",
+        }.items():
+            clean_env.setenv(name, value)
+        with pytest.raises(ConfigurationRejected) as info:
+            load_checked_settings()
+        named = {v for violation in info.value.violations for v in violation.variables}
+        assert {
+            "OMNI_CACHE_TTL_SECONDS",
+            "OMNI_AUTH_JWKS_URL",
+            "OMNI_GSM_ENDPOINT",
+            "OMNI_AUTH_ISSUER",
+            "OMNI_DATABASE_URL",
+        } <= named
+        assert len(info.value.violations) == 5
+        assert "\n" not in info.value.message

@@ -268,10 +268,11 @@ class TestPayloadChecks:
         with pytest.raises(ChecksumMismatch):
             await client.access("s")
 
-    async def test_missing_checksum_is_accepted(self) -> None:
-        """A response without data_crc32c is accepted (the server computed none)."""
-        client = scripted(access_response(b"fake-v3", crc=None))
-        assert (await client.access("s")).value.reveal() == "fake-v3"
+    async def test_missing_checksum_is_a_checksum_failure(self) -> None:
+        """A response without data_crc32c cannot be verified: CHECKSUM_MISMATCH, no value."""
+        client = scripted(*(access_response(b"fake-v3", crc=None) for _ in range(5)))
+        with pytest.raises(ChecksumMismatch):
+            await client.access("s")
 
     async def test_checksum_recovers_on_retry(self) -> None:
         """One corrupted response, then a good one: the good value is returned."""

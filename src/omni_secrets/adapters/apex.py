@@ -34,6 +34,7 @@ from omni_secrets.domain.exchange import (
     SelfTestResult,
     describe_apex_code,
 )
+from omni_secrets.domain.header_safety import is_header_safe
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 TIME_PATH: Final = "/api/v3/time"
@@ -257,6 +258,15 @@ class ApexOmniClient:
     # -- internals ------------------------------------------------------------------------------
 
     async def _account(self, credentials: ApexCredentials) -> ApexAccount | _Refusal:
+        if not all(is_header_safe(v.reveal()) for v in (credentials.key, credentials.passphrase)):
+            # The service refuses such values when it fetches or opens them; this is the last
+            # line, so httpx never builds (and quotes in its error) a header it cannot encode.
+            return _Refusal(
+                "the API key or passphrase contains characters an HTTP header cannot carry",
+                None,
+                None,
+                None,
+            )
         timestamp = epoch_ms(self._clock.now())
         answer = await self._get(
             ACCOUNT_PATH, signed_headers(credentials, "GET", ACCOUNT_PATH, None, timestamp)

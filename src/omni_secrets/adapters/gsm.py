@@ -8,11 +8,11 @@ What this adapter adds to the library, and why:
   and ``timeout=`` so each attempt has our deadline. Retried: the transient reasons of
   :data:`~omni_secrets.domain.secret_store.TRANSIENT_REASONS` (UNAVAILABLE, DEADLINE_EXCEEDED,
   RESOURCE_EXHAUSTED, INTERNAL, CHECKSUM_MISMATCH); everything else fails at once.
-- **CRC32C verification** of every payload, which the library does not do. When the response
-  carries ``data_crc32c`` (presence tested, so a checksum of 0 is still checked) it must match.
-  A response *without* one is accepted: Secret Manager fills it for every access today, and a
-  GSM-compatible server that does not compute checksums would otherwise be unusable; the
-  transport (TLS to Google, loopback to the emulator) still protects the bytes.
+- **CRC32C verification** of every payload, which the library does not do. The response must
+  carry ``data_crc32c`` (presence tested, so a checksum of 0 is still checked) and it must
+  match. A response *without* one counts as a checksum failure (``CHECKSUM_MISMATCH``, retried
+  like a corrupted one): Secret Manager fills it for every access, so its absence means the
+  answer did not come from GSM as documented, and an unverifiable credential is not served.
 - **One exception table** (:mod:`omni_secrets.adapters.gsm_errors`) from google.api_core /
   grpc / google.auth errors to :class:`~omni_secrets.domain.errors.SecretStoreError` with the
   gRPC code name as ``reason``, raised ``from`` the vendor error. Vendor errors of failed calls
@@ -110,7 +110,7 @@ def _verified_text(payload: Any) -> str | _PayloadProblem:
     # Returns instead of raising so that no exception is ever created in a frame holding the
     # payload, and a UnicodeDecodeError (whose .object is the whole payload) never escapes.
     data = bytes(payload.data)
-    if "data_crc32c" in payload and google_crc32c.value(data) != payload.data_crc32c:
+    if "data_crc32c" not in payload or google_crc32c.value(data) != payload.data_crc32c:
         return _PayloadProblem.CHECKSUM
     try:
         return data.decode("utf-8")

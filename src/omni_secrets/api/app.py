@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from omni_secrets import __version__
 from omni_secrets.api import breakglass, consumer, health, refresh, rotation, secrets
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
+from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
 from omni_secrets.api.openapi import install_openapi
@@ -102,11 +103,17 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
         settings: the validated configuration.
         overrides: adapters to use instead of the real ones (tests, ``dev``).
     """
+    with_docs = docs_enabled(settings.environment)
     app = FastAPI(
         title="omni-secrets",
         version=__version__,
         description="Serves ApeX Omni exchange credentials from Google Secret Manager.",
+        openapi_url=OPENAPI_PATH if with_docs else None,
+        docs_url=None,  # replaced by install_docs: same pages, assets served locally
+        redoc_url=None,
     )
+    if with_docs:
+        install_docs(app)
     install(app, settings, overrides=overrides)
     install_openapi(app)
     return app

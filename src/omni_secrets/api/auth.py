@@ -6,7 +6,8 @@ production) and RS256/ES256 against a JWKS. ``exp`` and ``sub`` are required, ``
 ``scope`` claim (RFC 8693).
 
 Missing/invalid/expired token → :class:`Unauthenticated` (401 with ``WWW-Authenticate: Bearer``);
-a valid token without the scope → :class:`Forbidden` (403).
+a valid token without the scope → :class:`Forbidden` (403); the JWKS endpoint unreachable →
+:class:`AuthUnavailable` (503 ``AUTH_UNAVAILABLE``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import jwt
+
+from omni_secrets.api.subject import SubjectRefused, checked_subject
 
 LEEWAY_SECONDS = 30
 HS256_ALGORITHMS = ("HS256",)
@@ -56,6 +59,16 @@ class Forbidden(AuthError):
     code = "FORBIDDEN"
 
 
+class AuthUnavailable(AuthError):
+    """The token could not be checked because the JWKS endpoint did not answer (503).
+
+    Not the caller's fault, so not a 401: a client that treats 401 as "get a new token" would
+    otherwise hammer the identity provider while the JWKS host is down.
+    """
+
+    code = "AUTH_UNAVAILABLE"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who called: the token's ``sub`` and its scopes."""
@@ -76,9 +89,10 @@ class TokenVerifier(Protocol):
 
 
 def _principal_from(claims: dict[str, Any]) -> Principal:
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise Unauthenticated("token has no subject")
+    try:
+        subject = checked_subject(claims.get("sub"))
+    except SubjectRefused as exc:
+        raise Unauthenticated(str(exc)) from None
     scope_claim = claims.get("scope", "")
     if not isinstance(scope_claim, str):
         raise Unauthenticated("token scope claim must be a space-separated string")
@@ -155,7 +169,7 @@ class JwksVerifier:
                 options=_decode_options(),
             )
         except jwt.PyJWKClientConnectionError:
-            raise Unauthenticated("token keys could not be fetched") from None
+            raise AuthUnavailable("the token signing keys could not be fetched") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_describe(exc)) from None
         return _principal_from(claims)

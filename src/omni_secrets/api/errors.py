@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from omni_secrets.api.auth import AuthError, Forbidden
+from omni_secrets.api.auth import AuthError, AuthUnavailable, Forbidden
 from omni_secrets.api.envelope import error_response
 from omni_secrets.api.middleware import request_id_of
 from omni_secrets.domain import errors
@@ -31,6 +32,13 @@ log = structlog.get_logger("omni_secrets.api")
 STATUS_BY_ERROR: tuple[tuple[type[errors.OmniSecretsError], int], ...] = tuple(
     (row.category, row.http_status) for row in ERROR_TABLE if row.http_status is not None
 )
+
+UNREPRESENTABLE_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    pydantic.ValidationError,
+    OverflowError,
+    UnicodeError,
+)
+"""Raised by input the edge's bounds let through: 422, never a 500 with a traceback."""
 
 _HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -95,6 +103,8 @@ async def _on_auth_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthError)
     if isinstance(exc, Forbidden):
         return envelope(request, 403, "FORBIDDEN", exc.message)
+    if isinstance(exc, AuthUnavailable):
+        return envelope(request, 503, exc.code, exc.message, headers={"Retry-After": "5"})
     # The contract pins the challenge to exactly "Bearer" for every 401.
     return envelope(
         request, 401, "UNAUTHENTICATED", exc.message, headers={"WWW-Authenticate": "Bearer"}
@@ -129,6 +139,21 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return envelope(request, exc.status_code, code, message, headers=headers)
 
 
+async def _on_unrepresentable_input(request: Request, exc: Exception) -> JSONResponse:
+    # One place for the input that got past the edge's bounds: a model's own validation, a date
+    # or number outside what the platform represents, text that cannot be encoded. Their text
+    # quotes the input (and a pydantic error its value), so only the type is logged.
+    log.warning(
+        "http.input_not_representable", error_type=type(exc).__name__, route=request.url.path
+    )
+    return envelope(
+        request,
+        422,
+        "VALIDATION_FAILED",
+        "a value in the request is out of range or cannot be represented",
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Log the type only: an exception's text could carry anything; the traceback stays server-side.
     log.error(
@@ -143,4 +168,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, _on_auth_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    for unrepresentable in UNREPRESENTABLE_INPUT_ERRORS:
+        app.add_exception_handler(unrepresentable, _on_unrepresentable_input)
     app.add_exception_handler(Exception, _on_unexpected)

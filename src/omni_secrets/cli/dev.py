@@ -31,7 +31,7 @@ import typer
 from omni_secrets.api.auth import Scope, mint_hs256_token
 from omni_secrets.cli._common import EXIT_USAGE, fail
 from omni_secrets.cli._target import token_env_var
-from omni_secrets.config import Settings, check_environment, load_settings
+from omni_secrets.config import Settings, load_checked_settings
 from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
 from omni_secrets.domain.catalog import DEFAULT_GSM_SECRET_PREFIX
 from omni_secrets.domain.clock import SystemClock
@@ -151,8 +151,7 @@ def dev(
         fake_apex.start()
         forced["OMNI_APEX_BASE_URL"] = fake_apex.base_url
     try:
-        settings = load_settings(**forced)
-        check_environment(settings)
+        settings = load_checked_settings(**forced)
         _migrate_and_seed(settings)
         env_file = data_dir / ENV_FILE_NAME
         _write_private(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from omni_secrets.config import check_environment, load_settings
+from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.config import load_checked_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -19,14 +20,36 @@ def serve(
 
     The environment guard runs first: a configuration that breaks a startup rule exits non-zero
     with one line naming the variables and values at fault, before anything listens; so does a
-    break-glass key pair that does not match or cannot be read. Does not run database
-    migrations (use `omni-secrets db upgrade`).
+    break-glass key pair that does not match or cannot be read, and a database that answers
+    but was never migrated. Does not run database migrations (use `omni-secrets db upgrade`).
     """
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
 
-    settings = load_settings()
-    check_environment(settings)
+    settings = load_checked_settings()
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
     load_break_glass_key_pair(settings)
+    _require_migrated(settings.database_url)
     serve_app(settings, host=host, port=port)
+
+
+def _require_migrated(url: str) -> None:
+    """Exit with one line when the database was never migrated (serve does not migrate).
+
+    An unreachable database does not stop startup: the service reports it in ``/readyz`` and
+    heals when it returns. A database that answers but has no schema would only ever fail.
+    """
+    from omni_secrets.adapters.db import migrate
+    from omni_secrets.adapters.db.engine import redacted
+    from omni_secrets.domain.errors import DatabaseUnavailable
+
+    try:
+        revision = migrate.current(url)
+    except DatabaseUnavailable:
+        return
+    if revision is None:
+        fail(
+            f"database {redacted(url)} has never been migrated; run 'omni-secrets db upgrade' "
+            "(and 'omni-secrets db seed') before 'serve', which does not migrate",
+            code=EXIT_USAGE,
+        )

@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 
 from omni_secrets.api.auth import Scope, mint_hs256_token
+from omni_secrets.api.subject import SubjectRefused, checked_subject
 from omni_secrets.cli._common import EXIT_USAGE, fail
-from omni_secrets.config import Environment, load_settings
+from omni_secrets.config import MIN_HS256_SECRET_BYTES, Environment, load_settings
 from omni_secrets.domain.clock import SystemClock
 
 _SCOPES = ", ".join(s.value for s in Scope)
@@ -53,9 +54,20 @@ def token(
         fail(f"unknown scope {unknown[0]!r}; known scopes: {_SCOPES}", code=EXIT_USAGE)
     if not subject.strip():
         fail("--subject must not be empty", code=EXIT_USAGE)
+    secret = settings.auth_hs256_secret.get_secret_value()
+    if len(secret.encode()) < MIN_HS256_SECRET_BYTES:
+        fail(
+            f"OMNI_AUTH_HS256_SECRET is shorter than {MIN_HS256_SECRET_BYTES} bytes; the service "
+            "refuses it, so a token signed with it would be useless",
+            code=EXIT_USAGE,
+        )
+    try:
+        checked_subject(subject)
+    except SubjectRefused as exc:
+        fail(f"--subject: {exc} (the service would refuse the token)", code=EXIT_USAGE)
     print(
         mint_hs256_token(
-            secret=settings.auth_hs256_secret.get_secret_value(),
+            secret=secret,
             scopes=scope,
             subject=subject,
             audience=settings.auth_audience,

@@ -30,7 +30,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from nacl.exceptions import CryptoError
@@ -47,6 +47,7 @@ from omni_secrets.domain.errors import (
     TtlTooLong,
     UnknownKeyId,
 )
+from omni_secrets.domain.header_safety import check_header_safe
 from omni_secrets.domain.values import SecretValue
 
 ALGORITHM = "x25519-sealed-box"
@@ -62,6 +63,8 @@ MAX_TTL_SECONDS = 1800
 MAX_PAYLOAD_AGE = timedelta(minutes=5)
 MAX_CLOCK_SKEW = timedelta(minutes=1)
 MIN_NONCE_BYTES = 16
+MAX_NONCE_BYTES = 64
+"""The stored nonce (canonical base64 of these bytes) must fit the nonce column (128 chars)."""
 DEFAULT_NONCE_BYTES = 32
 
 _PAYLOAD_FIELDS = ("secretType", "value", "issuedAt", "nonce")
@@ -209,7 +212,7 @@ def seal_payload(
     Raises:
         InvalidInput: the public key is malformed or the value is empty.
         UnknownSecretType: ``secret_type`` is not in the catalog.
-        ValueError: ``issued_at`` is naive or ``nonce`` is shorter than 16 bytes (misuse).
+        ValueError: ``issued_at`` is naive or ``nonce`` is not 16 to 64 bytes (misuse).
     """
     public_raw = _decode_key(public_key_b64)
     if public_raw is None:
@@ -219,8 +222,10 @@ def seal_payload(
         raise InvalidInput("the break-glass value is empty")
     if nonce is None:
         nonce = secrets.token_bytes(DEFAULT_NONCE_BYTES)
-    if len(nonce) < MIN_NONCE_BYTES:
-        raise ValueError(f"the nonce needs at least {MIN_NONCE_BYTES} bytes")
+    if not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
+        raise ValueError(
+            f"the nonce needs at least {MIN_NONCE_BYTES} bytes, at most {MAX_NONCE_BYTES}"
+        )
     payload = {
         "secretType": parse_secret_type(secret_type).value,
         "value": plaintext_value,
@@ -281,7 +286,9 @@ def open_override(
         UnknownKeyId: ``key_id`` is not this service's key id.
         CiphertextInvalid: bad base64; sealed to another key or tampered with; not a UTF-8 JSON
             object; a field missing or mistyped; ``value`` empty; ``issuedAt`` not an RFC 3339
-            time with a zone; ``nonce`` not base64 of at least 16 bytes.
+            time with a zone that UTC can represent; ``nonce`` not base64 of 16 to 64 bytes.
+        ValueNotHeaderSafe: the value is for a header-bound type (``api_key``,
+            ``api_passphrase``) and holds a character an HTTP header cannot carry.
         PayloadMismatch: the inner ``secretType`` differs from ``expected_secret_type``.
         PayloadExpired: ``issuedAt`` is more than 5 minutes before or 1 minute after ``now``.
         UnknownSecretType: ``expected_secret_type`` is not in the catalog.
@@ -330,9 +337,11 @@ def open_override(
             f"{int(MAX_CLOCK_SKEW.total_seconds())}s of clock skew is accepted",
             details={"issuedAt": to_rfc3339(issued_at)},
         )
+    opened_value = SecretValue(value)
+    check_header_safe(expected, opened_value)
     return OpenedOverride(
         secret_type=expected,
-        value=SecretValue(value),
+        value=opened_value,
         issued_at=issued_at,
         nonce=base64.b64encode(nonce).decode("ascii"),
     )
@@ -369,9 +378,10 @@ def _payload_fields(payload: dict[str, Any]) -> tuple[str, str, datetime, bytes]
     if issued_at is None:
         raise CiphertextInvalid("the sealed payload's issuedAt is not an RFC 3339 time with a zone")
     nonce = _b64decode(nonce_text) if isinstance(nonce_text, str) else None
-    if nonce is None or len(nonce) < MIN_NONCE_BYTES:
+    if nonce is None or not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
         raise CiphertextInvalid(
-            f"the sealed payload's nonce is not base64 of at least {MIN_NONCE_BYTES} bytes"
+            f"the sealed payload's nonce is not base64 of {MIN_NONCE_BYTES} to "
+            f"{MAX_NONCE_BYTES} bytes"
         )
     return inner_type, value, issued_at, nonce
 
@@ -381,9 +391,13 @@ def _parse_time(text: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            return None
+        # Normalised here: at the calendar's edges (0001-01-01T00:00+14:00) the UTC instant
+        # does not exist, and comparing or subtracting would raise OverflowError later.
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 # --- TTL and the override window -------------------------------------------------------------

@@ -16,6 +16,7 @@ exit code lives in ``cli``. The tree::
     │   ├── PayloadMismatch
     │   ├── PayloadExpired
     │   ├── UnknownKeyId
+    │   ├── ValueNotHeaderSafe
     │   └── CandidateVersionInvalid
     ├── Conflict
     │   ├── RotationInProgress
@@ -130,6 +131,23 @@ class CiphertextInvalid(InvalidInput):
     """Raised when a break-glass ciphertext cannot be opened or is not a valid payload."""
 
     code = "CIPHERTEXT_INVALID"
+
+
+class ValueNotHeaderSafe(InvalidInput):
+    """A credential that travels in an HTTP header holds a character no header can carry.
+
+    The message names the type only: never a character of the value or its position.
+    """
+
+    code = "VALUE_NOT_HEADER_SAFE"
+
+    def __init__(self, secret_type: str) -> None:
+        super().__init__(
+            f"the {secret_type} value contains characters an HTTP header cannot carry "
+            "(only printable ASCII without leading or trailing spaces is accepted)",
+            details={"secretType": secret_type},
+        )
+        self.secret_type = secret_type
 
 
 class PayloadMismatch(InvalidInput):

@@ -86,7 +86,12 @@ class MetadataRepository(Protocol):
         ...
 
     async def pin_active_version(
-        self, secret_type: str, version: str, *, only_if_unpinned: bool
+        self,
+        secret_type: str,
+        version: str,
+        *,
+        only_if_unpinned: bool,
+        rotation_dates: tuple[datetime, datetime] | None = None,
     ) -> bool:
         """Set the served version of ``secret_type``.
 
@@ -95,6 +100,8 @@ class MetadataRepository(Protocol):
             version: the GSM version number as a string.
             only_if_unpinned: when True, change the row only if no version is pinned yet (the
                 cache's first successful fetch; a concurrent replica's pin wins, not ours).
+            rotation_dates: ``(last_rotated_at, rotation_due_at)`` to record with the pin, or
+                None to keep the row's dates.
 
         Returns:
             True when the row was changed; False when the type has no row, or it was already

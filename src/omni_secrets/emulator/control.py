@@ -14,6 +14,8 @@ Routes (POST bodies are JSON objects)::
                    delay every later call of `method` (default "*"); 0 removes the delay
     POST /corrupt  {"count": 1}
                    a wrong data_crc32c in the next `count` AccessSecretVersion responses
+    POST /omit-checksum {"count": 1}
+                   no data_crc32c at all in the next `count` AccessSecretVersion responses
     POST /reset    {}
                    clear every fault and the call counts (secrets and versions stay)
     POST /seed     the seed document of omni_secrets.emulator.seed -> {"added": N}
@@ -26,6 +28,12 @@ Example from a shell::
          -d '{"method": "AccessSecretVersion", "code": "UNAVAILABLE", "count": 2}'
 
 Successful POSTs answer 200 ``{"ok": true}`` unless stated otherwise.
+
+Only loopback ``Host`` headers (``127.0.0.1``, ``localhost``, ``[::1]``, with any port) are
+served, others answer 403: a web page the developer visits cannot reach the port through DNS
+rebinding. A missing, malformed or negative ``Content-Length`` on a POST answers 400, and a
+client that stops sending is dropped after :data:`READ_TIMEOUT_SECONDS`, so no handler thread
+waits forever.
 """
 
 from __future__ import annotations
@@ -46,6 +54,19 @@ if TYPE_CHECKING:
     from omni_secrets.emulator.server import GsmEmulator
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+READ_TIMEOUT_SECONDS = 5.0
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _host_name(header: str | None) -> str | None:
+    """The host part of a ``Host`` header (``[::1]:8086`` -> ``::1``), None when malformed."""
+    if not header:
+        return None
+    text = header.strip().lower()
+    if text.startswith("["):
+        end = text.find("]")
+        return text[1:end] if end > 0 else None
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else (text if ":" not in text else None)
 
 
 class _BadRequest(Exception):
@@ -124,6 +145,10 @@ class ControlServer:
             emulator.corrupt_checksum_next(_field(body, "count", int, 1))
             return {"ok": True}
 
+        def omit_checksum(body: dict[str, Any]) -> dict[str, Any]:
+            emulator.omit_checksum_next(_field(body, "count", int, 1))
+            return {"ok": True}
+
         def reset(body: dict[str, Any]) -> dict[str, Any]:
             emulator.clear_faults()
             emulator.reset_calls()
@@ -136,6 +161,7 @@ class ControlServer:
             ("POST", "/faults"): faults,
             ("POST", "/latency"): latency,
             ("POST", "/corrupt"): corrupt,
+            ("POST", "/omit-checksum"): omit_checksum,
             ("POST", "/reset"): reset,
             ("POST", "/seed"): seed,
             ("GET", "/calls"): lambda _: {"calls": emulator.calls},
@@ -147,6 +173,7 @@ class ControlServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = READ_TIMEOUT_SECONDS  # socket timeout: a stalled client is dropped
 
             def do_GET(self) -> None:
                 self._dispatch("GET")
@@ -159,6 +186,10 @@ class ControlServer:
                 return
 
             def _dispatch(self, verb: str) -> None:
+                if _host_name(self.headers.get("Host")) not in LOOPBACK_HOSTS:
+                    self.close_connection = True
+                    self._reply(HTTPStatus.FORBIDDEN, {"error": "Host must be a loopback name"})
+                    return
                 route = control._routes.get((verb, self.path.split("?", 1)[0]))
                 if route is None:
                     self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {verb} {self.path}"})
@@ -166,6 +197,8 @@ class ControlServer:
                 try:
                     result = route(self._body() if verb == "POST" else {})
                 except (_BadRequest, SeedError, ValueError) as exc:
+                    # The unread rest of a refused body must not be parsed as the next request.
+                    self.close_connection = True
                     self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
                     return
                 except RpcFault as fault:
@@ -174,7 +207,10 @@ class ControlServer:
                 self._reply(HTTPStatus.OK, result)
 
             def _body(self) -> dict[str, Any]:
-                length = int(self.headers.get("Content-Length") or 0)
+                declared = (self.headers.get("Content-Length") or "0").strip()
+                if not (declared.isascii() and declared.isdigit()):
+                    raise _BadRequest("Content-Length must be a non-negative integer")
+                length = int(declared)
                 if length > MAX_BODY_BYTES:
                     raise _BadRequest("body too large")
                 raw = self.rfile.read(length) if length else b"{}"

@@ -71,6 +71,7 @@ class FaultPlan:
         self._latency: dict[str, float] = {}
         self._failures: dict[str, list[tuple[grpc.StatusCode, int]]] = {}
         self._corrupt = 0
+        self._omit_checksum = 0
         self._arrivals: Counter[str] = Counter()
         self._finished: list[CallRecord] = []
 
@@ -105,12 +106,28 @@ class FaultPlan:
         with self._lock:
             self._corrupt += count
 
+    def omit_checksum_next(self, count: int = 1) -> None:
+        """Send no ``data_crc32c`` at all in the next ``count`` AccessSecretVersion responses."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._omit_checksum += count
+
+    def take_checksum_omission(self) -> bool:
+        """True (once per pending omission) when this access response must lack its checksum."""
+        with self._lock:
+            if self._omit_checksum <= 0:
+                return False
+            self._omit_checksum -= 1
+            return True
+
     def clear_faults(self) -> None:
         """Remove every injected latency, failure and corruption (call records stay)."""
         with self._lock:
             self._latency.clear()
             self._failures.clear()
             self._corrupt = 0
+            self._omit_checksum = 0
 
     def reset_calls(self) -> None:
         """Forget every call seen so far."""

@@ -272,6 +272,10 @@ class GsmEmulator:
         """Send a wrong ``data_crc32c`` in the next ``count`` AccessSecretVersion responses."""
         self.faults.corrupt_checksum_next(count)
 
+    def omit_checksum_next(self, count: int = 1) -> None:
+        """Send no ``data_crc32c`` in the next ``count`` AccessSecretVersion responses."""
+        self.faults.omit_checksum_next(count)
+
     def clear_faults(self) -> None:
         """Remove every injected latency, failure and corruption."""
         self.faults.clear_faults()
@@ -383,6 +387,8 @@ class GsmEmulator:
             response.payload = resources.SecretPayload(
                 data=payload.data, data_crc32c=payload.data_crc32c ^ 0x5A5A5A5A
             )
+        if self.faults.take_checksum_omission():
+            response.payload = resources.SecretPayload(data=response.payload.data)
         return response
 
 

@@ -4,88 +4,21 @@
 (``request_id``, ``principal``) are bound through ``structlog.contextvars`` by the request
 middleware, so every line of a request carries its correlation id.
 
-Redaction is the last line of defence, not the first (values are ``SecretValue`` and render as
-``**********`` anyway): :class:`Redactor` masks (a) any field whose name says it holds a secret
-and (b) any occurrence of a value registered with :meth:`Redactor.register` — the cache registers
-every value it serves — anywhere in the rendered strings of an event.
+Redaction (``observability/redaction.py``) runs on every event before rendering and again on the
+rendered line, in both formats and for stdlib records (uvicorn, grpc) alike.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
-from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
 
-from omni_secrets.domain.values import REDACTED
+from omni_secrets.observability.redaction import SENSITIVE_KEYS, Redactor
 
-SENSITIVE_KEYS = frozenset(
-    {
-        "value",
-        "secret",
-        "password",
-        "passphrase",
-        "token",
-        "authorization",
-        "api_secret",
-        "api_passphrase",
-        "seeds",
-        "zk_seeds",
-        "private_key",
-        "plaintext",
-        "routing_key",
-    }
-)
-_MIN_REGISTERED_LENGTH = 4
-
-
-class Redactor:
-    """A structlog processor that masks sensitive keys and registered served values."""
-
-    def __init__(self, sensitive_keys: Iterable[str] = SENSITIVE_KEYS) -> None:
-        self._keys = frozenset(k.lower() for k in sensitive_keys)
-        self._values: frozenset[str] = frozenset()
-        self._lock = threading.Lock()
-
-    def register(self, plaintext: str) -> None:
-        """Mask ``plaintext`` wherever it appears in a later log event (short strings ignored)."""
-        if len(plaintext) < _MIN_REGISTERED_LENGTH:
-            return
-        with self._lock:
-            self._values = self._values | {plaintext}
-
-    def forget(self, plaintext: str) -> None:
-        with self._lock:
-            self._values = self._values - {plaintext}
-
-    def __call__(
-        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        values = self._values
-        for key in list(event_dict):
-            event_dict[key] = self._scrub(key, event_dict[key], values)
-        return event_dict
-
-    def _scrub(self, key: str, item: Any, values: frozenset[str]) -> Any:
-        if key.lower() in self._keys and item is not None:
-            return REDACTED
-        if isinstance(item, str):
-            return self._scrub_text(item, values)
-        if isinstance(item, Mapping):
-            return {k: self._scrub(str(k), v, values) for k, v in item.items()}
-        if isinstance(item, list | tuple):
-            return [self._scrub(key, v, values) for v in item]
-        return item
-
-    @staticmethod
-    def _scrub_text(text: str, values: frozenset[str]) -> str:
-        for plaintext in values:
-            if plaintext in text:
-                text = text.replace(plaintext, REDACTED)
-        return text
+__all__ = ["SENSITIVE_KEYS", "Redactor", "configure_logging"]
 
 
 def _final_scrub(redactor: Redactor) -> structlog.types.Processor:
@@ -93,7 +26,7 @@ def _final_scrub(redactor: Redactor) -> structlog.types.Processor:
 
     def scrub_rendered(logger: Any, method_name: str, rendered: Any) -> Any:
         if isinstance(rendered, str):
-            return Redactor._scrub_text(rendered, redactor._values)
+            return redactor.scrub_text(rendered)
         return rendered
 
     return scrub_rendered

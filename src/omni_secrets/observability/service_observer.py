@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.observer import OperationFailed, SecretRead, ServiceEvent, ValueSeen
+from omni_secrets.service.observer import (
+    OperationFailed,
+    SecretRead,
+    ServiceEvent,
+    ValueRetired,
+    ValueSeen,
+)
 
 
 class MetricsAndRedaction:
-    """Counts reads and failures in ``metrics`` and registers every value seen with ``redactor``.
+    """Counts reads and failures in ``metrics``; registers every value seen with ``redactor`` and
+    forgets every value retired.
 
     Args:
         metrics: the process's metrics.
@@ -23,6 +30,8 @@ class MetricsAndRedaction:
         match event:
             case ValueSeen(value=value):
                 self._redactor.register(value.reveal())
+            case ValueRetired(value=value):
+                self._redactor.forget(value.reveal())
             case SecretRead(secret_type=secret_type, source=source, ok=ok):
                 self._metrics.reads.labels(
                     secret_type, source, "success" if ok else "failure"

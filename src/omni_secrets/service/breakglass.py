@@ -67,7 +67,13 @@ from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.service.auditor import Auditor, access_event
-from omni_secrets.service.observer import OperationFailed, SecretRead, ServiceObserver, ValueSeen
+from omni_secrets.service.observer import (
+    OperationFailed,
+    SecretRead,
+    ServiceObserver,
+    ValueRetired,
+    ValueSeen,
+)
 from omni_secrets.service.served_overrides import ServedOverrides
 from omni_secrets.service.views import BreakGlassView
 
@@ -111,7 +117,8 @@ class BreakGlassService:
         alerts: raises and resolves ``break_glass_active``.
         clock: wall time for windows and ``issuedAt`` checks.
         observer: told of each decryption (a read from ``break_glass``), each rejection or failed
-            reload (a ``break_glass`` failure) and each decrypted value.
+            reload (a ``break_glass`` failure) each value once its override is committed or reloaded
+            (``ValueSeen``) and each value no longer served (``ValueRetired``).
         new_id: makes override ids.
         on_change: awaited with ``"break_glass"`` after an activation, revoke or expiry was
             committed here, so the other replicas reconcile at once (it must not raise).
@@ -270,6 +277,7 @@ class BreakGlassService:
                 "the break-glass activation could not be audited; nothing was activated"
             ) from None
 
+        self._observer.on_event(ValueSeen(opened.value))
         self._served.add(record, opened.value)
         self._observer.on_event(SecretRead(checked.value, "break_glass", ok=True))
         self._raise_alert(record)
@@ -310,7 +318,8 @@ class BreakGlassService:
             if not isinstance(exc, UnknownKeyId):
                 self._observer.on_event(SecretRead(secret_type.value, "break_glass", ok=False))
             raise
-        self._observer.on_event(ValueSeen(opened.value))
+        # Not registered with the log redactor yet: a refused payload (replay, audit down) must
+        # not let its sender choose words to mask out of every later log line.
         return opened
 
     async def _store_activation(
@@ -692,7 +701,16 @@ class BreakGlassService:
 
     def _forget(self, records: Iterable[BreakGlassOverrideRecord]) -> None:
         """Stop serving ended ``records``; resolve the alert of types left without override."""
-        for secret_type in self._served.forget(records):
+        records = list(records)
+        ended_values = [
+            known.value
+            for known in (self._served.get(record.override_id) for record in records)
+            if known is not None
+        ]
+        idle = self._served.forget(records)
+        for value in ended_values:
+            self._observer.on_event(ValueRetired(value))
+        for secret_type in idle:
             self._alerts.resolve(BREAK_GLASS_ALERT, secret_type.value)
 
     def _raise_alert(self, record: BreakGlassOverrideRecord) -> None:

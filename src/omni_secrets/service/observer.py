@@ -45,7 +45,15 @@ class ValueSeen:
     value: SecretValue
 
 
-ServiceEvent = SecretRead | OperationFailed | ValueSeen
+@dataclass(frozen=True, slots=True)
+class ValueRetired:
+    """A value seen earlier is no longer served (a break-glass override ended): the redactor
+    may forget it (it stays masked while anything else still registered it)."""
+
+    value: SecretValue
+
+
+ServiceEvent = SecretRead | OperationFailed | ValueSeen | ValueRetired
 
 
 class ServiceObserver(Protocol):

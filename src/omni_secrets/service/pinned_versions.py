@@ -11,10 +11,13 @@ fetch fails closed (transient), because without the pins nothing says which vers
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import structlog
 
 from omni_secrets.domain.catalog import Catalog, SecretType
-from omni_secrets.domain.errors import SecretStoreError
+from omni_secrets.domain.errors import SecretStoreError, ValueNotHeaderSafe
+from omni_secrets.domain.header_safety import check_header_safe
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
@@ -107,9 +110,11 @@ class PinnedVersions:
                         secret_id=entry.gsm_secret_id,
                     )
                 accessed = await self._store.access(entry.gsm_secret_id, newest.version)
-                await self._pin_first_version(secret_type, accessed.version)
+                _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
+                await self._pin_first_version(secret_type, accessed.version, newest.create_time)
             else:
                 accessed = await self._store.access(entry.gsm_secret_id, pinned)
+                _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
         except SecretStoreError:
             self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=False))
             raise
@@ -117,11 +122,20 @@ class PinnedVersions:
         self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=True))
         return accessed
 
-    async def _pin_first_version(self, secret_type: SecretType, version: str) -> None:
+    async def _pin_first_version(
+        self, secret_type: SecretType, version: str, created_at: datetime
+    ) -> None:
+        # A row seeded while GSM was unreachable says "rotated at seed time"; the version now
+        # pinned says when the credential was really made, so an old credential does not get
+        # a fresh period. The seeded period (due - rotated) is kept.
+        meta = self._metadata.get(secret_type)
+        dates = None
+        if meta is not None:
+            dates = (created_at, created_at + (meta.rotation_due_at - meta.last_rotated_at))
         try:
             async with self._uow_factory() as uow:
                 await uow.metadata.pin_active_version(
-                    secret_type.value, version, only_if_unpinned=True
+                    secret_type.value, version, only_if_unpinned=True, rotation_dates=dates
                 )
                 await uow.commit()
                 row = await uow.metadata.get(secret_type.value)
@@ -132,3 +146,21 @@ class PinnedVersions:
             return
         if row is not None:
             self._metadata[secret_type] = row
+
+
+def _refuse_unusable(secret_type: SecretType, secret_id: str, accessed: AccessedSecret) -> None:
+    """A version whose value no ApeX header can carry is a permanent failure (fail closed).
+
+    Raises:
+        SecretStoreError: reason ``VALUE_NOT_HEADER_SAFE``, not transient: the version will not
+            change, so serving stops until an operator rotates to a usable one.
+    """
+    try:
+        check_header_safe(secret_type, accessed.value)
+    except ValueNotHeaderSafe as exc:
+        raise SecretStoreError(
+            f"{secret_id} version {accessed.version}: {exc.message}",
+            reason=exc.code,
+            transient=False,
+            secret_id=secret_id,
+        ) from None

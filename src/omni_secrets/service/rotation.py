@@ -53,8 +53,10 @@ from omni_secrets.domain.errors import (
     PreviewNotReady,
     RotationInProgress,
     SecretStoreError,
+    ValueNotHeaderSafe,
 )
 from omni_secrets.domain.exchange import ApexCredentials, ApexGateway
+from omni_secrets.domain.header_safety import check_header_safe
 from omni_secrets.domain.models import (
     AuditAction,
     AuditResult,
@@ -394,6 +396,12 @@ class RotationService:
         except SecretStoreError as exc:
             self._count_read(name, ok=False)
             return _Read(None, None, exc.reason)
+        try:
+            check_header_safe(member.secret_type, accessed.value)
+        except ValueNotHeaderSafe as exc:
+            # Read and checksummed fine, but ApeX could never be sent this value.
+            self._count_read(name, ok=False)
+            return _Read(None, True, exc.code)
         self._count_read(name, ok=True)
         self._observer.on_event(ValueSeen(accessed.value))
         return _Read(accessed.value, True, None)
@@ -407,7 +415,11 @@ class RotationService:
         secret = reads[SecretType.API_SECRET].value
         passphrase = reads[SecretType.API_PASSPHRASE].value
         if key is None or secret is None or passphrase is None:
-            unread = [t.value for t, r in reads.items() if r.value is None]
+            unread = [
+                f"{t.value} ({r.error})" if r.error else t.value
+                for t, r in reads.items()
+                if r.value is None
+            ]
             return rotation.SelfTestOutcome.not_run(
                 "candidate payloads could not be read: " + ", ".join(unread)
             )

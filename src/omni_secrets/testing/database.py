@@ -123,12 +123,25 @@ class _InMemoryMetadata:
         return inserted
 
     async def pin_active_version(
-        self, secret_type: str, version: str, *, only_if_unpinned: bool
+        self,
+        secret_type: str,
+        version: str,
+        *,
+        only_if_unpinned: bool,
+        rotation_dates: tuple[datetime, datetime] | None = None,
     ) -> bool:
         row = self._rows.get(secret_type)
         if row is None or (only_if_unpinned and row.active_version is not None):
             return False
-        self._update(row, active_version=version)
+        if rotation_dates is None:
+            self._update(row, active_version=version)
+        else:
+            self._update(
+                row,
+                active_version=version,
+                last_rotated_at=rotation_dates[0],
+                rotation_due_at=rotation_dates[1],
+            )
         return True
 
     async def record_rotation(

@@ -239,6 +239,34 @@ class TestMetadataRepository:
         assert after_conditional.updated_at == clock.now()
         assert after_forced is not None and after_forced.active_version == "5"
 
+    async def test_pin_with_rotation_dates(
+        self, uow_factory: UnitOfWorkFactory, clock: ManualClock
+    ) -> None:
+        """A first pin may carry the version's dates (seeded while GSM was unreachable)."""
+        await seed_all(uow_factory)
+        created = clock.now() - timedelta(days=200)
+        due = created + timedelta(days=365)
+        async with uow_factory() as uow:
+            before = await uow.metadata.get("api_secret")
+            pinned = await uow.metadata.pin_active_version(
+                "api_key", "2", only_if_unpinned=True, rotation_dates=(created, due)
+            )
+            await uow.commit()
+        async with uow_factory() as uow:
+            row = await uow.metadata.get("api_key")
+            untouched = await uow.metadata.get("api_secret")
+        assert pinned
+        assert row is not None and (
+            row.active_version,
+            row.last_rotated_at,
+            row.rotation_due_at,
+        ) == (
+            "2",
+            created,
+            due,
+        )
+        assert untouched == before
+
     async def test_record_rotation_pins_stamps_and_unlocks_the_group(
         self, uow_factory: UnitOfWorkFactory
     ) -> None:

@@ -91,13 +91,22 @@ class SqlMetadataRepository:
         return inserted
 
     async def pin_active_version(
-        self, secret_type: str, version: str, *, only_if_unpinned: bool
+        self,
+        secret_type: str,
+        version: str,
+        *,
+        only_if_unpinned: bool,
+        rotation_dates: tuple[datetime, datetime] | None = None,
     ) -> bool:
         statement = (
             update(secret_metadata)
             .where(secret_metadata.c.secret_type == secret_type)
             .values(active_version=version, updated_at=self._clock.now())
         )
+        if rotation_dates is not None:
+            statement = statement.values(
+                last_rotated_at=rotation_dates[0], rotation_due_at=rotation_dates[1]
+            )
         if only_if_unpinned:
             statement = statement.where(secret_metadata.c.active_version.is_(None))
         with translate_db_errors(doing="metadata update"):

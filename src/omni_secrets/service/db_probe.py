@@ -1,0 +1,56 @@
+"""The readiness probe's database check, answered from a one-second memo.
+
+Kubernetes, load balancers and monitors probe ``/readyz`` often and in bursts; each check is a
+database round trip (on SQLite it takes the write lock). The outcome is kept for
+:data:`PROBE_TTL_SECONDS`, and concurrent probes in that window share one check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+PROBE_TTL_SECONDS = 1.0
+
+
+class CachedDatabaseProbe:
+    """Runs ``check`` at most once per ``ttl_seconds``; its outcome is a reason or None (ok).
+
+    Args:
+        check: the real check; it raises when the database does not answer.
+        ttl_seconds: how long an outcome (success or failure) is reused.
+        monotonic: the clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        check: Callable[[], Awaitable[object]],
+        *,
+        ttl_seconds: float = PROBE_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._check = check
+        self._ttl = ttl_seconds
+        self._monotonic = monotonic
+        self._outcome: str | None = None
+        self._checked_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def problem(self) -> str | None:
+        """None when the database answered within the last second, else why it did not."""
+        if self._fresh():
+            return self._outcome
+        async with self._lock:
+            if self._fresh():  # another probe checked while this one waited
+                return self._outcome
+            try:
+                await self._check()
+                outcome = None
+            except Exception as exc:
+                outcome = f"database unavailable ({type(exc).__name__})"
+            self._outcome, self._checked_at = outcome, self._monotonic()
+            return outcome
+
+    def _fresh(self) -> bool:
+        return self._checked_at is not None and self._monotonic() - self._checked_at < self._ttl

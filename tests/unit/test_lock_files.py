@@ -1,0 +1,53 @@
+"""The install is reproducible: every installed package pinned, every pin hashed (issue 15)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)==(\S+)")
+
+
+def pins_of(text: str) -> dict[str, str]:
+    return {
+        canonicalize_name(match.group(1)): match.group(2).rstrip("\\").strip()
+        for line in text.splitlines()
+        if (match := PIN.match(line))
+    }
+
+
+def test_constraints_pin_every_installed_package() -> None:
+    """The environment the tests run in is exactly constraints.txt (greenlet was missing)."""
+    pins = pins_of((ROOT / "constraints.txt").read_text())
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions()
+        if canonicalize_name(dist.metadata["Name"]) not in {"omni-secrets", "pip", "setuptools"}
+    }
+    unpinned = {name: version for name, version in installed.items() if name not in pins}
+    assert unpinned == {}
+    wrong = {name: (pins[name], v) for name, v in installed.items() if pins[name] != v}
+    assert wrong == {}
+
+
+def test_lock_hashes_every_pin() -> None:
+    constraints = pins_of((ROOT / "constraints.txt").read_text())
+    lock_text = (ROOT / "requirements.lock").read_text()
+    assert pins_of(lock_text) == constraints
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock_text.split("\n", 3)[-1])
+    for entry in entries:
+        if not entry.strip() or entry.startswith("#"):
+            continue
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), entry
+
+
+def test_make_installs_with_hashes() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes --no-deps -r $(LOCK)" in makefile
+    assert "--no-deps --no-build-isolation -e ." in makefile
+    build_backend = pins_of((ROOT / "requirements.lock").read_text())
+    assert {"hatchling", "editables"} <= set(build_backend)
