@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import cache_hit, hydration, readers, redaction, single_flight, status_throughput
+from bench import (
+    auth_policy,
+    cache_hit,
+    hydration,
+    readers,
+    redaction,
+    single_flight,
+    status_throughput,
+)
 
 
 def _cpu_model() -> str:
@@ -118,6 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     red = redaction.run(quick=args.quick)
     for count, dist in red.by_count.items():
         print(f"  {count:5d} values: {dist.describe()}  ({red.ratio(count):.2f} x 0 values)")
+
+    print("\n7. Auth policy on the status path (in process, requests alternate)")
+    ap = auth_policy.run(quick=args.quick)
+    print(f"  token scope (scp):        {ap.token_scope.describe()}")
+    print(f"  policy grant (email):     {ap.policy_grant.describe()}")
+    print(f"  policy lookup alone:      {ap.lookup.describe()}  ({ap.grants} grants)")
+    report.check(
+        "policy grant within 5 % of token scope",
+        ap.ratio <= 1.05,
+        f"p50 ratio {ap.ratio:.3f}; lookup {ap.lookup.p50 / ap.token_scope.p50:.2%} of a request",
+    )
 
     print(f"\n{'all targets met' if not report.missed else 'missed: ' + ', '.join(report.missed)}")
     return 1 if (args.strict and report.missed) else 0

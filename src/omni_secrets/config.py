@@ -35,6 +35,9 @@ DEFAULT_ALERT_CONSECUTIVE_FAILURES = 3
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_APEX_BASE_URL = "https://omni.apex.exchange"
 DEFAULT_AUTH_AUDIENCE = "omni-secrets"
+GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+# Google ID tokens carry either spelling of the issuer.
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 PRODUCTION_PROJECT_SUFFIXES = ("-prod", "-production")
 MIN_HS256_SECRET_BYTES = 32
 """RFC 7518 section 3.2: an HS256 key at least as long as the hash output (256 bits)."""
@@ -55,6 +58,12 @@ class LogFormat(StrEnum):
 class AuthMode(StrEnum):
     HS256 = "hs256"
     JWKS = "jwks"
+
+
+class AuthProvider(StrEnum):
+    """``OMNI_AUTH_PROVIDER``: presets for a known identity provider (contract section 14)."""
+
+    GOOGLE = "google"
 
 
 class Settings(BaseSettings):
@@ -102,6 +111,8 @@ class Settings(BaseSettings):
     auth_audience: str = Field(
         default=DEFAULT_AUTH_AUDIENCE, alias="OMNI_AUTH_AUDIENCE", min_length=1
     )
+    auth_provider: AuthProvider | None = Field(default=None, alias="OMNI_AUTH_PROVIDER")
+    auth_policy_file: str | None = Field(default=None, alias="OMNI_AUTH_POLICY_FILE")
     rotation_period_days: int = Field(
         default=DEFAULT_ROTATION_PERIOD_DAYS, alias="OMNI_ROTATION_PERIOD_DAYS", ge=1, le=3650
     )
@@ -138,6 +149,8 @@ class Settings(BaseSettings):
         "auth_issuer",
         "auth_hs256_secret",
         "auth_jwks_url",
+        "auth_provider",
+        "auth_policy_file",
         "pagerduty_routing_key",
         "environment",
         "gcp_project_id",
@@ -173,9 +186,27 @@ class Settings(BaseSettings):
         )
 
     @property
+    def effective_auth_jwks_url(self) -> str | None:
+        """``OMNI_AUTH_JWKS_URL``, else the provider preset's, else None."""
+        if self.auth_jwks_url is not None:
+            return str(self.auth_jwks_url)
+        if self.auth_provider is AuthProvider.GOOGLE:
+            return GOOGLE_JWKS_URL
+        return None
+
+    @property
+    def effective_auth_issuers(self) -> tuple[str, ...]:
+        """The accepted ``iss`` values: ``OMNI_AUTH_ISSUER``, else the preset's; empty = any."""
+        if self.auth_issuer is not None:
+            return (self.auth_issuer,)
+        if self.auth_provider is AuthProvider.GOOGLE:
+            return GOOGLE_ISSUERS
+        return ()
+
+    @property
     def auth_mode(self) -> AuthMode | None:
         """JWKS wins when both are set (production refuses HS256 anyway)."""
-        if self.auth_jwks_url is not None:
+        if self.effective_auth_jwks_url is not None:
             return AuthMode.JWKS
         if self.auth_hs256_secret is not None:
             return AuthMode.HS256

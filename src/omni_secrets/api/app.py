@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,10 +17,12 @@ from fastapi import FastAPI
 from omni_secrets import __version__
 from omni_secrets.api import breakglass, consumer, health, refresh, rotation, secrets
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
+from omni_secrets.api.auth_policy import AuthPolicySource, PolicyVerifier
 from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
 from omni_secrets.api.openapi import install_openapi
+from omni_secrets.api.reload_signal import reload_on_sighup
 from omni_secrets.bootstrap import Overrides, run_services
 from omni_secrets.config import AuthMode, Settings
 
@@ -31,11 +33,12 @@ def build_token_verifier(settings: Settings) -> TokenVerifier:
     Raises:
         ValueError: no auth mode is configured (the environment guard refuses that earlier).
     """
-    if settings.auth_mode is AuthMode.JWKS and settings.auth_jwks_url is not None:
+    jwks_url = settings.effective_auth_jwks_url
+    if settings.auth_mode is AuthMode.JWKS and jwks_url is not None:
         return JwksVerifier(
-            jwks_url=str(settings.auth_jwks_url),
+            jwks_url=jwks_url,
             audience=settings.auth_audience,
-            issuer=settings.auth_issuer,
+            issuer=settings.effective_auth_issuers or None,
         )
     if settings.auth_mode is AuthMode.HS256 and settings.auth_hs256_secret is not None:
         return Hs256Verifier(
@@ -63,6 +66,8 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
     before the host's start-up code and stopped after its shutdown code (a mounted sub-app's
     lifespan would never run, hence this). ``app.state.services`` holds the running
     :class:`~omni_secrets.bootstrap.Services` (the cache is ``app.state.services.cache``).
+    With ``OMNI_AUTH_POLICY_FILE`` set, ``SIGHUP`` reloads that file while the app runs
+    (``app.state.auth_policy`` is the :class:`~omni_secrets.api.auth_policy.AuthPolicySource`).
 
     .. warning:: The error handlers are registered on the whole app, so the host's own routes
        answer errors with the contract's envelope too, and the request-id middleware wraps them.
@@ -74,22 +79,32 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
 
     Raises:
         ValueError: no auth mode is configured.
+        AuthPolicyInvalid: ``OMNI_AUTH_POLICY_FILE`` cannot be read or is invalid.
     """
+    auth_policy = AuthPolicySource(settings.auth_policy_file)
     app.state.settings = settings
-    app.state.token_verifier = build_token_verifier(settings)
+    app.state.auth_policy = auth_policy
+    app.state.token_verifier = PolicyVerifier(build_token_verifier(settings), auth_policy)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     host_lifespan = app.router.lifespan_context
 
+    def policy_reloads() -> AbstractContextManager[object]:
+        # Without a policy file there is nothing to reload: leave SIGHUP to the host.
+        if auth_policy.path is None:
+            return nullcontext()
+        return reload_on_sighup(auth_policy.reload)
+
     @asynccontextmanager
     async def lifespan(host: FastAPI) -> AsyncIterator[Any]:
         async with run_services(settings, overrides) as services:
             app.state.services = services
             try:
-                async with host_lifespan(host) as state:
-                    yield state
+                with policy_reloads():
+                    async with host_lifespan(host) as state:
+                        yield state
             finally:
                 app.state.services = None
 
@@ -102,6 +117,9 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
     Args:
         settings: the validated configuration.
         overrides: adapters to use instead of the real ones (tests, ``dev``).
+
+    Raises:
+        AuthPolicyInvalid: ``OMNI_AUTH_POLICY_FILE`` cannot be read or is invalid.
     """
     with_docs = docs_enabled(settings.environment)
     app = FastAPI(

@@ -2,8 +2,10 @@
 
 Two modes, fixed by configuration and never by the token: HS256 with a shared secret (not in
 production) and RS256/ES256 against a JWKS. ``exp`` and ``sub`` are required, ``aud`` must match,
-``iss`` must match when configured, leeway is small. Scopes come from the space-separated
-``scope`` claim (RFC 8693).
+``iss`` must match when configured (one issuer or several), leeway is small. Scopes come from
+the space-separated ``scope`` claim (RFC 8693) and from ``scp`` (a space-separated string, or an
+array of strings as Okta and Azure AD issue it); the auth policy (``api/auth_policy.py``) adds
+grants on top (contract section 14).
 
 Missing/invalid/expired token → :class:`Unauthenticated` (401 with ``WWW-Authenticate: Bearer``);
 a valid token without the scope → :class:`Forbidden` (403); the JWKS endpoint unreachable →
@@ -14,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -27,6 +29,12 @@ from omni_secrets.api.subject import SubjectRefused, checked_subject
 LEEWAY_SECONDS = 30
 HS256_ALGORITHMS = ("HS256",)
 JWKS_ALGORITHMS = ("RS256", "ES256")
+# An unknown ``kid`` forces at most one JWKS refetch per this many seconds, so a flood of tokens
+# with made-up key ids cannot turn into a flood of requests to the identity provider.
+JWKS_REFETCH_COOLDOWN_SECONDS = 30.0
+JWKS_CACHE_SECONDS = 300
+# An email is at most 254 characters (RFC 5321).
+MAX_EMAIL_LENGTH = 254
 
 
 class Scope(StrEnum):
@@ -71,10 +79,27 @@ class AuthUnavailable(AuthError):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who called: the token's ``sub`` and its scopes."""
+    """Who called: the token's ``sub``, its scopes and the identity claims policies match on.
+
+    ``email`` is set only when the token says ``email_verified: true``; an unverified address
+    is not an identity. ``groups`` is the token's ``groups`` array (strings only).
+    """
 
     subject: str
     scopes: frozenset[str]
+    email: str | None = None
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def actor(self) -> str:
+        """The name audit rows record: the verified email when there is one, else ``sub``."""
+        return self.email or self.subject
+
+    def with_scopes(self, extra: frozenset[str]) -> Principal:
+        """This principal with ``extra`` scopes added (grants of the auth policy)."""
+        if extra <= self.scopes:
+            return self
+        return Principal(self.subject, self.scopes | extra, self.email, self.groups)
 
     def require(self, scope: Scope) -> None:
         """Raises: Forbidden: the principal lacks ``scope``."""
@@ -93,10 +118,51 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
         subject = checked_subject(claims.get("sub"))
     except SubjectRefused as exc:
         raise Unauthenticated(str(exc)) from None
+    return Principal(
+        subject=subject,
+        scopes=_scopes_from(claims),
+        email=_verified_email(claims),
+        groups=_groups_from(claims),
+    )
+
+
+def _scopes_from(claims: dict[str, Any]) -> frozenset[str]:
     scope_claim = claims.get("scope", "")
     if not isinstance(scope_claim, str):
         raise Unauthenticated("token scope claim must be a space-separated string")
-    return Principal(subject=subject, scopes=frozenset(scope_claim.split()))
+    scopes = set(scope_claim.split())
+    scp = claims.get("scp")
+    if isinstance(scp, str):
+        scopes.update(scp.split())
+    elif isinstance(scp, list) and all(isinstance(item, str) for item in scp):
+        scopes.update(item for item in scp if item)
+    elif scp is not None:
+        raise Unauthenticated("token scp claim must be a string or an array of strings")
+    return frozenset(scopes)
+
+
+def _verified_email(claims: dict[str, Any]) -> str | None:
+    # Only a JSON true counts: a string "true" or a missing claim is not a verification.
+    # The email becomes the audit actor, so it must pass the same checks as a subject; one that
+    # does not is ignored (the caller is then known by its sub), not a reason to refuse the token.
+    email = claims.get("email")
+    if claims.get("email_verified") is not True or not isinstance(email, str):
+        return None
+    if len(email) > MAX_EMAIL_LENGTH:
+        return None
+    try:
+        return checked_subject(email)
+    except SubjectRefused:
+        return None
+
+
+def _groups_from(claims: dict[str, Any]) -> frozenset[str]:
+    # A malformed groups claim grants nothing rather than failing the token: scopes it carries
+    # by itself still work, and no policy entry can match a group it did not name properly.
+    groups = claims.get("groups")
+    if not isinstance(groups, list):
+        return frozenset()
+    return frozenset(g for g in groups if isinstance(g, str) and g)
 
 
 def _decode_options() -> jwt.types.Options:
@@ -137,15 +203,40 @@ class Hs256Verifier:
 
 
 class JwksVerifier:
-    """Verifies RS256/ES256 tokens against a JWKS (cached by PyJWKClient, refetched on new kid).
+    """Verifies RS256/ES256 tokens against a JWKS.
 
-    The JWKS fetch is blocking I/O, so it runs in a worker thread.
+    The key set is cached for ``JWKS_CACHE_SECONDS`` and refetched early when a token names an
+    unknown ``kid`` (at most once per ``refetch_cooldown_seconds``). Keys are looked up in the
+    cached set on every call, never in a per-key cache that would outlive the set: a key the
+    provider withdrew stops verifying at the next refetch. The fetch is blocking I/O, so it runs
+    in a worker thread.
+
+    Args:
+        jwks_url: where the key set is published.
+        audience: the required ``aud``.
+        issuer: the accepted ``iss`` (one, or several: Google signs with two spellings).
+        refetch_cooldown_seconds: minimum time between refetches forced by an unknown ``kid``.
     """
 
-    def __init__(self, *, jwks_url: str, audience: str, issuer: str | None = None) -> None:
-        self._client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        audience: str,
+        issuer: str | Sequence[str] | None = None,
+        refetch_cooldown_seconds: float = JWKS_REFETCH_COOLDOWN_SECONDS,
+    ) -> None:
+        self._client = jwt.PyJWKClient(
+            jwks_url,
+            cache_keys=False,
+            lifespan=JWKS_CACHE_SECONDS,
+            timeout=5,
+            cooldown_duration=refetch_cooldown_seconds,
+        )
         self._audience = audience
-        self._issuer = issuer
+        self._issuer: str | tuple[str, ...] | None = (
+            issuer if issuer is None or isinstance(issuer, str) else tuple(issuer)
+        )
 
     def __repr__(self) -> str:
         return f"JwksVerifier(audience={self._audience!r}, issuer={self._issuer!r})"

@@ -62,7 +62,7 @@ async def activate(
         ttl_seconds=body.ttl_seconds,
         reason=body.reason,
         ticket=body.ticket,
-        actor=principal.subject,
+        actor=principal.actor,
         correlation_id=correlation_id,
     )
     return BreakGlassActivated(
@@ -87,6 +87,6 @@ async def revoke(
 ) -> Response:
     """End an active override early; the type reverts to GSM."""
     await services_of(request).break_glass.revoke(
-        override_id, actor=principal.subject, correlation_id=correlation_id
+        override_id, actor=principal.actor, correlation_id=correlation_id
     )
     return Response(status_code=204)

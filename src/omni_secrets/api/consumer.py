@@ -26,6 +26,6 @@ async def get_account(
     Answers 503 at once, with no GSM call, when the cache cannot serve every required type.
     """
     account = await services_of(request).secrets.get_account(
-        actor=principal.subject, correlation_id=correlation_id
+        actor=principal.actor, correlation_id=correlation_id
     )
     return dict(account.data)

@@ -31,7 +31,7 @@ async def request_refresh(
     """Queue a refresh of every type, or of ``secretTypes``; concurrent requests coalesce."""
     queued = await services_of(request).secrets.request_refresh(
         secret_types=body.secret_types if body else None,
-        actor=principal.subject,
+        actor=principal.actor,
         correlation_id=correlation_id,
     )
     return RefreshQueued(

@@ -54,7 +54,7 @@ async def preview_rotation(
     view = await services_of(request).rotation.preview(
         body.secret_type,
         body.candidate_version,
-        actor=principal.subject,
+        actor=principal.actor,
         correlation_id=correlation_id,
     )
     return RotationPreviewResponse.model_validate(view, from_attributes=True)
@@ -74,7 +74,7 @@ async def commit_rotation(
 ) -> RotationCommitResponse:
     """Pin the preview's candidate versions as active and release the group's lock."""
     view = await services_of(request).rotation.commit(
-        preview_id, actor=principal.subject, correlation_id=correlation_id
+        preview_id, actor=principal.actor, correlation_id=correlation_id
     )
     return RotationCommitResponse.model_validate(view, from_attributes=True)
 
@@ -93,6 +93,6 @@ async def cancel_rotation(
 ) -> Response:
     """Cancel an open preview and release the group's lock."""
     await services_of(request).rotation.cancel(
-        preview_id, actor=principal.subject, correlation_id=correlation_id
+        preview_id, actor=principal.actor, correlation_id=correlation_id
     )
     return Response(status_code=204)

@@ -19,7 +19,7 @@ async def get_status(
 ) -> StatusResponse:
     """Cache, rotation and break-glass state per secret type; never a value."""
     view = await services_of(request).secrets.status(
-        actor=principal.subject, correlation_id=correlation_id
+        actor=principal.actor, correlation_id=correlation_id
     )
     return StatusResponse.model_validate(view, from_attributes=True)
 
@@ -35,6 +35,6 @@ async def self_test(
 ) -> SelfTestResponse:
     """Sign ``GET /api/v3/account`` with the served credentials; ok false when ApeX refuses."""
     result = await services_of(request).secrets.self_test(
-        actor=principal.subject, correlation_id=correlation_id
+        actor=principal.actor, correlation_id=correlation_id
     )
     return SelfTestResponse.model_validate(result, from_attributes=True)

@@ -4,14 +4,15 @@ Every command that calls the HTTP API takes the same options, declared here once
 them with :func:`resolve_target`:
 
 - the URL: ``--url``, else ``$OMNI_URL``;
-- the token: ``--token`` or ``--token-file F``, else ``$OMNI_TOKEN``, else ``$OMNI_TOKEN_FILE``,
-  else ``$OMNI_TOKEN_<SCOPE>`` for the scope the command needs (see :func:`token_env_var`; the
-  env file ``omni-secrets dev`` writes exports one per scope, so every command works after
-  ``source .omni-dev/env``). A flag always beats the environment.
+- the token: ``--token``, ``--token-file F`` or ``--id-token-audience AUD`` (a Google ID token,
+  :mod:`omni_secrets.cli._bearer`), else ``$OMNI_TOKEN``, else ``$OMNI_TOKEN_FILE``, else
+  ``$OMNI_ID_TOKEN_AUDIENCE``, else ``$OMNI_TOKEN_<SCOPE>`` for the scope the command needs (see
+  :func:`token_env_var`; the env file ``omni-secrets dev`` writes exports one per scope, so
+  every command works after ``source .omni-dev/env``). A flag always beats the environment.
 
-Token resolution lives in :func:`resolve_token` alone, so another way to get a token (a Google
-ID token, say) is one more branch there. A plain ``http://`` URL whose host is not loopback is
-refused (exit 2) unless ``--insecure``: the bearer token would cross the network in clear.
+Token resolution lives in :func:`resolve_token` alone. A plain ``http://`` URL whose host is not
+loopback is refused (exit 2) unless ``--insecure``: the bearer token would cross the network in
+clear.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 import typer
 
 from omni_secrets.api.auth import Scope
+from omni_secrets.cli._bearer import ID_TOKEN_AUDIENCE_VARIABLE, fetch_google_id_token
 from omni_secrets.cli._common import EXIT_USAGE, fail
 
 URL_ENV = "OMNI_URL"
@@ -102,6 +104,7 @@ def resolve_target(
     token_file: Path | None,
     insecure: bool,
     scope: Scope,
+    id_token_audience: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ApiTarget:
     """The URL and token a command uses, from its flags, else the environment; exit 2 if missing.
@@ -112,6 +115,7 @@ def resolve_target(
         token_file: ``--token-file``.
         insecure: ``--insecure``: allow plain http to a host that is not loopback.
         scope: the scope the command needs (names the per-scope fallback variable).
+        id_token_audience: ``--id-token-audience``.
         environ: the environment (default ``os.environ``).
 
     Returns:
@@ -124,7 +128,13 @@ def resolve_target(
     require_safe_url(base, insecure=insecure)
     return ApiTarget(
         url=base.rstrip("/"),
-        token=resolve_token(token=token, token_file=token_file, scope=scope, environ=env),
+        token=resolve_token(
+            token=token,
+            token_file=token_file,
+            id_token_audience=id_token_audience,
+            scope=scope,
+            environ=env,
+        ),
     )
 
 
@@ -134,28 +144,40 @@ def resolve_token(
     token_file: Path | None,
     scope: Scope,
     environ: Mapping[str, str],
+    id_token_audience: str | None = None,
 ) -> str:
-    """The bearer token: flags first, then ``OMNI_TOKEN``, ``OMNI_TOKEN_FILE``, per-scope variable.
+    """The bearer token: a flag, else ``OMNI_TOKEN``, ``OMNI_TOKEN_FILE``,
+    ``OMNI_ID_TOKEN_AUDIENCE``, then the per-scope variable.
 
-    Exits 2 with one line when both flags are given, a token file cannot be read or is empty,
-    or no way yields a token.
+    Exits 2 with one line when two token flags are given, a token file cannot be read or is
+    empty, or no way yields a token; 2 or 3 when a Google ID token cannot be fetched.
     """
+    if token is not None and id_token_audience is not None:
+        fail("give either --token or --id-token-audience, not both", code=EXIT_USAGE)
     if token is not None and token_file is not None:
         fail("give either --token or --token-file, not both", code=EXIT_USAGE)
+    if token_file is not None and id_token_audience is not None:
+        fail("give either --token-file or --id-token-audience, not both", code=EXIT_USAGE)
     if token is not None:
         return _non_empty(token, "--token")
     if token_file is not None:
         return _read_token_file(token_file, "--token-file")
+    if id_token_audience is not None:
+        return fetch_google_id_token(_non_empty(id_token_audience, "--id-token-audience"))
     if environ.get(TOKEN_ENV, "").strip():
         return environ[TOKEN_ENV].strip()
     if environ.get(TOKEN_FILE_ENV, "").strip():
         return _read_token_file(Path(environ[TOKEN_FILE_ENV].strip()).expanduser(), TOKEN_FILE_ENV)
+    if environ.get(ID_TOKEN_AUDIENCE_VARIABLE, "").strip():
+        return fetch_google_id_token(environ[ID_TOKEN_AUDIENCE_VARIABLE].strip())
     per_scope = token_env_var(scope)
     if environ.get(per_scope, "").strip():
         return environ[per_scope].strip()
     fail(
-        f"no token: give --token TOKEN or --token-file FILE, or set {TOKEN_ENV} or "
-        f"{TOKEN_FILE_ENV} (or {per_scope}); this command needs the {scope.value} scope",
+        "no bearer token: give --token TOKEN, or --id-token-audience AUD (or "
+        f"{ID_TOKEN_AUDIENCE_VARIABLE}) to use a Google ID token, or --token-file FILE, or set "
+        f"{TOKEN_ENV} or {TOKEN_FILE_ENV} (or {per_scope}); this command needs the "
+        f"{scope.value} scope",
         code=EXIT_USAGE,
     )
 

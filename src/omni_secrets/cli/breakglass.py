@@ -22,6 +22,7 @@ import typer
 from rich.markup import escape
 
 from omni_secrets.api.auth import Scope
+from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
 from omni_secrets.cli._output import console, minutes, print_json, relative
@@ -170,6 +171,7 @@ def push(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Serve a credential from an encrypted, time-boxed override instead of GSM.
@@ -200,7 +202,12 @@ def push(
     if given_key is not None and expected_key_id is not None:
         _require_key_id(given_key[1], expected_key_id)
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.BREAK_GLASS
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.BREAK_GLASS,
+        id_token_audience=id_token_audience,
     )
     value = read_value(value_file)
 
@@ -253,6 +260,7 @@ def revoke(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """End a break-glass override early; the secret type reverts to GSM.
@@ -264,7 +272,12 @@ def revoke(
     --json prints {"overrideId": "...", "revoked": true}.
     """
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.BREAK_GLASS
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.BREAK_GLASS,
+        id_token_audience=id_token_audience,
     )
     with ApiClient(target.url, target.token) as api:
         api.request("DELETE", f"{BREAK_GLASS_PATH}/{quote(override_id, safe='')}")
@@ -279,6 +292,7 @@ def list_overrides(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the active break-glass overrides (read from the status endpoint).
@@ -290,7 +304,12 @@ def list_overrides(
     "actor": "...", "activatedAt": "...", "expiresAt": "...", "reason": "..."}]}.
     """
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.READ
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.READ,
+        id_token_audience=id_token_audience,
     )
     with ApiClient(target.url, target.token) as api:
         body = api.get_json(STATUS_PATH)

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from omni_secrets.api.auth import Scope
+from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
 from omni_secrets.cli._http import ApiClient
 from omni_secrets.cli._output import console, minutes, print_json, relative
@@ -55,6 +56,7 @@ def status(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show the cache, rotation and break-glass state of every secret type.
@@ -67,7 +69,12 @@ def status(
     {"environment": "development", "cache": {"state": "ready", ...}, "secrets": [...]}
     """
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.READ
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.READ,
+        id_token_audience=id_token_audience,
     )
     with ApiClient(target.url, target.token) as api:
         body = api.get_json(STATUS_PATH)
@@ -85,6 +92,7 @@ def refresh(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     secret_type: Annotated[
         list[str] | None,
         typer.Option(
@@ -116,10 +124,21 @@ def refresh(
     """
     if ctx.invoked_subcommand is not None:
         # `refresh --url X status ID`: the connection options given before the subcommand.
-        ctx.obj = {"url": url, "token": token, "token_file": token_file, "insecure": insecure}
+        ctx.obj = {
+            "url": url,
+            "token": token,
+            "token_file": token_file,
+            "insecure": insecure,
+            "id_token_audience": id_token_audience,
+        }
         return
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.REFRESH
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.REFRESH,
+        id_token_audience=id_token_audience,
     )
     body: dict[str, Any] = {"secretTypes": secret_type} if secret_type else {}
     with ApiClient(target.url, target.token) as api:
@@ -150,6 +169,7 @@ def refresh_status(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the refresh has finished.")] = (
         False
     ),
@@ -175,6 +195,9 @@ def refresh_status(
         token_file=token_file if token_file is not None else given.get("token_file"),
         insecure=insecure or bool(given.get("insecure")),
         scope=Scope.REFRESH,
+        id_token_audience=id_token_audience
+        if id_token_audience is not None
+        else given.get("id_token_audience"),
     )
     with ApiClient(target.url, target.token) as api:
         if wait:

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from omni_secrets.api.auth import Scope
+from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
 from omni_secrets.cli._output import console, minutes, print_json, relative
@@ -52,6 +53,7 @@ def self_test(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sign GET /api/v3/account at ApeX Omni with the credentials being served right now.
@@ -64,7 +66,12 @@ def self_test(
     "skewMs": 12, "accountId": "..."}
     """
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.ROTATE
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.ROTATE,
+        id_token_audience=id_token_audience,
     )
     with ApiClient(target.url, target.token) as api:
         result = api.post_json(SELF_TEST_PATH, None)
@@ -115,6 +122,7 @@ def preview(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check new GSM versions of a rotation group before serving them (changes nothing served).
@@ -135,7 +143,12 @@ def preview(
     """
     checked = parse_secret_type(secret_type)
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.ROTATE
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.ROTATE,
+        id_token_audience=id_token_audience,
     )
     body: dict[str, Any] = {"secretType": checked.value}
     if candidate_version is not None:
@@ -183,6 +196,7 @@ def commit(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Serve the candidate versions of a ready preview: pin them, restart the rotation clock.
@@ -199,7 +213,12 @@ def commit(
     [{"secretType": "api_key", "activeVersion": "4"}], "lastRotatedAt": "...", "dueAt": "..."}
     """
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.ROTATE
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.ROTATE,
+        id_token_audience=id_token_audience,
     )
     with ApiClient(target.url, target.token) as api:
         result = api.post_json(f"{_rotation_path(preview_id)}/commit", None)
@@ -221,6 +240,7 @@ def cancel(
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Cancel an open preview and release its group's rotation lock at once.
@@ -233,7 +253,12 @@ def cancel(
     --json prints {"previewId": "...", "cancelled": true}.
     """
     target = resolve_target(
-        url=url, token=token, token_file=token_file, insecure=insecure, scope=Scope.ROTATE
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.ROTATE,
+        id_token_audience=id_token_audience,
     )
     with ApiClient(target.url, target.token) as api:
         api.request("DELETE", _rotation_path(preview_id))

@@ -20,15 +20,19 @@ def serve(
 
     The environment guard runs first: a configuration that breaks a startup rule exits non-zero
     with one line naming the variables and values at fault, before anything listens; so does a
-    break-glass key pair that does not match or cannot be read, and a database that answers
-    but was never migrated. Does not run database migrations (use `omni-secrets db upgrade`).
+    break-glass key pair that does not match or cannot be read, an invalid
+    OMNI_AUTH_POLICY_FILE, and a database that answers but was never migrated. SIGHUP reloads
+    the policy file. Does not run database migrations (use `omni-secrets db upgrade`).
     """
+    from omni_secrets.api.auth_policy import AuthPolicySource
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
 
     settings = load_checked_settings()
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
     load_break_glass_key_pair(settings)
+    # So must an auth policy file that cannot be read or names an unknown scope.
+    AuthPolicySource(settings.auth_policy_file)
     _require_migrated(settings.database_url)
     serve_app(settings, host=host, port=port)
 

@@ -33,7 +33,8 @@ exit code lives in ``cli``. The tree::
     │   ├── ApexUpstreamError
     │   └── AlertDeliveryFailed         (a remote alert sink gave up; never reaches a caller)
     └── ConfigurationRejected           (the environment guard)
-        └── BreakGlassKeyInvalid        (malformed or mismatched break-glass key pair)
+        ├── BreakGlassKeyInvalid        (malformed or mismatched break-glass key pair)
+        └── AuthPolicyInvalid           (OMNI_AUTH_POLICY_FILE unreadable or invalid)
 
 Programming errors (a cache used before it started, a bad argument combination) are not part of
 this tree: they raise ``RuntimeError``/``ValueError`` and end up as a 500.
@@ -357,3 +358,25 @@ class BreakGlassKeyInvalid(ConfigurationRejected):
             ]
         )
         self.reason = reason
+
+
+class AuthPolicyInvalid(ConfigurationRejected):
+    """The auth policy file cannot be read, decoded or validated.
+
+    Args:
+        path: the file (``OMNI_AUTH_POLICY_FILE``).
+        problem: what is wrong, naming the entry (``grants[2] ('email:…')``) when there is one.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            [
+                ConfigViolation(
+                    variables=("OMNI_AUTH_POLICY_FILE",),
+                    rule="auth policy",
+                    message=f"OMNI_AUTH_POLICY_FILE={path!r}: {problem}",
+                )
+            ]
+        )
+        self.path = path
+        self.problem = problem

@@ -7,6 +7,8 @@ the real wire protocol, and keeps state that tests assert on. Nothing runs at im
 - :mod:`~omni_secrets.testing.database`: :class:`InMemoryDatabase` and its unit of work.
 - :mod:`~omni_secrets.testing.apex`: :class:`FakeApexServer` (real HTTP, checks signatures).
 - :mod:`~omni_secrets.testing.alerts`: :class:`FakePagerDutyServer`, :class:`RecordingAlertSink`.
+- :mod:`~omni_secrets.testing.identity`: :class:`FakeIdentityProvider` (real JWKS over HTTP,
+  Google- and Okta-shaped tokens, a service-account token endpoint for google-auth).
 """
 
 from omni_secrets.testing.alerts import (
@@ -21,12 +23,14 @@ from omni_secrets.testing.database import (
     InMemoryUnitOfWork,
     InMemoryUnitOfWorkFactory,
 )
+from omni_secrets.testing.identity import FakeIdentityProvider, SigningKey
 from omni_secrets.testing.secret_store import FakeSecretStore
 
 __all__ = [
     "ApexRequestRecord",
     "FakeApexFailure",
     "FakeApexServer",
+    "FakeIdentityProvider",
     "FakePagerDutyServer",
     "FakeSecretStore",
     "InMemoryDatabase",
@@ -35,4 +39,5 @@ __all__ = [
     "InMemoryUnitOfWorkFactory",
     "PagerDutyRequestRecord",
     "RecordingAlertSink",
+    "SigningKey",
 ]
