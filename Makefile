@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 export OMNI_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export GRPC_VERBOSITY ?= ERROR
 
-.PHONY: run test lint typecheck secrets audit rules unit bench lock clean
+.PHONY: run test lint typecheck secrets audit rules unit bench lock clean gmp image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(DEV_STAMP)
-	$(BIN)/mypy src scripts/audit_dependencies.py
+	$(BIN)/mypy src scripts/audit_dependencies.py scripts/generate_gmp.py
 
 secrets: $(DEV_STAMP)
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
@@ -60,6 +60,21 @@ rules:
 	else \
 	  echo "rules: SKIPPED: promtool is not on PATH, alert rules NOT checked (apt-get install prometheus, or run .ci/run)"; \
 	fi
+
+## make gmp: regenerate deploy/k8s/base/monitoring/ (PodMonitoring, Rules) from deploy/prometheus/
+gmp: $(DEV_STAMP)
+	$(BIN)/python scripts/generate_gmp.py
+
+## make image: the container image (docker, else podman); IMAGE=name:tag, BASE_IMAGE=... to override
+IMAGE ?= omni-secrets:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_BUILDER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+image:
+	@test -n "$(IMAGE_BUILDER)" || { echo "image: neither docker nor podman is on PATH" >&2; exit 1; }
+	$(IMAGE_BUILDER) build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+
+## make image-test: build with podman from a local mmdebstrap base and check inside (opt-in: ~3 min cold)
+image-test:
+	scripts/image_test.sh
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest tests/unit

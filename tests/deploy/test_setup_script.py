@@ -1,0 +1,151 @@
+"""deploy/gcp/setup.sh: shell checks, and what its --dry-run would grant.
+
+The permissions granted on each secret must be exactly those of
+``omni_secrets.adapters.gsm_permissions`` (the list next to the code that calls GSM).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from omni_secrets.adapters.gsm_permissions import SECRET_PERMISSIONS
+from omni_secrets.domain.catalog import Catalog
+
+from .tools import ROOT, SETUP_SCRIPT, require_tool, run
+
+PROJECT = "example-omni-staging"
+IMAGE_TEST_SCRIPT = ROOT / "scripts" / "image_test.sh"
+
+
+def dry_run(tmp_path: Path, **settings: str) -> tuple[list[list[str]], Path]:
+    """The commands --dry-run prints (as argv lists), with a gcloud on PATH that records any
+    call it gets (there must be none)."""
+    calls = tmp_path / "gcloud-calls"
+    fake = tmp_path / "bin" / "gcloud"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "HOME": str(tmp_path), **settings}
+    result = run("bash", str(SETUP_SCRIPT), "--dry-run", env=env)
+    assert result.returncode == 0, result.stderr
+    commands = [
+        shlex.split(line) for line in result.stdout.splitlines() if line.startswith("gcloud ")
+    ]
+    return commands, calls
+
+
+def flag(command: list[str], name: str) -> str | None:
+    for arg in command:
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def test_bash_parses_it() -> None:
+    result = run("bash", "-n", str(SETUP_SCRIPT))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", [SETUP_SCRIPT, IMAGE_TEST_SCRIPT])
+def test_shellcheck_is_clean(script: Path) -> None:
+    shellcheck = require_tool("shellcheck", "apt-get install shellcheck, or run .ci/run")
+    result = run(shellcheck, str(script))
+    assert result.returncode == 0, result.stdout
+
+
+def test_dry_run_calls_nothing(tmp_path: Path) -> None:
+    commands, calls = dry_run(tmp_path, GCP_PROJECT_ID=PROJECT)
+    assert len(commands) > 10
+    assert not calls.exists(), calls.read_text()
+
+
+def test_custom_role_holds_exactly_the_adapters_permissions(tmp_path: Path) -> None:
+    commands, _ = dry_run(tmp_path, GCP_PROJECT_ID=PROJECT)
+    (create,) = [c for c in commands if c[1:4] == ["iam", "roles", "create"]]
+    granted = (flag(create, "permissions") or "").split(",")
+    assert sorted(granted) == list(SECRET_PERMISSIONS)
+    assert "secretmanager.versions.list" in granted
+
+
+@pytest.mark.parametrize("prefix", [None, "staging-omni-"])
+def test_each_catalog_secret_gets_the_role_on_itself(tmp_path: Path, prefix: str | None) -> None:
+    """Per secret, never per project; roles/secretmanager.secretAccessor (no list) nowhere."""
+    settings = {"GCP_PROJECT_ID": PROJECT}
+    if prefix is not None:
+        settings["OMNI_GSM_SECRET_PREFIX"] = prefix
+    commands, _ = dry_run(tmp_path, **settings)
+    catalog_ids = {entry.gsm_secret_id for entry in Catalog(prefix or "apex-omni-")}
+    role = f"projects/{PROJECT}/roles/omniSecretsReader"
+    member = f"serviceAccount:omni-secrets@{PROJECT}.iam.gserviceaccount.com"
+    bound = {
+        c[3]
+        for c in commands
+        if c[1:3] == ["secrets", "add-iam-policy-binding"]
+        and flag(c, "role") == role
+        and flag(c, "member") == member
+    }
+    assert bound == catalog_ids
+    created = {c[3] for c in commands if c[1:3] == ["secrets", "create"]}
+    assert created == catalog_ids
+    assert not [c for c in commands if c[1:3] == ["projects", "add-iam-policy-binding"]]
+    assert not [c for c in commands if flag(c, "role") == "roles/secretmanager.secretAccessor"]
+
+
+def test_events_identity_and_subscription(tmp_path: Path) -> None:
+    """Every secret publishes to the topic; the account may consume the one subscription;
+    Workload Identity binds the manifests' namespace/service account."""
+    commands, _ = dry_run(tmp_path, GCP_PROJECT_ID=PROJECT)
+    topic = f"projects/{PROJECT}/topics/omni-secrets-gsm-events"
+    for create in [c for c in commands if c[1:3] == ["secrets", "create"]]:
+        assert flag(create, "topics") == topic
+    on_subscription = [
+        c for c in commands if c[1:4] == ["pubsub", "subscriptions", "add-iam-policy-binding"]
+    ]
+    assert {c[4] for c in on_subscription} == {"omni-secrets-gsm-events"}
+    # consume (streaming pull, ack) and get (the connection probe), on the subscription only.
+    assert {flag(c, "role") for c in on_subscription} == {
+        "roles/pubsub.subscriber",
+        "roles/pubsub.viewer",
+    }
+    (workload,) = [c for c in commands if flag(c, "role") == "roles/iam.workloadIdentityUser"]
+    assert (
+        flag(workload, "member")
+        == f"serviceAccount:{PROJECT}.svc.id.goog[omni-secrets/omni-secrets]"
+    )
+
+
+def test_key_secrets_only_on_request_and_access_only(tmp_path: Path) -> None:
+    """The gsm-csi key secrets appear only with OMNI_KEYS_FROM_GSM=true; the CSI driver only
+    reads them, so they get access, not list."""
+    (tmp_path / "default").mkdir()
+    (tmp_path / "keys").mkdir()
+    without, _ = dry_run(tmp_path / "default", GCP_PROJECT_ID=PROJECT)
+    assert not [c for c in without if "omni-secrets-integrity-key" in c]
+    with_keys, _ = dry_run(tmp_path / "keys", GCP_PROJECT_ID=PROJECT, OMNI_KEYS_FROM_GSM="true")
+    for key in ("omni-secrets-breakglass-private-key", "omni-secrets-integrity-key"):
+        grants = [c for c in with_keys if c[1:4] == ["secrets", "add-iam-policy-binding", key]]
+        assert [flag(c, "role") for c in grants] == ["roles/secretmanager.secretAccessor"]
+
+
+@pytest.mark.parametrize(
+    ("args", "settings", "message"),
+    [
+        ([], {}, "GCP_PROJECT_ID is required"),
+        (["--bogus"], {"GCP_PROJECT_ID": PROJECT}, "unknown argument '--bogus'"),
+        ([], {"GCP_PROJECT_ID": "Not_A_Project"}, "is not a valid project id"),
+        ([], {"GCP_PROJECT_ID": PROJECT, "OMNI_KEYS_FROM_GSM": "yes"}, "must be true or false"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], settings: dict[str, str], message: str
+) -> None:
+    env = {"PATH": os.environ["PATH"], **settings}
+    result = run("bash", str(SETUP_SCRIPT), "--dry-run", *args, env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr

@@ -1,0 +1,62 @@
+"""External tools the deployment checks run, and the rendered Kustomize overlays.
+
+A missing tool skips the tests that need it on a workstation (the reason shows in pytest's
+summary) and fails them under ``CI=true``: ``.ci/run`` installs every one of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("staging", "production")
+SETUP_SCRIPT = ROOT / "deploy" / "gcp" / "setup.sh"
+
+
+def require_tool(name: str, how: str) -> str:
+    """The executable ``name`` on PATH; skip without it, or fail under ``CI=true``."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                f"{name} is required under CI=true but is not on PATH ({how})", pytrace=False
+            )
+        pytest.skip(f"{name} is not on PATH: NOT checked ({how})")
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(args), capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+
+
+@functools.cache
+def _render(kubectl: str, overlay: str) -> str:
+    result = run(kubectl, "kustomize", str(K8S / "overlays" / overlay))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    """Every object of ``kubectl kustomize deploy/k8s/overlays/<overlay>`` (a fresh copy)."""
+    kubectl = require_tool("kubectl", "kubectl with Kustomize, e.g. Debian's kubernetes-client")
+    return [doc for doc in yaml.safe_load_all(_render(kubectl, overlay)) if doc]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The single object of ``kind`` (and ``name``, when given)."""
+    found = [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
