@@ -22,7 +22,9 @@ from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
 from omni_secrets.api.openapi import install_openapi
+from omni_secrets.api.probes import ProbeFastPath
 from omni_secrets.api.reload_signal import reload_on_sighup
+from omni_secrets.api.token_cache import CachingVerifier
 from omni_secrets.bootstrap import Overrides, run_services
 from omni_secrets.config import AuthMode, Settings
 
@@ -71,6 +73,8 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
 
     .. warning:: The error handlers are registered on the whole app, so the host's own routes
        answer errors with the contract's envelope too, and the request-id middleware wraps them.
+       Once started, ``GET /healthz``, ``/readyz`` and ``/metrics`` are answered by
+       :class:`~omni_secrets.api.probes.ProbeFastPath` before the host's routes are consulted.
 
     Args:
         app: the host app (before it starts).
@@ -84,7 +88,13 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
     auth_policy = AuthPolicySource(settings.auth_policy_file)
     app.state.settings = settings
     app.state.auth_policy = auth_policy
-    app.state.token_verifier = PolicyVerifier(build_token_verifier(settings), auth_policy)
+    # Verified tokens are remembered until exp (bounded, api/token_cache.py); the policy's grants
+    # are applied outside the cache, on every call, so a SIGHUP reload takes effect at once.
+    app.state.token_verifier = PolicyVerifier(
+        CachingVerifier(build_token_verifier(settings)), auth_policy
+    )
+    # add_middleware puts the last added outermost: the request context wraps the probe path.
+    app.add_middleware(ProbeFastPath, state=app.state, routes=health.router.routes)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in ROUTERS:

@@ -49,7 +49,8 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
     return dependency
 
 
-def correlation_id(request: Request) -> str:
+async def correlation_id(request: Request) -> str:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, per request.
     return request_id_of(request.scope)
 
 

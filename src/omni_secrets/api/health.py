@@ -1,4 +1,8 @@
-"""Unauthenticated probes: ``/healthz``, ``/readyz`` and ``/metrics``."""
+"""Unauthenticated probes: ``/healthz``, ``/readyz`` and ``/metrics``.
+
+Once the app has started, :class:`omni_secrets.api.probes.ProbeFastPath` answers these GETs
+before FastAPI's routing; these routes document them in OpenAPI and answer before start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from omni_secrets.api.middleware import request_id_of
+from omni_secrets.api.probes import readiness_response
 from omni_secrets.api.state import services_of
 
 router = APIRouter(tags=["health"])
@@ -20,27 +24,10 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: 200 when the database answers and every required secret is served",
-    responses={
-        503: {"description": "NOT_READY: the error envelope plus `status`, `checks` and `reason`"}
-    },
+    responses={503: {"description": "Not ready; the body says why"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    readiness = await services_of(request).secrets.readiness()
-    body: dict[str, object] = {
-        "status": "ready" if readiness.ready else "not_ready",
-        "checks": readiness.checks,
-    }
-    if readiness.ready:
-        return JSONResponse(body)
-    body["reason"] = readiness.reason
-    # Not ready is an error answer: it carries the contract's envelope beside the report.
-    correlation_id = request_id_of(request.scope)
-    body["error"] = {
-        "code": "NOT_READY",
-        "message": str(readiness.reason or "not ready"),
-        "correlationId": correlation_id,
-    }
-    return JSONResponse(body, status_code=503)
+    return readiness_response(await services_of(request).secrets.readiness())
 
 
 @router.get("/metrics", summary="Prometheus text exposition")

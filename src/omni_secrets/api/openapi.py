@@ -128,7 +128,8 @@ def _refine_responses(path: str, operation: dict[str, Any]) -> None:
     if "422" in responses and "Validation Error" in responses["422"].get("description", ""):
         responses["422"]["description"] = _STANDARD_ERRORS["422"]
     for status, response in responses.items():
-        if status[:1] in ("4", "5"):
+        # /readyz's 503 is the probe's own report (status, checks, reason), not the envelope.
+        if status[:1] in ("4", "5") and not (path == "/readyz" and status == "503"):
             response["content"] = {"application/json": {"schema": _ENVELOPE_REF}}
 
 

@@ -9,10 +9,14 @@ from omni_secrets.observability.logging import Redactor, configure_logging
 def serve_app(settings: Settings, *, host: str, port: int) -> None:
     """Configure logging once, build the app and serve it until interrupted."""
     import uvicorn
+    from prometheus_client import disable_created_metrics
 
     from omni_secrets.api.app import create_app
     from omni_secrets.bootstrap import Overrides
 
+    # The *_created samples doubled every scrape's size and cost and no rule or dashboard uses
+    # them (Prometheus reads them as separate gauges); process-wide, so set here at start.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     redactor = Redactor()
     configure_logging(log_format=settings.log_format.value, redactor=redactor)
     app = create_app(settings, overrides=Overrides(redactor=redactor))

@@ -80,3 +80,7 @@ def configure_logging(
     root.setLevel(level)
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
+    # httpx logs every outgoing request at INFO (one stdlib record per ApeX call, rendered through
+    # the whole chain on the request path); our ApeX adapter logs what matters itself.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

@@ -1,0 +1,101 @@
+"""The hand-built status document equals what StatusResponse (the documented schema) renders."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from omni_secrets.api.schemas import StatusResponse
+from omni_secrets.api.status_document import render_status, status_document
+from omni_secrets.service.views import (
+    BreakGlassView,
+    CacheView,
+    LastErrorView,
+    RotationView,
+    SecretStatusView,
+    StatusView,
+)
+
+AT = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=UTC)
+ELSEWHERE = datetime(2026, 11, 27, 9, 30, tzinfo=timezone(timedelta(hours=1, minutes=30)))
+
+
+def secret(**changes: object) -> SecretStatusView:
+    fields: dict[str, object] = {
+        "secret_type": "api_secret",
+        "gsm_secret_id": "apex-omni-api-secret",
+        "required": True,
+        "cache_source": "gsm",
+        "version": "3",
+        "fetched_at": AT,
+        "age_seconds": 12.5,
+        "expires_at": AT + timedelta(seconds=300),
+        "stale": False,
+        "last_error": None,
+        "rotation": RotationView("api_credentials", AT, AT + timedelta(days=90), "ok", 90, False),
+        "break_glass": BreakGlassView(False),
+    }
+    fields.update(changes)
+    return SecretStatusView(**fields)  # type: ignore[arg-type]
+
+
+VIEWS = {
+    "ready": StatusView(
+        "development", "omni-dev", CacheView("ready", 300, AT, AT), (secret(), secret())
+    ),
+    "empty": StatusView(
+        "test",
+        "omni-test",
+        CacheView("empty", 60, None, None),
+        (
+            secret(
+                cache_source="none",
+                version=None,
+                fetched_at=None,
+                age_seconds=None,
+                expires_at=None,
+                last_error=LastErrorView("NOT_FOUND", 'secret "x" not found\n', ELSEWHERE),
+                rotation=RotationView("api_credentials", None, None, "ok", None, False),
+            ),
+        ),
+    ),
+    "break_glass_and_overdue": StatusView(
+        "staging",
+        "omni-stg-é",
+        CacheView("degraded", 300, AT, None),
+        (
+            secret(
+                cache_source="break_glass",
+                version="break-glass:ovr-1",
+                stale=True,
+                age_seconds=0.0,
+                rotation=RotationView("api_credentials", AT, AT, "overdue", -3, True),
+                break_glass=BreakGlassView(
+                    True, "ovr-1", "ops@example.com", AT, ELSEWHERE, "exchange outage ü"
+                ),
+            ),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_the_document_equals_the_schemas_rendering(name: str) -> None:
+    view = VIEWS[name]
+    expected = StatusResponse.model_validate(view, from_attributes=True).model_dump(
+        mode="json", by_alias=True
+    )
+    assert status_document(view) == expected
+    assert json.loads(render_status(view)) == expected
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_the_rendered_body_validates_against_the_schema(name: str) -> None:
+    StatusResponse.model_validate_json(render_status(VIEWS[name]))
+
+
+def test_an_inactive_override_renders_only_active_false() -> None:
+    body = json.loads(render_status(VIEWS["ready"]))
+    assert body["secrets"][0]["breakGlass"] == {"active": False}
