@@ -20,6 +20,7 @@ from omni_secrets.cli.db import database_url
 from omni_secrets.config import Settings
 
 DEV_DATABASE = Path(".omni-dev") / "omni-secrets.db"
+DEV_INTEGRITY_KEY = Path(".omni-dev") / "integrity.key"
 DATABASE_URL_ENV = "OMNI_DATABASE_URL"
 
 
@@ -49,3 +50,17 @@ def existing_database_url(settings: Settings, environ: Mapping[str, str] | None 
         "'omni-secrets db upgrade' and 'omni-secrets db seed' first",
         code=EXIT_UNAVAILABLE,
     )
+
+
+def with_dev_integrity_key(settings: Settings, url: str) -> Settings:
+    """``settings`` with ``omni-secrets dev``'s integrity key when ``url`` is its database.
+
+    The dev database is keyed with ``.omni-dev/integrity.key``; when the database was found
+    without ``source .omni-dev/env`` (see :func:`existing_database_url`), the key that signed it
+    is found the same way, unless ``OMNI_INTEGRITY_KEY_FILE`` names one.
+    """
+    if settings.integrity_key_files or url != f"sqlite:///{DEV_DATABASE.resolve()}":
+        return settings
+    if not DEV_INTEGRITY_KEY.exists():
+        return settings
+    return settings.model_copy(update={"integrity_key_file": str(DEV_INTEGRITY_KEY.resolve())})

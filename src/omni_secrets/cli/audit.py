@@ -12,7 +12,7 @@ import asyncio
 import typer
 
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
-from omni_secrets.cli._database import existing_database_url
+from omni_secrets.cli._database import existing_database_url, with_dev_integrity_key
 from omni_secrets.cli.db import load_keyring_or_exit, require_schema_at_head
 from omni_secrets.config import load_settings
 from omni_secrets.domain.audit_chain import ChainVerdict, ChainVerifier
@@ -53,7 +53,7 @@ def verify(
     """
     settings = load_settings()
     url = existing_database_url(settings)
-    keyring = load_keyring_or_exit(settings)
+    keyring = load_keyring_or_exit(with_dev_integrity_key(settings, url))
     require_schema_at_head(url, code=EXIT_UNAVAILABLE)
     verdict = asyncio.run(_verify(url, keyring, max_unkeyed_id))
     if not verdict.ok:
