@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import (
+    audit_appends,
     auth_policy,
     cache_hit,
     http_edge,
@@ -205,8 +206,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"p50 ratio {ap.ratio:.3f}; lookup {ap.lookup.p50 / ap.token_scope.p50:.2%} of a request",
     )
 
+    print("\n8. Audit appends on PostgreSQL through the batching writer (keyed chain)")
+    au = audit_appends.run(quick=args.quick)
     print(
-        "\n8. GSM revocation and VERSION_ADD on two `serve` replicas (PostgreSQL, Pub/Sub emulator)"
+        f"  baseline (8 writers, one transaction per row): {au.baseline_per_second:,.0f}/s\n"
+        f"  one process, 8 producers: {au.one_process_per_second:,.0f}/s "
+        f"({au.one_process_events:,} events, {au.ratio_vs_baseline:.0f}x the baseline)\n"
+        f"  two processes, 8 producers each: {au.two_processes_per_second:,.0f}/s together "
+        f"({au.two_process_events:,} events)\n"
+        f"  {au.detail}"
+    )
+    report.check(
+        "one process >= 5,000 appends/s",
+        au.one_process_per_second >= 5_000 and au.gapless_and_intact,
+        f"{au.one_process_per_second:,.0f}/s, gapless and keyed chain intact: "
+        f"{au.gapless_and_intact}",
+    )
+    report.check(
+        "two processes >= 2,000 appends/s",
+        au.two_processes_per_second >= 2_000 and au.gapless_and_intact,
+        f"{au.two_processes_per_second:,.0f}/s together",
+    )
+
+    print(
+        "\n9. GSM revocation and VERSION_ADD on two `serve` replicas (PostgreSQL, Pub/Sub emulator)"
     )
     rv = revocation.run(quick=args.quick)
     if rv.skipped is not None:

@@ -5,8 +5,8 @@ Three steps, each its own function:
 - :func:`build_services` constructs everything (metrics registry, database engine and units of
   work, the GSM client, one shared HTTP client for ApeX and PagerDuty, the alert dispatcher, the
   auditor, the pinned-version fetch, the cache, the secret, break-glass and rotation services and
-  the jobs) and returns them as :class:`Services`. No I/O besides reading the break-glass key file,
-  no task, no connection: cheap, and what unit-test rigs call with fakes.
+  the jobs) and returns them as :class:`Services`. No I/O besides reading the break-glass and
+  integrity key files, no task, no connection: cheap, and what unit-test rigs call with fakes.
 - :func:`start_services` is the async context manager that runs them: loads metadata, reinstalls
   stored overrides, hydrates the cache (a GSM outage leaves it empty and retrying, it does not fail
   startup), starts the background jobs and the cross-replica listener, runs one rotation-monitor
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from omni_secrets.adapters import apex as apex_adapter
 from omni_secrets.adapters import gsm as gsm_adapter
-from omni_secrets.adapters import notify, pagerduty
+from omni_secrets.adapters import integrity_keys, notify, pagerduty
 from omni_secrets.adapters import pubsub as pubsub_adapter
 from omni_secrets.adapters.db import cluster as db_cluster
 from omni_secrets.adapters.db import engine as db_engine
@@ -52,6 +52,7 @@ from omni_secrets.domain.cluster import RefreshLedger, ReplicaRegistry, SignalSt
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.gsm_events import RawGsmMessage
+from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
@@ -69,6 +70,12 @@ from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.cluster_refresh import ClusterRefreshService
 from omni_secrets.service.gsm_events import REVOKED_ALERT, GsmEventService
+from omni_secrets.service.gsm_versions import GsmVersions
+from omni_secrets.service.integrity import (
+    INTEGRITY_ALERT,
+    IntegrityViolation,
+    IntegrityViolations,
+)
 from omni_secrets.service.observer import ObserverFanOut, ServiceObserver
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
@@ -176,16 +183,31 @@ def build_secret_store(
     )
 
 
+def build_gsm_versions(settings: Settings) -> tuple[GsmVersions, Callable[[], Awaitable[None]]]:
+    """The operator's GSM version tool for ``settings`` and the coroutine that closes it.
+
+    Used by ``omni-secrets gsm versions``; the service never writes to GSM.
+    """
+    client = gsm_adapter.GsmSecretManagerClient(
+        project_id=settings.gsm.project_id,
+        endpoint=settings.gsm_endpoint,
+        timeout_seconds=settings.gsm_timeout_seconds,
+        retry=RetryPolicy(),
+    )
+    return GsmVersions(Catalog(settings.gsm_secret_prefix), client, client), client.aclose
+
+
 @contextlib.asynccontextmanager
 async def open_database(
-    url: str, *, clock: Clock | None = None
+    url: str, *, clock: Clock | None = None, keyring: IntegrityKeyring | None = None
 ) -> AsyncIterator[UnitOfWorkFactory]:
     """Units of work over the database at ``url``, for one CLI command; the engine is disposed on
-    exit. Opening connects nothing: the first unit of work does.
+    exit. Opening connects nothing: the first unit of work does. With ``keyring`` rows are signed
+    and checked with the integrity keys.
     """
     engine = db_engine.create_engine(url)
     try:
-        yield unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+        yield unit_of_work.sql_unit_of_work_factory(engine, clock=clock, keyring=keyring)
     finally:
         await engine.dispose()
 
@@ -236,6 +258,14 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     over = overrides or Overrides()
     clock = over.clock or SystemClock()
     break_glass_keys = load_break_glass_key_pair(settings)
+    keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+    if keyring is None:
+        # Only possible outside production (the guard refuses it there): say what that means.
+        log.warning(
+            "integrity.disabled",
+            reason="OMNI_INTEGRITY_KEY_FILE is not set",
+            effect="audit rows are unkeyed; override and pin MACs are neither written nor checked",
+        )
     catalog = Catalog(settings.gsm_secret_prefix)
     registry = over.registry or CollectorRegistry()
     metrics = OmniMetrics(registry, [t.value for t in catalog.types])
@@ -246,7 +276,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     if over.uow_factory is None:
         engine = db_engine.create_engine(settings.database_url)
         closers.append(engine.dispose)
-        uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock)
+        uow_factory = unit_of_work.sql_unit_of_work_factory(engine, clock=clock, keyring=keyring)
     else:
         uow_factory = over.uow_factory
 
@@ -305,7 +335,32 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         uow_factory=uow_factory,
         on_write_failure=audit_failed,
         on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
+        on_batch=metrics.audit_batch_size.observe,
     )
+    metrics.audit_queue_depth.set_function(lambda: auditor.pending)
+
+    def integrity_violated(violation: IntegrityViolation) -> None:
+        metrics.integrity_violations.labels(violation.table).inc()
+        alerts.trigger(
+            Alert(
+                name=INTEGRITY_ALERT,
+                subject=f"{violation.table}/{violation.row}",
+                severity="critical",
+                summary=(
+                    f"omni-secrets: {violation.table} row {violation.row} fails its integrity "
+                    f"check ({violation.problem}); not served"
+                ),
+                details={
+                    "environment": str(settings.environment),
+                    "table": violation.table,
+                    "row": violation.row,
+                    "problem": violation.problem,
+                    "secretType": violation.secret_type,
+                },
+            )
+        )
+
+    integrity = IntegrityViolations(integrity_violated)
 
     apex = over.apex or apex_adapter.ApexOmniClient(
         str(settings.apex_base_url).rstrip("/"), http, clock
@@ -356,6 +411,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         uow_factory=uow_factory,
         observer=observer,
         check_revocation=signals.check,
+        integrity=integrity,
     )
     cache = OmniSecretCache(
         catalog=catalog,
@@ -381,6 +437,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         clock=clock,
         observer=observer,
         on_change=notifier.publish,
+        integrity=integrity,
     )
     secrets = OmniSecretService(
         identity=ServiceIdentity(

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     gcp_project_number: str | None = Field(
         default=None, alias="OMNI_GCP_PROJECT_NUMBER", pattern=r"^[0-9]{1,20}$"
     )
+    integrity_key_file: str | None = Field(default=None, alias="OMNI_INTEGRITY_KEY_FILE")
+    allow_table_owner: bool = Field(default=False, alias="OMNI_ALLOW_TABLE_OWNER")
 
     @field_validator(
         "gsm_endpoint",
@@ -166,6 +168,7 @@ class Settings(BaseSettings):
         "gcp_project_id",
         "pubsub_subscription",
         "gcp_project_number",
+        "integrity_key_file",
         mode="before",
     )
     @classmethod
@@ -229,6 +232,12 @@ class Settings(BaseSettings):
         if self.auth_hs256_secret is not None:
             return AuthMode.HS256
         return None
+
+    @property
+    def integrity_key_files(self) -> tuple[str, ...]:
+        """``OMNI_INTEGRITY_KEY_FILE`` split on commas: the first signs, all verify."""
+        raw = self.integrity_key_file or ""
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
 
     @property
     def breakglass_enabled(self) -> bool:
@@ -361,7 +370,8 @@ def environment_violations(settings: Settings) -> list[ConfigViolation]:
     in ``OMNI_PRODUCTION_GCP_PROJECT_IDS``, numbers included, or named ``*-prod``/
     ``*-production``); ``production`` never uses ``OMNI_GSM_ENDPOINT``,
     ``OMNI_AUTH_HS256_SECRET``, a plain ``http://`` JWKS, ApeX or PagerDuty URL, or SQLite, and
-    always sets ``OMNI_AUTH_ISSUER``; an HS256 secret has at least 32 bytes (any environment);
+    always sets ``OMNI_AUTH_ISSUER`` and ``OMNI_INTEGRITY_KEY_FILE`` (its contents are checked at
+    startup); an HS256 secret has at least 32 bytes (any environment);
     an auth mode is configured; the break-glass public key and private key file come together;
     the rotation warning window is shorter than the rotation period.
     """
@@ -463,6 +473,14 @@ def environment_violations(settings: Settings) -> list[ConfigViolation]:
                 "(postgresql+psycopg://...)",
                 "OMNI_ENVIRONMENT",
                 "OMNI_DATABASE_URL",
+            )
+        if not settings.integrity_key_files:
+            refuse(
+                "production hardening",
+                "OMNI_ENVIRONMENT='production' requires OMNI_INTEGRITY_KEY_FILE (a file holding "
+                "at least 32 random bytes, base64) so that database rows cannot be forged",
+                "OMNI_ENVIRONMENT",
+                "OMNI_INTEGRITY_KEY_FILE",
             )
 
     hs256 = settings.auth_hs256_secret

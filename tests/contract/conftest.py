@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from omni_secrets.adapters import integrity_keys
 from omni_secrets.adapters.db import migrate
 from omni_secrets.adapters.db.engine import create_engine
 from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
@@ -117,9 +118,11 @@ async def prepare_database(url: str, settings: Settings, *, seed: bool) -> None:
         return
     engine = create_engine(url)
     store = build_secret_store(settings)
+    # Seeded pins are signed with the integrity key when the stack has one, as `db seed` does.
+    keyring = integrity_keys.load_keyring(settings.integrity_key_files)
     try:
         await seed_catalog(
-            sql_unit_of_work_factory(engine),
+            sql_unit_of_work_factory(engine, keyring=keyring),
             Catalog(settings.gsm_secret_prefix),
             project_id=PROJECT,
             store=store,
@@ -224,6 +227,14 @@ def breakglass_keys(tmp_path: Path) -> BreakGlassKeys:
     path.write_text(private_b64 + "\n")
     path.chmod(0o600)
     return BreakGlassKeys(public_b64, path, key_id)
+
+
+@pytest.fixture
+def integrity_key_file(tmp_path: Path) -> str:
+    """A fresh integrity key file; pass ``OMNI_INTEGRITY_KEY_FILE=`` it to the stack factory."""
+    path = tmp_path / "integrity.key"
+    integrity_keys.create_key_file(path)
+    return str(path)
 
 
 @pytest.fixture

@@ -18,12 +18,18 @@ from sqlalchemy import create_engine, pool, select, update
 from omni_secrets.adapters.db.engine import sync_url
 from omni_secrets.adapters.db.tables import rotation_previews, secret_access_events, secret_metadata
 from omni_secrets.domain.exchange import ApexCredentials
-from tests.contract.conftest import CANARIES, PROJECT, OmniStack
+from tests.contract.conftest import CANARIES, FAKE_VALUES, PROJECT, OmniStack
 
 PREVIEW = "/ops/apex-omni/secrets/rotation-preview"
 STATUS = "/ops/apex-omni/secrets/status"
 ROTATE = ("omni-secrets:rotate",)
-CHECK_NAMES = ["candidates_enabled", "candidates_differ", "checksums_valid", "apex_self_test"]
+CHECK_NAMES = [
+    "candidates_enabled",
+    "candidates_newer",
+    "candidates_differ",
+    "checksums_valid",
+    "apex_self_test",
+]
 NEW_API = {
     "apex-omni-api-key": "fake-api-key-rotated-v2-5b1c",
     "apex-omni-api-secret": "fake-api-secret-rotated-v2-77de",
@@ -238,6 +244,38 @@ class TestPreview:
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "PREVIEW_NOT_READY"
 
+    async def test_same_payload_under_a_new_version_is_not_ready(
+        self, omni_stack: OmniStack
+    ) -> None:
+        """v2 re-uploading v1's value: candidates_differ compares digests and fails; 409."""
+        add_versions(omni_stack, {k: FAKE_VALUES[k] for k in NEW_API})
+        body = await preview(omni_stack)
+        checks = checks_of(body)
+        assert body["ready"] is False
+        assert checks["candidates_newer"]["ok"] is True
+        assert checks["candidates_differ"]["ok"] is False
+        assert "same payload (SHA-256) as active v1" in checks["candidates_differ"]["detail"]
+        response = await omni_stack.request("POST", commit_path(body["previewId"]), scopes=ROTATE)
+        assert response.status_code == 409
+
+    async def test_older_candidate_is_not_ready(self, omni_stack: OmniStack) -> None:
+        """After rotating to v2, a preview of v1 (a rollback) fails candidates_newer; 409."""
+        add_versions(omni_stack, NEW_API)
+        omni_stack.apex.accept(new_credentials())
+        first = await preview(omni_stack)
+        assert first["ready"] is True
+        committed = await omni_stack.request("POST", commit_path(first["previewId"]), scopes=ROTATE)
+        assert committed.status_code == 200
+        body = await preview(omni_stack, candidate="1")
+        checks = checks_of(body)
+        assert body["ready"] is False
+        assert checks["candidates_newer"]["ok"] is False
+        assert (
+            "candidate v1 is not newer than the active v2" in checks["candidates_newer"]["detail"]
+        )
+        response = await omni_stack.request("POST", commit_path(body["previewId"]), scopes=ROTATE)
+        assert response.status_code == 409
+
     async def test_apex_rejects_candidate(self, omni_stack: OmniStack) -> None:
         """ApeX refusing the candidate credentials fails apex_self_test (and only it)."""
         add_versions(omni_stack, NEW_API)  # not accepted by the fake ApeX
@@ -246,7 +284,7 @@ class TestPreview:
         assert body["ready"] is False
         assert checks["apex_self_test"]["ok"] is False
         assert "refused" in checks["apex_self_test"]["detail"]
-        assert all(checks[name]["ok"] for name in CHECK_NAMES[:3])
+        assert all(checks[name]["ok"] for name in CHECK_NAMES[:4])
 
     async def test_checksum_mismatch(self, omni_stack: OmniStack) -> None:
         """A candidate whose CRC32C keeps failing fails checksums_valid, not the request."""

@@ -49,7 +49,7 @@ class TestPromtool:
         result = run(promtool, "check", "rules", str(RULES_FILE))
         assert result.returncode == 0, result.stdout + result.stderr
         expected = len(list(alert_rules(load_rules())))
-        assert expected >= 14  # the section 6 alerts and the section 12 (GSM events) ones
+        assert expected >= 15  # section 6, integrity and section 12 (GSM events) ones
         assert f"SUCCESS: {expected} rules found" in result.stdout
 
     def test_rule_unit_tests_pass(self, promtool: str) -> None:

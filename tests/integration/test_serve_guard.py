@@ -91,6 +91,29 @@ class TestServeGuard:
         assert "OMNI_AUTH_HS256_SECRET" in line
         assert FAKE_HS256 not in line
 
+    @pytest.mark.parametrize("problem", ["missing", "short", "unreadable", "not-base64"])
+    def test_production_integrity_key_problems_refused(self, tmp_path: Path, problem: str) -> None:
+        """production with no, a short, an unreadable or a garbled key file: one line, no serve."""
+        path = tmp_path / "integrity.key"
+        if problem == "short":
+            path.write_text("ZmFrZS1zaG9ydC1rZXk=\n")  # base64 of 14 bytes
+        elif problem == "unreadable":
+            path = tmp_path / "does-not-exist.key"
+        elif problem == "not-base64":
+            path.write_text("fake key that is not base64!\n")
+        values = {
+            "OMNI_ENVIRONMENT": "production",
+            "GCP_PROJECT_ID": "acme-prod",
+            "OMNI_AUTH_HS256_SECRET": "",
+            "OMNI_AUTH_JWKS_URL": "https://idp.example.test/jwks.json",
+            "OMNI_AUTH_ISSUER": "https://idp.example.test",
+            "OMNI_DATABASE_URL": "postgresql+psycopg://omni@127.0.0.1:9/omni",
+        }
+        if problem != "missing":
+            values["OMNI_INTEGRITY_KEY_FILE"] = str(path)
+        line = run_refused(free_port(), **values)
+        assert "OMNI_INTEGRITY_KEY_FILE" in line
+
     def test_cache_ttl_out_of_range_refused(self) -> None:
         """An out-of-range OMNI_CACHE_TTL_SECONDS is refused, naming the variable and value."""
         line = run_refused(free_port(), OMNI_CACHE_TTL_SECONDS="1")

@@ -33,6 +33,7 @@ PRODUCTION = {
     "OMNI_AUTH_JWKS_URL": "https://idp.example.test/jwks.json",
     "OMNI_AUTH_ISSUER": "https://idp.example.test",
     "OMNI_DATABASE_URL": "postgresql+psycopg://omni@db.example.test/omni",
+    "OMNI_INTEGRITY_KEY_FILE": "/run/secrets/fake-integrity.key",
 }
 
 
@@ -88,6 +89,7 @@ class TestSettings:
         assert s.auth_mode is AuthMode.HS256
         err = rejection(
             OMNI_ENVIRONMENT="production",
+            OMNI_INTEGRITY_KEY_FILE="/run/secrets/fake-integrity.key",
             GCP_PROJECT_ID="acme-prod",
             OMNI_AUTH_HS256_SECRET="fake-do-not-print",
         )
@@ -124,6 +126,7 @@ class TestEnvironmentGuard:
         """Production must not use OMNI_GSM_ENDPOINT."""
         err = rejection(
             OMNI_ENVIRONMENT="production",
+            OMNI_INTEGRITY_KEY_FILE="/run/secrets/fake-integrity.key",
             GCP_PROJECT_ID="acme-prod",
             OMNI_AUTH_HS256_SECRET=None,
             OMNI_AUTH_JWKS_URL="https://idp.example.test/jwks.json",
@@ -141,6 +144,19 @@ class TestEnvironmentGuard:
     def test_valid_production_config_passes(self) -> None:
         """Production on a production project with JWKS auth is accepted."""
         check_environment(settings(**PRODUCTION))
+
+    def test_production_requires_integrity_key(self) -> None:
+        """Production without OMNI_INTEGRITY_KEY_FILE is refused, naming the variable."""
+        err = rejection(**{**PRODUCTION, "OMNI_INTEGRITY_KEY_FILE": None})
+        assert [v.variables for v in err.violations] == [
+            ("OMNI_ENVIRONMENT", "OMNI_INTEGRITY_KEY_FILE")
+        ]
+
+    def test_integrity_key_files_are_a_comma_list(self) -> None:
+        """Several key files: first signs, all verify; blanks are ignored."""
+        s = settings(OMNI_INTEGRITY_KEY_FILE=" /a.key, /b.key ,")
+        assert s.integrity_key_files == ("/a.key", "/b.key")
+        assert settings().integrity_key_files == ()
 
     def test_no_auth_mode(self) -> None:
         """Some auth mode must be configured."""
@@ -260,6 +276,7 @@ class TestGuardHardening:
             "OMNI_GSM_ENDPOINT",
             "OMNI_AUTH_ISSUER",
             "OMNI_DATABASE_URL",
+            "OMNI_INTEGRITY_KEY_FILE",
         } <= named
-        assert len(info.value.violations) == 5
+        assert len(info.value.violations) == 6
         assert "\n" not in info.value.message

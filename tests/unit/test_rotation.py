@@ -51,8 +51,17 @@ def members(
     candidate: Candidate | None = None,
     **per_type: Candidate | None,
 ) -> list[MemberCandidate]:
-    default = candidate or Candidate("4", VersionState.ENABLED, checksum_ok=True)
-    return [MemberCandidate(t, current, per_type.get(t.value, default)) for t in types]
+    default = candidate or Candidate(
+        "4", VersionState.ENABLED, checksum_ok=True, payload_sha256=NEW_DIGEST
+    )
+    active_digest = OLD_DIGEST if current is not None else None
+    return [
+        MemberCandidate(t, current, per_type.get(t.value, default), active_digest) for t in types
+    ]
+
+
+OLD_DIGEST = "a" * 64
+NEW_DIGEST = "b" * 64
 
 
 def check(assessment: PreviewAssessment, name: CheckName) -> tuple[bool, str]:
@@ -195,13 +204,17 @@ class TestAssessPreview:
         )
         assert [c.name.value for c in result.checks] == [
             "candidates_enabled",
+            "candidates_newer",
             "candidates_differ",
             "checksums_valid",
             "apex_self_test",
         ]
         assert all(c.ok for c in result.checks)
         assert result.ready
-        assert check(result, CheckName.CANDIDATES_DIFFER)[1].startswith("api_key: v3 -> v4")
+        assert check(result, CheckName.CANDIDATES_DIFFER)[1].startswith(
+            "api_key: v3 -> v4, payload differs"
+        )
+        assert check(result, CheckName.CANDIDATES_NEWER)[1].startswith("api_key: v3 -> v4")
         assert "HTTP 200" in check(result, CheckName.APEX_SELF_TEST)[1]
 
     def test_candidate_equal_to_active_is_not_ready(self) -> None:
@@ -214,6 +227,50 @@ class TestAssessPreview:
         assert not ok
         assert detail == "api_secret: candidate v3 is already the active version"
         assert not result.ready
+
+    def test_same_payload_under_a_new_version_is_not_ready(self) -> None:
+        """candidates_differ compares payload digests: a re-upload of the same value fails."""
+        copy = Candidate("4", VersionState.ENABLED, checksum_ok=True, payload_sha256=OLD_DIGEST)
+        result = assess_preview(
+            RotationGroup.API_CREDENTIALS, members(api_secret=copy), SelfTestOutcome.passed()
+        )
+        ok, detail = check(result, CheckName.CANDIDATES_DIFFER)
+        assert not ok
+        assert detail == "api_secret: candidate v4 has the same payload (SHA-256) as active v3"
+        assert check(result, CheckName.CANDIDATES_NEWER)[0]
+        assert not result.ready
+
+    @pytest.mark.parametrize("older", ["1", "2"])
+    def test_older_candidate_is_not_ready(self, older: str) -> None:
+        """A rollback to an older version fails candidates_newer, even with another payload."""
+        old = Candidate(older, VersionState.ENABLED, checksum_ok=True, payload_sha256=NEW_DIGEST)
+        result = assess_preview(
+            RotationGroup.API_CREDENTIALS, members(api_key=old), SelfTestOutcome.passed()
+        )
+        ok, detail = check(result, CheckName.CANDIDATES_NEWER)
+        assert not ok
+        assert detail == f"api_key: candidate v{older} is not newer than the active v3"
+        assert check(result, CheckName.CANDIDATES_DIFFER)[0]
+        assert not result.ready
+
+    def test_numeric_comparison_of_versions(self) -> None:
+        """v10 is newer than v9 (numbers, not strings)."""
+        ten = Candidate("10", VersionState.ENABLED, checksum_ok=True, payload_sha256=NEW_DIGEST)
+        result = assess_preview(
+            RotationGroup.API_CREDENTIALS,
+            members(current="9", candidate=ten),
+            SelfTestOutcome.passed(),
+        )
+        assert check(result, CheckName.CANDIDATES_NEWER)[0]
+
+    def test_unreadable_payload_means_differ_could_not_run(self) -> None:
+        """Without the candidate's digest, candidates_differ says it could not run."""
+        unread = Candidate("4", VersionState.ENABLED, checksum_ok=None, read_error="UNAVAILABLE")
+        result = assess_preview(
+            RotationGroup.API_CREDENTIALS, members(api_key=unread), SelfTestOutcome.passed()
+        )
+        ok, detail = check(result, CheckName.CANDIDATES_DIFFER)
+        assert not ok and detail.startswith("could not run for api_key")
 
     def test_unpinned_member_differs(self) -> None:
         """A member without an active version has nothing to be equal to."""

@@ -14,7 +14,7 @@ from omni_secrets.adapters.notify import LocalNotifier
 from omni_secrets.bootstrap import Overrides, build_services
 from omni_secrets.catalog_seed import seed_catalog
 from omni_secrets.config import load_settings
-from omni_secrets.domain.catalog import Catalog, RotationGroup
+from omni_secrets.domain.catalog import Catalog, RotationGroup, SecretType
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.errors import (
     AuditUnavailable,
@@ -207,13 +207,16 @@ class TestPreview:
         assert rig.apex.seen == [V2["apex-omni-api-key"]]
 
     async def test_candidate_values_go_to_the_redactor_hook(self, rig: Rig) -> None:
-        """Every candidate value read is handed to on_value (the log redactor)."""
+        """Every value read (candidates, and the active payloads whose digests candidates_differ
+        compares) is handed to on_value (the log redactor)."""
         rig.add_v2(API_IDS)
         await rig.preview()
-        assert sorted(rig.values_seen) == sorted(V2[i] for i in API_IDS)
+        assert sorted(rig.values_seen) == sorted(
+            [V2[i] for i in API_IDS] + [V1[i] for i in API_IDS]
+        )
 
     async def test_candidate_reads_are_counted(self, rig: Rig) -> None:
-        """Each candidate read counts in omni_secret_reads_total{source="gsm"}."""
+        """Each read (candidate and active payload) counts in omni_secret_reads_total."""
         rig.add_v2(API_IDS)
         before = rig.metrics.registry.get_sample_value(
             "omni_secret_reads_total",
@@ -224,7 +227,21 @@ class TestPreview:
             "omni_secret_reads_total",
             {"secret_type": "api_secret", "source": "gsm", "result": "success"},
         )
-        assert (after or 0) - (before or 0) == 1
+        assert (after or 0) - (before or 0) == 2
+
+    async def test_same_payload_candidate_is_not_ready(self, rig: Rig) -> None:
+        """A new version holding the active payload again fails candidates_differ."""
+        secret_id = CATALOG.entry(SecretType.API_SECRET).gsm_secret_id
+        rig.add_v2([i for i in API_IDS if i != secret_id])
+        rig.store.add_version(secret_id, V1[secret_id])  # v2 = v1's value again
+        preview_id = await rig.preview()
+        stored = rig.db.db.committed.previews[preview_id]
+        differ = next(c for c in stored.checks if c.name == "candidates_differ")
+        assert not differ.ok
+        assert (
+            "api_secret: candidate v2 has the same payload (SHA-256) as active v1" in differ.detail
+        )
+        assert not stored.ready
 
     async def test_unexpected_check_failure_releases_the_lock(self, rig: Rig) -> None:
         """A bug during the checks propagates, but the group is not left locked."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 from omni_secrets.config import Settings
 from omni_secrets.observability.logging import Redactor, configure_logging
 
@@ -20,4 +23,13 @@ def serve_app(settings: Settings, *, host: str, port: int) -> None:
     redactor = Redactor()
     configure_logging(log_format=settings.log_format.value, redactor=redactor)
     app = create_app(settings, overrides=Overrides(redactor=redactor))
+    # uvicorn shuts down gracefully on SIGTERM (the lifespan drains the audit writer), then
+    # re-raises the signal to the handler that was installed before it started. With the
+    # default handler that kills the process (exit -15 after a clean shutdown); this one makes
+    # a completed graceful shutdown exit 0, as orchestrators expect.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

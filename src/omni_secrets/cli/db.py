@@ -16,6 +16,7 @@ from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.config import Settings, load_settings
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import SystemClock, to_rfc3339
+from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.secret_store import SecretStore
 
 db_app = typer.Typer(
@@ -40,8 +41,31 @@ def database_url(settings: Settings) -> str:
     return settings.database_url
 
 
-def require_schema_at_head(url: str) -> None:
-    """Exit 1 with a clear line unless the database is migrated to the newest revision."""
+def load_keyring_or_exit(settings: Settings) -> IntegrityKeyring | None:
+    """The integrity keys of ``OMNI_INTEGRITY_KEY_FILE`` (None when unset outside production).
+
+    Exits 2 with one line when a file is bad, or when ``production`` names none: rows written
+    without the key would not be served there.
+    """
+    from omni_secrets.adapters import integrity_keys
+    from omni_secrets.config import Environment
+    from omni_secrets.domain.errors import IntegrityKeyInvalid
+
+    try:
+        keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+    except IntegrityKeyInvalid as exc:
+        fail(exc.reason, code=EXIT_USAGE)
+    if keyring is None and settings.environment is Environment.PRODUCTION:
+        fail(
+            "OMNI_ENVIRONMENT='production' requires OMNI_INTEGRITY_KEY_FILE: rows written "
+            "without the integrity key would not be served",
+            code=EXIT_USAGE,
+        )
+    return keyring
+
+
+def require_schema_at_head(url: str, *, code: int = EXIT_FAILED) -> None:
+    """Exit ``code`` (default 1) with a clear line unless the database is migrated to head."""
     from omni_secrets.adapters.db import migrate
 
     at, head = migrate.current(url), migrate.head()
@@ -49,7 +73,7 @@ def require_schema_at_head(url: str) -> None:
         fail(
             f"the database schema is at {at or 'base'}, this version needs {head}: "
             "run 'omni-secrets db upgrade' first",
-            code=EXIT_FAILED,
+            code=code,
         )
 
 
@@ -76,20 +100,31 @@ def upgrade(
 @db_app.command("downgrade")
 def downgrade(
     revision: str = typer.Argument(..., help="Target revision id, or 'base' to remove everything."),
+    force: bool = typer.Option(False, "--force", help="Required when OMNI_ENVIRONMENT=production."),
 ) -> None:
     """Migrate the database at OMNI_DATABASE_URL down to REVISION (a revision id, or base).
 
-    Usage: omni-secrets db downgrade REVISION
+    Usage: omni-secrets db downgrade REVISION [--force]
 
-    Safety: destructive. Going below 0004 drops rotation previews, below 0003 every break-glass
-    override and the used-nonce register (old payloads could be replayed after a re-upgrade),
-    below 0002 the whole audit trail; `base` drops every table. There is no dry run and no undo:
-    take a backup first. The target must be below the current revision.
+    Safety: destructive. Going below 0005 drops the integrity MACs and keys of the audit chain,
+    below 0004 rotation previews, below 0003 every break-glass override and the used-nonce
+    register (old payloads could be replayed after a re-upgrade), below 0002 the whole audit
+    trail; `base` drops every table. There is no dry run and no undo: take a backup first. With
+    OMNI_ENVIRONMENT=production it refuses (exit 2) unless --force is given. The target must be
+    below the current revision.
     """
     from omni_secrets.adapters.db import migrate
     from omni_secrets.adapters.db.engine import redacted
+    from omni_secrets.config import Environment
 
-    url = database_url(load_settings())
+    settings = load_settings()
+    if settings.environment is Environment.PRODUCTION and not force:
+        fail(
+            "db downgrade destroys data; with OMNI_ENVIRONMENT=production it needs --force "
+            "(take a backup first)",
+            code=EXIT_USAGE,
+        )
+    url = database_url(settings)
     migrate.downgrade(url, revision)
     typer.echo(f"database {redacted(url)} is at revision {_describe(migrate.current(url))}")
 
@@ -158,8 +193,9 @@ async def _seed(
 ) -> SeedReport:
     from omni_secrets.bootstrap import open_database
 
+    keyring = load_keyring_or_exit(settings)
     clock = SystemClock()
-    async with open_database(url, clock=clock) as uow_factory:
+    async with open_database(url, clock=clock, keyring=keyring) as uow_factory:
         return await seed_catalog(
             uow_factory,
             Catalog(settings.gsm_secret_prefix),
@@ -200,3 +236,102 @@ def _outcome_line(outcome: SeedOutcome) -> str:
         f"lastRotatedAt={to_rfc3339(outcome.last_rotated_at)} "
         f"dueAt={to_rfc3339(outcome.rotation_due_at)}  {how}"
     )
+
+
+@db_app.command("sign-pins")
+def sign_pins(
+    apply: bool = typer.Option(False, "--apply", help="Write the MACs (default: only list)."),
+) -> None:
+    """List (and with --apply sign) metadata pins whose integrity MAC is missing or wrong.
+
+    Usage: omni-secrets db sign-pins [--apply]
+
+    Needs OMNI_INTEGRITY_KEY_FILE. A pin (active_version, last_rotated_at, rotation_due_at)
+    without a valid MAC is never served: its type fails closed with INTEGRITY_VIOLATION. That
+    is expected once, after upgrading to schema 0005 (rows written before the key existed).
+    Default is a dry run that prints each such row as it is. Safety: --apply vouches for those
+    values — compare them with GSM and the last rotation_commit audit rows first; a forged pin
+    signed here would be served.
+    """
+    settings = load_settings()
+    url = database_url(settings)
+    keyring = load_keyring_or_exit(settings)
+    if keyring is None:
+        fail("OMNI_INTEGRITY_KEY_FILE is not set: there is nothing to sign with", code=EXIT_USAGE)
+    require_schema_at_head(url)
+    asyncio.run(_sign_pins(url, keyring, apply=apply))
+
+
+async def _sign_pins(url: str, keyring: IntegrityKeyring, *, apply: bool) -> None:
+    from omni_secrets.adapters.db.engine import create_engine
+    from omni_secrets.adapters.db.unit_of_work import SqlUnitOfWork
+
+    engine = create_engine(url)
+    try:
+        async with SqlUnitOfWork(engine, clock=SystemClock(), keyring=keyring) as uow:
+            rows = [r for r in await uow.metadata.list_all() if not r.pin_integrity.servable]
+            for row in rows:
+                typer.echo(
+                    f"{row.secret_type.value:<15} mac={row.pin_integrity.value:<8} "
+                    f"version={row.active_version or '-'} "
+                    f"lastRotatedAt={to_rfc3339(row.last_rotated_at)} "
+                    f"dueAt={to_rfc3339(row.rotation_due_at)}"
+                )
+            if not apply:
+                typer.echo(f"{len(rows)} pin(s) unsigned or invalid; re-run with --apply to sign")
+                return
+            signed = await uow.metadata.sign_pins()
+            await uow.commit()
+        typer.echo(f"{len(signed)} pin(s) signed with integrity key {keyring.signing_key_id}")
+    finally:
+        await engine.dispose()
+
+
+@db_app.command("grants")
+def grants(
+    role: str = typer.Option(..., "--role", help="The runtime role that runs `serve`."),
+    apply: bool = typer.Option(False, "--apply", help="Run the statements (default: print)."),
+) -> None:
+    """Print (and with --apply run) the GRANTs that let ROLE do exactly what `serve` needs.
+
+    Usage: omni-secrets db grants --role ROLE [--apply]
+
+    PostgreSQL only; run it as the owner of the tables (the migration role), after
+    `db upgrade`. ROLE gets USAGE on the schema and, per table, only the privileges `serve`
+    uses: SELECT/INSERT on the audit table (never UPDATE, DELETE or TRUNCATE), SELECT/UPDATE
+    on metadata, SELECT/INSERT/UPDATE on overrides and previews, SELECT/INSERT on the nonce
+    register. Each table's privileges are revoked first, so re-running converges. Default is a
+    dry run that prints the SQL; --apply runs it in one transaction. ROLE must exist (CREATE
+    ROLE ... LOGIN first) and must not own the tables.
+    """
+    from omni_secrets.adapters.db import roles
+    from omni_secrets.adapters.db.engine import is_sqlite
+
+    url = database_url(load_settings())
+    if is_sqlite(url):
+        fail("db grants is for PostgreSQL; SQLite has no roles", code=EXIT_USAGE)
+    try:
+        roles.quote_role(role)
+    except ValueError as exc:
+        fail(f"--role: {exc}", code=EXIT_USAGE)
+    require_schema_at_head(url)
+    statements = roles.grant_statements(role, roles.existing_tables(url))
+    if not apply:
+        for statement in statements:
+            typer.echo(f"{statement};")
+        return
+    if not roles.role_exists(url, role):
+        fail(f"role {role!r} does not exist: CREATE ROLE {role} LOGIN first", code=EXIT_USAGE)
+    if roles.audit_table_owner(url) == role:
+        # Revoking the owner's own privileges would lock the migrations out; and serving as the
+        # owner is exactly what the runtime role is meant to avoid.
+        fail(f"role {role!r} owns the tables: --role names the runtime role", code=EXIT_USAGE)
+    user, owner = roles.runs_as_audit_owner(url)
+    if not owner:
+        fail(
+            f"connected as {user!r}, which does not own the tables: run db grants as the "
+            "migration (owner) role",
+            code=EXIT_USAGE,
+        )
+    roles.apply(url, statements)
+    typer.echo(f"granted {role!r} the runtime privileges ({len(statements)} statements)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from omni_secrets.cli._common import EXIT_USAGE, fail
-from omni_secrets.config import load_checked_settings
+from omni_secrets.config import Environment, Settings, load_checked_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -21,9 +21,15 @@ def serve(
     The environment guard runs first: a configuration that breaks a startup rule exits non-zero
     with one line naming the variables and values at fault, before anything listens; so does a
     break-glass key pair that does not match or cannot be read, an invalid
-    OMNI_AUTH_POLICY_FILE, and a database that answers but was never migrated. SIGHUP reloads
-    the policy file. Does not run database migrations (use `omni-secrets db upgrade`).
+    OMNI_AUTH_POLICY_FILE, and an integrity key file (OMNI_INTEGRITY_KEY_FILE, required in
+    production) that is missing, unreadable or shorter than 32 bytes. In production it also
+    refuses to run as the owner of the audit table (or a superuser: either can disable its
+    append-only triggers) unless OMNI_ALLOW_TABLE_OWNER=true; run `omni-secrets db grants --role
+    ROLE --apply` as the owner and serve as ROLE. So does a database that answers but was never
+    migrated. SIGHUP reloads the policy file. Does not run database migrations (use
+    `omni-secrets db upgrade`).
     """
+    from omni_secrets.adapters import integrity_keys
     from omni_secrets.api.auth_policy import AuthPolicySource
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
@@ -31,9 +37,12 @@ def serve(
     settings = load_checked_settings()
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
     load_break_glass_key_pair(settings)
+    # So must a missing, unreadable or short integrity key.
+    integrity_keys.load_keyring(settings.integrity_key_files)
     # So must an auth policy file that cannot be read or names an unknown scope.
     AuthPolicySource(settings.auth_policy_file)
     _require_migrated(settings.database_url)
+    _refuse_table_owner(settings)
     serve_app(settings, host=host, port=port)
 
 
@@ -55,5 +64,35 @@ def _require_migrated(url: str) -> None:
         fail(
             f"database {redacted(url)} has never been migrated; run 'omni-secrets db upgrade' "
             "(and 'omni-secrets db seed') before 'serve', which does not migrate",
+            code=EXIT_USAGE,
+        )
+
+
+def _refuse_table_owner(settings: Settings) -> None:
+    """Production: exit with one line when the runtime role owns the audit table."""
+    import structlog
+
+    from omni_secrets.adapters.db import roles
+    from omni_secrets.adapters.db.engine import is_sqlite
+    from omni_secrets.domain.errors import DatabaseUnavailable
+
+    if settings.environment is not Environment.PRODUCTION or settings.allow_table_owner:
+        return
+    if is_sqlite(settings.database_url):
+        return  # one embedded process; there is no other role
+    try:
+        user, owner = roles.runs_as_audit_owner(settings.database_url)
+    except DatabaseUnavailable:
+        # serve starts with the database down (status from memory): it cannot check now.
+        structlog.get_logger("omni_secrets.serve").warning(
+            "serve.role_unchecked", reason="database unreachable at startup"
+        )
+        return
+    if owner:
+        fail(
+            f"OMNI_ENVIRONMENT='production' refuses to serve as database role {user!r}, which "
+            "owns omni_secret_access_events (or is superuser) and could rewrite the audit "
+            "trail: serve as a runtime role (omni-secrets db grants --role ROLE --apply) or "
+            "set OMNI_ALLOW_TABLE_OWNER=true",
             code=EXIT_USAGE,
         )

@@ -34,6 +34,7 @@ exit code lives in ``cli``. The tree::
     │   └── AlertDeliveryFailed         (a remote alert sink gave up; never reaches a caller)
     └── ConfigurationRejected           (the environment guard)
         ├── BreakGlassKeyInvalid        (malformed or mismatched break-glass key pair)
+        ├── IntegrityKeyInvalid         (OMNI_INTEGRITY_KEY_FILE missing, short or unreadable)
         └── AuthPolicyInvalid           (OMNI_AUTH_POLICY_FILE unreadable or invalid)
 
 Programming errors (a cache used before it started, a bad argument combination) are not part of
@@ -353,6 +354,26 @@ class BreakGlassKeyInvalid(ConfigurationRejected):
                 ConfigViolation(
                     variables=("OMNI_BREAKGLASS_PUBLIC_KEY", "OMNI_BREAKGLASS_PRIVATE_KEY_FILE"),
                     rule="break-glass key pair",
+                    message=reason,
+                )
+            ]
+        )
+        self.reason = reason
+
+
+class IntegrityKeyInvalid(ConfigurationRejected):
+    """An ``OMNI_INTEGRITY_KEY_FILE`` file is missing, unreadable, not base64 or too short.
+
+    Args:
+        reason: what is wrong, naming the file but never quoting its contents.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            [
+                ConfigViolation(
+                    variables=("OMNI_INTEGRITY_KEY_FILE",),
+                    rule="integrity key",
                     message=reason,
                 )
             ]

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from omni_secrets.domain.catalog import RotationGroup, SecretType
+from omni_secrets.domain.integrity import IntegrityStatus
 from omni_secrets.domain.secret_store import VersionState
 
 
@@ -86,6 +87,8 @@ class OmniSecretMetadata(_Record):
         break_glass_expires_at: end of the active break-glass window, or None.
         created_at: row creation time.
         updated_at: last change of the row.
+        pin_integrity: what the row's pin MAC says (computed on read, never stored): a pin
+            that is not ``servable`` makes its type fail closed.
     """
 
     secret_type: SecretType
@@ -102,6 +105,7 @@ class OmniSecretMetadata(_Record):
     break_glass_expires_at: UtcDatetime | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    pin_integrity: IntegrityStatus = IntegrityStatus.UNCHECKED
 
 
 class NewAccessEvent(_Record):
@@ -145,13 +149,16 @@ class OmniSecretAccessEvent(NewAccessEvent):
     Attributes:
         id: gapless, increasing from 1.
         prev_hash: the previous row's ``row_hash`` (64 zeros for the first row).
-        row_hash: ``sha256(prev_hash || canonical bytes)`` as lowercase hex
+        row_hash: ``HMAC-SHA256(key, prev_hash || canonical bytes)`` as lowercase hex, or
+            plain SHA-256 for rows written before the integrity key existed
             (see :mod:`omni_secrets.domain.audit_chain`).
+        key_id: the integrity key's id for a keyed row; None for an unkeyed (legacy) row.
     """
 
     id: int = Field(ge=1)
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     row_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    key_id: str | None = Field(default=None, max_length=64)
 
 
 class BreakGlassOverrideRecord(_Record):
@@ -170,6 +177,8 @@ class BreakGlassOverrideRecord(_Record):
         expires_at: end of the window (at most 30 minutes after ``activated_at``).
         ended_at: when it ended early or was marked expired; None while not ended.
         end_reason: ``revoked`` or ``expired`` once ended.
+        integrity: what the row's MAC says (computed on read, never stored): an override that
+            is not ``servable`` is never served.
     """
 
     override_id: str = Field(min_length=1, max_length=64)
@@ -184,6 +193,7 @@ class BreakGlassOverrideRecord(_Record):
     expires_at: UtcDatetime
     ended_at: UtcDatetime | None = None
     end_reason: OverrideEndReason | None = None
+    integrity: IntegrityStatus = IntegrityStatus.UNCHECKED
 
     def is_active(self, now: datetime) -> bool:
         """True while not ended and ``now`` is before ``expires_at``."""

@@ -176,7 +176,7 @@ class AuditLog(Protocol):
     """The append-only audit table ``omni_secret_access_events`` (contract section 7)."""
 
     async def append(self, event: NewAccessEvent) -> OmniSecretAccessEvent:
-        """Number, chain and insert ``event``; return the stored row.
+        """Number, chain (keyed when an integrity key is configured) and insert ``event``.
 
         Appends are serialised cluster-wide (a PostgreSQL advisory transaction lock; SQLite's
         write lock), and the id is ``max(id) + 1`` read under that lock — not a sequence — so a
@@ -187,6 +187,17 @@ class AuditLog(Protocol):
 
         Raises:
             AuditUnavailable: the row could not be written (database unreachable or refusing).
+        """
+        ...
+
+    async def append_many(self, batch: Sequence[NewAccessEvent]) -> Sequence[OmniSecretAccessEvent]:
+        """:meth:`append` for several events, in order, under one serialisation (group commit).
+
+        The chain lock is taken once for the whole batch; the rows get consecutive ids in the
+        order given. Nothing is written when it raises (the unit of work rolls back).
+
+        Raises:
+            AuditUnavailable: the rows could not be written.
         """
         ...
 

@@ -17,6 +17,9 @@ name                                               type       labels
 ``omni_secret_rotation_candidate_available``       gauge 0/1  secret_type (a newer GSM version)
 ``omni_gsm_events_connected``                      gauge 0/1  subscription (only when configured)
 ``omni_replica_peers``                             gauge      — (other live replicas)
+``omni_integrity_violations_total``                counter    table
+``omni_audit_queue_depth``                         gauge      —
+``omni_audit_batch_size``                          histogram  —
 =================================================  =========  ===================================
 
 ``reads`` counts reads from the backing stores (each GSM access, each override decryption), not
@@ -49,6 +52,7 @@ GSM_FAILURE_REASONS = (
     "CHECKSUM_MISMATCH",
     "VERSION_DISABLED",
     "SECRET_DELETED",
+    "INTEGRITY_VIOLATION",
     "UNKNOWN",
 )
 BREAK_GLASS_FAILURE_REASONS = (
@@ -83,6 +87,7 @@ ALERT_NAMES = (
     "audit_write_failures",
     "active_version_revoked",
     "rotation_requested",
+    "integrity_violation",
 )
 # GSM's Pub/Sub event types (contract section 12); anything else is counted as ``OTHER``.
 GSM_EVENT_TYPES = (
@@ -102,6 +107,8 @@ GSM_EVENT_TYPES = (
 # format; duplicate: seen before; unconfirmed: GSM contradicts the event (nothing changed);
 # failed: acting failed (the message is redelivered).
 GSM_EVENT_RESULTS = ("applied", "ignored", "rejected", "duplicate", "unconfirmed", "failed")
+INTEGRITY_TABLES = ("omni_secret_metadata", "omni_break_glass_overrides")
+AUDIT_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 ALERT_ACTIONS = ("trigger", "resolve")
 ALERT_RESULTS = ("success", "failure", "dropped")
 GSM_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -173,6 +180,24 @@ class OmniMetrics:
             "Audit events that could not be written.",
             registry=registry,
         )
+        self.integrity_violations = Counter(
+            "omni_integrity_violations",
+            "Rows refused because their integrity MAC is missing or wrong (or, for overrides, "
+            "their window exceeds 30 minutes), once per row per process.",
+            ["table"],
+            registry=registry,
+        )
+        self.audit_queue_depth = Gauge(
+            "omni_audit_queue_depth",
+            "Audit events accepted but not yet committed (held in memory while the DB is down).",
+            registry=registry,
+        )
+        self.audit_batch_size = Histogram(
+            "omni_audit_batch_size",
+            "Audit events written per transaction by the batching writer.",
+            buckets=AUDIT_BATCH_BUCKETS,
+            registry=registry,
+        )
         self.alerts_sent = Counter(
             "omni_alerts_sent",
             "Alert deliveries by alert, action and outcome.",
@@ -222,6 +247,8 @@ class OmniMetrics:
         for event_type in GSM_EVENT_TYPES:
             for outcome in GSM_EVENT_RESULTS:
                 self.gsm_events.labels(event_type, outcome)
+        for table in INTEGRITY_TABLES:
+            self.integrity_violations.labels(table)
         for alert in ALERT_NAMES:
             for action in ALERT_ACTIONS:
                 for result in ALERT_RESULTS:

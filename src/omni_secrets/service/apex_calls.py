@@ -71,7 +71,7 @@ class ApexCalls:
         credentials = self.required_credentials()
         started = time.perf_counter()
         result = await self._apex.self_test(credentials)
-        self._auditor.record_later(
+        await self._auditor.submit(
             access_event(
                 action="self_test",
                 at=self._clock.now(),

@@ -1,12 +1,27 @@
-"""Writing audit events: synchronously where the action depends on it, in the background otherwise.
+"""Writing audit events: one batching writer per process that loses nothing (contract section 10).
 
-:meth:`Auditor.record` awaits the write in its own transaction and raises
-:class:`~omni_secrets.domain.errors.AuditUnavailable` when it fails: callers that must fail closed
-(break-glass activation, rotation commit) write first and act only after it returned.
-:meth:`Auditor.record_later` queues events whose loss must be visible but must not slow the
-request path (status views, background refreshes); a bounded queue drained by one task.
-Every failed write increments ``omni_audit_write_failures_total`` and raises the
-``audit_write_failures`` alert; the next successful write resolves it.
+Every event goes through one in-memory, ordered buffer drained by one writer task. The writer
+takes up to :data:`BATCH_MAX` events, appends them in **one transaction under one chain lock**
+(:meth:`~omni_secrets.domain.repositories.AuditLog.append_many`; group commit) and only then
+removes them from the buffer, so a failed batch is retried as it was, in order.
+
+- :meth:`Auditor.submit` (async; status views, refresh requests) returns once the event is
+  buffered. When the buffer is full while the database works, the producer **waits** (at most
+  ``max_wait_seconds``) for the writer to make room instead of dropping the event.
+- :meth:`Auditor.record_later` is the same for synchronous callers (cache listeners, jobs): it
+  never blocks, so a full buffer drops the event.
+- :meth:`Auditor.record` (fail-closed operations: break-glass revoke, …) awaits its own row's
+  commit and raises :class:`~omni_secrets.domain.errors.AuditUnavailable` when the batch holding
+  it fails — that event is then taken out of the buffer, never written later: the caller did not
+  act on it.
+- :meth:`Auditor.append_in` writes inside the caller's own unit of work (activation, commit).
+
+While the database is unreachable up to :data:`MAX_PENDING` (10,000) events are held and written,
+in order, when it returns (retries back off up to :data:`RETRY_MAX_SECONDS`). Only an event that
+does not fit is lost: it counts in ``omni_audit_write_failures_total`` and raises the
+``audit_write_failures`` alert (``on_write_failure``); the next successful batch resolves it
+(``on_write_success``). On :meth:`Auditor.stop` the writer drains what is pending for at most
+``drain_seconds`` (10 s), then stops; whatever is still pending is reported as lost.
 """
 
 from __future__ import annotations
@@ -14,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
 
-from omni_secrets.domain.errors import AuditUnavailable
+from omni_secrets.domain.errors import AuditUnavailable, DatabaseUnavailable
 from omni_secrets.domain.models import (
     AuditAction,
     AuditResult,
@@ -29,7 +46,16 @@ from omni_secrets.domain.models import (
 )
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 
-QUEUE_SIZE = 10_000
+MAX_PENDING = 10_000
+"""Events held in memory per process (while the database is down); past that they are lost."""
+BATCH_MAX = 500
+"""Events per transaction at most."""
+RETRY_MIN_SECONDS = 0.05
+RETRY_MAX_SECONDS = 2.0
+DEFAULT_MAX_WAIT_SECONDS = 30.0
+DEFAULT_DRAIN_SECONDS = 10.0
+RECORD_TIMEOUT_SECONDS = 10.0
+QUEUE_SIZE = MAX_PENDING  # the old name, kept for callers that size things by it
 
 log = structlog.get_logger("omni_secrets.audit")
 
@@ -75,13 +101,26 @@ def elapsed_ms(started: float) -> int:
     return max(0, int((time.perf_counter() - started) * 1000))
 
 
+@dataclass(slots=True, eq=False)
+class _Pending:
+    event: NewAccessEvent
+    # Set for fail-closed events: the caller awaits the commit (or the failure) of its row.
+    done: asyncio.Future[OmniSecretAccessEvent] | None = None
+    cancelled: bool = field(default=False)
+
+
 class Auditor:
-    """Appends :class:`NewAccessEvent` rows through units of work.
+    """Appends :class:`NewAccessEvent` rows through one batching writer (module docstring).
 
     Args:
-        uow_factory: opens a unit of work per write.
-        on_write_failure: called once per failed write (metrics + alerting).
-        on_write_success: called after a successful write (resolves the alert).
+        uow_factory: opens a unit of work per batch.
+        on_write_failure: called once per event lost or fail-closed write refused (metrics +
+            alerting).
+        on_write_success: called after each committed batch (resolves the alert).
+        on_batch: called with the size of each committed batch (``omni_audit_batch_size``).
+        max_pending: how many events may be held (10,000).
+        max_wait_seconds: how long :meth:`submit` waits for room while the database works.
+        drain_seconds: how long :meth:`stop` drains (10 s).
     """
 
     def __init__(
@@ -90,25 +129,67 @@ class Auditor:
         uow_factory: UnitOfWorkFactory,
         on_write_failure: Callable[[], object] = lambda: None,
         on_write_success: Callable[[], object] = lambda: None,
+        on_batch: Callable[[int], object] = lambda size: None,
+        max_pending: int = MAX_PENDING,
+        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
+        drain_seconds: float = DEFAULT_DRAIN_SECONDS,
     ) -> None:
         self._uow_factory = uow_factory
         self._on_failure = on_write_failure
         self._on_success = on_write_success
-        self._queue: asyncio.Queue[NewAccessEvent] | None = None
+        self._on_batch = on_batch
+        self._max_pending = max_pending
+        self._max_wait = max_wait_seconds
+        self._drain_seconds = drain_seconds
+        self._pending: deque[_Pending] = deque()
+        self._has_work: asyncio.Event | None = None
+        self._has_room: asyncio.Event | None = None
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._reserved = 0
         self._task: asyncio.Task[None] | None = None
+        self._database_down = False
+        self._stopping = False
+        self.written = 0
+        self.lost = 0
+
+    @property
+    def pending(self) -> int:
+        """Events accepted and not yet committed (``omni_audit_queue_depth``)."""
+        return len(self._pending)
+
+    # -- producers -------------------------------------------------------------------------------
 
     async def record(self, event: NewAccessEvent) -> OmniSecretAccessEvent:
-        """Write ``event`` now, in its own transaction.
+        """Write ``event`` through the writer and wait for its commit.
 
         Raises:
-            AuditUnavailable: the row could not be written (nothing was written).
+            AuditUnavailable: the row could not be written (it never will be).
         """
+        if self._task is None or self._stopping:
+            return await self._record_directly(event)
+        loop = asyncio.get_running_loop()
+        item = _Pending(event, loop.create_future())
+        if not self._enqueue(item):
+            raise AuditUnavailable("the audit event could not be written")
+        assert item.done is not None
+        try:
+            return await asyncio.wait_for(asyncio.shield(item.done), RECORD_TIMEOUT_SECONDS)
+        except TimeoutError:
+            # Still pending: make sure it is never written after we told the caller it failed.
+            if not item.done.done():
+                item.cancelled = True
+                self._failed(event, "Timeout")
+            else:
+                return item.done.result()
+            raise AuditUnavailable("the audit event could not be written in time") from None
+
+    async def _record_directly(self, event: NewAccessEvent) -> OmniSecretAccessEvent:
         try:
             async with self._uow_factory() as uow:
                 stored = await uow.audit.append(event)
                 await uow.commit()
         except Exception as exc:
-            self._failed(event, exc)
+            self._failed(event, type(exc).__name__)
             raise AuditUnavailable("the audit event could not be written") from None
         self._on_success()
         return stored
@@ -122,48 +203,207 @@ class Auditor:
         try:
             return await uow.audit.append(event)
         except Exception as exc:
-            self._failed(event, exc)
+            self._failed(event, type(exc).__name__)
             raise AuditUnavailable("the audit event could not be written") from None
 
+    async def submit(self, event: NewAccessEvent) -> None:
+        """Buffer ``event`` for the writer; wait (bounded) for room rather than drop it.
+
+        While the database is down and the buffer holds :data:`MAX_PENDING` events there is
+        nothing to wait for: the event is lost (counted, paged). Never raises.
+        """
+        item = _Pending(event)
+        if self._must_wait():
+            # First come, first served: a waiter is woken with a slot reserved for it, and
+            # newcomers queue behind the waiters instead of taking the freed slots.
+            turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._waiters.append(turn)
+            try:
+                reserved = await asyncio.wait_for(asyncio.shield(turn), self._max_wait)
+            except TimeoutError:
+                reserved = turn.done() and turn.result()
+                if not reserved:
+                    turn.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(turn)
+            if reserved:
+                self._reserved -= 1
+                self._pending.append(item)
+                assert self._has_work is not None
+                self._has_work.set()
+                return
+        self._enqueue(item)
+
     def record_later(self, event: NewAccessEvent) -> None:
-        """Queue ``event`` for the background writer; a full queue drops it (counted)."""
-        if self._queue is None:
+        """Buffer ``event`` without waiting (synchronous callers); a full buffer loses it."""
+        self._enqueue(_Pending(event))
+
+    def _must_wait(self) -> bool:
+        if self._task is None or self._database_down or self._stopping:
+            return False  # nothing would make room: enqueue or lose it now
+        return bool(self._waiters) or len(self._pending) + self._reserved >= self._max_pending
+
+    def _wake_waiters(self, *, give_up: bool = False) -> None:
+        """Hand freed slots to waiting producers in arrival order (or release them all)."""
+        while self._waiters:
+            if not give_up and len(self._pending) + self._reserved >= self._max_pending:
+                return
+            turn = self._waiters.popleft()
+            if turn.done():
+                continue
+            if give_up:
+                turn.set_result(False)
+            else:
+                self._reserved += 1
+                turn.set_result(True)
+
+    def _enqueue(self, item: _Pending) -> bool:
+        if self._has_work is None:
             raise RuntimeError("Auditor.start() was not called")
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self._failed(event, None)
+        if len(self._pending) + self._reserved >= self._max_pending:
+            self._failed(item.event, "BufferFull")
+            return False
+        self._pending.append(item)
+        self._has_work.set()
+        return True
+
+    # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._queue = asyncio.Queue(maxsize=QUEUE_SIZE)
-        self._task = asyncio.create_task(self._drain(), name="audit-writer")
+        self._has_work = asyncio.Event()
+        self._has_room = asyncio.Event()
+        self._stopping = False
+        self._task = asyncio.create_task(self._write_forever(), name="audit-writer")
 
     async def stop(self) -> None:
-        """Flush what is queued (best effort), then stop the writer."""
-        if self._queue is not None and self._task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout=5)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        """Drain what is pending (at most ``drain_seconds``), then stop the writer."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake_waiters(give_up=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained(task), self._drain_seconds)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if self._pending:
+            log.error("audit.drain_incomplete", lost=len(self._pending))
+            while self._pending:
+                item = self._pending.popleft()
+                if item.done is not None and not item.done.done():
+                    item.done.set_exception(AuditUnavailable("the audit writer stopped"))
+                self._failed(item.event, "ShutdownTimeout")
+        else:
+            log.info("audit.drained", written=self.written, lost=self.lost)
 
-    async def _drain(self) -> None:
-        assert self._queue is not None
+    async def _drained(self, task: asyncio.Task[None]) -> None:
+        assert self._has_room is not None
+        while self._pending and not task.done():
+            self._has_room.clear()
+            await self._has_room.wait()
+
+    # -- the writer ------------------------------------------------------------------------------
+
+    async def _write_forever(self) -> None:
+        assert self._has_work is not None
+        delay = RETRY_MIN_SECONDS
+        limit = BATCH_MAX
         while True:
-            event = await self._queue.get()
-            try:
-                await self.record(event)
-            except AuditUnavailable:
-                pass  # counted and alerted in record()
-            finally:
-                self._queue.task_done()
+            if not self._pending:
+                self._has_work.clear()
+                await self._has_work.wait()
+                continue
+            # Only this task removes items from the front, so the first len(taken) items are
+            # still these when the batch ends; producers only append at the back.
+            taken = _take(self._pending, limit)
+            batch = [item for item in taken if not item.cancelled]
+            if batch:
+                try:
+                    async with self._uow_factory() as uow:
+                        stored = await uow.audit.append_many([item.event for item in batch])
+                        await uow.commit()
+                except asyncio.CancelledError:
+                    raise
+                except (AuditUnavailable, DatabaseUnavailable) as exc:
+                    self._batch_failed(batch, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+                    continue
+                except Exception as exc:
+                    # Not an outage but a row the database refuses (a bug): retrying the same
+                    # batch for ever would block every later event. Narrow down to the one
+                    # row, then give that one up (counted, paged) and carry on.
+                    if len(taken) > 1:
+                        limit = 1
+                        continue
+                    self._pending.popleft()
+                    log.error("audit.row_refused", error_type=type(exc).__name__)
+                    for item in batch:
+                        if item.done is not None and not item.done.done():
+                            item.done.set_exception(
+                                AuditUnavailable("the audit event could not be written")
+                            )
+                        self._failed(item.event, type(exc).__name__)
+                    continue
+                delay = RETRY_MIN_SECONDS
+            limit = BATCH_MAX
+            for _ in taken:
+                self._pending.popleft()
+            if batch:
+                self._batch_written(batch, stored)
 
-    def _failed(self, event: NewAccessEvent, exc: Exception | None) -> None:
+    def _batch_written(
+        self, batch: list[_Pending], stored: Sequence[OmniSecretAccessEvent]
+    ) -> None:
+        for item, row in zip(batch, stored, strict=False):
+            if item.done is not None and not item.done.done():
+                item.done.set_result(row)
+        self.written += len(batch)
+        self._on_batch(len(batch))
+        if self._database_down:
+            log.info("audit.writer_recovered", pending=len(self._pending))
+            self._database_down = False
+        self._on_success()
+        self._wake_waiters()
+        if self._has_room is not None:
+            self._has_room.set()
+
+    def _batch_failed(self, batch: list[_Pending], exc: Exception) -> None:
+        if not self._database_down:
+            log.warning(
+                "audit.writer_waiting",
+                error_type=type(exc).__name__,
+                pending=len(self._pending),
+                hint="events are held in memory (up to 10,000) and written when the DB returns",
+            )
+        self._database_down = True
+        # A fail-closed caller is told now, and its row is taken out: it must never appear
+        # later for an action that was refused.
+        for item in batch:
+            if item.done is not None and not item.done.done():
+                item.cancelled = True
+                self._failed(item.event, type(exc).__name__)
+                item.done.set_exception(AuditUnavailable("the audit event could not be written"))
+        self._drop_cancelled()
+        self._wake_waiters(give_up=True)  # while the DB is down nothing will make room
+        if self._has_room is not None:
+            self._has_room.set()
+
+    def _drop_cancelled(self) -> None:
+        if any(item.cancelled for item in self._pending):
+            self._pending = deque(item for item in self._pending if not item.cancelled)
+
+    def _failed(self, event: NewAccessEvent, error_type: str) -> None:
+        self.lost += 1
         log.error(
             "audit.write_failed",
             action=event.action,
             secret_type=event.secret_type,
-            error_type=type(exc).__name__ if exc else "QueueFull",
+            error_type=error_type,
         )
         self._on_failure()
+
+
+def _take(pending: deque[_Pending], count: int) -> list[_Pending]:
+    return [pending[i] for i in range(min(count, len(pending)))]

@@ -67,6 +67,11 @@ from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.service.auditor import Auditor, access_event
+from omni_secrets.service.integrity import (
+    OVERRIDES_TABLE,
+    IntegrityViolation,
+    IntegrityViolations,
+)
 from omni_secrets.service.observer import (
     OperationFailed,
     SecretRead,
@@ -122,6 +127,8 @@ class BreakGlassService:
         new_id: makes override ids.
         on_change: awaited with ``"break_glass"`` after an activation, revoke or expiry was
             committed here, so the other replicas reconcile at once (it must not raise).
+        integrity: told about each stored override refused on reload (MAC missing or wrong,
+            window longer than the 30-minute cap).
     """
 
     def __init__(
@@ -136,8 +143,10 @@ class BreakGlassService:
         observer: ServiceObserver,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         on_change: Publish = publish_nothing,
+        integrity: IntegrityViolations | None = None,
     ) -> None:
         self._key_pair = key_pair
+        self._integrity = integrity or IntegrityViolations()
         self._uow_factory = uow_factory
         self._auditor = auditor
         self._cache = cache
@@ -501,6 +510,9 @@ class BreakGlassService:
             oid = record.override_id
             if oid in self._served or oid in self._unreadable:
                 continue
+            if not self._trustworthy(record):
+                self._unreadable.add(oid)
+                continue
             value = self._reopen(record)
             if value is None:
                 self._unreadable.add(oid)
@@ -522,6 +534,26 @@ class BreakGlassService:
             await self.reload()
         except Exception as exc:
             log.error("break_glass.reload_failed", error_type=type(exc).__name__)
+
+    def _trustworthy(self, record: BreakGlassOverrideRecord) -> bool:
+        """False (and reported) for a row the service did not write as it is now."""
+        window = (record.expires_at - record.activated_at).total_seconds()
+        if not record.integrity.servable:
+            problem = record.integrity.value
+        elif not 0 < window <= breakglass.MAX_TTL_SECONDS:
+            # The database CHECK refuses this; re-checked in case the constraint was dropped.
+            problem = "window_too_long"
+        else:
+            return True
+        self._integrity.report(
+            IntegrityViolation(
+                table=OVERRIDES_TABLE,
+                row=record.override_id,
+                problem=problem,
+                secret_type=record.secret_type.value,
+            )
+        )
+        return False
 
     def _reopen(self, record: BreakGlassOverrideRecord) -> SecretValue | None:
         secret_type = record.secret_type.value

@@ -143,7 +143,7 @@ class ClusterRefreshService:
                 error_type=type(exc).__name__,
                 outcome="this replica only",
             )
-        self._auditor.record_later(
+        await self._auditor.submit(
             NewAccessEvent(
                 occurred_at=local.queued_at,
                 secret_type=types[0].value if len(types) == 1 else None,
@@ -281,7 +281,7 @@ class ClusterRefreshService:
                 )
         # Each GSM read is audited by the cache observer (actor system); this row ties the
         # request, its caller and this replica's outcome together.
-        self._auditor.record_later(
+        await self._auditor.submit(
             NewAccessEvent(
                 occurred_at=now,
                 secret_type=None,

@@ -19,12 +19,20 @@ import structlog
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.errors import SecretStoreError, ValueNotHeaderSafe
 from omni_secrets.domain.header_safety import check_header_safe
+from omni_secrets.domain.integrity import IntegrityStatus
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
+from omni_secrets.service.integrity import (
+    METADATA_TABLE,
+    IntegrityViolation,
+    IntegrityViolations,
+)
 from omni_secrets.service.observer import SecretRead, ServiceObserver, ValueSeen
 
 log = structlog.get_logger("omni_secrets.service")
+INTEGRITY_VIOLATION = "INTEGRITY_VIOLATION"
+"""``lastError.code`` of a type whose pin fails its integrity check (contract section 9)."""
 _KNOWN_TYPES = frozenset(t.value for t in SecretType)
 
 
@@ -42,6 +50,7 @@ class PinnedVersions:
         observer: told of every store read and every value fetched.
         check_revocation: before a pinned version is read, refuses it while a GSM event's
             revocation of it holds (``SecretSignals.check``); None: no GSM events.
+        integrity: told about each pin whose MAC is missing or wrong (its type fails closed).
     """
 
     def __init__(
@@ -52,7 +61,9 @@ class PinnedVersions:
         uow_factory: UnitOfWorkFactory,
         observer: ServiceObserver,
         check_revocation: CheckRevocation | None = None,
+        integrity: IntegrityViolations | None = None,
     ) -> None:
+        self._integrity = integrity or IntegrityViolations()
         self._catalog = catalog
         self._check_revocation = check_revocation
         self._store = store
@@ -69,6 +80,10 @@ class PinnedVersions:
     def active_versions(self) -> dict[SecretType, str | None]:
         """The pinned version of every type read so far."""
         return {t: m.active_version for t, m in self._metadata.items()}
+
+    def pin_states(self) -> dict[SecretType, tuple[str | None, IntegrityStatus]]:
+        """The pinned version and what its integrity MAC says, for every type read so far."""
+        return {t: (m.active_version, m.pin_integrity) for t, m in self._metadata.items()}
 
     async def reload(self) -> None:
         """Re-read the catalog's metadata rows from the database.
@@ -106,6 +121,24 @@ class PinnedVersions:
                     secret_id=entry.gsm_secret_id,
                 ) from None
         meta = self._metadata.get(secret_type)
+        if meta is not None and not meta.pin_integrity.servable:
+            # The pin may have been written by someone without the integrity key: serving
+            # "whatever version the row names" is exactly what a forger wants. Fail closed.
+            self._integrity.report(
+                IntegrityViolation(
+                    table=METADATA_TABLE,
+                    row=secret_type.value,
+                    problem=meta.pin_integrity.value,
+                    secret_type=secret_type.value,
+                )
+            )
+            raise SecretStoreError(
+                f"the pinned version of {secret_type.value} fails its integrity check "
+                f"({meta.pin_integrity.value} MAC); not served",
+                reason=INTEGRITY_VIOLATION,
+                transient=False,
+                secret_id=entry.gsm_secret_id,
+            )
         pinned = meta.active_version if meta else None
         try:
             if pinned is None:

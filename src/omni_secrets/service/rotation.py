@@ -23,6 +23,7 @@ counted, because they have no bounded ``secret_type`` label.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 import uuid
@@ -106,6 +107,13 @@ class _Read:
     value: SecretValue | None
     checksum_ok: bool | None
     error: str | None
+
+    @property
+    def sha256(self) -> str | None:
+        """Hex SHA-256 of the payload (compared, never shown), or None when unread."""
+        if self.value is None:
+            return None
+        return hashlib.sha256(self.value.reveal().encode("utf-8")).hexdigest()
 
 
 class RotationService:
@@ -299,6 +307,7 @@ class RotationService:
             *(self._read(m, candidates[m.secret_type].version) for m in members)
         )
         read_by_type = {m.secret_type: r for m, r in zip(members, reads, strict=True)}
+        active_digests = await self._active_digests(members, rows)
         self_test = await self._self_test(group, read_by_type)
         member_candidates = [
             rotation.MemberCandidate(
@@ -309,7 +318,9 @@ class RotationService:
                     state=candidates[m.secret_type].state,
                     checksum_ok=read_by_type[m.secret_type].checksum_ok,
                     read_error=read_by_type[m.secret_type].error,
+                    payload_sha256=read_by_type[m.secret_type].sha256,
                 ),
+                current_payload_sha256=active_digests.get(m.secret_type),
             )
             for m in members
         ]
@@ -384,6 +395,20 @@ class RotationService:
             next_due_at_if_committed=rotation.next_due_if_committed(now, self._period_days),
             checks=tuple(PreviewCheckView(c.name, c.ok, c.detail) for c in record.checks),
         )
+
+    async def _active_digests(
+        self, members: Sequence[CatalogEntry], rows: dict[SecretType, OmniSecretMetadata]
+    ) -> dict[SecretType, str | None]:
+        """SHA-256 of each member's active payload (None when none is pinned or unreadable)."""
+
+        async def digest(member: CatalogEntry) -> str | None:
+            active = rows[member.secret_type].active_version
+            if active is None:
+                return None
+            return (await self._read(member, active)).sha256
+
+        digests = await asyncio.gather(*(digest(m) for m in members))
+        return {m.secret_type: d for m, d in zip(members, digests, strict=True)}
 
     async def _read(self, member: CatalogEntry, version: str) -> _Read:
         """Read one candidate payload; the store verifies its CRC32C."""

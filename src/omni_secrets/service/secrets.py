@@ -115,13 +115,18 @@ class OmniSecretService:
             log.error("metadata.load_failed", error_type=type(exc).__name__)
 
     async def reconcile(self) -> None:
-        """Catch up with other replicas: new pins (a rotation committed elsewhere) are fetched."""
-        before = self.pins.active_versions()
+        """Catch up with other replicas: new pins (a rotation committed elsewhere) are fetched.
+
+        A pin whose integrity MAC stopped verifying (edited in the database) is "changed" too:
+        the refresh makes the pinned fetch refuse it, so the type stops being served at once.
+        """
+        before = self.pins.pin_states()
         await self.pins.reload()
         changed = [
             t
-            for t, version in self.pins.active_versions().items()
-            if version is not None and before.get(t) != version
+            for t, (version, integrity) in self.pins.pin_states().items()
+            if (version is not None or not integrity.servable)
+            and before.get(t) != (version, integrity)
         ]
         if changed:
             log.info("metadata.pins_changed", secret_types=[t.value for t in changed])

@@ -68,9 +68,10 @@ class StatusReporter:
         self._events_view = events_view
 
     async def status(self, *, actor: str, correlation_id: str | None) -> StatusView:
-        """The status view (contract section 5); audited as ``status_view`` in the background."""
+        """The status view (contract section 5); audited as ``status_view`` by the batching writer
+        (buffered, never dropped while the database answers; see ``Auditor.submit``)."""
         view = self.status_view()
-        self._auditor.record_later(
+        await self._auditor.submit(
             access_event(
                 action="status_view",
                 at=self._clock.now(),

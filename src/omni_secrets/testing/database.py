@@ -212,14 +212,20 @@ class _InMemoryAudit:
         self._uow = uow
 
     async def append(self, event: NewAccessEvent) -> OmniSecretAccessEvent:
+        return (await self.append_many([event]))[0]
+
+    async def append_many(self, batch: Sequence[NewAccessEvent]) -> Sequence[OmniSecretAccessEvent]:
         if self._uow.db.fail_audit_appends:
             raise AuditUnavailable("audit append failed: the database is unreachable or busy")
         events = self._uow.state.events
-        prev_id, prev_hash = (
-            (events[-1].id, events[-1].row_hash) if events else (0, audit_chain.GENESIS_HASH)
-        )
-        stored = audit_chain.seal(event, event_id=prev_id + 1, prev_hash=prev_hash)
-        events.append(stored)
+        stored: list[OmniSecretAccessEvent] = []
+        for event in batch:
+            prev_id, prev_hash = (
+                (events[-1].id, events[-1].row_hash) if events else (0, audit_chain.GENESIS_HASH)
+            )
+            row = audit_chain.seal(event, event_id=prev_id + 1, prev_hash=prev_hash)
+            events.append(row)
+            stored.append(row)
         return stored
 
     async def recent(self, limit: int) -> Sequence[OmniSecretAccessEvent]:

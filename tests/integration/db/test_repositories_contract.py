@@ -466,7 +466,9 @@ class TestOverrideRepository:
     ) -> None:
         """Only overrides not ended and not yet expired are active, oldest first."""
         async with uow_factory() as uow:
-            await uow.overrides.add(override("ovr-b", "fake-n-b", activated_at=T0 + timedelta(1)))
+            await uow.overrides.add(
+                override("ovr-b", "fake-n-b", activated_at=T0 + timedelta(seconds=1))
+            )
             await uow.overrides.add(override("ovr-a", "fake-n-a"))
             await uow.overrides.add(override("ovr-ended", "fake-n-e"))
             await uow.overrides.add(

@@ -6,7 +6,8 @@ migrations live in ``migrations/`` inside the package so an installed service ca
 version table is ``omni_alembic_version``.
 
 Revisions, in order: ``0001`` secret metadata, ``0002`` audit events (append-only triggers),
-``0003`` break-glass overrides + used nonces, ``0004`` rotation previews.
+``0003`` break-glass overrides + used nonces, ``0004`` rotation previews, ``0005`` integrity
+(audit ``key_id``, override and pin MACs, the 1800 s override window CHECK).
 """
 
 from __future__ import annotations

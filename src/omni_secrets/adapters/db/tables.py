@@ -88,6 +88,9 @@ secret_metadata = Table(
     Column("break_glass_expires_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # MAC of (secret_type, active_version, last_rotated_at, rotation_due_at) under the integrity
+    # key, "<keyId>:<hex>" (domain/integrity.py); NULL when written without a key.
+    Column("pin_mac", String(96), nullable=True),
     CheckConstraint(
         "(preview_id IS NULL) = (preview_expires_at IS NULL)", name="preview_lock_pair"
     ),
@@ -120,6 +123,8 @@ secret_access_events = Table(
     Column("details", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
+    # The integrity key of a keyed (HMAC) row; NULL for rows written before the key existed.
+    Column("key_id", String(64), nullable=True),
     CheckConstraint(AUDIT_RESULTS_SQL, name="result_known"),
     CheckConstraint("id > 0", name="id_positive"),
 )
@@ -145,6 +150,10 @@ break_glass_overrides = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
     Column("end_reason", String(16), nullable=True),
+    # MAC over domain.integrity.OVERRIDE_FIELDS under the integrity key; NULL without a key.
+    Column("mac", String(96), nullable=True),
+    # Migration 0005 also adds the dialect-specific CHECK "window_max_1800s" (the window is in
+    # (0, 1800] s); autogenerate does not compare CHECK constraints, so it is not repeated here.
     CheckConstraint("end_reason IN ('revoked', 'expired')", name="end_reason_known"),
     CheckConstraint("(ended_at IS NULL) = (end_reason IS NULL)", name="ended_pair"),
     Index("ix_omni_break_glass_overrides_active", "ended_at", "expires_at"),

@@ -21,6 +21,7 @@ from omni_secrets.adapters.db.repository import (
     SqlPreviewRepository,
 )
 from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 
 _T = TypeVar("_T")
@@ -32,15 +33,20 @@ class SqlUnitOfWork:
     Args:
         engine: from :func:`omni_secrets.adapters.db.engine.create_engine`.
         clock: stamps ``updated_at`` on metadata rows.
+        keyring: the integrity keys (keyed audit chain, MACs on pins and overrides); None
+            outside production when no key is configured.
 
     Raises:
         RuntimeError: a repository is used outside the ``async with`` block, or the block is
             entered twice.
     """
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Clock, keyring: IntegrityKeyring | None = None
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._keyring = keyring
         self._conn: AsyncConnection | None = None
         self._metadata: SqlMetadataRepository | None = None
         self._audit: SqlAuditLog | None = None
@@ -80,9 +86,9 @@ class SqlUnitOfWork:
         with translate_db_errors(doing="database connect"):
             conn = await self._engine.connect()
         self._conn = conn
-        self._metadata = SqlMetadataRepository(conn, self._clock)
-        self._audit = SqlAuditLog(conn)
-        self._overrides = SqlOverrideRepository(conn)
+        self._metadata = SqlMetadataRepository(conn, self._clock, self._keyring)
+        self._audit = SqlAuditLog(conn, self._keyring)
+        self._overrides = SqlOverrideRepository(conn, self._keyring)
         self._previews = SqlPreviewRepository(conn)
         return self
 
@@ -118,17 +124,21 @@ class SqlUnitOfWork:
 
 
 def sql_unit_of_work_factory(
-    engine: AsyncEngine, *, clock: Clock | None = None
+    engine: AsyncEngine,
+    *,
+    clock: Clock | None = None,
+    keyring: IntegrityKeyring | None = None,
 ) -> UnitOfWorkFactory:
     """A factory of :class:`SqlUnitOfWork` sharing ``engine`` (and its pool).
 
     Args:
         engine: the async engine; the caller owns and disposes it.
         clock: stamps ``updated_at`` (the system clock when omitted).
+        keyring: the integrity keys (see :class:`SqlUnitOfWork`).
     """
     effective = clock or SystemClock()
 
     def make() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, clock=effective)
+        return SqlUnitOfWork(engine, clock=effective, keyring=keyring)
 
     return make

@@ -14,8 +14,9 @@ Both boundaries belong to the later status: the 12-month window is used up *at* 
 the warning window opens *at* its start. With ``warning_days=0`` there is no ``due_soon``.
 
 A rotation is preview then commit. The preview holds the group's lock for
-:data:`PREVIEW_LOCK_DURATION` and reports four checks, in this order (contract section 5):
-``candidates_enabled``, ``candidates_differ``, ``checksums_valid``, ``apex_self_test``
+:data:`PREVIEW_LOCK_DURATION` and reports five checks, in this order (contract sections 5, 9):
+``candidates_enabled``, ``candidates_newer``, ``candidates_differ`` (payload SHA-256 digests),
+``checksums_valid``, ``apex_self_test``
 (:func:`assess_preview`). The monitor's per-run decision (statuses, alerts) is
 :func:`monitor_decision`; ``rotation check``'s exit code is the CLI's (``cli/rotation.py``).
 """

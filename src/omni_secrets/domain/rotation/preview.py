@@ -1,5 +1,5 @@
-"""Preview checks, in contract order: candidates_enabled, candidates_differ, checksums_valid,
-apex_self_test (:func:`assess_preview`)."""
+"""Preview checks, in contract order: candidates_enabled, candidates_newer, candidates_differ
+(payload SHA-256 digests), checksums_valid, apex_self_test (:func:`assess_preview`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class CheckName(StrEnum):
     """The preview's checks, in the order the contract lists them."""
 
     CANDIDATES_ENABLED = "candidates_enabled"
+    CANDIDATES_NEWER = "candidates_newer"
     CANDIDATES_DIFFER = "candidates_differ"
     CHECKSUMS_VALID = "checksums_valid"
     APEX_SELF_TEST = "apex_self_test"
@@ -68,12 +69,14 @@ class Candidate:
             None when the payload could not be read (the check could not run).
         read_error: why the payload could not be read (a gRPC code name such as
             ``FAILED_PRECONDITION``), shown in the check's detail; None when it was read.
+        payload_sha256: hex SHA-256 of the candidate's payload; None when it was not read.
     """
 
     version: str
     state: VersionState
     checksum_ok: bool | None = None
     read_error: str | None = None
+    payload_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +87,14 @@ class MemberCandidate:
         secret_type: the member.
         current_version: its active (pinned) version, None when none is pinned yet.
         candidate: the proposed version, None when none could be resolved.
+        current_payload_sha256: hex SHA-256 of the active version's payload; None when none is
+            active or it could not be read.
     """
 
     secret_type: SecretType
     current_version: str | None
     candidate: Candidate | None
+    current_payload_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +108,7 @@ class PreviewCheck:
 
 @dataclass(frozen=True, slots=True)
 class PreviewAssessment:
-    """The preview's four checks in contract order; ``ready`` only when all pass."""
+    """The preview's checks in contract order; ``ready`` only when all pass."""
 
     checks: tuple[PreviewCheck, ...]
 
@@ -133,7 +139,8 @@ def assess_preview(
         self_test: the ApeX self-test with the candidate credentials; None when it was not run.
 
     Returns:
-        The four checks, in the contract's order.
+        The checks: ``candidates_enabled``, ``candidates_newer``, ``candidates_differ``,
+        ``checksums_valid``, ``apex_self_test``.
 
     Raises:
         ValueError: ``members`` is not exactly the group's members (misuse).
@@ -145,6 +152,7 @@ def assess_preview(
     return PreviewAssessment(
         checks=(
             _check_enabled(members),
+            _check_newer(members),
             _check_differ(members),
             _check_checksums(members),
             _check_self_test(group, self_test),
@@ -178,7 +186,38 @@ def _check_enabled(members: Sequence[MemberCandidate]) -> PreviewCheck:
     return _verdict(CheckName.CANDIDATES_ENABLED, problems, fine)
 
 
+def _version_number(version: str) -> int | None:
+    return int(version) if version.isdigit() else None
+
+
+def _check_newer(members: Sequence[MemberCandidate]) -> PreviewCheck:
+    """A rotation only moves forward: a rollback to an older version would reset the clock."""
+    problems: list[str] = []
+    fine: list[str] = []
+    for member in members:
+        candidate = member.candidate
+        name = member.secret_type.value
+        if candidate is None:
+            problems.append(_no_candidate(member))
+            continue
+        current = member.current_version
+        new = _version_number(candidate.version)
+        old = _version_number(current) if current is not None else None
+        if current is None:
+            fine.append(f"{name}: none active -> v{candidate.version}")
+        elif new is None or old is None:
+            problems.append(f"{name}: cannot compare v{candidate.version} with v{current}")
+        elif new <= old:
+            problems.append(
+                f"{name}: candidate v{candidate.version} is not newer than the active v{current}"
+            )
+        else:
+            fine.append(f"{name}: v{current} -> v{candidate.version}")
+    return _verdict(CheckName.CANDIDATES_NEWER, problems, fine)
+
+
 def _check_differ(members: Sequence[MemberCandidate]) -> PreviewCheck:
+    """The candidate's payload digest must differ from the active one's (not just its number)."""
     problems: list[str] = []
     fine: list[str] = []
     for member in members:
@@ -190,8 +229,25 @@ def _check_differ(members: Sequence[MemberCandidate]) -> PreviewCheck:
             problems.append(f"{name}: candidate v{candidate.version} is already the active version")
         elif member.current_version is None:
             fine.append(f"{name}: none active -> v{candidate.version}")
+        elif candidate.payload_sha256 is None:
+            problems.append(
+                f"could not run for {name}: the payload of candidate v{candidate.version} "
+                "could not be read"
+            )
+        elif member.current_payload_sha256 is None:
+            problems.append(
+                f"could not run for {name}: the payload of active v{member.current_version} "
+                "could not be read"
+            )
+        elif candidate.payload_sha256 == member.current_payload_sha256:
+            problems.append(
+                f"{name}: candidate v{candidate.version} has the same payload (SHA-256) as "
+                f"active v{member.current_version}"
+            )
         else:
-            fine.append(f"{name}: v{member.current_version} -> v{candidate.version}")
+            fine.append(
+                f"{name}: v{member.current_version} -> v{candidate.version}, payload differs"
+            )
     return _verdict(CheckName.CANDIDATES_DIFFER, problems, fine)
 
 
