@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from omni_secrets.api.auth import Scope
+from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
 from omni_secrets.cli._http import ApiClient
@@ -32,6 +28,9 @@ from omni_secrets.cli._target import (
     UrlOption,
     resolve_target,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STATUS_PATH = "/ops/apex-omni/secrets/status"
 REFRESH_PATH = "/internal/apex-omni/secrets/cache/refresh"
@@ -218,6 +217,9 @@ def _finish(result: dict[str, Any], *, as_json: bool) -> None:
 
 
 def _wait_for(api: ApiClient, request_id: str, timeout: float, *, show_progress: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     deadline = time.monotonic() + timeout
     path = f"{REFRESH_PATH}/{quote(request_id, safe='')}"
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
@@ -239,6 +241,9 @@ def _wait_for(api: ApiClient, request_id: str, timeout: float, *, show_progress:
 
 
 def _render_refresh(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     out = console()
     done = f", completed {relative(result.get('completedAt'))}" if result.get("completedAt") else ""
     out.print(f"refresh {result['requestId']}: [bold]{result['status']}[/]{done}")
@@ -256,6 +261,9 @@ def _render_refresh(result: dict[str, Any]) -> None:
 
 def _render_replicas(out: Console, replicas: list[dict[str, Any]]) -> None:
     """One row per replica that took part (the refresh runs on every live replica)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     if not replicas:
         return
     out.print("per replica")
@@ -298,6 +306,9 @@ def _rotation_text(rotation: dict[str, Any]) -> str:
 
 def render_status(body: dict[str, Any]) -> None:
     """Print the status body for a person, within 80 columns (see the module docstring)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     out = console()
     now = datetime.now(UTC)
     cache = body["cache"]
