@@ -357,7 +357,7 @@ class TestConfiguration:
         """Each migration step is a command the CLI has (its --help answers), upgrade first."""
         pod = pod_specs(objects)["Job"]
         steps = [expand_args(c, objects) for c in containers(pod)]
-        runtime_role = config_map(objects, "omni-secrets-migrate")["data"]["runtime-role"]
+        runtime_role = config_map(objects, "omni-secrets-migrate-config")["data"]["runtime-role"]
         assert steps == [
             ["db", "upgrade"],
             ["db", "seed"],
