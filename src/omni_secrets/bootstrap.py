@@ -59,6 +59,7 @@ from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
+from omni_secrets.service.gsm_versions import GsmVersions
 from omni_secrets.service.integrity import (
     INTEGRITY_ALERT,
     IntegrityViolation,
@@ -147,6 +148,20 @@ def build_secret_store(
         on_call=on_call,
         clock=clock,
     )
+
+
+def build_gsm_versions(settings: Settings) -> tuple[GsmVersions, Callable[[], Awaitable[None]]]:
+    """The operator's GSM version tool for ``settings`` and the coroutine that closes it.
+
+    Used by ``omni-secrets gsm versions``; the service never writes to GSM.
+    """
+    client = gsm_adapter.GsmSecretManagerClient(
+        project_id=settings.gsm.project_id,
+        endpoint=settings.gsm_endpoint,
+        timeout_seconds=settings.gsm_timeout_seconds,
+        retry=RetryPolicy(),
+    )
+    return GsmVersions(Catalog(settings.gsm_secret_prefix), client, client), client.aclose
 
 
 @contextlib.asynccontextmanager

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import re
 import socket
@@ -141,9 +142,9 @@ def was_contacted(sock: socket.socket) -> bool:
 
 
 def parse_push(out: str) -> dict[str, str]:
-    match = re.fullmatch(r"overrideId=(\S+)\nexpiresAt=(\S+)\n", out)
+    match = re.fullmatch(r"keyId=([0-9a-f]{16})\noverrideId=(\S+)\nexpiresAt=(\S+)\n", out)
     assert match is not None, out
-    return {"overrideId": match.group(1), "expiresAt": match.group(2)}
+    return {"keyId": match.group(1), "overrideId": match.group(2), "expiresAt": match.group(3)}
 
 
 def push_args(url: str, token: str, value_file: Path, *extra: str) -> list[str]:
@@ -222,6 +223,34 @@ class TestPushLocalChecks:
         assert err.count("\n") == 1
         assert expected in err
         assert OVERRIDE_KEY not in err
+
+    def test_key_id_mismatch_with_a_given_key_exits_2_without_contact(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--public-key whose id is not --key-id: exit 2 naming both ids, nothing sent."""
+        _, public_b64, key_id = generate_private_key()
+        value = tmp_path / "value"
+        value.write_text(OVERRIDE_KEY)
+        with silent_listener() as (url, sock):
+            argv = [*push_args(url, "fake-token", value), "--ttl", "10m"]
+            argv += ["--public-key", public_b64, "--key-id", "0000000000000000"]
+            code, out, err = run(argv, capsys)
+            assert not was_contacted(sock)
+        assert (code, out) == (2, "")
+        assert err.count("\n") == 1
+        assert key_id in err and "0000000000000000" in err
+
+    @pytest.mark.parametrize("url", ["http://10.0.0.8:8080", "http://omni-secrets.internal"])
+    def test_plain_http_to_a_remote_host_exits_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+    ) -> None:
+        """A non-loopback http:// URL is refused before anything is read or sent."""
+        value = tmp_path / "value"
+        value.write_text(OVERRIDE_KEY)
+        code, out, err = run([*push_args(url, "fake-token", value), "--ttl", "10m"], capsys)
+        assert (code, out) == (2, "")
+        assert "--insecure" in err
+        assert err.count("\n") == 1
 
     def test_missing_file_exits_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """An unreadable value file exits 2 with one line."""
@@ -359,6 +388,50 @@ class TestPushAndRevoke:
         assert code == 1
         assert err.startswith("omni-secrets: NOT_FOUND: ")
         assert err.count("\n") == 1
+
+    async def test_key_id_is_printed_and_checked_against_the_server(
+        self,
+        served_stack: tuple[OmniStack, ManualClock, str],
+        breakglass_keys: BreakGlassKeys,
+        tmp_path: Path,
+    ) -> None:
+        """push prints the key id it sealed to; a wrong --key-id sends nothing (exit 2)."""
+        stack, _, url = served_stack
+        value = tmp_path / "value"
+        value.write_text(OVERRIDE_KEY)
+        token = stack.token("omni-secrets:break-glass")
+        code, out, err = await cli(
+            *push_args(url, token, value, "--ttl", "10m", "--key-id", "ffffffffffffffff")
+        )
+        assert (code, out) == (2, ""), err
+        assert breakglass_keys.key_id in err
+        item = status_item((await stack.request("GET", STATUS)).json(), "api_key")
+        assert item["breakGlass"] == {"active": False}
+
+        code, out, err = await cli(
+            *push_args(url, token, value, "--ttl", "10m", "--key-id", breakglass_keys.key_id)
+        )
+        assert code == 0, err
+        pushed = parse_push(out)
+        assert pushed["keyId"] == breakglass_keys.key_id
+
+        read = stack.token("omni-secrets:read")
+        code, out, err = await cli("break-glass", "list", "--url", url, "--token", read, "--json")
+        assert code == 0, err
+        [listed] = json.loads(out)["overrides"]
+        assert listed["overrideId"] == pushed["overrideId"]
+        assert listed["secretType"] == "api_key"
+        assert listed["reason"] == "GSM outage"
+        code, out, err = await cli("break-glass", "list", "--url", url, "--token", read)
+        assert code == 0, err
+        assert pushed["overrideId"] in out
+        assert OVERRIDE_KEY not in out + err
+
+        code, out, err = await cli(
+            "break-glass", "revoke", "--url", url, "--token", token, "--json", pushed["overrideId"]
+        )
+        assert code == 0, err
+        assert json.loads(out) == {"overrideId": pushed["overrideId"], "revoked": True}
 
     async def test_server_refusals_become_one_line(
         self, served_stack: tuple[OmniStack, ManualClock, str], tmp_path: Path

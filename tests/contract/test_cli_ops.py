@@ -146,16 +146,31 @@ class TestRefresh:
         assert "zk_seeds" in out
         assert_no_canary(out, err)
 
-    async def test_without_wait_prints_the_request(self, served: tuple[OmniStack, str]) -> None:
-        """Without --wait the queued request is printed as JSON."""
+    async def test_without_wait_json_prints_the_request(
+        self, served: tuple[OmniStack, str]
+    ) -> None:
+        """Without --wait, --json prints the queued request as the only stdout document."""
         stack, url = served
         code, out, _ = await cli(
-            "refresh", "--url", url, "--token", stack.token("omni-secrets:refresh")
+            "refresh", "--url", url, "--token", stack.token("omni-secrets:refresh"), "--json"
         )
         assert code == 0
         queued = json.loads(out)
         assert queued["status"] == "queued"
         assert queued["scope"] == "all"
+
+    async def test_without_wait_prints_the_request_id_for_people(
+        self, served: tuple[OmniStack, str]
+    ) -> None:
+        """Without --json, stdout is `requestId=…` and stderr says how to follow it up."""
+        stack, url = served
+        code, out, err = await cli(
+            "refresh", "--url", url, "--token", stack.token("omni-secrets:refresh")
+        )
+        assert code == 0
+        assert out.startswith("requestId=")
+        request_id = out.strip().split("=", 1)[1]
+        assert f"omni-secrets refresh status {request_id}" in err
 
     async def test_unknown_type_is_exit_2(self, served: tuple[OmniStack, str]) -> None:
         """The API's 422 becomes exit 2 with one line."""

@@ -225,3 +225,54 @@ class TestGsmSecretManagerClient:
     def test_repr_shows_no_secrets(self, gsm_store: GsmSecretManagerClient) -> None:
         """The client's repr names the project and endpoint only."""
         assert repr(gsm_store).startswith("GsmSecretManagerClient(project_id='omni-it'")
+
+
+class TestVersionAdmin:
+    """The write side used by `omni-secrets gsm versions` (real gRPC to the emulator)."""
+
+    async def test_add_version_stores_the_value_with_a_checksum(
+        self, seeded: GsmEmulator, gsm_store: GsmSecretManagerClient
+    ) -> None:
+        """add_version creates version 3, ENABLED, readable back with its CRC32C verified."""
+        from omni_secrets.domain.values import SecretValue
+
+        added = await gsm_store.add_version(KEY, SecretValue("fake-key-v3"))
+        assert (added.version, added.state) == ("3", VersionState.ENABLED)
+        assert "fake-key-v3" not in repr(added)
+        read = await gsm_store.access(KEY, "3")
+        assert read.value.reveal() == "fake-key-v3"
+        assert seeded.call_count("AddSecretVersion") == 1
+
+    async def test_disable_then_enable(
+        self, seeded: GsmEmulator, gsm_store: GsmSecretManagerClient
+    ) -> None:
+        """set_version_state flips a version's state in GSM and answers the new state."""
+        disabled = await gsm_store.set_version_state(KEY, "1", VersionState.DISABLED)
+        assert disabled.state is VersionState.DISABLED
+        assert seeded.version_state(GSM_PROJECT, KEY, 1) == "DISABLED"
+        enabled = await gsm_store.set_version_state(KEY, "1", VersionState.ENABLED)
+        assert enabled.state is VersionState.ENABLED
+        assert seeded.enabled_payloads(GSM_PROJECT, KEY) == [b"fake-key-v2", b"fake-key-v1"]
+
+    async def test_unknown_version_is_not_found_and_destroy_is_refused(
+        self, seeded: GsmEmulator, gsm_store: GsmSecretManagerClient
+    ) -> None:
+        """A missing version is a permanent NOT_FOUND; DESTROYED is not offered at all."""
+        with pytest.raises(SecretStoreError) as raised:
+            await gsm_store.set_version_state(KEY, "9", VersionState.ENABLED)
+        assert (raised.value.reason, raised.value.transient) == ("NOT_FOUND", False)
+        with pytest.raises(ValueError, match="cannot be undone"):
+            await gsm_store.set_version_state(KEY, "1", VersionState.DESTROYED)
+
+    async def test_a_failed_add_is_not_retried(
+        self, seeded: GsmEmulator, gsm_store: GsmSecretManagerClient
+    ) -> None:
+        """An UNAVAILABLE add is reported, not retried (a retry could add two versions)."""
+        from omni_secrets.domain.values import SecretValue
+
+        seeded.fail_next("AddSecretVersion", "UNAVAILABLE")
+        with pytest.raises(SecretStoreError) as raised:
+            await gsm_store.add_version(KEY, SecretValue("fake-key-v3"))
+        assert (raised.value.reason, raised.value.transient) == ("UNAVAILABLE", True)
+        assert seeded.call_count("AddSecretVersion") == 1
+        assert [v.version for v in await gsm_store.list_versions(KEY)] == ["2", "1"]

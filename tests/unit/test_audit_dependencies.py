@@ -658,3 +658,43 @@ class TestMain:
         """An unknown option exits 2."""
         code, _, _ = run_main("--no-such-option")
         assert code == 2
+
+
+class TestNoAdvisorySource:
+    """A fresh clone with no snapshot beside it and no live service (issue 16, item 1)."""
+
+    @pytest.fixture
+    def bare_clone(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        root = tmp_path / "nothing-beside" / "clone"
+        root.mkdir(parents=True)
+        monkeypatch.setattr(audit, "REPO_ROOT", root)
+        return root
+
+    def test_outside_ci_the_audit_is_skipped_loudly(self, bare_clone: Path) -> None:
+        """Outside CI a missing default snapshot exits 0 with one SKIPPED line on stderr."""
+        code, out, err = run_main()
+        assert code == 0
+        assert err.count("\n") == 1
+        assert err.startswith("audit: SKIPPED: no advisory source is reachable")
+        assert "NOT audited" in err
+        assert "fake service down" in out
+        assert "passed" not in out
+
+    def test_under_ci_it_stays_required(self, bare_clone: Path) -> None:
+        """With CI=true the same situation is a setup error (exit 2)."""
+        code, _, err = run_main(environ={"CI": "true"})
+        assert code == 2
+        assert err.startswith("audit: error: advisory snapshot not found")
+
+    def test_an_explicit_missing_snapshot_is_never_skipped(self, bare_clone: Path) -> None:
+        """A path given by flag or OMNI_ADVISORY_DB that is missing is an error, CI or not."""
+        missing = str(bare_clone / "missing")
+        assert run_main("--advisory-db", missing)[0] == 2
+        assert run_main(environ={"OMNI_ADVISORY_DB": missing})[0] == 2
+
+    def test_a_live_answer_needs_no_snapshot(self, bare_clone: Path) -> None:
+        """When the live service answers, the missing snapshot does not matter."""
+        code, out, err = run_main(live_audit=lambda packages: [])
+        assert code == 0
+        assert "audit: passed" in out
+        assert err == ""

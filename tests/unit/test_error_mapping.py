@@ -108,5 +108,5 @@ class TestGeneratedResponses:
         account = paths["/apex-omni/account"]["get"]["responses"]
         assert "APEX_UPSTREAM_ERROR" in account["502"]["description"]
         assert "OMNI_SECRETS_UNAVAILABLE" in account["503"]["description"]
-        commit = paths["/ops/apex-omni/secrets/rotations/{preview_id}/commit"]["post"]
+        commit = paths["/ops/apex-omni/secrets/rotations/{previewId}/commit"]["post"]
         assert {"404", "409", "503"} <= set(commit["responses"])

@@ -247,6 +247,45 @@ class GsmSecretManagerClient:
                 break
         return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
+    async def add_version(self, secret_id: str, value: SecretValue) -> VersionInfo:
+        """AddSecretVersion with the value's CRC32C, once (never retried: it is not idempotent).
+
+        Raises:
+            SecretStoreError: as :meth:`access`.
+        """
+        _check_ids(secret_id, LATEST)
+        parent = f"projects/{self._project_id}/secrets/{secret_id}"
+        data = value.reveal().encode("utf-8")
+        request = service.AddSecretVersionRequest(
+            parent=parent,
+            payload={"data": data, "data_crc32c": google_crc32c.value(data)},
+        )
+        del data
+        attempt = functools.partial(self._write_once, "AddSecretVersion", secret_id, request)
+        return await self._call_once("AddSecretVersion", attempt)
+
+    async def set_version_state(
+        self, secret_id: str, version: str, state: VersionState
+    ) -> VersionInfo:
+        """EnableSecretVersion or DisableSecretVersion, once.
+
+        Raises:
+            SecretStoreError: as :meth:`access`.
+            ValueError: ``state`` is DESTROYED.
+        """
+        if state is VersionState.DESTROYED:
+            raise ValueError("destroying a version is not offered here: it cannot be undone")
+        _check_ids(secret_id, version)
+        name = f"projects/{self._project_id}/secrets/{secret_id}/versions/{version}"
+        if state is VersionState.ENABLED:
+            method: str = "EnableSecretVersion"
+            request: Any = service.EnableSecretVersionRequest(name=name)
+        else:
+            method = "DisableSecretVersion"
+            request = service.DisableSecretVersionRequest(name=name)
+        attempt = functools.partial(self._write_once, method, secret_id, request)
+        return await self._call_once(method, attempt)
+
     async def aclose(self) -> None:
         """Close the gRPC channel, if one was opened. Idempotent."""
         client, self._client = self._client, None
@@ -303,7 +342,47 @@ class GsmSecretManagerClient:
             page.append(VersionInfo(version, state, _as_datetime(item.create_time)))
         return page, str(pager.next_page_token)
 
+    async def _write_once(
+        self, method: str, secret_id: str, request: Any, deadline: float
+    ) -> VersionInfo:
+        # The client's method is the RPC name in snake case (AddSecretVersion -> add_...).
+        rpc = re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
+        with gsm_errors.translated(method, secret_id):
+            client = self._client_for_running_loop()
+            answer = await getattr(client, rpc)(request=request, retry=None, timeout=deadline)
+        version = _version_of(answer.name)
+        if version is None:
+            raise SecretStoreError(
+                f"Secret Manager {method} for {secret_id!r} named no version",
+                reason=INVALID_RESPONSE,
+                transient=False,
+                secret_id=secret_id,
+            )
+        state = _STATES.get(answer.state.name, VersionState.DISABLED)
+        return VersionInfo(version, state, _as_datetime(answer.create_time))
+
     # --- retries, hooks, channel -------------------------------------------------------------
+
+    async def _call_once(self, method: str, attempt: Callable[[float], Awaitable[T]]) -> T:
+        """One attempt with the per-call deadline, reported to ``on_call`` like retried calls."""
+        started = self._clock.monotonic()
+        code = "UNKNOWN"
+        try:
+            result = await asyncio.wait_for(attempt(self._timeout), self._timeout + 1.0)
+            code = "OK"
+            return result
+        except SecretStoreError as exc:
+            code = exc.reason
+            raise
+        except TimeoutError:
+            code = "DEADLINE_EXCEEDED"
+            raise SecretStoreError(
+                f"Secret Manager {method} did not answer within {self._timeout:g}s",
+                reason="DEADLINE_EXCEEDED",
+                transient=True,
+            ) from None
+        finally:
+            self._notify(GsmCallRecord(method, code, self._clock.monotonic() - started, 1))
 
     async def _call(
         self, method: str, secret_id: str, attempt: Callable[[float], Awaitable[T]]

@@ -21,6 +21,7 @@ from omni_secrets.api.auth_policy import AuthPolicySource, PolicyVerifier
 from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
 from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.middleware import RequestContextMiddleware
+from omni_secrets.api.openapi import install_openapi
 from omni_secrets.api.probes import ProbeFastPath
 from omni_secrets.api.reload_signal import reload_on_sighup
 from omni_secrets.api.token_cache import CachingVerifier
@@ -142,4 +143,5 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
     if with_docs:
         install_docs(app)
     install(app, settings, overrides=overrides)
+    install_openapi(app)
     return app

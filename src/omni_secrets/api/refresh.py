@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from omni_secrets.api.deps import CorrelationId, RefreshPrincipal
 from omni_secrets.api.errors import error_responses
@@ -42,13 +44,17 @@ async def request_refresh(
 
 
 @router.get(
-    "/refresh/{request_id}",
+    "/refresh/{requestId}",
     response_model=RefreshStatusResponse,
     response_model_by_alias=True,
     responses=error_responses(errors.RefreshRequestNotFound),
 )
 async def get_refresh(
-    request: Request, request_id: str, _: RefreshPrincipal
+    request: Request,
+    request_id: Annotated[
+        str, Path(alias="requestId", description="The requestId answered by POST …/refresh.")
+    ],
+    _: RefreshPrincipal,
 ) -> RefreshStatusResponse:
     """The state and per-type results of a refresh request."""
     tracked = services_of(request).secrets.refresh_request(request_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 
 from omni_secrets.api.deps import CorrelationId, RotatePrincipal
 from omni_secrets.api.errors import error_responses
@@ -15,6 +17,11 @@ from omni_secrets.api.state import services_of
 from omni_secrets.domain import errors
 
 router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["rotation"])
+
+# camelCase in the path, like every other name on the wire (and like {overrideId}).
+PreviewId = Annotated[
+    str, Path(alias="previewId", description="The previewId of a rotation preview.")
+]
 
 # GSM or the database failed, the catalog is not seeded, or the audit row could not be written:
 # nothing was changed.
@@ -54,13 +61,16 @@ async def preview_rotation(
 
 
 @router.post(
-    "/rotations/{preview_id}/commit",
+    "/rotations/{previewId}/commit",
     response_model=RotationCommitResponse,
     response_model_by_alias=True,
     responses=error_responses(errors.PreviewNotFound, errors.PreviewNotReady, *_UNAVAILABLE),
 )
 async def commit_rotation(
-    request: Request, preview_id: str, principal: RotatePrincipal, correlation_id: CorrelationId
+    request: Request,
+    preview_id: PreviewId,
+    principal: RotatePrincipal,
+    correlation_id: CorrelationId,
 ) -> RotationCommitResponse:
     """Pin the preview's candidate versions as active and release the group's lock."""
     view = await services_of(request).rotation.commit(
@@ -70,13 +80,16 @@ async def commit_rotation(
 
 
 @router.delete(
-    "/rotations/{preview_id}",
+    "/rotations/{previewId}",
     status_code=204,
     response_class=Response,
     responses=error_responses(errors.PreviewNotFound, *_UNAVAILABLE),
 )
 async def cancel_rotation(
-    request: Request, preview_id: str, principal: RotatePrincipal, correlation_id: CorrelationId
+    request: Request,
+    preview_id: PreviewId,
+    principal: RotatePrincipal,
+    correlation_id: CorrelationId,
 ) -> Response:
     """Cancel an open preview and release the group's lock."""
     await services_of(request).rotation.cancel(

@@ -8,6 +8,8 @@ Exit codes come from ``omni_secrets.error_mapping`` (one table for local errors 
 0 success; 1 a check failed (``rotation check`` due soon, ``audit verify`` broken chain), not
 found, a conflict or a runtime error; 2 bad usage, invalid input or a rejected configuration;
 3 a dependency (GSM, the database, the API) is unavailable.
+
+Shell completion: ``omni-secrets --install-completion`` (bash, zsh, fish, PowerShell).
 """
 
 from __future__ import annotations
@@ -17,8 +19,22 @@ import sys
 import typer
 from typer._click import exceptions as click_errors  # typer vendors click; these are its errors
 
-from omni_secrets.cli import audit, breakglass, db, dev, emulator, ops, rotation, serve, token
+from omni_secrets import __version__
+from omni_secrets.cli import (
+    audit,
+    breakglass,
+    db,
+    dev,
+    emulator,
+    gsm,
+    ops,
+    rotation,
+    rotation_api,
+    serve,
+    token,
+)
 from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.cli._help import tidy_help
 from omni_secrets.domain.errors import OmniSecretsError
 from omni_secrets.error_mapping import exit_code_for
 
@@ -27,13 +43,34 @@ app = typer.Typer(
     help="Serve ApeX Omni credentials from Google Secret Manager, safely.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"omni-secrets {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
-    """Serve ApeX Omni credentials from Google Secret Manager, safely."""
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Serve ApeX Omni credentials from Google Secret Manager, safely.
+
+    Commands that call the API take --url/--token (or $OMNI_URL and $OMNI_TOKEN, or
+    --token-file/$OMNI_TOKEN_FILE, or the per-scope $OMNI_TOKEN_<SCOPE> that `dev` writes to
+    its env file) and --json. Exit codes: 0 ok; 1 a check failed, not found, a conflict or the
+    API refused; 2 bad usage or input; 3 a dependency (API, GSM, database) unavailable.
+    """
 
 
 audit.register(app)
@@ -41,8 +78,10 @@ breakglass.register(app)
 db.register(app)
 dev.register(app)
 emulator.register(app)
+gsm.register(app)
 ops.register(app)
 rotation.register(app)
+rotation_api.register(app, rotation.rotation_app)
 serve.register(app)
 token.register(app)
 
@@ -50,6 +89,7 @@ token.register(app)
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, mapping every expected failure to one line."""
     command = typer.main.get_command(app)
+    tidy_help(command)
     try:
         result = command.main(args=argv, prog_name="omni-secrets", standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:

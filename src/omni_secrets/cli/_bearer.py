@@ -1,19 +1,14 @@
-"""The bearer token of CLI commands that talk to the API: given, or a Google ID token.
+"""A Google ID token as the CLI's bearer token (contract section 14).
 
-One function, :func:`resolve_bearer_token`, decides where the token comes from:
-
-1. ``--token TOKEN``;
-2. ``--id-token-audience AUD`` or else ``OMNI_ID_TOKEN_AUDIENCE``: a Google-signed ID token for
-   audience ``AUD``, fetched with Application Default Credentials (google-auth): a service
-   account key or an impersonated service account in ``GOOGLE_APPLICATION_CREDENTIALS``, or the
-   metadata server on GKE (Workload Identity) and GCE. Contract section 14.
-
-Giving both flags is refused; with neither, one line names the ways to give a token.
+``--id-token-audience AUD`` or else ``OMNI_ID_TOKEN_AUDIENCE``: a Google-signed ID token for
+audience ``AUD``, fetched with Application Default Credentials (google-auth): a service account
+key or an impersonated service account in ``GOOGLE_APPLICATION_CREDENTIALS``, or the metadata
+server on GKE (Workload Identity) and GCE. Where it sits among the other ways to give a token is
+decided in one place, :func:`omni_secrets.cli._target.resolve_token`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -34,28 +29,6 @@ IdTokenAudienceOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def resolve_bearer_token(token: str | None, *, id_token_audience: str | None) -> str:
-    """The bearer token to send (see the module docstring for the order).
-
-    Exits 2 with one line when no token can be had from the arguments given, and 2 or 3 when
-    a Google ID token cannot be fetched (no suitable credentials / the token endpoint failed).
-    """
-    if token is not None and id_token_audience is not None:
-        fail("give either --token or --id-token-audience, not both", code=EXIT_USAGE)
-    if token is not None:
-        if not token.strip():
-            fail("--token is empty", code=EXIT_USAGE)
-        return token.strip()
-    audience = id_token_audience or os.environ.get(ID_TOKEN_AUDIENCE_VARIABLE, "").strip()
-    if audience:
-        return fetch_google_id_token(audience)
-    fail(
-        "no bearer token: give --token TOKEN, or --id-token-audience AUD "
-        f"(or {ID_TOKEN_AUDIENCE_VARIABLE}) to use a Google ID token",
-        code=EXIT_USAGE,
-    )
 
 
 def fetch_google_id_token(audience: str) -> str:

@@ -55,8 +55,9 @@ def _describe_error(response: httpx.Response) -> str:
     try:
         error = response.json()["error"]
         text = f"{error['code']}: {error['message']}"
-        if error.get("details"):
-            text += f" {error['details']}"
+        details = error.get("details")
+        if isinstance(details, dict) and details:
+            text += " (" + ", ".join(f"{key}={value}" for key, value in details.items()) + ")"
         return f"{text} (HTTP {response.status_code}, correlation id {error['correlationId']})"
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code} from the API"

@@ -11,8 +11,9 @@ import asyncio
 
 import typer
 
-from omni_secrets.cli._common import EXIT_FAILED, fail
-from omni_secrets.cli.db import database_url, load_keyring_or_exit, require_schema_at_head
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
+from omni_secrets.cli._database import existing_database_url, with_dev_integrity_key
+from omni_secrets.cli.db import load_keyring_or_exit, require_schema_at_head
 from omni_secrets.config import load_settings
 from omni_secrets.domain.audit_chain import ChainVerdict, ChainVerifier
 from omni_secrets.domain.integrity import IntegrityKeyring
@@ -45,13 +46,15 @@ def verify(
     keyed (HMAC-SHA256) and unkeyed (plain SHA-256, written before the key existed), when the
     chain is intact; exit 1 with the id of the first bad event otherwise: edited or re-hashed
     without the key, missing before it, keyed with a key that is not configured, or unkeyed
-    after keyed rows. Read-only; pages through the table in short transactions, so it can run
-    beside the service. Rows appended while it runs are verified too.
+    after keyed rows; exit 3 when the database cannot be reached, does not exist or is not
+    migrated. Read-only: never creates a database (with OMNI_DATABASE_URL unset it finds
+    `omni-secrets dev`'s .omni-dev/omni-secrets.db); pages through the table in short
+    transactions, so it can run beside the service. Rows appended while it runs are verified too.
     """
     settings = load_settings()
-    url = database_url(settings)
-    keyring = load_keyring_or_exit(settings)
-    require_schema_at_head(url)
+    url = existing_database_url(settings)
+    keyring = load_keyring_or_exit(with_dev_integrity_key(settings, url))
+    require_schema_at_head(url, code=EXIT_UNAVAILABLE)
     verdict = asyncio.run(_verify(url, keyring, max_unkeyed_id))
     if not verdict.ok:
         fail(

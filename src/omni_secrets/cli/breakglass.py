@@ -5,6 +5,7 @@
   this process unencrypted and is never printed. The TTL is checked before anything else, so a
   TTL over 30 minutes exits 2 before any network call.
 - ``revoke`` ends an override early.
+- ``list`` shows the active overrides (from the status endpoint).
 """
 
 from __future__ import annotations
@@ -12,20 +13,30 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from rich.markup import escape
 
-from omni_secrets.cli._bearer import IdTokenAudienceOption, resolve_bearer_token
+from omni_secrets.api.auth import Scope
+from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
+from omni_secrets.cli._output import console, minutes, print_json, relative
+from omni_secrets.cli._secret_input import read_value
+from omni_secrets.cli._target import (
+    InsecureOption,
+    JsonOption,
+    TokenFileOption,
+    TokenOption,
+    UrlOption,
+    resolve_target,
+)
 from omni_secrets.domain import breakglass
 from omni_secrets.domain.catalog import parse_secret_type
-from omni_secrets.domain.values import SecretValue
 
 BREAK_GLASS_PATH = "/ops/apex-omni/secrets/break-glass"
 PUBLIC_KEY_PATH = f"{BREAK_GLASS_PATH}/public-key"
@@ -47,6 +58,7 @@ def build_group() -> typer.Typer:
     group.command("keygen")(keygen)
     group.command("push")(push)
     group.command("revoke")(revoke)
+    group.command("list")(list_overrides)
     return group
 
 
@@ -102,19 +114,10 @@ def _write_new_private_file(path: Path, content: str) -> None:
         fail(f"cannot write {path}: {exc.strerror}", code=EXIT_FAILED)
 
 
-UrlOption = Annotated[
-    str, typer.Option("--url", help="Base URL of the API, e.g. https://omni-secrets.internal.")
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token", help="Bearer token with the omni-secrets:break-glass scope.", show_default=False
-    ),
-]
+STATUS_PATH = "/ops/apex-omni/secrets/status"
 
 
 def push(
-    url: UrlOption,
     secret_type: Annotated[
         str,
         typer.Option("--secret-type", metavar="T", help="The type to override, e.g. api_secret."),
@@ -156,20 +159,38 @@ def push(
             help="Seal to this public key instead of fetching it from the API.",
         ),
     ] = None,
+    expected_key_id: Annotated[
+        str | None,
+        typer.Option(
+            "--key-id",
+            metavar="ID",
+            help="Refuse (exit 2, nothing sent) unless the key sealed to has this key id.",
+        ),
+    ] = None,
+    url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    insecure: InsecureOption = False,
     id_token_audience: IdTokenAudienceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Serve a credential from an encrypted, time-boxed override instead of GSM.
 
     Checks the TTL (at most 30 minutes) and the secret type locally first, reads the value,
-    fetches the service's public key (unless --public-key is given), seals the value to it with
-    a fresh nonce and the current time, posts the sealed payload and prints `overrideId=...` and
+    fetches the service's public key (unless --public-key is given), checks its key id against
+    --key-id when given, seals the value to it with a fresh nonce and the current time, posts
+    the sealed payload and prints `keyId=...` (the key it sealed to), `overrideId=...` and
     `expiresAt=...`. The override is audited and pages on-call; it ends by itself at its expiry
-    or early with `omni-secrets break-glass revoke`.
+    or early with `omni-secrets break-glass revoke`. Needs the omni-secrets:break-glass scope.
 
     Safety: the value is never printed or sent unencrypted; the sealed payload is single-use and
-    must be posted within 5 minutes. Exit codes: 0 activated; 2 bad input (TTL over 30m, unknown
-    type, empty value, a 4xx answer); 1 token refused; 3 the API is unreachable or answers 5xx.
+    must be posted within 5 minutes. Pass --key-id with the id you got from the key's owner to
+    be sure you seal to the right service. Exit codes: 0 activated; 2 bad input (TTL over 30m,
+    unknown type, empty value, key id mismatch, a 4xx answer); 1 token refused; 3 the API is
+    unreachable or answers 5xx.
+
+    --json prints {"keyId": "...", "overrideId": "...", "secretType": "api_secret",
+    "cacheSource": "break_glass", "activatedAt": "...", "expiresAt": "..."}.
     """
     ttl_seconds = breakglass.validate_ttl(breakglass.parse_duration(ttl))
     checked_type = parse_secret_type(secret_type)
@@ -178,11 +199,22 @@ def push(
     if (value_file is None) == (not value_stdin):
         fail("give exactly one of --value-file F or --value-stdin", code=EXIT_USAGE)
     given_key = _given_public_key(public_key) if public_key is not None else None
-    value = _read_value(value_file)
+    if given_key is not None and expected_key_id is not None:
+        _require_key_id(given_key[1], expected_key_id)
+    target = resolve_target(
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.BREAK_GLASS,
+        id_token_audience=id_token_audience,
+    )
+    value = read_value(value_file)
 
-    bearer = resolve_bearer_token(token, id_token_audience=id_token_audience)
-    with ApiClient(url, bearer) as api:
+    with ApiClient(target.url, target.token) as api:
         key_b64, key_id = given_key or _fetch_public_key(api)
+        if expected_key_id is not None:
+            _require_key_id(key_id, expected_key_id)
         ciphertext = breakglass.seal_payload(
             key_b64, secret_type=checked_type, value=value, issued_at=datetime.now(UTC)
         )
@@ -197,32 +229,112 @@ def push(
             body["ticket"] = ticket
         activated = api.post_json(BREAK_GLASS_PATH, body)
     override_id, expires_at = activated["overrideId"], activated["expiresAt"]
+    if as_json:
+        print_json({"keyId": key_id, **activated})
+        return
+    typer.echo(f"keyId={key_id}")
     typer.echo(f"overrideId={override_id}")
     typer.echo(f"expiresAt={expires_at}")
     typer.echo(
-        f"break-glass override active for {checked_type.value} until {expires_at}; end it early "
-        f"with: omni-secrets break-glass revoke --url {url} --token <token> {override_id}",
+        f"break-glass override active for {checked_type.value} until {expires_at} (sealed to "
+        f"key {key_id}); end it early with: omni-secrets break-glass revoke {override_id}",
         err=True,
     )
 
 
+def _require_key_id(actual: str, expected: str) -> None:
+    """Exit 2 (before anything is sent) unless the key to seal to has the expected id."""
+    if actual.lower() != expected.strip().lower():
+        fail(
+            f"the break-glass key id is {actual}, not the expected {expected.strip()}: refusing "
+            "to seal (nothing sent); check which service --url points at",
+            code=EXIT_USAGE,
+        )
+
+
 def revoke(
-    url: UrlOption,
     override_id: Annotated[
         str, typer.Argument(metavar="OVERRIDE_ID", help="The id printed by `push`.")
     ],
+    url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    insecure: InsecureOption = False,
     id_token_audience: IdTokenAudienceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """End a break-glass override early; the secret type reverts to GSM.
 
-    Audited and resolves the page. Exit codes: 0 revoked; 1 unknown or already ended (404) or
-    token refused; 3 the API is unreachable or answers 5xx.
+    Needs the omni-secrets:break-glass scope. Audited and resolves the page. Exit codes: 0
+    revoked; 1 unknown or already ended (404) or token refused; 3 the API is unreachable or
+    answers 5xx.
+
+    --json prints {"overrideId": "...", "revoked": true}.
     """
-    bearer = resolve_bearer_token(token, id_token_audience=id_token_audience)
-    with ApiClient(url, bearer) as api:
+    target = resolve_target(
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.BREAK_GLASS,
+        id_token_audience=id_token_audience,
+    )
+    with ApiClient(target.url, target.token) as api:
         api.request("DELETE", f"{BREAK_GLASS_PATH}/{quote(override_id, safe='')}")
-    typer.echo(f"revoked {override_id}")
+    if as_json:
+        print_json({"overrideId": override_id, "revoked": True})
+    else:
+        typer.echo(f"revoked {override_id}")
+
+
+def list_overrides(
+    url: UrlOption = None,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    insecure: InsecureOption = False,
+    id_token_audience: IdTokenAudienceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the active break-glass overrides (read from the status endpoint).
+
+    Read-only; needs the omni-secrets:read scope. Prints one line per active override: type,
+    override id, who activated it, when it expires and why. Exit 0 (also when none is active).
+
+    --json prints {"overrides": [{"secretType": "api_secret", "overrideId": "...",
+    "actor": "...", "activatedAt": "...", "expiresAt": "...", "reason": "..."}]}.
+    """
+    target = resolve_target(
+        url=url,
+        token=token,
+        token_file=token_file,
+        insecure=insecure,
+        scope=Scope.READ,
+        id_token_audience=id_token_audience,
+    )
+    with ApiClient(target.url, target.token) as api:
+        body = api.get_json(STATUS_PATH)
+    overrides = [
+        {
+            "secretType": item["secretType"],
+            **{k: v for k, v in item["breakGlass"].items() if k != "active"},
+        }
+        for item in body.get("secrets", [])
+        if (item.get("breakGlass") or {}).get("active")
+    ]
+    if as_json:
+        print_json({"overrides": overrides})
+        return
+    if not overrides:
+        print("no active break-glass override")
+        return
+    out = console()
+    for item in overrides:
+        out.print(
+            f"[magenta]{item['secretType']}[/] {item.get('overrideId')} until "
+            f"{minutes(item.get('expiresAt'))} ({relative(item.get('expiresAt'))}), by "
+            f"{escape(str(item.get('actor')))}: {escape(str(item.get('reason')))}",
+            soft_wrap=True,
+        )
 
 
 def _given_public_key(text: str) -> tuple[str, str]:
@@ -249,28 +361,3 @@ def _fetch_public_key(api: ApiClient) -> tuple[str, str]:
     if breakglass.key_id(raw) != served_id:
         fail("the API's keyId does not match its public key; refusing to seal", code=EXIT_FAILED)
     return key_b64, served_id
-
-
-def _read_value(value_file: Path | None) -> SecretValue:
-    """The value from the file or stdin, minus one trailing newline; exit 2 when unusable."""
-    if value_file is not None:
-        try:
-            data = value_file.read_bytes()
-        except OSError as exc:
-            fail(f"cannot read {value_file}: {exc.strerror or 'error'}", code=EXIT_USAGE)
-    else:
-        if sys.stdin.isatty():
-            typer.echo("reading the value from stdin; end with Ctrl-D", err=True)
-        data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Not the decode error's text: it would quote bytes of the value.
-        fail("the value is not UTF-8 text", code=EXIT_USAGE)
-    if text.endswith("\r\n"):
-        text = text[:-2]
-    elif text.endswith("\n"):
-        text = text[:-1]
-    if not text:
-        fail("the value is empty", code=EXIT_USAGE)
-    return SecretValue(text)

@@ -64,8 +64,8 @@ def load_keyring_or_exit(settings: Settings) -> IntegrityKeyring | None:
     return keyring
 
 
-def require_schema_at_head(url: str) -> None:
-    """Exit 1 with a clear line unless the database is migrated to the newest revision."""
+def require_schema_at_head(url: str, *, code: int = EXIT_FAILED) -> None:
+    """Exit ``code`` (default 1) with a clear line unless the database is migrated to head."""
     from omni_secrets.adapters.db import migrate
 
     at, head = migrate.current(url), migrate.head()
@@ -73,7 +73,7 @@ def require_schema_at_head(url: str) -> None:
         fail(
             f"the database schema is at {at or 'base'}, this version needs {head}: "
             "run 'omni-secrets db upgrade' first",
-            code=EXIT_FAILED,
+            code=code,
         )
 
 

@@ -1,19 +1,27 @@
 """``omni-secrets dev``: everything embedded, for a laptop (never for production).
 
-Starts the GSM emulator in-process with clearly fake demo credentials, a SQLite database, a
-break-glass key pair and an HS256 token secret in the data dir (made once, kept across restarts,
-so earlier tokens and state stay valid), migrates and seeds, prints the URL, the break-glass
-public key and one ready token per scope, then serves with console logs. Unless
-``OMNI_APEX_BASE_URL`` is set, a local fake ApeX Omni server that accepts the demo credentials
-answers the Omni routes, so ``/apex-omni/account`` works offline.
+Checks that its port is free before anything else, starts the GSM emulator in-process with
+clearly fake demo credentials, a SQLite database, a break-glass key pair, an HS256 token secret
+and an integrity key in the data dir (made once, kept across restarts, so earlier tokens and
+state stay valid), migrates and seeds, writes ``<data-dir>/env`` (a file to ``source``: see
+:func:`env_file_lines`), prints the URL, the break-glass public key and one ready token per
+scope, then serves with console logs. Unless ``OMNI_APEX_BASE_URL`` is set, a local fake ApeX
+Omni server answers the Omni routes and the self-test; it accepts any credential set (key,
+secret, passphrase) whose versions are ENABLED in the dev emulator, so a rotation can be
+rehearsed with ``omni-secrets gsm versions add`` and ``rotation preview``/``commit``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
 import secrets
+import shlex
+import socket
+import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,16 +30,21 @@ import typer
 
 from omni_secrets.api.auth import Scope, mint_hs256_token
 from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.cli._target import token_env_var
 from omni_secrets.config import Settings, load_checked_settings
 from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
+from omni_secrets.domain.catalog import DEFAULT_GSM_SECRET_PREFIX
 from omni_secrets.domain.clock import SystemClock
 from omni_secrets.domain.exchange import ApexCredentials
 
 if TYPE_CHECKING:
+    from omni_secrets.emulator import GsmEmulator
     from omni_secrets.testing import FakeApexServer
 
 DEV_PROJECT = "omni-dev"
 DEV_TOKEN_TTL = timedelta(hours=12)
+ENV_FILE_NAME = "env"
+INTEGRITY_KEY_FILE_NAME = "integrity.key"
 # Obviously fake demo values: they exist only inside the in-process emulator.
 DEMO_SECRETS: dict[str, str] = {
     "api-key": "fake-demo-api-key",
@@ -59,21 +72,31 @@ def _write_once(path: Path, make: str) -> str:
 def dev(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, min=1, max=65535, help="TCP port to listen on."),
-    data_dir: Path = typer.Option(Path(".omni-dev"), "--data-dir", help="Where state is kept."),
+    data_dir: Path = typer.Option(
+        Path(".omni-dev"), "--data-dir", metavar="DIR", help="Where state and the env file live."
+    ),
 ) -> None:
     """Run the whole service embedded, for development (OMNI_ENVIRONMENT=development).
 
     Usage: omni-secrets dev [--host 127.0.0.1] [--port 8080] [--data-dir .omni-dev]
 
-    The data dir keeps the SQLite database, the break-glass key pair and the dev token secret;
-    delete it to start from scratch. Demo credentials are fake and live only in the in-process
-    GSM emulator. Other OMNI_* variables from the environment still apply (e.g.
-    OMNI_CACHE_TTL_SECONDS). Refuses to run with OMNI_ENVIRONMENT=production.
+    Checks that the port is free before anything else (exit 2 with one line otherwise). The
+    data dir keeps the SQLite database, the break-glass key pair, the dev token secret and the
+    integrity key; delete it to start from scratch. Each start writes DATA_DIR/env (mode 0600):
+    `source .omni-dev/env` exports OMNI_URL, OMNI_DATABASE_URL, OMNI_AUTH_HS256_SECRET,
+    OMNI_INTEGRITY_KEY_FILE, OMNI_GSM_ENDPOINT, GCP_PROJECT_ID, OMNI_ENVIRONMENT and one
+    OMNI_TOKEN_<SCOPE> per scope (e.g. OMNI_TOKEN_OMNI_SECRETS_READ), so every CLI command works
+    against this service with no flags. Demo credentials are fake and live only in the
+    in-process GSM emulator; the local fake ApeX accepts any credential set ENABLED there, so a
+    rotation can be rehearsed (`gsm versions add`, `rotation preview`, `rotation commit`).
+    Other OMNI_* variables from the environment still apply (e.g. OMNI_CACHE_TTL_SECONDS).
+    Refuses to run with OMNI_ENVIRONMENT=production.
     """
     from omni_secrets.emulator import GsmEmulator
 
     if os.environ.get("OMNI_ENVIRONMENT", "development") == "production":
         fail("omni-secrets dev never runs with OMNI_ENVIRONMENT=production", code=EXIT_USAGE)
+    require_free_port(host, port)
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -91,8 +114,11 @@ def dev(
     hs256_secret = _write_once(data_dir / "token.secret", secrets.token_urlsafe(48))
     from omni_secrets.adapters.integrity_keys import create_key_file
 
-    integrity_key = data_dir / "integrity.key"
-    create_key_file(integrity_key)
+    integrity_key_file = Path(
+        os.environ.get("OMNI_INTEGRITY_KEY_FILE") or data_dir / INTEGRITY_KEY_FILE_NAME
+    )
+    if not os.environ.get("OMNI_INTEGRITY_KEY_FILE"):
+        create_key_file(integrity_key_file)
 
     emulator = GsmEmulator()
     address = emulator.start()
@@ -112,7 +138,7 @@ def dev(
         "OMNI_AUTH_HS256_SECRET": hs256_secret,
         "OMNI_BREAKGLASS_PUBLIC_KEY": public_b64,
         "OMNI_BREAKGLASS_PRIVATE_KEY_FILE": str(private_file),
-        "OMNI_INTEGRITY_KEY_FILE": os.environ.get("OMNI_INTEGRITY_KEY_FILE") or str(integrity_key),
+        "OMNI_INTEGRITY_KEY_FILE": str(integrity_key_file),
         "OMNI_LOG_FORMAT": os.environ.get("OMNI_LOG_FORMAT", "console"),
     }
     if not os.environ.get("OMNI_APEX_BASE_URL"):
@@ -120,21 +146,21 @@ def dev(
         # the fakes.
         from omni_secrets.testing import FakeApexServer
 
+        prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
         fake_apex = FakeApexServer(
-            [
-                ApexCredentials.of(
-                    DEMO_SECRETS["api-key"],
-                    DEMO_SECRETS["api-secret"],
-                    DEMO_SECRETS["api-passphrase"],
-                )
-            ]
+            credential_source=lambda: enabled_credential_sets(emulator, DEV_PROJECT, prefix)
         )
         fake_apex.start()
         forced["OMNI_APEX_BASE_URL"] = fake_apex.base_url
     try:
         settings = load_checked_settings(**forced)
         _migrate_and_seed(settings)
-        _print_banner(settings, host, port, fake_apex)
+        env_file = data_dir / ENV_FILE_NAME
+        _write_private(
+            env_file,
+            env_file_lines(settings, host, port, integrity_key_file, _dev_tokens(settings)),
+        )
+        _print_banner(settings, host, port, fake_apex, env_file)
         from omni_secrets.cli._serving import serve_app
 
         serve_app(settings, host=host, port=port)
@@ -172,26 +198,44 @@ async def _sign_dev_pins(settings: Settings) -> None:
         await engine.dispose()
 
 
-def _print_banner(
-    settings: Settings, host: str, port: int, fake_apex: FakeApexServer | None
-) -> None:
-    from omni_secrets.domain.breakglass import key_id
+def require_free_port(host: str, port: int) -> None:
+    """Exit 2 with one line when ``host:port`` cannot be listened on (before printing anything)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # uvicorn sets SO_REUSEADDR too: a port in TIME_WAIT is free, a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(
+            f"cannot listen on {_authority(host, port)}: {exc.strerror or exc} (is another "
+            "omni-secrets dev running? pick another --port)",
+            code=EXIT_USAGE,
+        )
 
-    public_b64 = settings.breakglass_public_key or ""
+
+def enabled_credential_sets(
+    emulator: GsmEmulator, project_id: str, prefix: str
+) -> Iterator[ApexCredentials]:
+    """Every (key, secret, passphrase) combination of versions ENABLED in the dev emulator."""
+    values = [
+        emulator.enabled_payloads(project_id, f"{prefix}{name}")
+        for name in ("api-key", "api-secret", "api-passphrase")
+    ]
+    for key, secret, passphrase in itertools.product(*values):
+        try:
+            yield ApexCredentials.of(key.decode(), secret.decode(), passphrase.decode())
+        except (UnicodeDecodeError, ValueError):
+            continue
+
+
+def _dev_tokens(settings: Settings) -> dict[Scope, str]:
     hs256_secret = (
         settings.auth_hs256_secret.get_secret_value() if settings.auth_hs256_secret else ""
     )
     now = SystemClock().now()
-    print(f"omni-secrets dev: serving on http://{host}:{port}")
-    print(
-        f"break-glass public key: OMNI_BREAKGLASS_PUBLIC_KEY={public_b64} "
-        f"(key id {key_id(base64.b64decode(public_b64))})"
-    )
-    if fake_apex is not None:
-        print(f"ApeX Omni: local fake at {fake_apex.base_url} accepting the demo credentials")
-    print(f"dev tokens (HS256, valid {int(DEV_TOKEN_TTL.total_seconds() // 3600)}h):")
-    for scope in Scope:
-        token = mint_hs256_token(
+    return {
+        scope: mint_hs256_token(
             secret=hs256_secret,
             scopes=[scope.value],
             subject="dev-operator",
@@ -199,9 +243,100 @@ def _print_banner(
             now=now,
             ttl=DEV_TOKEN_TTL,
         )
-        print(f"  {scope.value:<26} {token}")
+        for scope in Scope
+    }
+
+
+def env_file_lines(
+    settings: Settings,
+    host: str,
+    port: int,
+    integrity_key_file: Path,
+    tokens: dict[Scope, str],
+) -> list[str]:
+    """The ``<data-dir>/env`` file: ``export`` lines for every CLI command to reach this service.
+
+    Exports ``OMNI_URL``, ``OMNI_DATABASE_URL``, ``OMNI_AUTH_HS256_SECRET``,
+    ``OMNI_INTEGRITY_KEY_FILE``, ``OMNI_GSM_ENDPOINT``, ``GCP_PROJECT_ID``, ``OMNI_ENVIRONMENT``
+    and one ``OMNI_TOKEN_<SCOPE>`` per scope (the scope upper-cased, every run of characters
+    other than A-Z and 0-9 replaced by ``_``: ``omni-secrets:read`` ->
+    ``OMNI_TOKEN_OMNI_SECRETS_READ``), which API commands use when no ``--token``,
+    ``OMNI_TOKEN`` or ``OMNI_TOKEN_FILE`` is given, and puts this installation's scripts
+    directory first on ``PATH``. Values are shell-quoted.
+    """
+    hs256_secret = (
+        settings.auth_hs256_secret.get_secret_value() if settings.auth_hs256_secret else ""
+    )
+    exports: list[tuple[str, str]] = [
+        ("OMNI_URL", f"http://{_authority(_client_host(host), port)}"),
+        ("OMNI_DATABASE_URL", settings.database_url),
+        ("OMNI_AUTH_HS256_SECRET", hs256_secret),
+        ("OMNI_INTEGRITY_KEY_FILE", str(integrity_key_file)),
+        ("OMNI_GSM_ENDPOINT", settings.gsm_endpoint or ""),
+        ("GCP_PROJECT_ID", settings.gcp_project_id or DEV_PROJECT),
+        ("OMNI_ENVIRONMENT", "development"),
+    ]
+    if settings.gsm_secret_prefix != DEFAULT_GSM_SECRET_PREFIX:
+        exports.append(("OMNI_GSM_SECRET_PREFIX", settings.gsm_secret_prefix))
+    exports.extend((token_env_var(scope), token) for scope, token in tokens.items())
+    lines = [
+        "# Written by `omni-secrets dev` for the service it is running; rewritten at each start.",
+        "# Load it with: source <this file>. It holds dev credentials: keep it private (0600).",
+        *(f"export {name}={shlex.quote(value)}" for name, value in exports),
+    ]
+    scripts = Path(sys.executable).parent
+    if (scripts / "omni-secrets").exists():
+        # So that a plain `omni-secrets` runs this installation (e.g. the clone's .venv).
+        lines.append(f'export PATH={shlex.quote(str(scripts))}:"$PATH"')
+    return lines
+
+
+def _client_host(host: str) -> str:
+    """The address a client on this machine uses for a server listening on ``host``."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _write_private(path: Path, lines: list[str]) -> None:
+    """Replace ``path`` atomically with ``lines``, mode 0600 from the start."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def _print_banner(
+    settings: Settings,
+    host: str,
+    port: int,
+    fake_apex: FakeApexServer | None,
+    env_file: Path,
+) -> None:
+    from omni_secrets.domain.breakglass import key_id
+
+    public_b64 = settings.breakglass_public_key or ""
+    url = f"http://{_authority(_client_host(host), port)}"
+    print(f"omni-secrets dev: serving on {url}")
     print(
-        f'try: curl -H "Authorization: Bearer $READ_TOKEN" '
-        f"http://{host}:{port}/ops/apex-omni/secrets/status",
+        f"break-glass public key: OMNI_BREAKGLASS_PUBLIC_KEY={public_b64} "
+        f"(key id {key_id(base64.b64decode(public_b64))})"
+    )
+    if fake_apex is not None:
+        print(
+            f"ApeX Omni: local fake at {fake_apex.base_url} accepting any credential set "
+            "ENABLED in the dev GSM emulator"
+        )
+    print(f"dev tokens (HS256, valid {int(DEV_TOKEN_TTL.total_seconds() // 3600)}h):")
+    for scope, token in _dev_tokens(settings).items():
+        print(f"  {scope.value:<26} {token}")
+    print(f"environment for the CLI: source {env_file}")
+    print(
+        f'try: source {env_file} && omni-secrets status   (or: curl -H "Authorization: Bearer '
+        f'${token_env_var(Scope.READ)}" {url}/ops/apex-omni/secrets/status)',
         flush=True,
     )

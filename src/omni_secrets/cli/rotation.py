@@ -10,15 +10,15 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from omni_secrets.cli._common import EXIT_FAILED, EXIT_OK, fail
-from omni_secrets.cli.db import database_url, require_schema_at_head
+from omni_secrets.cli._common import EXIT_OK, EXIT_UNAVAILABLE, fail
+from omni_secrets.cli._database import existing_database_url
+from omni_secrets.cli.db import require_schema_at_head
 from omni_secrets.config import load_settings
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import SystemClock, to_rfc3339
@@ -37,7 +37,9 @@ ROTATION_CHECK_EXIT_CODES = {
 _PLAIN_WIDTH = 120
 
 rotation_app = typer.Typer(
-    name="rotation", help="Rotation tracking (OMNI_DATABASE_URL).", no_args_is_help=True
+    name="rotation",
+    help="Rotation: check (reads OMNI_DATABASE_URL), preview, commit, cancel (call the API).",
+    no_args_is_help=True,
 )
 
 
@@ -56,45 +58,32 @@ def check(
     Read-only: sends no alert and writes no audit row (the service's in-process monitor does
     that). Prints type, group, last rotation, due date, status and days until due.
 
-    Exit codes: 0 every type ok; 1 something is due within OMNI_ROTATION_WARNING_DAYS (also: the
-    database is not migrated or not seeded, with a hint); 2 something is overdue; 3 the database
-    cannot be reached.
+    Exit codes: 0 every type ok; 1 something is due within OMNI_ROTATION_WARNING_DAYS; 2
+    something is overdue; 3 a setup error: the database cannot be reached, does not exist, is
+    not migrated or not seeded (with a hint). Never creates a database: with OMNI_DATABASE_URL
+    unset it finds `omni-secrets dev`'s .omni-dev/omni-secrets.db.
+
+    --json prints {"checkedAt": "...", "warningDays": 30, "status": "ok", "exitCode": 0,
+    "secrets": [{"secretType": "api_key", "group": "api_credentials", "lastRotatedAt": "...",
+    "dueAt": "...", "status": "ok", "daysUntilDue": 364}], "groups": [...]}
     """
     settings = load_settings()
-    url = database_url(settings)
-    _require_existing_sqlite_file(url)
-    require_schema_at_head(url)
+    url = existing_database_url(settings)
+    require_schema_at_head(url, code=EXIT_UNAVAILABLE)
     catalog = Catalog(settings.gsm_secret_prefix)
     rows = asyncio.run(_read_metadata(url))
     report = build_report(
         catalog, rows, now=SystemClock().now(), warning_days=settings.rotation_warning_days
     )
     if report.missing:
-        # For the cron check an unseeded database is a failed check (1), like an unmigrated one.
-        fail(CatalogNotSeeded([t.value for t in report.missing]).message, code=EXIT_FAILED)
+        # A setup error, not a rotation state: exit 3, so cron can tell it from "due soon" (1).
+        fail(CatalogNotSeeded([t.value for t in report.missing]).message, code=EXIT_UNAVAILABLE)
     if as_json:
         print(json.dumps(_as_json(report, settings.rotation_warning_days), indent=2))
     else:
         # Cron mails are not terminals: give the table room instead of Rich's 80 columns.
         _render(report, Console() if sys.stdout.isatty() else Console(width=_PLAIN_WIDTH))
     raise typer.Exit(ROTATION_CHECK_EXIT_CODES[report.worst])
-
-
-def _require_existing_sqlite_file(url: str) -> None:
-    """A cron check must not create an empty SQLite file where it expected the service's."""
-    from sqlalchemy.engine import make_url
-
-    from omni_secrets.adapters.db.engine import is_sqlite
-
-    if not is_sqlite(url):
-        return
-    path = make_url(url).database
-    if path and path != ":memory:" and not Path(path).exists():
-        fail(
-            f"the SQLite database {path} does not exist: run 'omni-secrets db upgrade' and "
-            "'omni-secrets db seed' first (or set OMNI_DATABASE_URL)",
-            code=EXIT_FAILED,
-        )
 
 
 async def _read_metadata(url: str) -> list[OmniSecretMetadata]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import typer
 
@@ -38,7 +39,15 @@ def token(
     if settings.environment is Environment.PRODUCTION:
         fail("refusing to mint an HS256 token when OMNI_ENVIRONMENT=production", code=EXIT_USAGE)
     if settings.auth_hs256_secret is None:
-        fail("OMNI_AUTH_HS256_SECRET is not set: nothing to sign the token with", code=EXIT_USAGE)
+        hint = (
+            ": run `source .omni-dev/env` (written by omni-secrets dev) first"
+            if Path(".omni-dev", "env").exists()
+            else ""
+        )
+        fail(
+            f"OMNI_AUTH_HS256_SECRET is not set: nothing to sign the token with{hint}",
+            code=EXIT_USAGE,
+        )
     known = {s.value for s in Scope}
     unknown = [s for s in scope if s not in known]
     if unknown:

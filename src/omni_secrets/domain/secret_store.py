@@ -84,6 +84,35 @@ class SecretStore(Protocol):
         ...
 
 
+class SecretVersionAdmin(Protocol):
+    """Write access to a secret's versions: what ``omni-secrets gsm versions`` needs.
+
+    The service itself never writes to GSM; only operator tooling does.
+    """
+
+    async def add_version(self, secret_id: str, value: SecretValue) -> VersionInfo:
+        """Add a new ENABLED version holding ``value``; returns its metadata (never the value).
+
+        Not retried (a retried add could create two versions).
+
+        Raises:
+            SecretStoreError: as :meth:`SecretStore.access`.
+        """
+        ...
+
+    async def set_version_state(
+        self, secret_id: str, version: str, state: VersionState
+    ) -> VersionInfo:
+        """Enable or disable one version (``state`` ENABLED or DISABLED); returns its metadata.
+
+        Raises:
+            SecretStoreError: as :meth:`SecretStore.access` (``FAILED_PRECONDITION`` for a
+                destroyed version, ``NOT_FOUND``).
+            ValueError: ``state`` is DESTROYED (destroying is irreversible: use gcloud).
+        """
+        ...
+
+
 def newest_enabled(versions: Sequence[VersionInfo]) -> VersionInfo | None:
     """The most recently created ENABLED version, or None when there is none."""
     enabled = [v for v in versions if v.state is VersionState.ENABLED]

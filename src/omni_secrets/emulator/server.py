@@ -249,6 +249,10 @@ class GsmEmulator:
         """Destroy a version (its payload is cleared). Raises RpcFault as :meth:`enable`."""
         self.state.set_state(_version_name(project_id, secret_id, version), State.DESTROYED, "")
 
+    def enabled_payloads(self, project_id: str, secret_id: str) -> list[bytes]:
+        """The payloads of every ENABLED version of a secret, newest first ([] when unknown)."""
+        return self.state.enabled_payloads(project_id, secret_id)
+
     def version_state(self, project_id: str, secret_id: str, version: int | str) -> str:
         """``ENABLED``, ``DISABLED`` or ``DESTROYED``. Raises RpcFault NOT_FOUND."""
         message = self.state.get_version(_version_name(project_id, secret_id, version))

@@ -187,6 +187,21 @@ class SecretManagerState:
                 payload=resources.SecretPayload(data=version.data, data_crc32c=version.crc32c),
             )
 
+    def enabled_payloads(self, project: str, secret_id: str) -> list[bytes]:
+        """The payloads of every ENABLED version of a secret, newest first ([] when unknown).
+
+        Not an RPC: the dev fake ApeX reads it to accept any credential set enabled here.
+        """
+        with self._lock:
+            secret = self._secrets.get((project, secret_id))
+            if secret is None:
+                return []
+            return [
+                v.data
+                for _, v in sorted(secret.versions.items(), reverse=True)
+                if v.state == State.ENABLED
+            ]
+
     def list_versions(self, parent: str, page_size: int, page_token: str, filter_: str) -> Any:
         """ListSecretVersions, newest first, paged with an opaque token.
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -97,6 +97,10 @@ class FakeApexServer:
         clock: the server's clock for ``/api/v3/time`` (default: the system clock).
         skew_ms: added to the clock's time, to simulate a server that is ahead (or behind).
         error_http_status: the HTTP status sent with ApeX ``code`` errors.
+        credential_source: asked, on each signed request whose key is not among the accepted
+            ones, for more credential sets to accept (for ``omni-secrets dev``: every set
+            ENABLED in its GSM emulator, so a rotation can be rehearsed). Each set found gets
+            a stable default account per API key.
     """
 
     def __init__(
@@ -106,13 +110,16 @@ class FakeApexServer:
         clock: Clock | None = None,
         skew_ms: int = 0,
         error_http_status: int = 200,
+        credential_source: Callable[[], Iterable[ApexCredentials]] | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._credential_source = credential_source
         self._server = LoopbackServer(self._handle)
         self._clock: Clock = clock or SystemClock()
         self._skew_ms = skew_ms
         self._error_http_status = error_http_status
         self._accepted: dict[str, tuple[ApexCredentials, dict[str, Any]]] = {}
+        self._source_accounts: dict[str, dict[str, Any]] = {}
         self._accounts_created = 0
         self._failures: list[_ScriptedFailure] = []
         self._latency_seconds = 0.0
@@ -295,23 +302,49 @@ class FakeApexServer:
         api_key = headers.get("apex-api-key")
         with self._lock:
             entry = self._accepted.get(api_key) if api_key is not None else None
-        if entry is None:
+        candidates = [entry] if entry is not None else self._from_source(api_key)
+        if not candidates:
             return 10002, None
-        credentials, account = entry
         timestamp = headers.get("apex-timestamp", "")
-        signature = headers.get("apex-signature", "")
         if not timestamp.isdigit():
             return 20006, None
-        # Only GET routes exist, so DATA is empty and the path carries any query string.
-        expected = _apex_signature(credentials.secret.reveal(), f"{timestamp}{method}{raw_path}")
-        passphrase = headers.get("apex-passphrase", "")
-        signature_ok = hmac.compare_digest(expected.encode(), signature.encode())
-        passphrase_ok = hmac.compare_digest(
-            credentials.passphrase.reveal().encode(), passphrase.encode()
-        )
-        if not (signature_ok and passphrase_ok):
-            return 20006, None
-        return None, dict(account)
+        for credentials, account in candidates:
+            if _signed_by(credentials, method, raw_path, timestamp, headers):
+                return None, dict(account)
+        return 20006, None
+
+    def _from_source(self, api_key: str | None) -> list[tuple[ApexCredentials, dict[str, Any]]]:
+        """Credential sets with this key offered by ``credential_source`` (see the class)."""
+        if api_key is None or self._credential_source is None:
+            return []
+        found = [c for c in self._credential_source() if c.key.reveal() == api_key]
+        if not found:
+            return []
+        with self._lock:
+            account = self._source_accounts.get(api_key)
+            if account is None:
+                self._accounts_created += 1
+                account = self._source_accounts[api_key] = _default_account(self._accounts_created)
+        return [(credentials, account) for credentials in found]
+
+
+def _signed_by(
+    credentials: ApexCredentials,
+    method: str,
+    raw_path: str,
+    timestamp: str,
+    headers: Mapping[str, str],
+) -> bool:
+    """Whether the request's signature and passphrase are those of ``credentials``."""
+    # Only GET routes exist, so DATA is empty and the path carries any query string.
+    expected = _apex_signature(credentials.secret.reveal(), f"{timestamp}{method}{raw_path}")
+    signature_ok = hmac.compare_digest(
+        expected.encode(), headers.get("apex-signature", "").encode()
+    )
+    passphrase_ok = hmac.compare_digest(
+        credentials.passphrase.reveal().encode(), headers.get("apex-passphrase", "").encode()
+    )
+    return signature_ok and passphrase_ok
 
 
 _MSG: Mapping[int | None, str] = {

@@ -95,28 +95,28 @@ class TestRotationCheck:
         assert narrow.code == 0
 
     def test_not_seeded(self, omni_cli: OmniCli, database_url: str) -> None:
-        """A migrated but unseeded database: exit 1 with the db seed hint."""
+        """A migrated but unseeded database: a setup error, exit 3 with the db seed hint."""
         result = omni_cli("rotation", "check", OMNI_DATABASE_URL=database_url)
-        assert result.code == 1
+        assert result.code == 3
         assert "omni-secrets db seed" in one_line(result.stderr)
 
     def test_not_migrated(self, omni_cli: OmniCli, empty_database_url: str) -> None:
-        """An empty database: exit 1 with the db upgrade hint."""
+        """An empty database: a setup error, exit 3 with the db upgrade hint."""
         if empty_database_url.startswith("sqlite"):
             # An existing but empty file, as after a failed setup.
             Path(empty_database_url.removeprefix("sqlite:///")).touch()
         result = omni_cli("rotation", "check", OMNI_DATABASE_URL=empty_database_url)
-        assert result.code == 1
+        assert result.code == 3
         assert "omni-secrets db upgrade" in one_line(result.stderr)
 
     @pytest.mark.parametrize("backend", ["sqlite"])
     def test_missing_sqlite_file_is_not_created(
         self, omni_cli: OmniCli, empty_database_url: str
     ) -> None:
-        """A SQLite path that does not exist: exit 1 with a hint, and no file is created."""
+        """A SQLite path that does not exist: exit 3 with a hint, and no file is created."""
         path = empty_database_url.removeprefix("sqlite:///")
         result = omni_cli("rotation", "check", OMNI_DATABASE_URL=empty_database_url)
-        assert result.code == 1
+        assert result.code == 3
         assert "does not exist" in one_line(result.stderr)
         assert not Path(path).exists()
 

@@ -1,0 +1,212 @@
+"""``omni-secrets gsm versions list|add|enable|disable``: a catalog secret's versions in GSM.
+
+Uses the official client against ``OMNI_GSM_ENDPOINT`` (the emulator of ``omni-secrets dev``) or,
+when unset, Google with Application Default Credentials, in the project ``GCP_PROJECT_ID``; the
+secret id comes from the catalog (``OMNI_GSM_SECRET_PREFIX`` + the type). With it a rotation can
+be rehearsed end to end on ``make run``: add a version to each member of a group, then
+``rotation preview`` and ``rotation commit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.cli._output import console, print_json
+from omni_secrets.cli._secret_input import read_value
+from omni_secrets.cli._target import JsonOption
+from omni_secrets.config import load_settings
+from omni_secrets.domain.catalog import SecretType, parse_secret_type
+from omni_secrets.domain.clock import to_rfc3339
+from omni_secrets.domain.errors import SecretStoreError
+from omni_secrets.domain.secret_store import VersionInfo, VersionState
+from omni_secrets.service.gsm_versions import GsmVersions
+
+T = TypeVar("T")
+
+SecretTypeOption = Annotated[
+    str,
+    typer.Option(
+        "--secret-type", metavar="T", help="The catalog type, e.g. api_key (not the GSM id)."
+    ),
+]
+VersionArgument = Annotated[
+    str, typer.Argument(metavar="VERSION", help="The version number, e.g. 4.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``gsm`` group (with its ``versions`` subgroup) to ``app``."""
+    versions = typer.Typer(
+        help="List, add, enable or disable versions of a catalog secret in GSM.",
+        no_args_is_help=True,
+    )
+    versions.command("list")(list_versions)
+    versions.command("add")(add_version)
+    versions.command("enable")(enable_version)
+    versions.command("disable")(disable_version)
+    group = typer.Typer(
+        help="Google Secret Manager (OMNI_GSM_ENDPOINT, else Google with ADC; GCP_PROJECT_ID).",
+        no_args_is_help=True,
+    )
+    group.add_typer(versions, name="versions")
+    app.add_typer(group, name="gsm")
+
+
+def list_versions(secret_type: SecretTypeOption, as_json: JsonOption = False) -> None:
+    """List every version of the type's secret with its state and create time, newest first.
+
+    Read-only; never reads or prints a value. Exit 0; 1 the secret does not exist or access is
+    denied; 2 bad input or GCP_PROJECT_ID unset; 3 GSM unreachable.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "versions": [{"version": "2", "state": "ENABLED", "createTime": "..."}]}.
+    """
+    checked = parse_secret_type(secret_type)
+    versions = _run(lambda tool: tool.list(checked))
+    secret_id = _secret_id(checked)
+    if as_json:
+        print_json(
+            {
+                "secretType": checked.value,
+                "gsmSecretId": secret_id,
+                "versions": [_version_json(v) for v in versions],
+            }
+        )
+        return
+    table = Table(title=f"{secret_id} ({checked.value})", box=None, pad_edge=False)
+    for column in ("version", "state", "created"):
+        table.add_column(column, no_wrap=True)
+    style = {"ENABLED": "green", "DISABLED": "yellow", "DESTROYED": "red"}
+    for v in versions:
+        state = v.state.value
+        table.add_row(v.version, f"[{style[state]}]{state}[/]", to_rfc3339(v.create_time))
+    console().print(table)
+
+
+def add_version(
+    secret_type: SecretTypeOption,
+    value_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--value-file",
+            metavar="F",
+            dir_okay=False,
+            help="Read the value from F (one trailing newline is dropped).",
+        ),
+    ] = None,
+    value_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--value-stdin", help="Read the value from stdin (one trailing newline dropped)."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a new ENABLED version to the type's secret (a rotation candidate).
+
+    Nothing served changes: the service keeps its pinned version until `omni-secrets rotation
+    preview` then `rotation commit` pin the new one. Add a version to every member of the
+    rotation group (api_key, api_secret, api_passphrase together) before the preview.
+
+    Safety: the value is never echoed or logged; prefer --value-stdin or a file with mode 0600
+    over anything that lands in shell history. Exit 0 added; 1 the secret does not exist or
+    access is denied; 2 bad input; 3 GSM unreachable.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "version": "2", "state": "ENABLED", "createTime": "..."}.
+    """
+    checked = parse_secret_type(secret_type)
+    if (value_file is None) == (not value_stdin):
+        fail("give exactly one of --value-file F or --value-stdin", code=EXIT_USAGE)
+    value = read_value(value_file)
+    added = _run(lambda tool: tool.add(checked, value))
+    _print_version(checked, added, "added", as_json=as_json)
+
+
+def enable_version(
+    secret_type: SecretTypeOption, version: VersionArgument, as_json: JsonOption = False
+) -> None:
+    """Enable one version of the type's secret (it can be served or previewed again).
+
+    Exit 0; 1 unknown version, destroyed version or access denied; 2 bad input; 3 GSM
+    unreachable.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "version": "1", "state": "ENABLED", "createTime": "..."}.
+    """
+    checked = parse_secret_type(secret_type)
+    changed = _run(lambda tool: tool.set_state(checked, version, VersionState.ENABLED))
+    _print_version(checked, changed, "enabled", as_json=as_json)
+
+
+def disable_version(
+    secret_type: SecretTypeOption, version: VersionArgument, as_json: JsonOption = False
+) -> None:
+    """Disable one version of the type's secret (reversible with `enable`).
+
+    Safety: disabling the version the service serves makes that type fail closed at its next
+    read from GSM. Disable an old version only after a rotation commit moved the pin away
+    from it (`omni-secrets status` shows the served version). Exit codes as `enable`.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "version": "1", "state": "DISABLED", "createTime": "..."}.
+    """
+    checked = parse_secret_type(secret_type)
+    changed = _run(lambda tool: tool.set_state(checked, version, VersionState.DISABLED))
+    _print_version(checked, changed, "disabled", as_json=as_json)
+
+
+def _print_version(secret_type: SecretType, info: VersionInfo, verb: str, *, as_json: bool) -> None:
+    secret_id = _secret_id(secret_type)
+    if as_json:
+        print_json(
+            {"secretType": secret_type.value, "gsmSecretId": secret_id, **_version_json(info)}
+        )
+        return
+    print(f"{verb} {secret_id} version {info.version} ({info.state.value})")
+
+
+def _version_json(info: VersionInfo) -> dict[str, Any]:
+    return {
+        "version": info.version,
+        "state": info.state.value,
+        "createTime": to_rfc3339(info.create_time),
+    }
+
+
+def _secret_id(secret_type: SecretType) -> str:
+    from omni_secrets.domain.catalog import Catalog
+
+    return Catalog(load_settings().gsm_secret_prefix).entry(secret_type).gsm_secret_id
+
+
+def _run(action: Callable[[GsmVersions], Awaitable[T]]) -> T:
+    """Build the GSM tool from the environment, run ``action`` once, close the channel."""
+    from omni_secrets.bootstrap import build_gsm_versions
+
+    settings = load_settings()
+    if settings.gcp_project_id is None:
+        fail("GCP_PROJECT_ID is not set: it names the project holding the secrets", code=EXIT_USAGE)
+
+    async def run() -> T:
+        tool, close = build_gsm_versions(settings)
+        try:
+            return await action(tool)
+        finally:
+            await close()
+
+    try:
+        return asyncio.run(run())
+    except SecretStoreError as exc:
+        where = settings.gsm_endpoint or "Google Secret Manager"
+        fail(
+            f"GSM ({where}, project {settings.gcp_project_id}): {exc.message} [{exc.reason}]",
+            code=EXIT_UNAVAILABLE if exc.transient else EXIT_FAILED,
+        )
