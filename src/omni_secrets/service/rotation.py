@@ -149,7 +149,7 @@ class RotationService:
         observer: ServiceObserver,
         clock: Clock,
         period_days: int,
-        on_commit: Callable[[RotationGroup], None] = lambda group: None,
+        on_commit: Callable[[RotationGroup], None] = lambda _group: None,
         on_change: Publish = publish_nothing,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
