@@ -15,6 +15,7 @@ from kubernetes_validate import validate as kv_validate
 from typer.testing import CliRunner
 
 from omni_secrets.adapters.retry import DEFAULT_DEADLINE_SECONDS
+from omni_secrets.api.auth_policy import load_policy_file
 from omni_secrets.cli import app as cli_app
 from omni_secrets.config import Settings, check_environment
 from tests.deploy_files import load_rules
@@ -57,9 +58,48 @@ def containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return [*pod.get("initContainers", []), *pod["containers"]]
 
 
+def config_map(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The ConfigMap generated as ``name`` (kustomize may append a content hash)."""
+    found = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap"
+        and re.fullmatch(rf"{name}(-[a-z0-9]{{10}})?", o["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"expected one ConfigMap {name}, found {len(found)}"
+    return found[0]
+
+
 def config_data(objects: list[dict[str, Any]]) -> dict[str, str]:
-    config: dict[str, str] = one(objects, "ConfigMap")["data"]
+    config: dict[str, str] = config_map(objects, "omni-secrets-config")["data"]
     return config
+
+
+#: Kubernetes' $(NAME) expansion in a container's args.
+ARG_VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand_args(container: dict[str, Any], objects: list[dict[str, Any]]) -> list[str]:
+    """The container's args as the kubelet runs them: each $(NAME) replaced by the value of
+    that env entry (a literal or a ConfigMap key); an unresolvable name fails the test."""
+    values: dict[str, str] = {}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            values[entry["name"]] = entry["value"]
+        elif "configMapKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["configMapKeyRef"]
+            (source,) = [
+                o
+                for o in objects
+                if o["kind"] == "ConfigMap" and o["metadata"]["name"] == ref["name"]
+            ]
+            values[entry["name"]] = source["data"][ref["key"]]
+
+    def value(match: re.Match[str]) -> str:
+        assert match.group(1) in values, f"{container['name']}: $({match.group(1)}) is unset"
+        return values[match.group(1)]
+
+    return [ARG_VARIABLE.sub(value, arg) for arg in container["args"]]
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -247,11 +287,15 @@ class TestConfiguration:
         config = config_data(objects)
         for kind, pod in pod_specs(objects).items():
             for container in containers(pod):
-                found = {e["name"] for e in container.get("env", [])}
+                # Variables only expanded into args ($(NAME)) are not settings; they must not
+                # look like one either.
+                expanded = {n for a in container.get("args", []) for n in ARG_VARIABLE.findall(a)}
+                assert not {n for n in expanded if n.startswith("OMNI_")}, container["name"]
+                found = {e["name"] for e in container.get("env", [])} - expanded
                 for source in container.get("envFrom", []):
                     assert (
                         source["configMapRef"]["name"]
-                        == one(objects, "ConfigMap")["metadata"]["name"]
+                        == config_map(objects, "omni-secrets-config")["metadata"]["name"]
                     )
                     found |= config.keys()
                 names[f"{kind}/{container['name']}"] = found
@@ -287,29 +331,40 @@ class TestConfiguration:
         writes a file of that name."""
         pod = pod_specs(objects)["Deployment"]
         (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "keys"]
-        files = {k: v for k, v in config_data(objects).items() if k.endswith("_FILE")}
+        files = {k: v for k, v in config_data(objects).items() if k.endswith("_KEY_FILE")}
         assert files, "no key file setting"
         for setting, path in files.items():
             assert str(PurePosixPath(path).parent) == mount["mountPath"], setting
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "keys"]
         providers = [o for o in objects if o["kind"] == "SecretProviderClass"]
+        assert ("csi" in volume) == bool(providers)
         for provider in providers:
             entries = yaml.safe_load(provider["spec"]["parameters"]["secrets"])
-            written = {e["path"] for e in entries}
-            assert {PurePosixPath(p).name for p in files.values()} <= written
             project = config_data(objects)["GCP_PROJECT_ID"]
             for entry in entries:
                 assert entry["resourceName"].startswith(f"projects/{project}/secrets/")
-            (volume,) = [v for v in pod["volumes"] if v["name"] == "keys"]
-            assert (
-                volume["csi"]["volumeAttributes"]["secretProviderClass"]
-                == (provider["metadata"]["name"])
-            )
+        if "csi" in volume:
+            (provider,) = [
+                p
+                for p in providers
+                if p["metadata"]["name"] == volume["csi"]["volumeAttributes"]["secretProviderClass"]
+            ]
+            entries = yaml.safe_load(provider["spec"]["parameters"]["secrets"])
+            written = {e["path"] for e in entries}
+            assert {PurePosixPath(p).name for p in files.values()} <= written
 
     def test_job_runs_real_commands_in_order(self, objects: list[dict[str, Any]]) -> None:
         """Each migration step is a command the CLI has (its --help answers), upgrade first."""
         pod = pod_specs(objects)["Job"]
-        steps = [c["args"] for c in containers(pod)]
-        assert steps[:2] == [["db", "upgrade"], ["db", "seed"]]
+        steps = [expand_args(c, objects) for c in containers(pod)]
+        runtime_role = config_map(objects, "omni-secrets-migrate-config")["data"]["runtime-role"]
+        assert steps == [
+            ["db", "upgrade"],
+            ["db", "seed"],
+            ["db", "grants", "--role", runtime_role, "--apply"],
+        ]
+        # The last step is the only regular container: the Job completes when it does.
+        assert [c["name"] for c in pod["containers"]] == ["db-grants"]
         runner = CliRunner()
         for args in steps:
             result = runner.invoke(cli_app, [*args, "--help"])
@@ -317,6 +372,66 @@ class TestConfiguration:
         deployment_args = pod_specs(objects)["Deployment"]["containers"][0]["args"]
         assert runner.invoke(cli_app, [*deployment_args, "--help"]).exit_code == 0
         assert deployment_args[0] == "serve"
+
+    def test_job_mounts_only_the_integrity_key_where_the_setting_points(
+        self, objects: list[dict[str, Any]]
+    ) -> None:
+        """Production `db seed` signs pins: every Job step sees OMNI_INTEGRITY_KEY_FILE's
+        directory, read-only, holding the integrity key and not the break-glass private key."""
+        key_file = PurePosixPath(config_data(objects)["OMNI_INTEGRITY_KEY_FILE"])
+        pod = pod_specs(objects)["Job"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for container in containers(pod):
+            mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+            mount = mounts[str(key_file.parent)]
+            assert mount["readOnly"] is True, container["name"]
+            assert "subPath" not in mount, container["name"]
+            volume = volumes[mount["name"]]
+            if "secret" in volume:
+                items = volume["secret"]["items"]
+                assert [(i["key"], i["path"]) for i in items] == [("integrity-key", key_file.name)]
+            else:
+                (provider,) = [
+                    o
+                    for o in objects
+                    if o["kind"] == "SecretProviderClass"
+                    and o["metadata"]["name"]
+                    == volume["csi"]["volumeAttributes"]["secretProviderClass"]
+                ]
+                entries = yaml.safe_load(provider["spec"]["parameters"]["secrets"])
+                assert [e["path"] for e in entries] == [key_file.name]
+                project = config_data(objects)["GCP_PROJECT_ID"]
+                assert entries[0]["resourceName"] == (
+                    f"projects/{project}/secrets/omni-secrets-integrity-key/versions/latest"
+                )
+
+    def test_auth_policy_is_a_directory_mount_the_service_accepts(
+        self, objects: list[dict[str, Any]], tmp_path: Path
+    ) -> None:
+        """OMNI_AUTH_POLICY_FILE names a file of a ConfigMap mounted as a whole directory (a
+        subPath mount never sees updates, so SIGHUP would reload the old file), the ConfigMap
+        keeps its name across edits (updated in place), and its policy passes the service's own
+        validation, granting a workload and an operator group."""
+        policy_path = PurePosixPath(config_data(objects)["OMNI_AUTH_POLICY_FILE"])
+        pod = pod_specs(objects)["Deployment"]
+        (container,) = pod["containers"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        mount = mounts[str(policy_path.parent)]
+        assert "subPath" not in mount
+        assert mount["readOnly"] is True
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert "items" not in volume["configMap"]
+        policy_map = one(objects, "ConfigMap", volume["configMap"]["name"])
+        assert policy_map["metadata"]["name"] == "omni-secrets-auth-policy"  # no hash suffix
+        assert set(policy_map["data"]) == {policy_path.name}
+        local = tmp_path / policy_path.name
+        local.write_text(policy_map["data"][policy_path.name])
+        policy = load_policy_file(str(local))
+        project = config_data(objects)["GCP_PROJECT_ID"]
+        granted = {g.principal: set(g.scopes) for g in policy.grants}
+        workload = f"email:trading-engine@{project}.iam.gserviceaccount.com"
+        assert granted[workload] == {"apex-omni:read"}
+        assert "omni-secrets:rotate" in granted["group:omni-operators"]
 
 
 class TestManagedPrometheus:

@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Protocol
 
 import jwt
 
+from omni_secrets.api.scopes import Scope as Scope  # re-exported: callers import it from here
 from omni_secrets.api.subject import SubjectRefused, checked_subject
 
 LEEWAY_SECONDS = 30
@@ -35,14 +35,6 @@ JWKS_REFETCH_COOLDOWN_SECONDS = 30.0
 JWKS_CACHE_SECONDS = 300
 # An email is at most 254 characters (RFC 5321).
 MAX_EMAIL_LENGTH = 254
-
-
-class Scope(StrEnum):
-    READ = "omni-secrets:read"
-    ROTATE = "omni-secrets:rotate"
-    BREAK_GLASS = "omni-secrets:break-glass"
-    REFRESH = "omni-secrets:refresh"
-    APEX_READ = "apex-omni:read"
 
 
 class AuthError(Exception):

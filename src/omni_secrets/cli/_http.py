@@ -7,12 +7,13 @@ same as the error category behind it raised locally); 3 when the API is unreacha
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.error_mapping import exit_code_for_http_status
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 
@@ -23,6 +24,8 @@ class ApiClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS):
         if not base_url.startswith(("http://", "https://")):
             fail(f"--url must start with http:// or https://, got {base_url!r}", code=EXIT_USAGE)
+        import httpx  # imported here so that `--help` and local commands never load it
+
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -36,6 +39,8 @@ class ApiClient:
         self._http.close()
 
     def request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+        import httpx
+
         try:
             response = self._http.request(method, path, json=json)
         except httpx.HTTPError as exc:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from omni_secrets.api.auth import Scope
+from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._bearer import ID_TOKEN_AUDIENCE_VARIABLE, fetch_google_id_token
 from omni_secrets.cli._common import EXIT_USAGE, fail
 

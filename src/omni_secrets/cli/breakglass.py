@@ -19,9 +19,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.markup import escape
 
-from omni_secrets.api.auth import Scope
+from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
@@ -327,6 +326,8 @@ def list_overrides(
     if not overrides:
         print("no active break-glass override")
         return
+    from rich.markup import escape
+
     out = console()
     for item in overrides:
         out.print(

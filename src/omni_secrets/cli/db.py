@@ -8,16 +8,19 @@ the service's environment guard, so they work before the rest of the configurati
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 
-from omni_secrets.catalog_seed import GsmLookup, SeedOutcome, SeedReport, seed_catalog
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.config import Settings, load_settings
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import SystemClock, to_rfc3339
 from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.secret_store import SecretStore
+
+if TYPE_CHECKING:
+    from omni_secrets.catalog_seed import SeedOutcome, SeedReport
 
 db_app = typer.Typer(
     name="db",
@@ -192,6 +195,7 @@ async def _seed(
     settings: Settings, url: str, project_id: str, *, store: SecretStore | None
 ) -> SeedReport:
     from omni_secrets.bootstrap import open_database
+    from omni_secrets.catalog_seed import seed_catalog
 
     keyring = load_keyring_or_exit(settings)
     clock = SystemClock()
@@ -206,12 +210,14 @@ async def _seed(
         )
 
 
+# Keyed by ``catalog_seed.GsmLookup`` values, so that the module (and the pydantic models it
+# pulls in) loads only when a command seeds.
 _LOOKUP_TEXT = {
-    GsmLookup.PINNED: "pinned newest ENABLED GSM version",
-    GsmLookup.NO_ENABLED_VERSION: "no ENABLED GSM version: unpinned, rotated now",
-    GsmLookup.UNREACHABLE: "GSM unreachable: unpinned, rotated now",
-    GsmLookup.NOT_CONSULTED: "GSM not consulted: unpinned, rotated now",
-    GsmLookup.EXISTING: "kept as it is",
+    "pinned": "pinned newest ENABLED GSM version",
+    "no_enabled_version": "no ENABLED GSM version: unpinned, rotated now",
+    "unreachable": "GSM unreachable: unpinned, rotated now",
+    "not_consulted": "GSM not consulted: unpinned, rotated now",
+    "existing": "kept as it is",
 }
 
 
@@ -228,7 +234,7 @@ def _print_report(report: SeedReport, *, gsm_consulted: bool) -> None:
 
 def _outcome_line(outcome: SeedOutcome) -> str:
     action = "inserted" if outcome.inserted else "existing"
-    how = _LOOKUP_TEXT[outcome.gsm]
+    how = _LOOKUP_TEXT[outcome.gsm.value]
     if outcome.detail:
         how = f"{how} ({outcome.detail})"
     return (

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from omni_secrets.api.auth import Scope, mint_hs256_token
+from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._common import EXIT_USAGE, fail
 from omni_secrets.cli._target import token_env_var
 from omni_secrets.config import Settings, load_checked_settings
@@ -230,6 +230,8 @@ def enabled_credential_sets(
 
 
 def _dev_tokens(settings: Settings) -> dict[Scope, str]:
+    from omni_secrets.api.auth import mint_hs256_token  # PyJWT: only when minting
+
     hs256_secret = (
         settings.auth_hs256_secret.get_secret_value() if settings.auth_hs256_secret else ""
     )

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.cli._output import console, print_json
@@ -80,6 +79,8 @@ def list_versions(secret_type: SecretTypeOption, as_json: JsonOption = False) ->
             }
         )
         return
+    from rich.table import Table
+
     table = Table(title=f"{secret_id} ({checked.value})", box=None, pad_edge=False)
     for column in ("version", "state", "created"):
         table.add_column(column, no_wrap=True)

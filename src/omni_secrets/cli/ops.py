@@ -14,12 +14,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from omni_secrets.api.auth import Scope
+from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
 from omni_secrets.cli._http import ApiClient
@@ -217,6 +213,9 @@ def _finish(result: dict[str, Any], *, as_json: bool) -> None:
 
 
 def _wait_for(api: ApiClient, request_id: str, timeout: float, *, show_progress: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     deadline = time.monotonic() + timeout
     path = f"{REFRESH_PATH}/{quote(request_id, safe='')}"
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
@@ -238,6 +237,9 @@ def _wait_for(api: ApiClient, request_id: str, timeout: float, *, show_progress:
 
 
 def _render_refresh(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     out = console()
     done = f", completed {relative(result.get('completedAt'))}" if result.get("completedAt") else ""
     out.print(f"refresh {result['requestId']}: [bold]{result['status']}[/]{done}")
@@ -280,6 +282,9 @@ def _rotation_text(rotation: dict[str, Any]) -> str:
 
 def render_status(body: dict[str, Any]) -> None:
     """Print the status body for a person, within 80 columns (see the module docstring)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     out = console()
     now = datetime.now(UTC)
     cache = body["cache"]

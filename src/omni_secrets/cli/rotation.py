@@ -10,11 +10,9 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from omni_secrets.cli._common import EXIT_OK, EXIT_UNAVAILABLE, fail
 from omni_secrets.cli._database import existing_database_url
@@ -26,6 +24,9 @@ from omni_secrets.domain.errors import CatalogNotSeeded
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.rotation import RotationStatus
 from omni_secrets.service.rotation_report import RotationReport, build_report
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _STATUS_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
 # The check's exit code for the most urgent status found (contract: 0 fine, 1 due soon, 2 overdue).
@@ -82,6 +83,8 @@ def check(
         print(json.dumps(_as_json(report, settings.rotation_warning_days), indent=2))
     else:
         # Cron mails are not terminals: give the table room instead of Rich's 80 columns.
+        from rich.console import Console
+
         _render(report, Console() if sys.stdout.isatty() else Console(width=_PLAIN_WIDTH))
     raise typer.Exit(ROTATION_CHECK_EXIT_CODES[report.worst])
 
@@ -123,6 +126,8 @@ def _as_json(report: RotationReport, warning_days: int) -> dict[str, Any]:
 
 
 def _render(report: RotationReport, console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"Rotation status at {_minutes(report.checked_at)}")
     for column in ("type", "group", "last rotated", "due", "status"):
         table.add_column(column)

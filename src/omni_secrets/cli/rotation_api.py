@@ -13,10 +13,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from omni_secrets.api.auth import Scope
+from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
@@ -273,6 +271,9 @@ def _rotation_path(preview_id: str) -> str:
 
 
 def _render_preview(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     out = console()
     verdict = "[green]ready[/]" if result.get("ready") else "[red]NOT ready[/]"
     out.print(

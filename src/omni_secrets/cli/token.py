@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from omni_secrets.api.auth import Scope, mint_hs256_token
+from omni_secrets.api.scopes import Scope
 from omni_secrets.api.subject import SubjectRefused, checked_subject
 from omni_secrets.cli._common import EXIT_USAGE, fail
 from omni_secrets.config import MIN_HS256_SECRET_BYTES, Environment, load_settings
@@ -65,6 +65,8 @@ def token(
         checked_subject(subject)
     except SubjectRefused as exc:
         fail(f"--subject: {exc} (the service would refuse the token)", code=EXIT_USAGE)
+    from omni_secrets.api.auth import mint_hs256_token  # PyJWT: only when minting
+
     print(
         mint_hs256_token(
             secret=secret,
