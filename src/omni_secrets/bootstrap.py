@@ -518,7 +518,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         observer=observer,
         clock=clock,
         period_days=settings.rotation_period_days,
-        on_commit=lambda group: rotation_monitor.wake(),
+        on_commit=lambda _group: rotation_monitor.wake(),
         on_change=notifier.publish,
     )
     return Services(

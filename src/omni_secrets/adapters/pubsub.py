@@ -71,7 +71,7 @@ class PubSubEventSubscriber:
         *,
         subscription: str,
         handler: Handler,
-        on_connected: Callable[[bool], None] = lambda connected: None,
+        on_connected: Callable[[bool], None] = lambda _connected: None,
         max_messages: int = DEFAULT_MAX_MESSAGES,
         max_bytes: int = DEFAULT_MAX_BYTES,
         handle_timeout_seconds: float = DEFAULT_HANDLE_TIMEOUT_SECONDS,

@@ -41,7 +41,7 @@ class LastError(Schema):
     at: Timestamp
 
 
-class RotationView(Schema):
+class RotationJson(Schema):
     group: str
     last_rotated_at: Timestamp | None
     due_at: Timestamp | None
@@ -51,7 +51,7 @@ class RotationView(Schema):
     candidate_version: str | None = None
 
 
-class BreakGlassView(Schema):
+class BreakGlassJson(Schema):
     """``{"active": false}`` when inactive; the override's fields only while one is active."""
 
     active: bool
@@ -78,11 +78,11 @@ class SecretStatus(Schema):
     expires_at: Timestamp | None
     stale: bool
     last_error: LastError | None
-    rotation: RotationView
-    break_glass: BreakGlassView
+    rotation: RotationJson
+    break_glass: BreakGlassJson
 
 
-class CacheView(Schema):
+class CacheJson(Schema):
     state: Literal["ready", "degraded", "empty"]
     ttl_seconds: int
     hydrated_at: Timestamp | None
@@ -103,7 +103,7 @@ class EventsView(Schema):
 class StatusResponse(Schema):
     environment: str
     gcp_project_id: str
-    cache: CacheView
+    cache: CacheJson
     secrets: list[SecretStatus]
     replica: ReplicaView | None = None
     events: EventsView | None = None
@@ -155,14 +155,14 @@ class RotationPreviewRequest(Schema):
     ) = None
 
 
-class PreviewMember(Schema):
+class PreviewMemberJson(Schema):
     secret_type: str
     current_version: str | None
     candidate_version: str | None
     candidate_state: str | None
 
 
-class PreviewCheck(Schema):
+class PreviewCheckJson(Schema):
     name: str
     ok: bool
     detail: str
@@ -173,10 +173,10 @@ class RotationPreviewResponse(Schema):
     group: str
     expires_at: Timestamp
     ready: bool
-    members: list[PreviewMember]
+    members: list[PreviewMemberJson]
     current_due_at: Timestamp | None
     next_due_at_if_committed: Timestamp
-    checks: list[PreviewCheck]
+    checks: list[PreviewCheckJson]
 
 
 class CommittedMember(Schema):

@@ -39,7 +39,8 @@ def _tidy_param(param: click_core.Parameter) -> None:
             param.metavar = (param.name or "value").upper()
         label = param.metavar
 
-    def display(ctx: Any) -> str | None:
+    # Typer calls display_type_rich(ctx=...) by keyword, so the name stays though it is unused.
+    def display(ctx: Any) -> str | None:  # noqa: ARG001
         return label
 
     # Typer asks the parameter instance for its type label; answer with the metavar instead.

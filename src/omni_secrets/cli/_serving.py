@@ -31,5 +31,5 @@ def serve_app(settings: Settings, *, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)

@@ -81,7 +81,7 @@ def emulator(
         server.apply_seed(seed)
     stop = threading.Event()
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

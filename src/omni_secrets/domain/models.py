@@ -200,7 +200,7 @@ class BreakGlassOverrideRecord(_Record):
         return self.ended_at is None and now < self.expires_at
 
 
-class PreviewMember(_Record):
+class PreviewMemberRecord(_Record):
     """One type of a rotation preview: what is served now and what the commit would pin."""
 
     secret_type: SecretType
@@ -209,7 +209,7 @@ class PreviewMember(_Record):
     candidate_state: VersionState
 
 
-class PreviewCheck(_Record):
+class PreviewCheckRecord(_Record):
     """One named check of a rotation preview (``candidates_enabled``, ``apex_self_test``, …)."""
 
     name: str = Field(min_length=1, max_length=64)
@@ -238,6 +238,6 @@ class RotationPreviewRecord(_Record):
     created_at: UtcDatetime
     expires_at: UtcDatetime
     ready: bool
-    members: tuple[PreviewMember, ...]
-    checks: tuple[PreviewCheck, ...]
+    members: tuple[PreviewMemberRecord, ...]
+    checks: tuple[PreviewCheckRecord, ...]
     status: PreviewStatus = "open"

@@ -149,7 +149,7 @@ class ControlServer:
             emulator.omit_checksum_next(_field(body, "count", int, 1))
             return {"ok": True}
 
-        def reset(body: dict[str, Any]) -> dict[str, Any]:
+        def reset(_body: dict[str, Any]) -> dict[str, Any]:
             emulator.clear_faults()
             emulator.reset_calls()
             return {"ok": True}
@@ -181,7 +181,7 @@ class ControlServer:
             def do_POST(self) -> None:
                 self._dispatch("POST")
 
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002
                 # Keep the emulator's stdout to the addresses it prints; requests are not news.
                 return
 

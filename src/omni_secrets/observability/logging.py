@@ -24,7 +24,7 @@ __all__ = ["SENSITIVE_KEYS", "Redactor", "configure_logging"]
 def _final_scrub(redactor: Redactor) -> structlog.types.Processor:
     """Scrub the rendered line too: catches values inside reprs made by the renderer."""
 
-    def scrub_rendered(logger: Any, method_name: str, rendered: Any) -> Any:
+    def scrub_rendered(_logger: Any, _method_name: str, rendered: Any) -> Any:
         if isinstance(rendered, str):
             return redactor.scrub_text(rendered)
         return rendered

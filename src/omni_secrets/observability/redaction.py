@@ -151,7 +151,7 @@ class Redactor:
     # -- the processor -------------------------------------------------------------------------
 
     def __call__(
-        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+        self, _logger: Any, _method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         patterns = self._patterns
         for key, item in list(event_dict.items()):

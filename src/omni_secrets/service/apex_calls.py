@@ -53,7 +53,7 @@ class ApexCalls:
             raise SecretsUnavailable([t.value for t in missing])
         return ApexCredentials(key=key.value, secret=secret.value, passphrase=passphrase.value)
 
-    async def get_account(self, *, actor: str, correlation_id: str | None) -> ApexAccount:
+    async def get_account(self) -> ApexAccount:
         """ApeX's account ``data`` via a signed call with the served credentials.
 
         Raises:

@@ -129,7 +129,7 @@ class Auditor:
         uow_factory: UnitOfWorkFactory,
         on_write_failure: Callable[[], object] = lambda: None,
         on_write_success: Callable[[], object] = lambda: None,
-        on_batch: Callable[[int], object] = lambda size: None,
+        on_batch: Callable[[int], object] = lambda _size: None,
         max_pending: int = MAX_PENDING,
         max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,

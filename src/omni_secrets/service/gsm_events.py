@@ -98,7 +98,7 @@ class GsmEventService:
         alerts: AlertDispatcher,
         auditor: Auditor,
         clock: Clock,
-        on_event: Callable[[str | None, str], None] = lambda t, r: None,
+        on_event: Callable[[str | None, str], None] = lambda _t, _r: None,
         environment: str = "",
     ) -> None:
         self.subscription = subscription

@@ -47,7 +47,9 @@ class IntegrityViolations:
         on_violation: counts and pages (bootstrap wires metrics and alerts); must not raise.
     """
 
-    def __init__(self, on_violation: Callable[[IntegrityViolation], None] = lambda v: None) -> None:
+    def __init__(
+        self, on_violation: Callable[[IntegrityViolation], None] = lambda _violation: None
+    ) -> None:
         self._on_violation = on_violation
         self._seen: set[IntegrityViolation] = set()
 

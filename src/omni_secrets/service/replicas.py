@@ -45,7 +45,7 @@ class ReplicaService:
         clock: Clock,
         replica_id: str,
         host: str,
-        on_peers: Callable[[int], None] = lambda n: None,
+        on_peers: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self._registry = registry
         self._clock = clock

@@ -62,8 +62,8 @@ from omni_secrets.domain.models import (
     AuditAction,
     AuditResult,
     OmniSecretMetadata,
-    PreviewCheck,
-    PreviewMember,
+    PreviewCheckRecord,
+    PreviewMemberRecord,
     RotationPreviewRecord,
 )
 from omni_secrets.domain.repositories import UnitOfWorkFactory
@@ -149,7 +149,7 @@ class RotationService:
         observer: ServiceObserver,
         clock: Clock,
         period_days: int,
-        on_commit: Callable[[RotationGroup], None] = lambda group: None,
+        on_commit: Callable[[RotationGroup], None] = lambda _group: None,
         on_change: Publish = publish_nothing,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -333,7 +333,7 @@ class RotationService:
             expires_at=expires_at,
             ready=assessment.ready,
             members=tuple(
-                PreviewMember(
+                PreviewMemberRecord(
                     secret_type=m.secret_type,
                     current_version=m.current_version,
                     candidate_version=candidates[m.secret_type].version,
@@ -342,7 +342,8 @@ class RotationService:
                 for m in member_candidates
             ),
             checks=tuple(
-                PreviewCheck(name=c.name.value, ok=c.ok, detail=c.detail) for c in assessment.checks
+                PreviewCheckRecord(name=c.name.value, ok=c.ok, detail=c.detail)
+                for c in assessment.checks
             ),
         )
         event = access_event(

@@ -169,14 +169,14 @@ class OmniSecretService:
         """
         return self._apex_calls.required_credentials()
 
-    async def get_account(self, *, actor: str, correlation_id: str | None) -> ApexAccount:
+    async def get_account(self) -> ApexAccount:
         """ApeX's account ``data`` via a signed call with the served credentials.
 
         Raises:
             SecretsUnavailable: required credentials are not served (503, no GSM call).
             ApexUpstreamError: ApeX failed or refused (502).
         """
-        return await self._apex_calls.get_account(actor=actor, correlation_id=correlation_id)
+        return await self._apex_calls.get_account()
 
     async def self_test(self, *, actor: str, correlation_id: str | None) -> SelfTestResult:
         """Sign ``GET /api/v3/account`` with the served credentials; audited as ``self_test``.

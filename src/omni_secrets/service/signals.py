@@ -63,8 +63,8 @@ class SecretSignals:
         signal_store: SignalStore,
         active_version: Callable[[SecretType], str | None],
         publish: Publish = publish_nothing,
-        on_cleared: Callable[[SecretType], None] = lambda t: None,
-        on_candidate: Callable[[str, bool], None] = lambda t, available: None,
+        on_cleared: Callable[[SecretType], None] = lambda _t: None,
+        on_candidate: Callable[[str, bool], None] = lambda _t, _available: None,
     ) -> None:
         self._catalog = catalog
         self._store = store

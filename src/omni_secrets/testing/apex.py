@@ -234,7 +234,7 @@ class FakeApexServer:
     # -- request handling (server threads) ------------------------------------------------------
 
     def _handle(
-        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+        self, method: str, raw_path: str, headers: Mapping[str, str], _body: bytes
     ) -> HttpReply:
         with self._lock:
             latency = self._latency_seconds
@@ -250,7 +250,7 @@ class FakeApexServer:
         elif method == "GET" and path_only == "/api/v3/time":
             reply = json_reply(200, {"data": {"time": self.server_time_ms()}})
         elif path_only == "/api/v3/account" and method == "GET":
-            code, account = self._authenticate(method, raw_path, headers, body)
+            code, account = self._authenticate(method, raw_path, headers)
             authenticated = code is None
             if account is not None:
                 reply = json_reply(200, {"data": account})
@@ -296,7 +296,7 @@ class FakeApexServer:
         return HttpReply(0, disconnect=True), None
 
     def _authenticate(
-        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+        self, method: str, raw_path: str, headers: Mapping[str, str]
     ) -> tuple[int | None, dict[str, Any] | None]:
         """(None, account) when the request is signed by accepted credentials, else (code, None)."""
         api_key = headers.get("apex-api-key")

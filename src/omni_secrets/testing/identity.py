@@ -204,7 +204,9 @@ class FakeIdentityProvider:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpReply:
+    def _handle(
+        self, method: str, path: str, _headers: Mapping[str, str], body: bytes
+    ) -> HttpReply:
         if method == "GET" and path == "/certs":
             with self._lock:
                 self.jwks_fetches += 1

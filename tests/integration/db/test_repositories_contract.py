@@ -19,8 +19,8 @@ from omni_secrets.domain.models import (
     BreakGlassOverrideRecord,
     NewAccessEvent,
     OmniSecretMetadata,
-    PreviewCheck,
-    PreviewMember,
+    PreviewCheckRecord,
+    PreviewMemberRecord,
     RotationPreviewRecord,
 )
 from omni_secrets.domain.repositories import UnitOfWorkFactory
@@ -95,13 +95,13 @@ def preview(preview_id: str = "prv-1") -> RotationPreviewRecord:
         expires_at=T0 + timedelta(minutes=15),
         ready=False,
         members=(
-            PreviewMember(
+            PreviewMemberRecord(
                 secret_type=SecretType.API_KEY,
                 current_version="3",
                 candidate_version="4",
                 candidate_state=VersionState.ENABLED,
             ),
-            PreviewMember(
+            PreviewMemberRecord(
                 secret_type=SecretType.API_SECRET,
                 current_version=None,
                 candidate_version="2",
@@ -109,8 +109,10 @@ def preview(preview_id: str = "prv-1") -> RotationPreviewRecord:
             ),
         ),
         checks=(
-            PreviewCheck(name="candidates_enabled", ok=False, detail="api_secret v2 is DISABLED"),
-            PreviewCheck(name="candidates_differ", ok=True, detail="all differ"),
+            PreviewCheckRecord(
+                name="candidates_enabled", ok=False, detail="api_secret v2 is DISABLED"
+            ),
+            PreviewCheckRecord(name="candidates_differ", ok=True, detail="all differ"),
         ),
     )
 

@@ -59,7 +59,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         # comparisons in SQL (lock expiry, active overrides) order like the instants.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    # SQLAlchemy's TypeDecorator signature: reading back is the same on every dialect.
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
         if value is None:
             return None
         if value.tzinfo is None:

@@ -98,7 +98,7 @@ class MemberCandidate:
 
 
 @dataclass(frozen=True, slots=True)
-class PreviewCheck:
+class CheckVerdict:
     """One entry of the preview's ``checks`` (``{name, ok, detail}``)."""
 
     name: CheckName
@@ -110,7 +110,7 @@ class PreviewCheck:
 class PreviewAssessment:
     """The preview's checks in contract order; ``ready`` only when all pass."""
 
-    checks: tuple[PreviewCheck, ...]
+    checks: tuple[CheckVerdict, ...]
 
     @property
     def ready(self) -> bool:
@@ -164,13 +164,13 @@ def _no_candidate(member: MemberCandidate) -> str:
     return f"could not run for {member.secret_type.value}: no candidate version was resolved"
 
 
-def _verdict(name: CheckName, problems: list[str], fine: list[str]) -> PreviewCheck:
+def _verdict(name: CheckName, problems: list[str], fine: list[str]) -> CheckVerdict:
     if problems:
-        return PreviewCheck(name, False, "; ".join(problems))
-    return PreviewCheck(name, True, "; ".join(fine))
+        return CheckVerdict(name, False, "; ".join(problems))
+    return CheckVerdict(name, True, "; ".join(fine))
 
 
-def _check_enabled(members: Sequence[MemberCandidate]) -> PreviewCheck:
+def _check_enabled(members: Sequence[MemberCandidate]) -> CheckVerdict:
     problems: list[str] = []
     fine: list[str] = []
     for member in members:
@@ -190,7 +190,7 @@ def _version_number(version: str) -> int | None:
     return int(version) if version.isdigit() else None
 
 
-def _check_newer(members: Sequence[MemberCandidate]) -> PreviewCheck:
+def _check_newer(members: Sequence[MemberCandidate]) -> CheckVerdict:
     """A rotation only moves forward: a rollback to an older version would reset the clock."""
     problems: list[str] = []
     fine: list[str] = []
@@ -216,7 +216,7 @@ def _check_newer(members: Sequence[MemberCandidate]) -> PreviewCheck:
     return _verdict(CheckName.CANDIDATES_NEWER, problems, fine)
 
 
-def _check_differ(members: Sequence[MemberCandidate]) -> PreviewCheck:
+def _check_differ(members: Sequence[MemberCandidate]) -> CheckVerdict:
     """The candidate's payload digest must differ from the active one's (not just its number)."""
     problems: list[str] = []
     fine: list[str] = []
@@ -251,7 +251,7 @@ def _check_differ(members: Sequence[MemberCandidate]) -> PreviewCheck:
     return _verdict(CheckName.CANDIDATES_DIFFER, problems, fine)
 
 
-def _check_checksums(members: Sequence[MemberCandidate]) -> PreviewCheck:
+def _check_checksums(members: Sequence[MemberCandidate]) -> CheckVerdict:
     problems: list[str] = []
     fine: list[str] = []
     for member in members:
@@ -271,24 +271,24 @@ def _check_checksums(members: Sequence[MemberCandidate]) -> PreviewCheck:
     return _verdict(CheckName.CHECKSUMS_VALID, problems, fine)
 
 
-def _check_self_test(group: RotationGroup, outcome: SelfTestOutcome | None) -> PreviewCheck:
+def _check_self_test(group: RotationGroup, outcome: SelfTestOutcome | None) -> CheckVerdict:
     name = CheckName.APEX_SELF_TEST
     if not self_test_applies(group):
-        return PreviewCheck(
+        return CheckVerdict(
             name,
             True,
             f"does not apply to {group.value}: the ApeX self-test signs with the API "
             "credentials only",
         )
     if outcome is None:
-        return PreviewCheck(name, False, "could not run: the self-test was not attempted")
+        return CheckVerdict(name, False, "could not run: the self-test was not attempted")
     suffix = f": {outcome.detail}" if outcome.detail else ""
     if outcome.result is SelfTestVerdict.PASSED:
-        return PreviewCheck(name, True, f"ApeX accepted the candidate credentials{suffix}")
+        return CheckVerdict(name, True, f"ApeX accepted the candidate credentials{suffix}")
     if outcome.result is SelfTestVerdict.FAILED:
-        return PreviewCheck(name, False, f"ApeX refused the candidate credentials{suffix}")
+        return CheckVerdict(name, False, f"ApeX refused the candidate credentials{suffix}")
     if outcome.result is SelfTestVerdict.NOT_RUN:
-        return PreviewCheck(name, False, f"could not run{suffix}")
-    return PreviewCheck(
+        return CheckVerdict(name, False, f"could not run{suffix}")
+    return CheckVerdict(
         name, False, f"reported as not applicable, but {group.value} requires it{suffix}"
     )
