@@ -9,6 +9,7 @@ arbitrary input through the real app.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime
@@ -162,13 +163,24 @@ class TestTokenSubject:
         self, stack: OmniStack, subject: str
     ) -> None:
         """A token cannot act as ``system``: its rows would look like the service's own."""
+        # The batching audit writer may still be committing start-up rows: count after it has.
+        await _audit_settled(stack)
         before = await query(stack, "SELECT count(*) FROM omni_secret_access_events")
         headers = stack.auth(*harness.ALL_SCOPES, subject=subject)
         response = await stack.client.post(REFRESH, headers=headers, json={})
         assert response.status_code == 401
         assert "reserved" in response.json()["error"]["message"]
+        await _audit_settled(stack)
         after = await query(stack, "SELECT count(*) FROM omni_secret_access_events")
         assert after == before
+
+
+async def _audit_settled(stack: OmniStack, timeout_seconds: float = 10.0) -> None:
+    """Wait until every accepted audit event is committed (``Auditor.pending`` is 0)."""
+    deadline = asyncio.get_running_loop().time() + timeout_seconds
+    while stack.services.auditor.pending:
+        assert asyncio.get_running_loop().time() < deadline, "audit writer did not settle"
+        await asyncio.sleep(0.01)
 
 
 class TestNonAsciiFromGsm:
