@@ -89,12 +89,12 @@ class CacheJson(Schema):
     last_refresh_at: Timestamp | None
 
 
-class ReplicaView(Schema):
+class ReplicaJson(Schema):
     id: str
     peers: int
 
 
-class EventsView(Schema):
+class EventsJson(Schema):
     subscription: str
     connected: bool
     last_event_at: Timestamp | None
@@ -105,8 +105,8 @@ class StatusResponse(Schema):
     gcp_project_id: str
     cache: CacheJson
     secrets: list[SecretStatus]
-    replica: ReplicaView | None = None
-    events: EventsView | None = None
+    replica: ReplicaJson | None = None
+    events: EventsJson | None = None
 
 
 # --- cache refresh ---------------------------------------------------------------------------
