@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from omni_secrets.cli._common import EXIT_UNAVAILABLE, fail
 from omni_secrets.cli.db import database_url
-from omni_secrets.config import Settings
+
+if TYPE_CHECKING:
+    # Annotations only: config (pydantic-settings) loads when a command runs, not for --help.
+    from omni_secrets.config import Settings
 
 DEV_DATABASE = Path(".omni-dev") / "omni-secrets.db"
 DEV_INTEGRITY_KEY = Path(".omni-dev") / "integrity.key"

@@ -7,16 +7,19 @@ plain SHA-256 and counted as unkeyed.
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 
-from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail, load_settings
 from omni_secrets.cli._database import existing_database_url, with_dev_integrity_key
 from omni_secrets.cli.db import load_keyring_or_exit, require_schema_at_head
-from omni_secrets.config import load_settings
-from omni_secrets.domain.audit_chain import ChainVerdict, ChainVerifier
-from omni_secrets.domain.integrity import IntegrityKeyring
+
+if TYPE_CHECKING:
+    # Annotations only: audit_chain loads the pydantic domain models; it is imported when
+    # `audit verify` runs, so `--help` does not pay for it.
+    from omni_secrets.domain.audit_chain import ChainVerdict
+    from omni_secrets.domain.integrity import IntegrityKeyring
 
 PAGE_SIZE = 2000
 
@@ -51,6 +54,8 @@ def verify(
     `omni-secrets dev`'s .omni-dev/omni-secrets.db); pages through the table in short
     transactions, so it can run beside the service. Rows appended while it runs are verified too.
     """
+    import asyncio
+
     settings = load_settings()
     url = existing_database_url(settings)
     keyring = load_keyring_or_exit(with_dev_integrity_key(settings, url))
@@ -73,6 +78,7 @@ async def _verify(
     url: str, keyring: IntegrityKeyring | None, max_unkeyed_id: int | None
 ) -> ChainVerdict:
     from omni_secrets.bootstrap import open_database
+    from omni_secrets.domain.audit_chain import ChainVerifier
 
     async with open_database(url, keyring=keyring) as uow_factory:
         verifier = ChainVerifier(keyring, max_unkeyed_id=max_unkeyed_id)

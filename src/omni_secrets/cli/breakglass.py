@@ -34,7 +34,6 @@ from omni_secrets.cli._target import (
     UrlOption,
     resolve_target,
 )
-from omni_secrets.domain import breakglass
 from omni_secrets.domain.catalog import parse_secret_type
 
 BREAK_GLASS_PATH = "/ops/apex-omni/secrets/break-glass"
@@ -81,6 +80,8 @@ def keygen(
     Safety: refuses (exit 2) when FILE already exists, so an existing key is never overwritten;
     the private key is never printed.
     """
+    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+
     private_b64, public_b64, key_id = breakglass.generate_private_key()
     _write_new_private_file(private_key_out, private_b64 + "\n")
     typer.echo(f"OMNI_BREAKGLASS_PUBLIC_KEY={public_b64}")
@@ -191,6 +192,8 @@ def push(
     --json prints {"keyId": "...", "overrideId": "...", "secretType": "api_secret",
     "cacheSource": "break_glass", "activatedAt": "...", "expiresAt": "..."}.
     """
+    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+
     ttl_seconds = breakglass.validate_ttl(breakglass.parse_duration(ttl))
     checked_type = parse_secret_type(secret_type)
     if not reason.strip():
@@ -340,6 +343,8 @@ def list_overrides(
 
 def _given_public_key(text: str) -> tuple[str, str]:
     """``(base64, key id)`` of a public key given on the command line, or exit 2."""
+    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -351,6 +356,8 @@ def _given_public_key(text: str) -> tuple[str, str]:
 
 def _fetch_public_key(api: ApiClient) -> tuple[str, str]:
     """``(base64, key id)`` served by the API, checked against each other."""
+    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+
     served = api.get_json(PUBLIC_KEY_PATH)
     try:
         key_b64, served_id = str(served["publicKey"]), str(served["keyId"])

@@ -7,20 +7,20 @@ the service's environment guard, so they work before the rest of the configurati
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import typer
 
-from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
-from omni_secrets.config import Settings, load_settings
-from omni_secrets.domain.catalog import Catalog
-from omni_secrets.domain.clock import SystemClock, to_rfc3339
-from omni_secrets.domain.integrity import IntegrityKeyring
-from omni_secrets.domain.secret_store import SecretStore
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+from omni_secrets.domain.clock import to_rfc3339
 
 if TYPE_CHECKING:
+    # Annotations only: the modules load when a command runs (`--help` stays cheap, see
+    # tests/unit/test_cli_lazy_imports.py); config pulls in pydantic-settings.
     from omni_secrets.catalog_seed import SeedOutcome, SeedReport
+    from omni_secrets.config import Settings
+    from omni_secrets.domain.integrity import IntegrityKeyring
+    from omni_secrets.domain.secret_store import SecretStore
 
 db_app = typer.Typer(
     name="db",
@@ -167,6 +167,8 @@ def seed() -> None:
     service pins the newest ENABLED version on its first successful fetch), and the command says
     so. Each new row's rotation is due OMNI_ROTATION_PERIOD_DAYS (default 365) later.
     """
+    import asyncio
+
     settings = load_settings()
     url = database_url(settings)
     if settings.gcp_project_id is None:
@@ -196,6 +198,8 @@ async def _seed(
 ) -> SeedReport:
     from omni_secrets.bootstrap import open_database
     from omni_secrets.catalog_seed import seed_catalog
+    from omni_secrets.domain.catalog import Catalog
+    from omni_secrets.domain.clock import SystemClock
 
     keyring = load_keyring_or_exit(settings)
     clock = SystemClock()
@@ -259,6 +263,8 @@ def sign_pins(
     values — compare them with GSM and the last rotation_commit audit rows first; a forged pin
     signed here would be served.
     """
+    import asyncio
+
     settings = load_settings()
     url = database_url(settings)
     keyring = load_keyring_or_exit(settings)
@@ -271,6 +277,7 @@ def sign_pins(
 async def _sign_pins(url: str, keyring: IntegrityKeyring, *, apply: bool) -> None:
     from omni_secrets.adapters.db.engine import create_engine
     from omni_secrets.adapters.db.unit_of_work import SqlUnitOfWork
+    from omni_secrets.domain.clock import SystemClock
 
     engine = create_engine(url)
     try:

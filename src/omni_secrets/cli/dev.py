@@ -13,7 +13,6 @@ rehearsed with ``omni-secrets gsm versions add`` and ``rotation preview``/``comm
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import os
@@ -31,13 +30,13 @@ import typer
 from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._common import EXIT_USAGE, fail
 from omni_secrets.cli._target import token_env_var
-from omni_secrets.config import Settings, load_checked_settings
-from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
 from omni_secrets.domain.catalog import DEFAULT_GSM_SECRET_PREFIX
 from omni_secrets.domain.clock import SystemClock
 from omni_secrets.domain.exchange import ApexCredentials
 
 if TYPE_CHECKING:
+    # Annotations only (config pulls in pydantic-settings; `--help` must not pay for it).
+    from omni_secrets.config import Settings
     from omni_secrets.emulator import GsmEmulator
     from omni_secrets.testing import FakeApexServer
 
@@ -92,6 +91,9 @@ def dev(
     Other OMNI_* variables from the environment still apply (e.g. OMNI_CACHE_TTL_SECONDS).
     Refuses to run with OMNI_ENVIRONMENT=production.
     """
+    # Here, not at the top: pydantic-settings and PyNaCl load only when `dev` runs.
+    from omni_secrets.config import load_checked_settings
+    from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
     from omni_secrets.emulator import GsmEmulator
 
     if os.environ.get("OMNI_ENVIRONMENT", "development") == "production":
@@ -171,6 +173,8 @@ def dev(
 
 
 def _migrate_and_seed(settings: Settings) -> None:
+    import asyncio
+
     from omni_secrets.adapters.db import migrate
     from omni_secrets.cli.db import _seed_with_gsm
 

@@ -9,18 +9,16 @@ be rehearsed end to end on ``make run``: add a version to each member of a group
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail, load_settings
 from omni_secrets.cli._output import console, print_json
 from omni_secrets.cli._secret_input import read_value
 from omni_secrets.cli._target import JsonOption
-from omni_secrets.config import load_settings
 from omni_secrets.domain.catalog import SecretType, parse_secret_type
 from omni_secrets.domain.clock import to_rfc3339
 from omni_secrets.domain.errors import SecretStoreError
@@ -190,6 +188,8 @@ def _secret_id(secret_type: SecretType) -> str:
 
 def _run(action: Callable[[GsmVersions], Awaitable[T]]) -> T:
     """Build the GSM tool from the environment, run ``action`` once, close the channel."""
+    import asyncio
+
     from omni_secrets.bootstrap import build_gsm_versions
 
     settings = load_settings()

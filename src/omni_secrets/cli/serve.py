@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from omni_secrets.cli._common import EXIT_USAGE, fail
-from omni_secrets.config import Environment, Settings, load_checked_settings
+
+if TYPE_CHECKING:
+    # Annotations only: config (pydantic-settings) loads when `serve` runs, not for `--help`.
+    from omni_secrets.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +38,7 @@ def serve(
     from omni_secrets.api.auth_policy import AuthPolicySource
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.cli._serving import serve_app
+    from omni_secrets.config import load_checked_settings
 
     settings = load_checked_settings()
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
@@ -74,6 +80,7 @@ def _refuse_table_owner(settings: Settings) -> None:
 
     from omni_secrets.adapters.db import roles
     from omni_secrets.adapters.db.engine import is_sqlite
+    from omni_secrets.config import Environment
     from omni_secrets.domain.errors import DatabaseUnavailable
 
     if settings.environment is not Environment.PRODUCTION or settings.allow_table_owner:

@@ -8,9 +8,7 @@ from pathlib import Path
 import typer
 
 from omni_secrets.api.scopes import Scope
-from omni_secrets.api.subject import SubjectRefused, checked_subject
 from omni_secrets.cli._common import EXIT_USAGE, fail
-from omni_secrets.config import MIN_HS256_SECRET_BYTES, Environment, load_settings
 from omni_secrets.domain.clock import SystemClock
 
 _SCOPES = ", ".join(s.value for s in Scope)
@@ -35,6 +33,11 @@ def token(
     exit code 2, when OMNI_ENVIRONMENT=production (production verifies JWKS tokens only) or when
     no OMNI_AUTH_HS256_SECRET is set. The token is a credential: don't paste it into tickets.
     """
+    # Here, not at the top: config pulls in pydantic-settings and api.subject the pydantic
+    # domain models, which `--help` must not pay for.
+    from omni_secrets.api.subject import SubjectRefused, checked_subject
+    from omni_secrets.config import MIN_HS256_SECRET_BYTES, Environment, load_settings
+
     settings = load_settings()
     if settings.environment is Environment.PRODUCTION:
         fail("refusing to mint an HS256 token when OMNI_ENVIRONMENT=production", code=EXIT_USAGE)
