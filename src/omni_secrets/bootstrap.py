@@ -25,7 +25,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import structlog
@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from omni_secrets.adapters import apex as apex_adapter
 from omni_secrets.adapters import gsm as gsm_adapter
 from omni_secrets.adapters import integrity_keys, notify, pagerduty
-from omni_secrets.adapters import pubsub as pubsub_adapter
 from omni_secrets.adapters.db import cluster as db_cluster
 from omni_secrets.adapters.db import engine as db_engine
 from omni_secrets.adapters.db import leader as db_leader
@@ -83,6 +82,11 @@ from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
 from omni_secrets.service.signals import SecretSignals
 from omni_secrets.service.views import ReplicaView
+
+if TYPE_CHECKING:
+    # Annotations only: google-cloud-pubsub (with its OpenTelemetry and IAM types, about 40 ms
+    # and 5 MB) loads in _gsm_subscriber, i.e. only when OMNI_PUBSUB_SUBSCRIPTION is set.
+    from omni_secrets.adapters import pubsub as pubsub_adapter
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 
@@ -573,7 +577,11 @@ def _gsm_subscriber(
     async def handle(message: RawGsmMessage) -> bool:
         return (await events.handle(message)).ack
 
-    factory = over.pubsub_subscriber_factory or pubsub_adapter.PubSubEventSubscriber
+    factory = over.pubsub_subscriber_factory
+    if factory is None:
+        from omni_secrets.adapters.pubsub import PubSubEventSubscriber
+
+        factory = PubSubEventSubscriber
     return factory(subscription=events.subscription, handler=handle, on_connected=on_connected)
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
 
 from omni_secrets.api.auth import Principal, Scope, TokenVerifier
 from omni_secrets.domain.errors import AuthPolicyInvalid
@@ -182,6 +181,9 @@ def _decode(text: str, path: str) -> Any:
             raise AuthPolicyInvalid(
                 path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+    # PyYAML loads only when a YAML policy file is read (most deployments have none).
+    import yaml
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

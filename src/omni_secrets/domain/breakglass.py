@@ -31,10 +31,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
-
-from nacl.exceptions import CryptoError
-from nacl.public import PrivateKey, PublicKey, SealedBox
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from omni_secrets.domain.catalog import SecretType, parse_secret_type
 from omni_secrets.domain.clock import to_rfc3339
@@ -49,6 +46,11 @@ from omni_secrets.domain.errors import (
 )
 from omni_secrets.domain.header_safety import check_header_safe
 from omni_secrets.domain.values import SecretValue
+
+if TYPE_CHECKING:
+    # PyNaCl (libsodium through cffi) is imported where a key is used: a service without
+    # break-glass configured, and the CLI's --help, never load it.
+    from nacl.public import PrivateKey
 
 ALGORITHM = "x25519-sealed-box"
 """The ``algorithm`` the public-key route reports."""
@@ -104,6 +106,8 @@ class BreakGlassKeyPair:
     __slots__ = ("_box", "key_id", "public_key_b64", "public_key_raw")
 
     def __init__(self, private_key: PrivateKey) -> None:
+        from nacl.public import SealedBox
+
         self._box = SealedBox(private_key)
         self.public_key_raw = bytes(private_key.public_key)
         self.public_key_b64 = base64.b64encode(self.public_key_raw).decode("ascii")
@@ -117,6 +121,8 @@ class BreakGlassKeyPair:
 
     def _unseal(self, ciphertext: bytes) -> bytes | None:
         """The plaintext, or None when the box was sealed to another key or was tampered with."""
+        from nacl.exceptions import CryptoError
+
         try:
             return self._box.decrypt(ciphertext)
         except CryptoError:
@@ -161,6 +167,8 @@ def load_key_pair(public_b64: str, private_b64: str) -> BreakGlassKeyPair:
             "the file named by OMNI_BREAKGLASS_PRIVATE_KEY_FILE does not hold a base64-encoded "
             "32-byte X25519 private key"
         )
+    from nacl.public import PrivateKey
+
     pair = BreakGlassKeyPair(PrivateKey(private_raw))
     if not hmac.compare_digest(pair.public_key_raw, public_raw):
         raise BreakGlassKeyInvalid(
@@ -177,6 +185,8 @@ def generate_private_key() -> tuple[str, str, str]:
         ``(private_b64, public_b64, key_id)``: the private key (for the private key file), the
         public key (``OMNI_BREAKGLASS_PUBLIC_KEY``) and its key id.
     """
+    from nacl.public import PrivateKey
+
     private = PrivateKey.generate()
     public_raw = bytes(private.public_key)
     return (
@@ -233,6 +243,8 @@ def seal_payload(
         "nonce": base64.b64encode(nonce).decode("ascii"),
     }
     message = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    from nacl.public import PublicKey, SealedBox
+
     sealed = SealedBox(PublicKey(public_raw)).encrypt(message)
     return base64.b64encode(sealed).decode("ascii")
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, pool
+from sqlalchemy import create_engine, inspect, pool, text
 
 from omni_secrets.adapters.db import migrate
 from omni_secrets.adapters.db.engine import sync_url
 from omni_secrets.adapters.db.tables import metadata
+from omni_secrets.domain.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[3]
 ALEMBIC = shutil.which("alembic", path=str(Path(sys.executable).parent)) or "alembic"
@@ -71,6 +72,43 @@ class TestMigrations:
             migrate.downgrade(url, previous or "base")
             assert migrate.current(url) == previous
             assert tables(url) == (TABLES_AT[previous] if previous else set())
+
+    def test_current_reads_what_alembic_reads(self, empty_database_url: str) -> None:
+        """current() reads the version table without Alembic (serve does not import it): at
+        base, at each revision and back at base it says what Alembic's own reader says."""
+        url = empty_database_url
+
+        def alembic_says() -> str | None:
+            engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+            try:
+                with engine.connect() as connection:
+                    context = MigrationContext.configure(
+                        connection, opts={"version_table": migrate.VERSION_TABLE}
+                    )
+                    return context.get_current_revision()
+            finally:
+                engine.dispose()
+
+        assert migrate.current(url) is None
+        assert alembic_says() is None
+        for revision in REVISIONS:
+            migrate.upgrade(url, revision)
+            assert migrate.current(url) == alembic_says() == revision
+        migrate.downgrade(url, "base")
+        assert migrate.current(url) is None
+        assert alembic_says() is None
+
+    def test_current_refuses_a_version_table_with_two_heads(self, empty_database_url: str) -> None:
+        url = empty_database_url
+        migrate.upgrade(url)
+        engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO omni_alembic_version VALUES ('0001')"))
+        finally:
+            engine.dispose()
+        with pytest.raises(InvalidInput, match="more than one head"):
+            migrate.current(url)
 
     def test_round_trip_head_base_head(self, empty_database_url: str) -> None:
         """upgrade head, downgrade base, upgrade head again leaves the full schema."""
