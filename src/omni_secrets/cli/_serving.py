@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 from types import FrameType
 
@@ -28,7 +29,22 @@ def serve_app(settings: Settings, *, host: str, port: int) -> None:
     # default handler that kills the process (exit -15 after a clean shutdown); this one makes
     # a completed graceful shutdown exit 0, as orchestrators expect.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    _freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built out of every later collection, then re-enable the collector.
+
+    What is alive now (modules, settings, the app and its services) lives until the process
+    exits: :func:`gc.freeze` moves it to the permanent generation, so no collection while
+    serving rescans it (a full pass over it costs about 0.1 s). There is no ``gc.collect()``
+    first: it would cost that 0.1 s for the few hundred cyclic objects start-up leaves (measured:
+    663 of ~160,000, well under 1 MB), which stay frozen with the rest. Re-enables the collector
+    that ``serve`` paused for its start-up (a no-op for ``dev``).
+    """
+    gc.freeze()
+    gc.enable()
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
