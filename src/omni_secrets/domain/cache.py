@@ -547,7 +547,6 @@ class OmniSecretCache:
         slot = self._slot(secret_type)
         served = self.get(slot.secret_type)
         now = self._monotonic()
-        override = slot.override
         return CacheEntryInfo(
             secret_type=slot.secret_type,
             required=slot.required,
@@ -561,13 +560,7 @@ class OmniSecretCache:
             and now >= served.fresh_until,
             last_error=slot.failure,
             consecutive_failures=slot.consecutive_failures,
-            override=OverrideInfo(
-                override_id=override.override_id,
-                activated_at=override.fetched_at,
-                expires_at=override.expires_at,
-            )
-            if override is not None and override.override_id is not None
-            else None,
+            override=_override_info(slot),
             gsm_version=slot.gsm.version if slot.gsm else None,
             last_fetched_at=slot.last_fetched_at,
             seconds_since_fetch=(
@@ -580,6 +573,19 @@ class OmniSecretCache:
             if slot.inflight is not None
             else slot.next_refresh_at - now,
         )
+
+    def override_info(self, secret_type: SecretType) -> OverrideInfo | None:
+        """The break-glass override served for ``secret_type`` now, if any (no value).
+
+        The same as ``describe(secret_type).override``, for status's break-glass column, which
+        needs nothing else.
+
+        Raises:
+            UnknownSecretType: the type is not in the catalog.
+        """
+        slot = self._slot(secret_type)
+        self.get(slot.secret_type)  # drops an override that has just run out, as describe does
+        return _override_info(slot)
 
     def entries(self) -> tuple[CacheEntryInfo, ...]:
         """:meth:`describe` for every catalog type, in catalog order."""
@@ -930,3 +936,14 @@ class OmniSecretCache:
         except Exception:
             # Observability must never break serving; the event carries no value to leak.
             logger.exception("cache.listener_failed event=%s", type(event).__name__)
+
+
+def _override_info(slot: _Slot) -> OverrideInfo | None:
+    override = slot.override
+    if override is None or override.override_id is None:
+        return None
+    return OverrideInfo(
+        override_id=override.override_id,
+        activated_at=override.fetched_at,
+        expires_at=override.expires_at,
+    )

@@ -596,7 +596,7 @@ class BreakGlassService:
 
     def view(self, secret_type: SecretType) -> BreakGlassView:
         """The override served for ``secret_type`` now, for status (never the value)."""
-        info = self._cache.describe(secret_type).override
+        info = self._cache.override_info(secret_type)
         if info is None:
             return BreakGlassView(active=False)
         known = self._served.get(info.override_id)
