@@ -17,6 +17,7 @@ import orjson
 
 from omni_secrets.domain.clock import to_rfc3339
 from omni_secrets.service.views import (
+    NO_BREAK_GLASS,
     BreakGlassView,
     CacheView,
     LastErrorView,
@@ -56,6 +57,8 @@ def _rotation(rotation: RotationView) -> dict[str, Any]:
 
 def _break_glass(view: BreakGlassView) -> dict[str, Any]:
     # Only the fields that are set: {"active": false} when no override is active.
+    if view is NO_BREAK_GLASS:  # every type but one under an override, on every call
+        return {"active": False}
     document: dict[str, Any] = {
         "active": view.active,
         "overrideId": view.override_id,

@@ -554,10 +554,8 @@ class OmniSecretCache:
             version=served.version if served else None,
             fetched_at=served.fetched_at if served else None,
             expires_at=served.expires_at if served else None,
-            age_seconds=max(0.0, now - served.fetched_monotonic) if served else None,
-            stale=served is not None
-            and served.source is CacheSource.GSM
-            and now >= served.fresh_until,
+            age_seconds=served.age_seconds(now) if served else None,
+            stale=served is not None and served.stale(now),
             last_error=slot.failure,
             consecutive_failures=slot.consecutive_failures,
             override=_override_info(slot),
@@ -573,6 +571,21 @@ class OmniSecretCache:
             if slot.inflight is not None
             else slot.next_refresh_at - now,
         )
+
+    def status_of(self, secret_type: SecretType) -> tuple[CachedSecret | None, FetchFailure | None]:
+        """What ``get`` serves for ``secret_type`` and the last failed fetch (None after a
+        success): the two immutable snapshots status is drawn from, without building the rest
+        of :meth:`describe` (status asks for every type on every call).
+
+        Raises:
+            UnknownSecretType: the type is not in the catalog.
+        """
+        slot = self._slot(secret_type)
+        return self.get(slot.secret_type), slot.failure
+
+    def monotonic(self) -> float:
+        """The monotonic clock that ages and deadlines are measured on."""
+        return self._monotonic()
 
     def override_info(self, secret_type: SecretType) -> OverrideInfo | None:
         """The break-glass override served for ``secret_type`` now, if any (no value).
