@@ -55,6 +55,16 @@ class _CatalogRow:
     group: str
 
 
+@dataclass(frozen=True, slots=True)
+class _ShownRotation:
+    """The rotation view last shown for a type, and what it was computed from."""
+
+    meta: OmniSecretMetadata
+    candidate: str | None
+    valid_until: datetime
+    view: RotationView
+
+
 class StatusReporter:
     """Builds the status view (see the module docstring)."""
 
@@ -92,9 +102,7 @@ class StatusReporter:
             )
             for entry in catalog
         )
-        self._last_rotation: dict[
-            SecretType, tuple[OmniSecretMetadata, tuple[str, int, bool, str | None], RotationView]
-        ] = {}
+        self._last_rotation: dict[SecretType, _ShownRotation] = {}
 
     async def status(self, *, actor: str, correlation_id: str | None) -> StatusView:
         """The status view (contract section 5); audited as ``status_view`` by the batching writer
@@ -185,28 +193,34 @@ class StatusReporter:
     ) -> RotationView:
         if meta is None:  # the catalog was never seeded: nothing is known about rotation
             return RotationView(row.group, None, None, "ok", None, False, candidate)
+        # The same view while the pins (replaced, never mutated, when re-read) and the candidate
+        # are the same and no computed field has reached its next change.
+        last = self._last_rotation.get(row.secret_type)
+        if (
+            last is not None
+            and last.meta is meta
+            and last.candidate == candidate
+            and now < last.valid_until
+        ):
+            return last.view
         due = meta.rotation_due_at
-        status = rotation.rotation_status(due, now, self.identity.rotation_warning_days).value
-        days = rotation.days_until_due(due, now)
+        warning_days = self.identity.rotation_warning_days
+        valid_until = rotation.status_unchanged_until(due, now, warning_days)
         preview_open = bool(
             meta.preview_id and meta.preview_expires_at and meta.preview_expires_at > now
         )
-        # The same view until the pins, the candidate or a computed field changes (pins are
-        # replaced, never mutated, when the metadata is re-read).
-        key = (status, days, preview_open, candidate)
-        last = self._last_rotation.get(row.secret_type)
-        if last is not None and last[0] is meta and last[1] == key:
-            return last[2]
+        if preview_open and meta.preview_expires_at is not None:
+            valid_until = min(valid_until, meta.preview_expires_at)
         view = RotationView(
             group=row.group,
             last_rotated_at=meta.last_rotated_at,
             due_at=due,
-            status=status,
-            days_until_due=days,
+            status=rotation.rotation_status(due, now, warning_days).value,
+            days_until_due=rotation.days_until_due(due, now),
             preview_open=preview_open,
             candidate_version=candidate,
         )
-        self._last_rotation[row.secret_type] = (meta, key, view)
+        self._last_rotation[row.secret_type] = _ShownRotation(meta, candidate, valid_until, view)
         return view
 
     def cache_age_seconds(self, secret_type: str) -> float:
