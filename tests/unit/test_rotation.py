@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from omni_secrets.domain.catalog import RotationGroup, SecretType
 from omni_secrets.domain.errors import CandidateVersionInvalid, InvalidInput
@@ -28,6 +30,7 @@ from omni_secrets.domain.rotation import (
     resolve_candidate,
     rotation_status,
     self_test_applies,
+    status_unchanged_until,
     worst_status,
 )
 from omni_secrets.domain.secret_store import VersionInfo, VersionState
@@ -528,3 +531,28 @@ class TestMonitorDecision:
         """Asking for a subject that was not assessed raises KeyError."""
         with pytest.raises(KeyError):
             monitor_decision([], now=NOW, warning_days=30).status_of("a")
+
+
+@given(
+    due=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC)
+    ),
+    offset=st.timedeltas(min_value=timedelta(days=-800), max_value=timedelta(days=800)),
+    warning_days=st.integers(min_value=0, max_value=60),
+    fraction=st.floats(min_value=0, max_value=1),
+)
+def test_status_and_days_hold_until_the_instant_given_and_change_there(
+    due: datetime, offset: timedelta, warning_days: int, fraction: float
+) -> None:
+    now = due - offset
+
+    def shown(at: datetime) -> tuple[RotationStatus, int]:
+        return rotation_status(due, at, warning_days), days_until_due(due, at)
+
+    until = status_unchanged_until(due, now, warning_days)
+    assert until > now
+    assert shown(until) != shown(now)
+    last_same = until - timedelta(microseconds=1)
+    assert shown(last_same) == shown(now)
+    between = now + (last_same - now) * fraction
+    assert shown(between) == shown(now)

@@ -442,3 +442,37 @@ def _resolved(sink: RecordingAlertSink, name: str) -> bool:
 async def _until(predicate: Callable[[], bool]) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+class TestStatusRotationColumn:
+    """Status reuses a type's rotation view between calls: it must still change exactly when the
+    clock crosses a boundary, a preview opens or ends, or the pins are re-read."""
+
+    @staticmethod
+    def column(rig: Rig) -> tuple[str, int | None, bool]:
+        rotation = next(
+            s.rotation for s in rig.secrets.status_view().secrets if s.secret_type == "api_key"
+        )
+        return rotation.status, rotation.days_until_due, rotation.preview_open
+
+    async def test_the_column_follows_the_clock_across_each_boundary(self, rig: Rig) -> None:
+        assert self.column(rig) == ("ok", 365, False)
+        assert self.column(rig) == ("ok", 365, False)  # the reused view
+        rig.clock.advance(1e-6)
+        assert self.column(rig) == ("ok", 364, False)
+        rig.clock.advance(timedelta(days=335).total_seconds() - 2e-6)
+        assert self.column(rig) == ("ok", 30, False)
+        rig.clock.advance(1e-6)  # the warning window opens: 30 days before the due date
+        assert self.column(rig) == ("due_soon", 30, False)
+        rig.clock.advance(timedelta(days=30).total_seconds())
+        assert self.column(rig) == ("overdue", 0, False)
+        rig.clock.advance(1e-6)
+        assert self.column(rig) == ("overdue", -1, False)
+
+    async def test_the_column_shows_a_preview_while_it_is_open(self, rig: Rig) -> None:
+        assert self.column(rig)[2] is False
+        rig.add_v2(API_IDS)
+        await rig.preview()
+        assert self.column(rig)[2] is True
+        rig.clock.advance(timedelta(minutes=15).total_seconds())
+        assert self.column(rig)[2] is False

@@ -20,10 +20,12 @@ from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
 from omni_secrets.api.auth_policy import AuthPolicySource, PolicyVerifier
 from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
 from omni_secrets.api.errors import install_error_handlers
+from omni_secrets.api.fast_path import FastPath
 from omni_secrets.api.middleware import RequestContextMiddleware
 from omni_secrets.api.openapi import install_openapi
-from omni_secrets.api.probes import ProbeFastPath
+from omni_secrets.api.probes import probe_handlers
 from omni_secrets.api.reload_signal import reload_on_sighup
+from omni_secrets.api.secrets import STATUS_PATH, status_fast_path
 from omni_secrets.api.token_cache import CachingVerifier
 from omni_secrets.bootstrap import Overrides, run_services
 from omni_secrets.config import AuthMode, Settings
@@ -73,8 +75,9 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
 
     .. warning:: The error handlers are registered on the whole app, so the host's own routes
        answer errors with the contract's envelope too, and the request-id middleware wraps them.
-       Once started, ``GET /healthz``, ``/readyz`` and ``/metrics`` are answered by
-       :class:`~omni_secrets.api.probes.ProbeFastPath` before the host's routes are consulted.
+       Once started, ``GET /healthz``, ``/readyz``, ``/metrics`` and the status route are
+       answered by :class:`~omni_secrets.api.fast_path.FastPath` before the host's routes are
+       consulted.
 
     Args:
         app: the host app (before it starts).
@@ -94,7 +97,12 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
         CachingVerifier(build_token_verifier(settings)), auth_policy
     )
     # add_middleware puts the last added outermost: the request context wraps the probe path.
-    app.add_middleware(ProbeFastPath, state=app.state, routes=health.router.routes)
+    app.add_middleware(
+        FastPath,
+        state=app.state,
+        handlers={**probe_handlers(), STATUS_PATH: status_fast_path},
+        routes=[*health.router.routes, *secrets.router.routes],
+    )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in ROUTERS:

@@ -11,11 +11,12 @@ server-side with the correlation id.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pydantic
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +28,8 @@ from omni_secrets.domain import errors
 from omni_secrets.error_mapping import ERROR_TABLE, http_status_for
 
 log = structlog.get_logger("omni_secrets.api")
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
 
 # Most specific first: the first matching row wins (a view of the shared ERROR_TABLE).
 STATUS_BY_ERROR: tuple[tuple[type[errors.OmniSecretsError], int], ...] = tuple(
@@ -162,12 +165,32 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return envelope(request, 500, "INTERNAL", "internal error")
 
 
+_HANDLERS: tuple[tuple[type[Exception], ExceptionHandler], ...] = (
+    (errors.OmniSecretsError, _on_domain_error),
+    (AuthError, _on_auth_error),
+    (RequestValidationError, _on_validation_error),
+    (StarletteHTTPException, _on_http_error),
+    *(
+        (unrepresentable, _on_unrepresentable_input)
+        for unrepresentable in UNREPRESENTABLE_INPUT_ERRORS
+    ),
+    (Exception, _on_unexpected),
+)
+"""Exception type -> handler; the most specific class in an exception's MRO wins."""
+_HANDLER_BY_TYPE = dict(_HANDLERS)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the contract's envelope."""
-    app.add_exception_handler(errors.OmniSecretsError, _on_domain_error)
-    app.add_exception_handler(AuthError, _on_auth_error)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    for unrepresentable in UNREPRESENTABLE_INPUT_ERRORS:
-        app.add_exception_handler(unrepresentable, _on_unrepresentable_input)
-    app.add_exception_handler(Exception, _on_unexpected)
+    for exc_type, handler in _HANDLERS:
+        app.add_exception_handler(exc_type, handler)
+
+
+async def error_response_for(request: Request, exc: Exception) -> Response:
+    """The response FastAPI's handlers give ``exc``, for code that answers outside its routing
+    (``api/fast_path.py``): the same lookup as Starlette's, by the exception's MRO."""
+    handler = next(
+        (_HANDLER_BY_TYPE[cls] for cls in type(exc).__mro__ if cls in _HANDLER_BY_TYPE),
+        _on_unexpected,
+    )
+    return await handler(request, exc)

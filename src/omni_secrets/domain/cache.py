@@ -547,7 +547,6 @@ class OmniSecretCache:
         slot = self._slot(secret_type)
         served = self.get(slot.secret_type)
         now = self._monotonic()
-        override = slot.override
         return CacheEntryInfo(
             secret_type=slot.secret_type,
             required=slot.required,
@@ -555,19 +554,11 @@ class OmniSecretCache:
             version=served.version if served else None,
             fetched_at=served.fetched_at if served else None,
             expires_at=served.expires_at if served else None,
-            age_seconds=max(0.0, now - served.fetched_monotonic) if served else None,
-            stale=served is not None
-            and served.source is CacheSource.GSM
-            and now >= served.fresh_until,
+            age_seconds=served.age_seconds(now) if served else None,
+            stale=served is not None and served.stale(now),
             last_error=slot.failure,
             consecutive_failures=slot.consecutive_failures,
-            override=OverrideInfo(
-                override_id=override.override_id,
-                activated_at=override.fetched_at,
-                expires_at=override.expires_at,
-            )
-            if override is not None and override.override_id is not None
-            else None,
+            override=_override_info(slot),
             gsm_version=slot.gsm.version if slot.gsm else None,
             last_fetched_at=slot.last_fetched_at,
             seconds_since_fetch=(
@@ -580,6 +571,34 @@ class OmniSecretCache:
             if slot.inflight is not None
             else slot.next_refresh_at - now,
         )
+
+    def status_of(self, secret_type: SecretType) -> tuple[CachedSecret | None, FetchFailure | None]:
+        """What ``get`` serves for ``secret_type`` and the last failed fetch (None after a
+        success): the two immutable snapshots status is drawn from, without building the rest
+        of :meth:`describe` (status asks for every type on every call).
+
+        Raises:
+            UnknownSecretType: the type is not in the catalog.
+        """
+        slot = self._slot(secret_type)
+        return self.get(slot.secret_type), slot.failure
+
+    def monotonic(self) -> float:
+        """The monotonic clock that ages and deadlines are measured on."""
+        return self._monotonic()
+
+    def override_info(self, secret_type: SecretType) -> OverrideInfo | None:
+        """The break-glass override served for ``secret_type`` now, if any (no value).
+
+        The same as ``describe(secret_type).override``, for status's break-glass column, which
+        needs nothing else.
+
+        Raises:
+            UnknownSecretType: the type is not in the catalog.
+        """
+        slot = self._slot(secret_type)
+        self.get(slot.secret_type)  # drops an override that has just run out, as describe does
+        return _override_info(slot)
 
     def entries(self) -> tuple[CacheEntryInfo, ...]:
         """:meth:`describe` for every catalog type, in catalog order."""
@@ -930,3 +949,14 @@ class OmniSecretCache:
         except Exception:
             # Observability must never break serving; the event carries no value to leak.
             logger.exception("cache.listener_failed event=%s", type(event).__name__)
+
+
+def _override_info(slot: _Slot) -> OverrideInfo | None:
+    override = slot.override
+    if override is None or override.override_id is None:
+        return None
+    return OverrideInfo(
+        override_id=override.override_id,
+        activated_at=override.fetched_at,
+        expires_at=override.expires_at,
+    )

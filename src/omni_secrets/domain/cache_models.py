@@ -91,6 +91,14 @@ class CachedSecret:
     fetched_monotonic: float
     override_id: str | None = None
 
+    def age_seconds(self, now: float) -> float:
+        """Seconds since ``fetched_at`` at monotonic ``now`` (never negative)."""
+        return max(0.0, now - self.fetched_monotonic)
+
+    def stale(self, now: float) -> bool:
+        """Whether a GSM value served at monotonic ``now`` is past its ``expires_at``."""
+        return self.source is CacheSource.GSM and now >= self.fresh_until
+
 
 @dataclass(frozen=True, slots=True)
 class RefreshOutcome:

@@ -108,6 +108,9 @@ class OmniSecretMetadata(_Record):
     pin_integrity: IntegrityStatus = IntegrityStatus.UNCHECKED
 
 
+_JSON_IDENTITY = frozenset({str, int, bool, type(None)})
+
+
 class NewAccessEvent(_Record):
     """An audit event as the service records it, before it is numbered and chained.
 
@@ -137,6 +140,8 @@ class NewAccessEvent(_Record):
     def _strict_json(cls, value: dict[str, Any]) -> dict[str, Any]:
         # The chain hashes a JSON rendering that must survive a database round trip unchanged:
         # normalise through strict JSON once, so what we hash is exactly what we read back.
+        if all(type(k) is str and type(v) in _JSON_IDENTITY for k, v in value.items()):
+            return dict(value)  # flat text/integers/booleans/nulls: the round trip is the identity
         try:
             return dict(json.loads(json.dumps(value, allow_nan=False)))
         except (TypeError, ValueError) as exc:

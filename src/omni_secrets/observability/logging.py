@@ -10,10 +10,12 @@ rendered line, in both formats and for stdlib records (uvicorn, grpc) alike.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 
 from omni_secrets.observability.redaction import SENSITIVE_KEYS, Redactor
@@ -32,8 +34,32 @@ def _final_scrub(redactor: Redactor) -> structlog.types.Processor:
     return scrub_rendered
 
 
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _json_line(event: Any, **json_kw: Any) -> str:
+    """One JSON log line, as ``json.dumps(event, **json_kw)`` writes it, at a fraction of the cost.
+
+    Dataclasses and datetimes go to structlog's ``default`` (their ``repr``) as they did with
+    ``json.dumps``: orjson would otherwise expand a dataclass field by field, and a ``repr`` is
+    where our types mask what they hold. What orjson refuses (an integer past 64 bits, a
+    non-string key) is written by ``json.dumps`` instead, and so is a line with non-ASCII text:
+    lines stay ASCII (``\\u`` escapes), whatever encoding the process's stdout has.
+    """
+    try:
+        line = orjson.dumps(event, default=json_kw.get("default"), option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(event, **json_kw)
+    return line.decode() if line.isascii() else json.dumps(event, **json_kw)
+
+
 def configure_logging(
-    *, log_format: str, redactor: Redactor, level: int = logging.INFO, stream: Any = None
+    *,
+    log_format: str,
+    redactor: Redactor,
+    level: int = logging.INFO,
+    stream: Any = None,
+    cache_loggers: bool = False,
 ) -> None:
     """Configure structlog (and route stdlib logging through it) once, at process start.
 
@@ -42,13 +68,16 @@ def configure_logging(
         redactor: the processor that masks served values; also kept by the app for registration.
         level: minimum level.
         stream: where lines go (stdout by default).
+        cache_loggers: bind each module's logger once, on its first line, instead of on every
+            call (a few microseconds per line). Only for a process configured once (``serve``):
+            a later ``configure_logging`` does not reach loggers already used.
     """
     out = stream or sys.stdout
     renderer: structlog.types.Processor
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -60,7 +89,7 @@ def configure_logging(
         processors=[*shared, renderer, _final_scrub(redactor)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache_loggers,
     )
     # uvicorn, grpc and friends log through the stdlib: send them through the same chain.
     handler = logging.StreamHandler(out)

@@ -69,6 +69,7 @@ MAX_REGISTERED_VALUES = 128
 """Enough for every catalog value, its rotation candidates and the live overrides; each value
 costs a substring search per logged string (measured in `python -m bench`, section 6)."""
 _SCALARS = frozenset({int, float, bool})
+_MAX_REMEMBERED_KEYS = 4096
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:]*:)[^\s/@]+@")
 
 
@@ -107,6 +108,7 @@ class Redactor:
         # Longest first, so a value containing another registered value is masked whole.
         self._patterns: tuple[str, ...] = ()
         self._lock = threading.Lock()
+        self._sensitive_by_key: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"Redactor(registered={len(self._counts)})"
@@ -168,7 +170,13 @@ class Redactor:
         return _scrub_text(text, self._patterns)
 
     def _is_sensitive(self, key: str) -> bool:
-        return is_sensitive_key(key) or key.lower().replace("-", "_") in self._extra_keys
+        # Every log line asks this for each of its fields, and the names repeat: remember them.
+        known = self._sensitive_by_key.get(key)
+        if known is None:
+            known = is_sensitive_key(key) or key.lower().replace("-", "_") in self._extra_keys
+            if len(self._sensitive_by_key) < _MAX_REMEMBERED_KEYS:  # nested keys may be input
+                self._sensitive_by_key[key] = known
+        return known
 
     def _scrub(self, key: str, item: Any, patterns: tuple[str, ...]) -> Any:
         if item is None:

@@ -80,7 +80,7 @@ from omni_secrets.service.observer import (
     ValueSeen,
 )
 from omni_secrets.service.served_overrides import ServedOverrides
-from omni_secrets.service.views import BreakGlassView
+from omni_secrets.service.views import NO_BREAK_GLASS, BreakGlassView
 
 log = structlog.get_logger("omni_secrets.breakglass")
 
@@ -596,9 +596,9 @@ class BreakGlassService:
 
     def view(self, secret_type: SecretType) -> BreakGlassView:
         """The override served for ``secret_type`` now, for status (never the value)."""
-        info = self._cache.describe(secret_type).override
+        info = self._cache.override_info(secret_type)
         if info is None:
-            return BreakGlassView(active=False)
+            return NO_BREAK_GLASS
         known = self._served.get(info.override_id)
         return BreakGlassView(
             active=True,

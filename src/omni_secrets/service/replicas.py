@@ -53,13 +53,16 @@ class ReplicaService:
         self.host = host
         self.started_at: datetime = clock.now()
         self._on_peers = on_peers
-        self._live: tuple[ReplicaInfo, ...] = ()
+        self._peers = 0
         self._beats = 0
 
     @property
     def peers(self) -> int:
         """Other live replicas as of the last successful beat (0 before the first)."""
-        return sum(1 for r in self._live if r.replica_id != self.replica_id)
+        return self._peers  # counted when read: status shows it on every call
+
+    def _saw(self, live: Sequence[ReplicaInfo]) -> None:
+        self._peers = sum(1 for r in live if r.replica_id != self.replica_id)
 
     async def beat(self) -> bool:
         """Renew this replica's row and re-read the live ones; never raises.
@@ -72,7 +75,7 @@ class ReplicaService:
             await self._registry.heartbeat(
                 ReplicaInfo(self.replica_id, self.host, self.started_at, now)
             )
-            self._live = tuple(await self._registry.live(now, REPLICA_LIVENESS_SECONDS))
+            self._saw(await self._registry.live(now, REPLICA_LIVENESS_SECONDS))
             self._beats += 1
             if self._beats % 100 == 1:  # rarely: pruning is housekeeping, not liveness
                 await self._registry.prune(now - PRUNE_AFTER)
@@ -89,7 +92,7 @@ class ReplicaService:
             DatabaseUnavailable: the database cannot be reached.
         """
         live = tuple(await self._registry.live(self._clock.now(), REPLICA_LIVENESS_SECONDS))
-        self._live = live
+        self._saw(live)
         return live
 
     async def leave(self) -> None:

@@ -81,7 +81,10 @@ class SecretSignals:
 
     def candidate_version(self, secret_type: SecretType) -> str | None:
         """A GSM version newer than the active one, announced by ``SECRET_VERSION_ADD``."""
-        candidate = self.get(secret_type).candidate_version
+        signal = self._signals.get(secret_type)
+        candidate = signal.candidate_version if signal is not None else None
+        if candidate is None:  # status asks for every type on every call: skip the rest
+            return None
         return candidate if _is_newer(candidate, self._active_version(secret_type)) else None
 
     def revocation_applies(self, signal: SecretSignal) -> bool:

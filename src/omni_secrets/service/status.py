@@ -19,6 +19,7 @@ from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.views import (
+    NO_BREAK_GLASS,
     BreakGlassView,
     CacheView,
     EventsView,
@@ -37,6 +38,31 @@ class ServiceIdentity:
     environment: str
     gcp_project_id: str
     rotation_warning_days: int
+
+
+def _no_candidate(_secret_type: SecretType) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CatalogRow:
+    """What status shows of a catalog entry, as the document's strings (computed once)."""
+
+    secret_type: SecretType
+    name: str
+    gsm_secret_id: str
+    required: bool
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class _ShownRotation:
+    """The rotation view last shown for a type, and what it was computed from."""
+
+    meta: OmniSecretMetadata
+    candidate: str | None
+    valid_until: datetime
+    view: RotationView
 
 
 class StatusReporter:
@@ -63,9 +89,20 @@ class StatusReporter:
         self._auditor = auditor
         self._clock = clock
         self._break_glass_view = break_glass_view
-        self._candidate_version = candidate_version
+        self._candidate_version = candidate_version or _no_candidate
         self._replica_view = replica_view
         self._events_view = events_view
+        self._rows = tuple(
+            _CatalogRow(
+                entry.secret_type,
+                entry.secret_type.value,
+                entry.gsm_secret_id,
+                entry.required,
+                entry.rotation_group.value,
+            )
+            for entry in catalog
+        )
+        self._last_rotation: dict[SecretType, _ShownRotation] = {}
 
     async def status(self, *, actor: str, correlation_id: str | None) -> StatusView:
         """The status view (contract section 5); audited as ``status_view`` by the batching writer
@@ -85,40 +122,7 @@ class StatusReporter:
     def status_view(self) -> StatusView:
         """The status of every catalog type, from memory only (no GSM, no database)."""
         now = self._clock.now()
-        secrets = []
-        for entry in self.catalog:
-            info = self.cache.describe(entry.secret_type)
-            source = info.source
-            if source is CacheSource.BREAK_GLASS and info.override is not None:
-                version: str | None = f"break-glass:{info.override.override_id}"
-            else:
-                version = info.version if source is not None else None
-            error = info.last_error
-            secrets.append(
-                SecretStatusView(
-                    secret_type=entry.secret_type.value,
-                    gsm_secret_id=entry.gsm_secret_id,
-                    required=entry.required,
-                    cache_source=source.value if source is not None else "none",
-                    version=version,
-                    fetched_at=info.fetched_at if source is not None else None,
-                    age_seconds=info.age_seconds if source is not None else None,
-                    expires_at=info.expires_at if source is not None else None,
-                    stale=info.stale,
-                    last_error=LastErrorView(error.code, error.message, error.at)
-                    if error
-                    else None,
-                    rotation=self._rotation_view(
-                        entry.rotation_group.value,
-                        self.pins.get(entry.secret_type),
-                        now,
-                        self._candidate_version(entry.secret_type)
-                        if self._candidate_version is not None
-                        else None,
-                    ),
-                    break_glass=self._break_glass_view(entry.secret_type),
-                )
-            )
+        monotonic = self.cache.monotonic()
         return StatusView(
             environment=self.identity.environment,
             gcp_project_id=self.identity.gcp_project_id,
@@ -128,30 +132,96 @@ class StatusReporter:
                 hydrated_at=self.cache.hydrated_at,
                 last_refresh_at=self.cache.last_refresh_at,
             ),
-            secrets=tuple(secrets),
+            secrets=tuple(self._secret_view(row, now, monotonic) for row in self._rows),
             replica=self._replica_view(),
             events=self._events_view(),
         )
 
+    def _secret_view(self, row: _CatalogRow, now: datetime, monotonic: float) -> SecretStatusView:
+        # Status is polled by dashboards and load-tested: this builds only what the document
+        # shows, from the cache's two immutable snapshots (docs/benchmarks.md, section 5).
+        served, error = self.cache.status_of(row.secret_type)
+        candidate = self._candidate_version(row.secret_type)
+        rotation_view = self._rotation_view(row, self.pins.get(row.secret_type), now, candidate)
+        last_error = LastErrorView(error.code, error.message, error.at) if error else None
+        if served is None:
+            return SecretStatusView(
+                secret_type=row.name,
+                gsm_secret_id=row.gsm_secret_id,
+                required=row.required,
+                cache_source="none",
+                version=None,
+                fetched_at=None,
+                age_seconds=None,
+                expires_at=None,
+                stale=False,
+                last_error=last_error,
+                rotation=rotation_view,
+                break_glass=NO_BREAK_GLASS,
+            )
+        if served.source is CacheSource.BREAK_GLASS:
+            # The cache serves an override before the GSM entry: only then is one active.
+            version = (
+                f"break-glass:{served.override_id}"
+                if served.override_id is not None
+                else served.version
+            )
+            break_glass = self._break_glass_view(row.secret_type)
+        else:
+            version, break_glass = served.version, NO_BREAK_GLASS
+        return SecretStatusView(
+            secret_type=row.name,
+            gsm_secret_id=row.gsm_secret_id,
+            required=row.required,
+            cache_source=served.source.value,
+            version=version,
+            fetched_at=served.fetched_at,
+            age_seconds=served.age_seconds(monotonic),
+            expires_at=served.expires_at,
+            stale=served.stale(monotonic),
+            last_error=last_error,
+            rotation=rotation_view,
+            break_glass=break_glass,
+        )
+
     def _rotation_view(
-        self, group: str, meta: OmniSecretMetadata | None, now: datetime, candidate: str | None
+        self,
+        row: _CatalogRow,
+        meta: OmniSecretMetadata | None,
+        now: datetime,
+        candidate: str | None,
     ) -> RotationView:
         if meta is None:  # the catalog was never seeded: nothing is known about rotation
-            return RotationView(group, None, None, "ok", None, False, candidate)
+            return RotationView(row.group, None, None, "ok", None, False, candidate)
+        # The same view while the pins (replaced, never mutated, when re-read) and the candidate
+        # are the same and no computed field has reached its next change.
+        last = self._last_rotation.get(row.secret_type)
+        if (
+            last is not None
+            and last.meta is meta
+            and last.candidate == candidate
+            and now < last.valid_until
+        ):
+            return last.view
         due = meta.rotation_due_at
-        status = rotation.rotation_status(due, now, self.identity.rotation_warning_days)
+        warning_days = self.identity.rotation_warning_days
+        valid_until = rotation.status_unchanged_until(due, now, warning_days)
         preview_open = bool(
             meta.preview_id and meta.preview_expires_at and meta.preview_expires_at > now
         )
-        return RotationView(
-            group=group,
+        if preview_open and meta.preview_expires_at is not None:
+            valid_until = min(valid_until, meta.preview_expires_at)
+        view = RotationView(
+            group=row.group,
             last_rotated_at=meta.last_rotated_at,
             due_at=due,
-            status=status.value,
+            status=rotation.rotation_status(due, now, warning_days).value,
             days_until_due=rotation.days_until_due(due, now),
             preview_open=preview_open,
             candidate_version=candidate,
         )
+        self._last_rotation[row.secret_type] = _ShownRotation(meta, candidate, valid_until, view)
+        return view
 
     def cache_age_seconds(self, secret_type: str) -> float:
         """Seconds since the last successful fetch of the type (``inf`` if never): a gauge."""

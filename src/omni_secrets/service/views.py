@@ -37,6 +37,10 @@ class BreakGlassView:
     reason: str | None = None
 
 
+NO_BREAK_GLASS = BreakGlassView(active=False)
+"""The break-glass column of every type without an active override (shared: it is immutable)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SecretStatusView:
     secret_type: str

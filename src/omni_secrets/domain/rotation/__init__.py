@@ -54,6 +54,7 @@ from omni_secrets.domain.rotation.status import (
     next_due_if_committed,
     preview_expires_at,
     rotation_status,
+    status_unchanged_until,
     worst_status,
 )
 
@@ -82,5 +83,6 @@ __all__ = [
     "resolve_candidate",
     "rotation_status",
     "self_test_applies",
+    "status_unchanged_until",
     "worst_status",
 ]

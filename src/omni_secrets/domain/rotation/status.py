@@ -67,6 +67,35 @@ def days_until_due(due_at: datetime, now: datetime) -> int:
     return (due_at - now) // timedelta(days=1)
 
 
+_DAY = timedelta(days=1)
+_RESOLUTION = timedelta(microseconds=1)
+
+
+def status_unchanged_until(due_at: datetime, now: datetime, warning_days: int) -> datetime:
+    """The first instant after ``now`` at which :func:`rotation_status` or :func:`days_until_due`
+    of ``due_at`` differs from its value at ``now`` (``days_until_due`` changes every day, overdue
+    or not, so there always is one).
+
+    Lets a caller that shows both (status, on every call) reuse them while ``now`` is earlier:
+    ``days_until_due`` keeps its value ``d`` up to and including ``due_at - d days``, and each
+    status boundary belongs to the later status (the package docstring).
+
+    Raises:
+        ValueError: ``warning_days`` is negative (misuse).
+    """
+    if warning_days < 0:
+        raise ValueError(f"warning_days must be >= 0, got {warning_days}")
+    days_change = due_at - days_until_due(due_at, now) * _DAY + _RESOLUTION
+    warning_opens = due_at - warning_days * _DAY
+    if now < warning_opens:
+        status_change = warning_opens
+    elif now < due_at:
+        status_change = due_at
+    else:
+        return days_change
+    return min(days_change, status_change)
+
+
 def worst_status(statuses: Iterable[RotationStatus]) -> RotationStatus:
     """The most urgent status of a group's members; ``ok`` when there are none."""
     return max(statuses, key=lambda status: status.rank, default=RotationStatus.OK)
