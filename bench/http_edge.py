@@ -10,8 +10,9 @@ server's core.
 
 Measured: requests/s of ``/healthz``, ``/readyz`` and the status route (16 connections) against
 the bare route (measured before and after, averaged); ``/metrics`` scrape latency (one
-connection); ``/apex-omni/account`` latency against a signed call straight to the fake (one
-connection each); ``serve`` exec to ``/readyz`` 200; ``omni-secrets --help`` wall time; the
+connection); ``/apex-omni/account`` latency against the bare app's ``/proxy``, the same signed
+call through bare FastAPI and one ``httpx`` client (one connection each; the fake's own latency
+is printed too); ``serve`` exec to ``/readyz`` 200; ``omni-secrets --help`` wall time; the
 server's RSS after the runs. The status run also proves nothing was lost: one ``status_view``
 audit row and one ``http.request`` log line per answered request, and no audit write failure.
 """
@@ -57,6 +58,9 @@ class Paired:
     bare: tuple[wrk.WrkResult, ...]
     ours: tuple[wrk.WrkResult, ...]
     warmup: wrk.WrkResult
+    bare_cpu_us: tuple[float, ...]
+    """The bare server's CPU time (user + system) per answered request, per round."""
+    ours_cpu_us: tuple[float, ...]
 
     @property
     def ratio(self) -> float:
@@ -64,6 +68,15 @@ class Paired:
         return statistics.median(
             o.requests_per_second / b.requests_per_second
             for b, o in zip(self.bare, self.ours, strict=True)
+        )
+
+    @property
+    def cpu_ratio(self) -> float:
+        """The median per-round ratio of CPU per request, bare over ours: what the ratio of
+        requests/s would be if both servers had the CPU to themselves (steadier on a shared
+        machine, where the floor is not always CPU-bound)."""
+        return statistics.median(
+            b / o for b, o in zip(self.bare_cpu_us, self.ours_cpu_us, strict=True)
         )
 
     @property
@@ -87,6 +100,7 @@ class EdgeResults:
     status: Paired
     metrics: wrk.WrkResult
     account: wrk.WrkResult
+    bare_proxy: wrk.WrkResult
     fake_apex: wrk.WrkResult
     startup_seconds: tuple[float, ...]
     help_seconds: tuple[float, ...]
@@ -99,7 +113,8 @@ class EdgeResults:
 
     @property
     def account_ratio(self) -> float:
-        return self.account.p50_ms / self.fake_apex.p50_ms
+        """``/apex-omni/account`` p50 over the bare proxy's p50 (the same call, nothing else)."""
+        return self.account.p50_ms / self.bare_proxy.p50_ms
 
 
 def _pinning() -> tuple[int | None, int | None, str]:
@@ -338,7 +353,7 @@ def _measure(
             "--log-level",
             "warning",
         ],
-        env=env,
+        env={**env, "BENCH_FAKE_APEX_URL": apex_url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -346,18 +361,29 @@ def _measure(
         _wait_for(bare_port, "/json", bare)
         load(bare_port, "/json")  # warm-up
 
-        def paired(port: int, path: str, **headers: str) -> Paired:
+        def paired(port: int, pid: int, path: str, **headers: str) -> Paired:
             url = f"http://127.0.0.1:{port}{path}"
             warmup = wrk.run(url, connections=CONNECTIONS, seconds=1, headers=headers, cpu=load_cpu)
-            floor, ours = [], []
+            floor, ours, floor_cpu, ours_cpu = [], [], [], []
             for _ in range(rounds):
-                floor.append(load(bare_port, "/json"))
+                before = _cpu_seconds(bare.pid)
+                floor.append(
+                    wrk.run(
+                        f"http://127.0.0.1:{bare_port}/json",
+                        connections=CONNECTIONS,
+                        seconds=seconds,
+                        cpu=load_cpu,
+                    )
+                )
+                floor_cpu.append(_cpu_us_per_request(bare.pid, before, floor[-1]))
+                before = _cpu_seconds(pid)
                 ours.append(
                     wrk.run(
                         url, connections=CONNECTIONS, seconds=seconds, headers=headers, cpu=load_cpu
                     )
                 )
-            return Paired(tuple(floor), tuple(ours), warmup)
+                ours_cpu.append(_cpu_us_per_request(pid, before, ours[-1]))
+            return Paired(tuple(floor), tuple(ours), warmup, tuple(floor_cpu), tuple(ours_cpu))
 
         token = mint_hs256_token(
             secret=HS256_SECRET,
@@ -385,17 +411,18 @@ def _measure(
                 if attempt < starts - 1:
                     _stop(serve)
         try:
-            healthz = paired(port, "/healthz")
-            readyz = paired(port, "/readyz")
+            healthz = paired(port, serve.pid, "/healthz")
+            readyz = paired(port, serve.pid, "/readyz")
             rows_before = _count_status_rows(database_url)
             failures_before = _metric(port, "omni_audit_write_failures_total")
             lines_before = log_file.read_bytes().count(b'"http.request"')
-            status = paired(port, "/ops/apex-omni/secrets/status", **auth)
+            status = paired(port, serve.pid, "/ops/apex-omni/secrets/status", **auth)
             rows = _settled_rows(database_url, rows_before, status.answered)
             failures = _metric(port, "omni_audit_write_failures_total") - failures_before
             log_lines = log_file.read_bytes().count(b'"http.request"') - lines_before
             metrics = load(port, "/metrics", connections=1)
             account = load(port, "/apex-omni/account", connections=1, **auth)
+            bare_proxy = load(bare_port, "/proxy", connections=1)
             rss_mb = _rss_mb(serve.pid)
         finally:
             _stop(serve)
@@ -416,6 +443,7 @@ def _measure(
         status=status,
         metrics=metrics,
         account=account,
+        bare_proxy=bare_proxy,
         fake_apex=fake_apex,
         startup_seconds=tuple(startup),
         help_seconds=help_seconds,
@@ -446,6 +474,17 @@ def _settled_rows(database_url: str, before: int, expected: int, timeout: float 
             return count
         time.sleep(0.5)
     return last
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_us_per_request(pid: int, before: float, result: wrk.WrkResult) -> float:
+    time.sleep(0.5)  # the audit writer finishes the run's rows on the server's CPU
+    return (_cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
 
 
 def _rss_mb(pid: int) -> float:

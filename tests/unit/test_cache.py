@@ -1161,3 +1161,35 @@ class TestRevoke:
         cache.revoke(SecretType.API_SECRET, "1", "VERSION_DISABLED", "disabled in GSM")
         served = cache.get(SecretType.API_SECRET)
         assert served is not None and served.override_id == "ovr-1"
+
+
+class TestVersion:
+    """``version`` grows with every change status shows, and only then (status shares a view
+    between the calls of one millisecond while it stays the same)."""
+
+    async def test_each_change_status_shows_moves_it_and_reads_do_not(
+        self, make_cache: Callable[..., OmniSecretCache], fetch: FakeFetch, clock: ManualClock
+    ) -> None:
+        cache = make_cache(max_stale_seconds=60)
+        seen = [cache.version]
+
+        def moved() -> bool:
+            seen.append(cache.version)
+            return seen[-1] > seen[-2]
+
+        await cache.hydrate()
+        assert moved()
+        cache.get(SecretType.API_KEY)
+        cache.describe(SecretType.API_KEY)
+        assert cache.state is not None
+        assert not moved()
+        fetch.fail_next(SecretType.API_KEY, transient())
+        await cache.refresh([SecretType.API_KEY])  # a failure: lastError appears
+        assert moved()
+        await cache.refresh([SecretType.API_KEY])  # a success: lastError goes, a new fetch
+        assert moved()
+        assert cache.revoke(SecretType.API_SECRET, "1", "VERSION_DISABLED", "disabled in GSM")
+        assert moved()
+        clock.advance(TTL + 61)  # everything has outlived its stale bound
+        assert cache.get(SecretType.API_KEY) is None  # the read drops what ran out
+        assert moved()

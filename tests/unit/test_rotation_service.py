@@ -476,3 +476,35 @@ class TestStatusRotationColumn:
         assert self.column(rig)[2] is True
         rig.clock.advance(timedelta(minutes=15).total_seconds())
         assert self.column(rig)[2] is False
+
+
+class TestStatusSharing:
+    """Status calls of the same millisecond share one view, unless the cache changed between
+    them; every call is still audited on its own."""
+
+    @staticmethod
+    async def status_rows(rig: Rig) -> int:
+        for _ in range(100):  # the batching writer commits in the background
+            await asyncio.sleep(0)
+        return sum(1 for e in rig.db.db.committed.events if e.action == "status_view")
+
+    async def test_calls_in_one_millisecond_share_the_view_and_each_is_audited(
+        self, rig: Rig
+    ) -> None:
+        before = await self.status_rows(rig)
+        first = await rig.secrets.status(actor="tester", correlation_id="req-1")
+        second = await rig.secrets.status(actor="tester", correlation_id="req-2")
+        assert second is first
+        assert await self.status_rows(rig) == before + 2
+        rig.clock.advance(0.001)
+        third = await rig.secrets.status(actor="tester", correlation_id="req-3")
+        assert third is not first
+        assert third.secrets[0].age_seconds == pytest.approx(first.secrets[0].age_seconds + 0.001)
+
+    async def test_a_cache_change_is_shown_at_once(self, rig: Rig) -> None:
+        first = await rig.secrets.status(actor="tester", correlation_id="req-1")
+        rig.add_v2(API_IDS)
+        await rig.secrets.cache.refresh([SecretType.API_KEY], force_new=True)
+        second = await rig.secrets.status(actor="tester", correlation_id="req-2")
+        assert second is not first
+        assert second.secrets[0].age_seconds == 0.0

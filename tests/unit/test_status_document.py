@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from omni_secrets.api.schemas import StatusResponse
-from omni_secrets.api.status_document import render_status, status_document
+from omni_secrets.api.status_document import StatusRenderer, render_status, status_document
 from omni_secrets.service.views import (
     BreakGlassView,
     CacheView,
@@ -130,3 +130,11 @@ def test_the_body_is_byte_for_byte_what_json_dumps_wrote(name: str, age: float) 
 
 def _fields(view: SecretStatusView) -> dict[str, object]:
     return {name: getattr(view, name) for name in SecretStatusView.__dataclass_fields__}
+
+
+def test_the_renderer_renders_a_view_once_and_a_new_view_again() -> None:
+    render = StatusRenderer()
+    first = render(VIEWS["ready"])
+    assert render(VIEWS["ready"]) is first
+    assert render(VIEWS["empty"]) == render_status(VIEWS["empty"])
+    assert render(VIEWS["ready"]) == first  # recognised by identity: rendered again, same bytes

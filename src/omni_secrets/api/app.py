@@ -26,6 +26,7 @@ from omni_secrets.api.openapi import install_openapi
 from omni_secrets.api.probes import probe_handlers
 from omni_secrets.api.reload_signal import reload_on_sighup
 from omni_secrets.api.secrets import STATUS_PATH, status_fast_path
+from omni_secrets.api.status_document import StatusRenderer
 from omni_secrets.api.token_cache import CachingVerifier
 from omni_secrets.bootstrap import Overrides, run_services
 from omni_secrets.config import AuthMode, Settings
@@ -91,6 +92,7 @@ def install(app: FastAPI, settings: Settings, *, overrides: Overrides | None = N
     auth_policy = AuthPolicySource(settings.auth_policy_file)
     app.state.settings = settings
     app.state.auth_policy = auth_policy
+    app.state.status_renderer = StatusRenderer()
     # Verified tokens are remembered until exp (bounded, api/token_cache.py); the policy's grants
     # are applied outside the cache, on every call, so a SIGHUP reload takes effect at once.
     app.state.token_verifier = PolicyVerifier(

@@ -12,7 +12,7 @@ from omni_secrets.api.errors import error_responses
 from omni_secrets.api.middleware import request_id_of
 from omni_secrets.api.schemas import SelfTestResponse, StatusResponse
 from omni_secrets.api.state import services_of
-from omni_secrets.api.status_document import render_status
+from omni_secrets.api.status_document import StatusRenderer
 from omni_secrets.domain import errors
 
 if TYPE_CHECKING:
@@ -30,22 +30,23 @@ async def get_status(
     request: Request, principal: ReadPrincipal, correlation_id: CorrelationId
 ) -> Response:
     """Cache, rotation and break-glass state per secret type; never a value."""
-    return await _status_response(services_of(request), principal, correlation_id)
+    return await _status_response(request, services_of(request), principal, correlation_id)
 
 
 async def status_fast_path(services: Services, request: Request) -> Response:
     """``get_status`` for :class:`~omni_secrets.api.fast_path.FastPath`: the same checks in the
     same order (token, then scope), without FastAPI's dependency solving."""
     principal = await _require_read(request)
-    return await _status_response(services, principal, request_id_of(request.scope))
+    return await _status_response(request, services, principal, request_id_of(request.scope))
 
 
 async def _status_response(
-    services: Services, principal: Principal, correlation_id: str
+    request: Request, services: Services, principal: Principal, correlation_id: str
 ) -> Response:
     view = await services.secrets.status(actor=principal.actor, correlation_id=correlation_id)
     # Rendered directly (StatusResponse documents it): see api/status_document.py.
-    return Response(render_status(view), media_type="application/json")
+    render: StatusRenderer = request.app.state.status_renderer
+    return Response(render(view), media_type="application/json")
 
 
 @router.post(

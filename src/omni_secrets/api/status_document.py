@@ -125,3 +125,23 @@ def render_status(view: StatusView) -> bytes:
     NaN or infinite (ages are clamped, days are integers).
     """
     return orjson.dumps(status_document(view))
+
+
+class StatusRenderer:
+    """:func:`render_status` that remembers the last view's bytes.
+
+    The service shares one view between the status calls of the same millisecond
+    (``service/status.py``); rendering it once for all of them is exact, since a view is
+    immutable and is recognised by identity, not by comparing it.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[StatusView, bytes] | None = None
+
+    def __call__(self, view: StatusView) -> bytes:
+        last = self._last
+        if last is not None and last[0] is view:
+            return last[1]
+        body = render_status(view)
+        self._last = (view, body)
+        return body

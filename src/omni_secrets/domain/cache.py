@@ -215,6 +215,7 @@ class OmniSecretCache:
         self._wake = asyncio.Event()
         self._hydrated_at: datetime | None = None
         self._last_refresh_at: datetime | None = None
+        self._version = 0
 
     def __repr__(self) -> str:
         return (
@@ -261,6 +262,7 @@ class OmniSecretCache:
         duration = self._monotonic() - started
         finished_at = self._clock.now()
         self._hydrated_at = finished_at
+        self._version += 1
         state = self.state
         report = HydrationReport(
             outcomes=outcomes,
@@ -509,6 +511,7 @@ class OmniSecretCache:
         slot.failure = FetchFailure(
             code=code, message=message, at=self._clock.now(), transient=False
         )
+        self._version += 1
         # Retry later, not at once: the fetch would only confirm what the event just said.
         slot.next_refresh_at = max(slot.next_refresh_at, now + self._retry_initial)
         if current is None:
@@ -603,6 +606,15 @@ class OmniSecretCache:
     def entries(self) -> tuple[CacheEntryInfo, ...]:
         """:meth:`describe` for every catalog type, in catalog order."""
         return tuple(self.describe(secret_type) for secret_type in self._slots)
+
+    @property
+    def version(self) -> int:
+        """Grows with every change status shows: what is served, a fetch's failure, a hydration.
+
+        Not every fetch: a background refresh that brings the same version still publishes a
+        new snapshot, so it counts too. Lets a reader tell "nothing changed" without comparing.
+        """
+        return self._version
 
     @property
     def hydrated_at(self) -> datetime | None:
@@ -788,6 +800,7 @@ class OmniSecretCache:
         failure = FetchFailure(code=reason, message=message, at=now_wall, transient=transient)
         previous = slot.gsm
         slot.failure = failure
+        self._version += 1
         slot.consecutive_failures += 1
         slot.next_refresh_at = now + self._retry_delay(slot.consecutive_failures)
         slot.last_attempt_end = now
@@ -835,6 +848,7 @@ class OmniSecretCache:
     # --- internals: serving ---------------------------------------------------------------
 
     def _publish(self, slot: _Slot) -> None:
+        self._version += 1
         served = slot.override if slot.override is not None else slot.gsm
         if served is None:
             self._served.pop(slot.secret_type, None)
