@@ -20,7 +20,7 @@ from omni_secrets.cli import app as cli_app
 from omni_secrets.config import Settings, check_environment
 from tests.deploy_files import load_rules
 
-from .tools import OVERLAYS, ROOT, one, render, require_tool, run
+from .tools import OVERLAYS, ROOT, dry_run, flag, one, render, require_tool, run
 
 #: The kubectl client here (1.32) and the newest schema kubernetes-validate bundles.
 KUBERNETES_VERSIONS = ("1.32.0", kv_utils.latest_version())
@@ -323,6 +323,38 @@ class TestConfiguration:
         assert settings.is_production_project(config["GCP_PROJECT_ID"]) == (
             settings.environment.value == "production"
         )
+
+    def test_gsm_events_are_switched_on(
+        self, objects: list[dict[str, Any]], tmp_path: Path
+    ) -> None:
+        """Every overlay consumes GSM event notifications (contract section 12): its
+        OMNI_PUBSUB_SUBSCRIPTION is set, in its own project, names exactly the subscription
+        deploy/gcp/setup.sh creates there (on the topic every catalog secret notifies, consumable
+        by the Workload Identity service account) and is accepted by the service's settings; the
+        project number GSM's events use has its (operator-filled) entry beside it."""
+        config = config_data(objects)
+        project = config["GCP_PROJECT_ID"]
+        subscription = config.get("OMNI_PUBSUB_SUBSCRIPTION", "")
+        assert subscription.startswith(f"projects/{project}/subscriptions/"), subscription
+        assert Settings(OMNI_PUBSUB_SUBSCRIPTION=subscription).pubsub_subscription == subscription
+        assert "OMNI_GCP_PROJECT_NUMBER" in config
+
+        commands, _ = dry_run(tmp_path, GCP_PROJECT_ID=project)
+        (create,) = [c for c in commands if c[1:4] == ["pubsub", "subscriptions", "create"]]
+        assert f"projects/{flag(create, 'project')}/subscriptions/{create[4]}" == subscription
+        topic = f"projects/{project}/topics/{flag(create, 'topic')}"
+        notifying = [flag(c, "topics") for c in commands if c[1:3] == ["secrets", "create"]]
+        assert notifying and set(notifying) == {topic}
+        account = one(objects, "ServiceAccount", "omni-secrets")
+        email = account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+        consumers = {
+            flag(c, "member")
+            for c in commands
+            if c[1:4] == ["pubsub", "subscriptions", "add-iam-policy-binding"]
+            and c[4] == create[4]
+            and flag(c, "role") == "roles/pubsub.subscriber"
+        }
+        assert consumers == {f"serviceAccount:{email}"}
 
     def test_key_file_settings_point_into_the_mounted_keys(
         self, objects: list[dict[str, Any]]

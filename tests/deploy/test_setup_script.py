@@ -7,7 +7,6 @@ The permissions granted on each secret must be exactly those of
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 import pytest
@@ -15,34 +14,10 @@ import pytest
 from omni_secrets.adapters.gsm_permissions import SECRET_PERMISSIONS
 from omni_secrets.domain.catalog import Catalog
 
-from .tools import ROOT, SETUP_SCRIPT, require_tool, run
+from .tools import ROOT, SETUP_SCRIPT, dry_run, flag, require_tool, run
 
 PROJECT = "example-omni-staging"
 IMAGE_TEST_SCRIPT = ROOT / "scripts" / "image_test.sh"
-
-
-def dry_run(tmp_path: Path, **settings: str) -> tuple[list[list[str]], Path]:
-    """The commands --dry-run prints (as argv lists), with a gcloud on PATH that records any
-    call it gets (there must be none)."""
-    calls = tmp_path / "gcloud-calls"
-    fake = tmp_path / "bin" / "gcloud"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    fake.chmod(0o755)
-    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "HOME": str(tmp_path), **settings}
-    result = run("bash", str(SETUP_SCRIPT), "--dry-run", env=env)
-    assert result.returncode == 0, result.stderr
-    commands = [
-        shlex.split(line) for line in result.stdout.splitlines() if line.startswith("gcloud ")
-    ]
-    return commands, calls
-
-
-def flag(command: list[str], name: str) -> str | None:
-    for arg in command:
-        if arg.startswith(f"--{name}="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def test_bash_parses_it() -> None:

@@ -1,4 +1,5 @@
-"""External tools the deployment checks run, and the rendered Kustomize overlays.
+"""External tools the deployment checks run, the rendered Kustomize overlays, and the commands
+``deploy/gcp/setup.sh --dry-run`` prints.
 
 A missing tool skips the tests that need it on a workstation (the reason shows in pytest's
 summary) and fails them under ``CI=true``: ``.ci/run`` installs every one of them.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -60,3 +62,27 @@ def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
     ]
     assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
+
+
+def dry_run(tmp_path: Path, **settings: str) -> tuple[list[list[str]], Path]:
+    """The commands --dry-run prints (as argv lists), with a gcloud on PATH that records any
+    call it gets (there must be none)."""
+    calls = tmp_path / "gcloud-calls"
+    fake = tmp_path / "bin" / "gcloud"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "HOME": str(tmp_path), **settings}
+    result = run("bash", str(SETUP_SCRIPT), "--dry-run", env=env)
+    assert result.returncode == 0, result.stderr
+    commands = [
+        shlex.split(line) for line in result.stdout.splitlines() if line.startswith("gcloud ")
+    ]
+    return commands, calls
+
+
+def flag(command: list[str], name: str) -> str | None:
+    for arg in command:
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None

@@ -25,7 +25,12 @@ from omni_secrets.cli._bearer import IdTokenAudienceOption
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._http import ApiClient
 from omni_secrets.cli._output import console, minutes, print_json, relative
-from omni_secrets.cli._secret_input import read_value
+from omni_secrets.cli._secret_input import (
+    ValueFileOption,
+    ValueStdinOption,
+    read_value,
+    require_one_source,
+)
 from omni_secrets.cli._target import (
     InsecureOption,
     JsonOption,
@@ -133,21 +138,8 @@ def push(
     reason: Annotated[
         str, typer.Option("--reason", help="Why (kept in the audit trail and the alert).")
     ],
-    value_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--value-file",
-            metavar="F",
-            dir_okay=False,
-            help="Read the value from F (one trailing newline is dropped).",
-        ),
-    ] = None,
-    value_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--value-stdin", help="Read the value from stdin (one trailing newline dropped)."
-        ),
-    ] = False,
+    value_file: ValueFileOption = None,
+    value_stdin: ValueStdinOption = False,
     ticket: Annotated[
         str | None, typer.Option("--ticket", metavar="ID", help="Incident reference, e.g. INC-42.")
     ] = None,
@@ -198,8 +190,7 @@ def push(
     checked_type = parse_secret_type(secret_type)
     if not reason.strip():
         fail("--reason must not be empty", code=EXIT_USAGE)
-    if (value_file is None) == (not value_stdin):
-        fail("give exactly one of --value-file F or --value-stdin", code=EXIT_USAGE)
+    require_one_source(value_file, value_stdin)
     given_key = _given_public_key(public_key) if public_key is not None else None
     if given_key is not None and expected_key_id is not None:
         _require_key_id(given_key[1], expected_key_id)

@@ -10,14 +10,18 @@ be rehearsed end to end on ``make run``: add a version to each member of a group
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail, load_settings
 from omni_secrets.cli._output import console, print_json
-from omni_secrets.cli._secret_input import read_value
+from omni_secrets.cli._secret_input import (
+    ValueFileOption,
+    ValueStdinOption,
+    read_value,
+    require_one_source,
+)
 from omni_secrets.cli._target import JsonOption
 from omni_secrets.domain.catalog import SecretType, parse_secret_type
 from omni_secrets.domain.clock import to_rfc3339
@@ -91,21 +95,8 @@ def list_versions(secret_type: SecretTypeOption, as_json: JsonOption = False) ->
 
 def add_version(
     secret_type: SecretTypeOption,
-    value_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--value-file",
-            metavar="F",
-            dir_okay=False,
-            help="Read the value from F (one trailing newline is dropped).",
-        ),
-    ] = None,
-    value_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--value-stdin", help="Read the value from stdin (one trailing newline dropped)."
-        ),
-    ] = False,
+    value_file: ValueFileOption = None,
+    value_stdin: ValueStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Add a new ENABLED version to the type's secret (a rotation candidate).
@@ -122,8 +113,7 @@ def add_version(
     "version": "2", "state": "ENABLED", "createTime": "..."}.
     """
     checked = parse_secret_type(secret_type)
-    if (value_file is None) == (not value_stdin):
-        fail("give exactly one of --value-file F or --value-stdin", code=EXIT_USAGE)
+    require_one_source(value_file, value_stdin)
     value = read_value(value_file)
     added = _run(lambda tool: tool.add(checked, value))
     _print_version(checked, added, "added", as_json=as_json)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -151,10 +151,10 @@ def assess_preview(
         raise ValueError(f"members must be exactly the {group.value} group: {expected}")
     return PreviewAssessment(
         checks=(
-            _check_enabled(members),
-            _check_newer(members),
-            _check_differ(members),
-            _check_checksums(members),
+            _per_member(CheckName.CANDIDATES_ENABLED, members, _enabled),
+            _per_member(CheckName.CANDIDATES_NEWER, members, _newer),
+            _per_member(CheckName.CANDIDATES_DIFFER, members, _differs),
+            _per_member(CheckName.CHECKSUMS_VALID, members, _checksum_valid),
             _check_self_test(group, self_test),
         )
     )
@@ -164,111 +164,97 @@ def _no_candidate(member: MemberCandidate) -> str:
     return f"could not run for {member.secret_type.value}: no candidate version was resolved"
 
 
-def _verdict(name: CheckName, problems: list[str], fine: list[str]) -> CheckVerdict:
+_Finding = tuple[bool, str]
+"""One member's result under a check: ``(ok, sentence)``."""
+
+
+def _per_member(
+    name: CheckName,
+    members: Sequence[MemberCandidate],
+    judge: Callable[[MemberCandidate, Candidate], _Finding],
+) -> CheckVerdict:
+    """A check that judges each member's candidate in turn.
+
+    A member with no candidate fails the check (it could not run for it); the others get
+    ``judge``'s finding. Not ok when any member fails: the detail joins the failures with
+    ``"; "``; otherwise it joins every member's ok sentence.
+    """
+    problems: list[str] = []
+    fine: list[str] = []
+    for member in members:
+        if member.candidate is None:
+            problems.append(_no_candidate(member))
+            continue
+        ok, sentence = judge(member, member.candidate)
+        (fine if ok else problems).append(sentence)
     if problems:
         return CheckVerdict(name, False, "; ".join(problems))
     return CheckVerdict(name, True, "; ".join(fine))
 
 
-def _check_enabled(members: Sequence[MemberCandidate]) -> CheckVerdict:
-    problems: list[str] = []
-    fine: list[str] = []
-    for member in members:
-        candidate = member.candidate
-        if candidate is None:
-            problems.append(_no_candidate(member))
-        elif candidate.state is not VersionState.ENABLED:
-            problems.append(
-                f"{member.secret_type.value} v{candidate.version} is {candidate.state.value}"
-            )
-        else:
-            fine.append(f"{member.secret_type.value} v{candidate.version} is ENABLED")
-    return _verdict(CheckName.CANDIDATES_ENABLED, problems, fine)
+def _enabled(member: MemberCandidate, candidate: Candidate) -> _Finding:
+    if candidate.state is not VersionState.ENABLED:
+        return False, f"{member.secret_type.value} v{candidate.version} is {candidate.state.value}"
+    return True, f"{member.secret_type.value} v{candidate.version} is ENABLED"
 
 
 def _version_number(version: str) -> int | None:
     return int(version) if version.isdigit() else None
 
 
-def _check_newer(members: Sequence[MemberCandidate]) -> CheckVerdict:
+def _newer(member: MemberCandidate, candidate: Candidate) -> _Finding:
     """A rotation only moves forward: a rollback to an older version would reset the clock."""
-    problems: list[str] = []
-    fine: list[str] = []
-    for member in members:
-        candidate = member.candidate
-        name = member.secret_type.value
-        if candidate is None:
-            problems.append(_no_candidate(member))
-            continue
-        current = member.current_version
-        new = _version_number(candidate.version)
-        old = _version_number(current) if current is not None else None
-        if current is None:
-            fine.append(f"{name}: none active -> v{candidate.version}")
-        elif new is None or old is None:
-            problems.append(f"{name}: cannot compare v{candidate.version} with v{current}")
-        elif new <= old:
-            problems.append(
-                f"{name}: candidate v{candidate.version} is not newer than the active v{current}"
-            )
-        else:
-            fine.append(f"{name}: v{current} -> v{candidate.version}")
-    return _verdict(CheckName.CANDIDATES_NEWER, problems, fine)
+    name = member.secret_type.value
+    current = member.current_version
+    if current is None:
+        return True, f"{name}: none active -> v{candidate.version}"
+    new = _version_number(candidate.version)
+    old = _version_number(current)
+    if new is None or old is None:
+        return False, f"{name}: cannot compare v{candidate.version} with v{current}"
+    if new <= old:
+        return (
+            False,
+            f"{name}: candidate v{candidate.version} is not newer than the active v{current}",
+        )
+    return True, f"{name}: v{current} -> v{candidate.version}"
 
 
-def _check_differ(members: Sequence[MemberCandidate]) -> CheckVerdict:
+def _differs(member: MemberCandidate, candidate: Candidate) -> _Finding:
     """The candidate's payload digest must differ from the active one's (not just its number)."""
-    problems: list[str] = []
-    fine: list[str] = []
-    for member in members:
-        candidate = member.candidate
-        name = member.secret_type.value
-        if candidate is None:
-            problems.append(_no_candidate(member))
-        elif candidate.version == member.current_version:
-            problems.append(f"{name}: candidate v{candidate.version} is already the active version")
-        elif member.current_version is None:
-            fine.append(f"{name}: none active -> v{candidate.version}")
-        elif candidate.payload_sha256 is None:
-            problems.append(
-                f"could not run for {name}: the payload of candidate v{candidate.version} "
-                "could not be read"
-            )
-        elif member.current_payload_sha256 is None:
-            problems.append(
-                f"could not run for {name}: the payload of active v{member.current_version} "
-                "could not be read"
-            )
-        elif candidate.payload_sha256 == member.current_payload_sha256:
-            problems.append(
-                f"{name}: candidate v{candidate.version} has the same payload (SHA-256) as "
-                f"active v{member.current_version}"
-            )
-        else:
-            fine.append(
-                f"{name}: v{member.current_version} -> v{candidate.version}, payload differs"
-            )
-    return _verdict(CheckName.CANDIDATES_DIFFER, problems, fine)
+    name = member.secret_type.value
+    current = member.current_version
+    if candidate.version == current:
+        return False, f"{name}: candidate v{candidate.version} is already the active version"
+    if current is None:
+        return True, f"{name}: none active -> v{candidate.version}"
+    if candidate.payload_sha256 is None:
+        return False, (
+            f"could not run for {name}: the payload of candidate v{candidate.version} "
+            "could not be read"
+        )
+    if member.current_payload_sha256 is None:
+        return False, (
+            f"could not run for {name}: the payload of active v{current} could not be read"
+        )
+    if candidate.payload_sha256 == member.current_payload_sha256:
+        return False, (
+            f"{name}: candidate v{candidate.version} has the same payload (SHA-256) as "
+            f"active v{current}"
+        )
+    return True, f"{name}: v{current} -> v{candidate.version}, payload differs"
 
 
-def _check_checksums(members: Sequence[MemberCandidate]) -> CheckVerdict:
-    problems: list[str] = []
-    fine: list[str] = []
-    for member in members:
-        candidate = member.candidate
-        name = member.secret_type.value
-        if candidate is None:
-            problems.append(_no_candidate(member))
-        elif candidate.checksum_ok is None:
-            why = f" ({candidate.read_error})" if candidate.read_error else ""
-            problems.append(
-                f"could not run for {name} v{candidate.version}: its payload could not be read{why}"
-            )
-        elif not candidate.checksum_ok:
-            problems.append(f"{name} v{candidate.version}: CRC32C mismatch")
-        else:
-            fine.append(f"{name} v{candidate.version}: CRC32C verified")
-    return _verdict(CheckName.CHECKSUMS_VALID, problems, fine)
+def _checksum_valid(member: MemberCandidate, candidate: Candidate) -> _Finding:
+    name = member.secret_type.value
+    if candidate.checksum_ok is None:
+        why = f" ({candidate.read_error})" if candidate.read_error else ""
+        return False, (
+            f"could not run for {name} v{candidate.version}: its payload could not be read{why}"
+        )
+    if not candidate.checksum_ok:
+        return False, f"{name} v{candidate.version}: CRC32C mismatch"
+    return True, f"{name} v{candidate.version}: CRC32C verified"
 
 
 def _check_self_test(group: RotationGroup, outcome: SelfTestOutcome | None) -> CheckVerdict:
