@@ -611,8 +611,8 @@ class OmniSecretCache:
     def version(self) -> int:
         """Grows with every change status shows: what is served, a fetch's failure, a hydration.
 
-        Not every fetch: a background refresh that brings the same version still publishes a
-        new snapshot, so it counts too. Lets a reader tell "nothing changed" without comparing.
+        Every successful fetch counts (it publishes a new snapshot, even of the same version), and
+        so does every failed one. Lets a reader tell "nothing changed" without comparing.
         """
         return self._version
 

@@ -61,6 +61,7 @@ class _ShownRotation:
 
     meta: OmniSecretMetadata
     candidate: str | None
+    computed_at: datetime
     valid_until: datetime
     view: RotationView
 
@@ -107,7 +108,11 @@ class StatusReporter:
 
     async def status(self, *, actor: str, correlation_id: str | None) -> StatusView:
         """The status view (contract section 5); audited as ``status_view`` by the batching writer
-        (buffered, never dropped while the database answers; see ``Auditor.submit``)."""
+        (buffered, never dropped while the database answers; see ``Auditor.submit``).
+
+        Calls within the same millisecond may share one view (see ``_shared_view``); use
+        :meth:`status_view` for a view built now.
+        """
         view = self._shared_view()
         await self._auditor.submit(
             access_event(
@@ -215,7 +220,7 @@ class StatusReporter:
             last is not None
             and last.meta is meta
             and last.candidate == candidate
-            and now < last.valid_until
+            and last.computed_at <= now < last.valid_until  # a clock set back recomputes
         ):
             return last.view
         due = meta.rotation_due_at
@@ -235,7 +240,9 @@ class StatusReporter:
             preview_open=preview_open,
             candidate_version=candidate,
         )
-        self._last_rotation[row.secret_type] = _ShownRotation(meta, candidate, valid_until, view)
+        self._last_rotation[row.secret_type] = _ShownRotation(
+            meta, candidate, now, valid_until, view
+        )
         return view
 
     def cache_age_seconds(self, secret_type: str) -> float:
