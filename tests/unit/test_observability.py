@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
+from datetime import UTC, datetime
 
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
@@ -141,3 +143,38 @@ class TestRedaction:
             structlog.reset_defaults()
         assert "fake-served-value-789" not in out.getvalue()
         assert "Leaky(**********)" in out.getvalue()
+
+    def test_json_lines_stay_ascii_and_reprs_stay_reprs(self) -> None:
+        """orjson renders the lines; what it would render differently goes to json.dumps."""
+
+        @dataclasses.dataclass
+        class Holder:
+            secret: SecretValue
+
+        out = io.StringIO()
+        redactor = Redactor()
+        configure_logging(log_format="json", redactor=redactor, stream=out)
+        try:
+            log = structlog.get_logger("t")
+            log.info("plain", count=3, ratio=0.25, flag=True, missing=None)
+            log.info("accented", text="fake-café")
+            log.info("huge", number=2**70)
+            log.info("held", holder=Holder(SecretValue("fake-held-value-321")))
+            log.info("when", at=datetime(2026, 11, 27, tzinfo=UTC))
+        finally:
+            structlog.reset_defaults()
+        text = out.getvalue()
+        assert text.isascii()
+        assert "fake-held-value-321" not in text  # the dataclass's repr, not its fields
+        plain, accented, huge, held, when = (json.loads(line) for line in text.splitlines())
+        assert (plain["count"], plain["ratio"], plain["flag"], plain["missing"]) == (
+            3,
+            0.25,
+            True,
+            None,
+        )
+        assert accented["text"] == "fake-café"
+        assert "\\u00e9" in text.splitlines()[1]
+        assert huge["number"] == 2**70
+        assert held["holder"].endswith("Holder(secret=SecretValue('**********'))")
+        assert when["at"] == repr(datetime(2026, 11, 27, tzinfo=UTC))
