@@ -54,7 +54,10 @@ async def correlation_id(request: Request) -> str:
     return request_id_of(request.scope)
 
 
-ReadPrincipal = Annotated[Principal, Depends(require(Scope.READ))]
+require_read = require(Scope.READ)
+"""The status route's check, also run by its fast path (``api/secrets.status_fast_path``)."""
+
+ReadPrincipal = Annotated[Principal, Depends(require_read)]
 RotatePrincipal = Annotated[Principal, Depends(require(Scope.ROTATE))]
 BreakGlassPrincipal = Annotated[Principal, Depends(require(Scope.BREAK_GLASS))]
 RefreshPrincipal = Annotated[Principal, Depends(require(Scope.REFRESH))]

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 
-from omni_secrets.api.auth import Principal, Scope
-from omni_secrets.api.deps import CorrelationId, ReadPrincipal, RotatePrincipal, require
+from omni_secrets.api.auth import Principal
+from omni_secrets.api.deps import CorrelationId, ReadPrincipal, RotatePrincipal, require_read
 from omni_secrets.api.errors import error_responses
 from omni_secrets.api.middleware import request_id_of
 from omni_secrets.api.schemas import SelfTestResponse, StatusResponse
@@ -22,7 +22,6 @@ router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["secrets"])
 
 
 STATUS_PATH = "/ops/apex-omni/secrets/status"
-_require_read = require(Scope.READ)
 
 
 @router.get("/status", response_model=StatusResponse, response_model_by_alias=True)
@@ -36,7 +35,7 @@ async def get_status(
 async def status_fast_path(services: Services, request: Request) -> Response:
     """``get_status`` for :class:`~omni_secrets.api.fast_path.FastPath`: the same checks in the
     same order (token, then scope), without FastAPI's dependency solving."""
-    principal = await _require_read(request)
+    principal = await require_read(request)
     return await _status_response(request, services, principal, request_id_of(request.scope))
 
 
