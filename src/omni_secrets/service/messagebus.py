@@ -12,8 +12,8 @@ and bootstrap merges every feature's table into one :class:`Dispatcher`. Reactio
 order listed, on the event loop, before ``emit`` returns (a reaction that must come first, such
 as teaching the redactor a value before any log line could name it, is listed first). A
 reaction may be a plain function or a coroutine function. Reactions must not raise: one that
-does is logged (``reaction.failed`` with the event type and reaction names only) and the others still run,
-so a broken metric or a PagerDuty outage never undoes or fails a decision already taken.
+does is logged (``reaction.failed``, with the event type and reaction names only) and the others
+still run, so a broken metric or a PagerDuty outage never undoes or fails a decision already taken.
 
 Cosmicpython ch. 8-9 (message bus); unlike theirs, reactions never emit commands back: a
 reaction that needs a decision calls a service.
