@@ -29,13 +29,7 @@ from omni_secrets.domain.errors import (
     UnknownSecretType,
 )
 from omni_secrets.domain.models import OmniSecretMetadata
-from omni_secrets.domain.secret_store import AccessedSecret
-from omni_secrets.domain.values import SecretValue
-from omni_secrets.jobs.breakglass_expiry import BreakGlassExpiryJob
-from omni_secrets.observability.alerts import AlertDispatcher
-from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.breakglass import BREAK_GLASS_ALERT, ActivatedOverride, BreakGlassService
-from omni_secrets.service.observer import (
+from omni_secrets.domain.observations import (
     ObserverFanOut,
     OperationFailed,
     SecretRead,
@@ -43,6 +37,13 @@ from omni_secrets.service.observer import (
     ValueRetired,
     ValueSeen,
 )
+from omni_secrets.domain.secret_store import AccessedSecret
+from omni_secrets.domain.values import SecretValue
+from omni_secrets.jobs.breakglass_expiry import BreakGlassExpiryJob
+from omni_secrets.observability.alert_catalog import BREAK_GLASS_ALERT
+from omni_secrets.observability.alerts import AlertDispatcher
+from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.breakglass import ActivatedOverride, BreakGlassService
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 OVERRIDE_VALUE = "fake-break-glass-value-5e1d"

@@ -8,12 +8,12 @@ import inspect
 import pytest
 from prometheus_client import CollectorRegistry
 
+from omni_secrets.domain.observations import OperationFailed, SecretRead, ValueSeen
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.breakglass import BreakGlassService
-from omni_secrets.service.observer import OperationFailed, SecretRead, ValueSeen
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.rotation import RotationService
 

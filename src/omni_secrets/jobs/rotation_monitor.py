@@ -33,12 +33,12 @@ from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import Clock, Sleep, to_rfc3339
 from omni_secrets.domain.models import SYSTEM_ACTOR
 from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.observability import alert_catalog
+from omni_secrets.observability.alert_catalog import DUE_SOON_ALERT, OVERDUE_ALERT
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.rotation_report import (
-    DUE_SOON_ALERT,
-    OVERDUE_ALERT,
     GroupRotation,
     RotationReport,
     build_report,
@@ -267,37 +267,18 @@ class RotationMonitor:
             await self.tick()
 
 
-def _details(group: GroupRotation) -> dict[str, str | int]:
-    return {
-        "group": group.group.value,
-        "status": group.status.value,
-        "dueAt": to_rfc3339(group.due_at),
-        "daysUntilDue": group.days_until_due,
-        "secretTypes": ",".join(t.value for t in group.secret_types),
-    }
-
-
 def _due_soon_alert(group: GroupRotation) -> Alert:
-    return Alert(
-        name=DUE_SOON_ALERT,
-        subject=group.group.value,
-        severity="warning",
-        summary=(
-            f"omni-secrets: {group.group.value} credentials are due for rotation in "
-            f"{group.days_until_due} days (due {to_rfc3339(group.due_at)})"
-        ),
-        details=_details(group),
-    )
+    return alert_catalog.rotation_due_soon(group.group.value, **_facts(group))
 
 
 def _overdue_alert(group: GroupRotation) -> Alert:
-    return Alert(
-        name=OVERDUE_ALERT,
-        subject=group.group.value,
-        severity="critical",
-        summary=(
-            f"omni-secrets: {group.group.value} credentials are overdue for rotation "
-            f"(due {to_rfc3339(group.due_at)}, {-group.days_until_due} days ago)"
-        ),
-        details=_details(group),
-    )
+    return alert_catalog.rotation_overdue(group.group.value, **_facts(group))
+
+
+def _facts(group: GroupRotation) -> dict[str, Any]:
+    return {
+        "status": group.status.value,
+        "due_at": group.due_at,
+        "days_until_due": group.days_until_due,
+        "secret_types": [t.value for t in group.secret_types],
+    }

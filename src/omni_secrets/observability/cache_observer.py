@@ -12,8 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
+from omni_secrets.domain.audit_trail import BackgroundAudit
 from omni_secrets.domain.cache_events import (
     CacheEvent,
     Hydrated,
@@ -25,12 +24,11 @@ from omni_secrets.domain.cache_events import (
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.models import SYSTEM_ACTOR, NewAccessEvent
-from omni_secrets.observability.alerts import Alert, AlertDispatcher
+from omni_secrets.observability import alert_catalog
+from omni_secrets.observability.alert_catalog import GSM_FAILURES_ALERT
+from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.cache_log import log_cache_event
 from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.auditor import Auditor
-
-GSM_FAILURES_ALERT = "gsm_failures"
 
 
 class CacheObserver:
@@ -42,7 +40,7 @@ class CacheObserver:
         catalog: Catalog,
         metrics: OmniMetrics,
         alerts: AlertDispatcher,
-        auditor: Auditor,
+        auditor: BackgroundAudit,
         clock: Clock,
         alert_after_failures: int,
     ) -> None:
@@ -100,26 +98,14 @@ class CacheObserver:
             },
         )
         if event.consecutive_failures >= self._threshold:
-            required = self._catalog.entry(event.secret_type).required
-            severity: Literal["critical", "error"] = (
-                "critical" if required and not event.serving else "error"
-            )
             self._alerts.trigger(
-                Alert(
-                    name=GSM_FAILURES_ALERT,
-                    subject=secret_type,
-                    severity=severity,
-                    summary=(
-                        f"omni-secrets: {event.consecutive_failures} consecutive GSM failures "
-                        f"reading {secret_type} ({event.reason})"
-                    ),
-                    details={
-                        "secret_type": secret_type,
-                        "reason": event.reason,
-                        "consecutive_failures": event.consecutive_failures,
-                        "still_serving": event.serving,
-                        "transient": event.transient,
-                    },
+                alert_catalog.gsm_failures(
+                    secret_type,
+                    reason=event.reason,
+                    consecutive_failures=event.consecutive_failures,
+                    serving=event.serving,
+                    transient=event.transient,
+                    required=self._catalog.entry(event.secret_type).required,
                 )
             )
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from omni_secrets.observability.logging import Redactor
-from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.observer import (
+from omni_secrets.domain.observations import (
     OperationFailed,
     SecretRead,
     ServiceEvent,
     ValueRetired,
     ValueSeen,
 )
+from omni_secrets.observability.logging import Redactor
+from omni_secrets.observability.metrics import OmniMetrics
 
 
 class MetricsAndRedaction:

@@ -63,30 +63,30 @@ from omni_secrets.domain.models import (
     NewAccessEvent,
     OverrideEndReason,
 )
-from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
-from omni_secrets.domain.values import SecretValue
-from omni_secrets.observability.alerts import Alert, AlertDispatcher
-from omni_secrets.service.auditor import Auditor, access_event
-from omni_secrets.service.integrity import (
-    OVERRIDES_TABLE,
-    IntegrityViolation,
-    IntegrityViolations,
-)
-from omni_secrets.service.observer import (
+from omni_secrets.domain.observations import (
     OperationFailed,
     SecretRead,
     ServiceObserver,
     ValueRetired,
     ValueSeen,
 )
+from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
+from omni_secrets.domain.values import SecretValue
+from omni_secrets.observability import alert_catalog
+from omni_secrets.observability.alert_catalog import BREAK_GLASS_ALERT
+from omni_secrets.observability.alerts import AlertDispatcher
+from omni_secrets.service.auditor import Auditor, access_event
+from omni_secrets.service.integrity import (
+    OVERRIDES_TABLE,
+    IntegrityViolation,
+    IntegrityViolations,
+)
 from omni_secrets.service.served_overrides import ServedOverrides
 from omni_secrets.service.views import NO_BREAK_GLASS, BreakGlassView
 
 log = structlog.get_logger("omni_secrets.breakglass")
 
-BREAK_GLASS_ALERT = "break_glass_active"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_REASON_IN_ALERT_CHARS = 200
 _CATALOG_NAMES = frozenset(t.value for t in SecretType)
 _MAX_OVERRIDE_ID_CHARS = 64
 
@@ -746,26 +746,7 @@ class BreakGlassService:
             self._alerts.resolve(BREAK_GLASS_ALERT, secret_type.value)
 
     def _raise_alert(self, record: BreakGlassOverrideRecord) -> None:
-        secret_type = record.secret_type.value
-        self._alerts.trigger(
-            Alert(
-                name=BREAK_GLASS_ALERT,
-                subject=secret_type,
-                severity="critical",
-                summary=(
-                    f"omni-secrets: break-glass override active for {secret_type} until "
-                    f"{to_rfc3339(record.expires_at)}"
-                ),
-                details={
-                    "secret_type": secret_type,
-                    "override_id": record.override_id,
-                    "actor": record.actor,
-                    "ticket": record.ticket,
-                    "reason": record.reason[:_REASON_IN_ALERT_CHARS],
-                    "expires_at": to_rfc3339(record.expires_at),
-                },
-            )
-        )
+        self._alerts.trigger(alert_catalog.break_glass_active(record))
 
 
 def _storable(text: str) -> bool:

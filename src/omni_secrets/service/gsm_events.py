@@ -42,7 +42,9 @@ from omni_secrets.domain.gsm_events import (
 )
 from omni_secrets.domain.models import SYSTEM_ACTOR, NewAccessEvent
 from omni_secrets.domain.secret_store import SecretStore, VersionState
-from omni_secrets.observability.alerts import Alert, AlertDispatcher
+from omni_secrets.observability import alert_catalog
+from omni_secrets.observability.alert_catalog import ROTATE_ALERT
+from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.cluster_refresh import ClusterRefreshService
 from omni_secrets.service.secrets import OmniSecretService
@@ -51,8 +53,6 @@ from omni_secrets.service.views import EventsView
 
 log = structlog.get_logger("omni_secrets.gsm_events")
 
-REVOKED_ALERT = "active_version_revoked"
-ROTATE_ALERT = "rotation_requested"
 SEEN_MESSAGE_IDS = 10_000
 
 EventResult = Literal["applied", "ignored", "rejected", "duplicate", "unconfirmed", "failed"]
@@ -211,19 +211,13 @@ class GsmEventService:
         finally:
             # Applied here already; alert whether or not the other replicas could be told.
             self._alerts.trigger(
-                Alert(
-                    name=REVOKED_ALERT,
-                    subject=event.secret_type.value,
-                    severity="critical",
-                    summary=f"omni-secrets: {event.secret_type.value} taken out of service: "
-                    f"{message}",
-                    details={
-                        "environment": self._environment,
-                        "secretType": event.secret_type.value,
-                        "eventType": event.event_type.value,
-                        "version": event.version,
-                        "confirmed": confirmed,
-                    },
+                alert_catalog.version_revoked(
+                    self._environment,
+                    secret_type=event.secret_type.value,
+                    message=message,
+                    event_type=event.event_type.value,
+                    version=event.version,
+                    confirmed=confirmed,
                 )
             )
         return "applied"
@@ -254,15 +248,7 @@ class GsmEventService:
 
     def _rotate_requested(self, event: GsmEvent) -> EventResult:
         secret_type: SecretType = event.secret_type
-        self._alerts.trigger(
-            Alert(
-                name=ROTATE_ALERT,
-                subject=secret_type.value,
-                severity="warning",
-                summary=f"omni-secrets: GSM asks for a rotation of {secret_type.value}",
-                details={"environment": self._environment, "secretType": secret_type.value},
-            )
-        )
+        self._alerts.trigger(alert_catalog.rotation_requested(self._environment, secret_type.value))
         self._auditor.record_later(
             NewAccessEvent(
                 occurred_at=self._clock.now(),

@@ -17,7 +17,6 @@ import structlog
 
 log = structlog.get_logger("omni_secrets.integrity")
 
-INTEGRITY_ALERT = "integrity_violation"
 METADATA_TABLE = "omni_secret_metadata"
 OVERRIDES_TABLE = "omni_break_glass_overrides"
 TABLES = (METADATA_TABLE, OVERRIDES_TABLE)

@@ -21,6 +21,7 @@ from omni_secrets.domain.errors import SecretStoreError, ValueNotHeaderSafe
 from omni_secrets.domain.header_safety import check_header_safe
 from omni_secrets.domain.integrity import IntegrityStatus
 from omni_secrets.domain.models import OmniSecretMetadata
+from omni_secrets.domain.observations import SecretRead, ServiceObserver, ValueSeen
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
 from omni_secrets.service.integrity import (
@@ -28,7 +29,6 @@ from omni_secrets.service.integrity import (
     IntegrityViolation,
     IntegrityViolations,
 )
-from omni_secrets.service.observer import SecretRead, ServiceObserver, ValueSeen
 
 log = structlog.get_logger("omni_secrets.service")
 INTEGRITY_VIOLATION = "INTEGRITY_VIOLATION"

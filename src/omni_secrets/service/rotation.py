@@ -66,18 +66,18 @@ from omni_secrets.domain.models import (
     PreviewMemberRecord,
     RotationPreviewRecord,
 )
-from omni_secrets.domain.repositories import UnitOfWorkFactory
-from omni_secrets.domain.secret_store import LATEST, SecretStore, VersionInfo
-from omni_secrets.domain.values import SecretValue
-from omni_secrets.observability.alerts import AlertDispatcher
-from omni_secrets.service.auditor import Auditor, access_event
-from omni_secrets.service.observer import (
+from omni_secrets.domain.observations import (
     FailedOperation,
     OperationFailed,
     SecretRead,
     ServiceObserver,
     ValueSeen,
 )
+from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.secret_store import LATEST, SecretStore, VersionInfo
+from omni_secrets.domain.values import SecretValue
+from omni_secrets.observability.alerts import AlertDispatcher
+from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.rotation_report import ROTATION_ALERT_NAMES
 from omni_secrets.service.rotation_views import (
     CommittedMemberView,

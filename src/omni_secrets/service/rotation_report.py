@@ -19,11 +19,8 @@ from datetime import datetime
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog, RotationGroup, SecretType
 from omni_secrets.domain.models import OmniSecretMetadata
+from omni_secrets.observability.alert_catalog import DUE_SOON_ALERT, OVERDUE_ALERT
 
-DUE_SOON_ALERT = "rotation_due_soon"
-"""The per-group warning alert (the group entered the warning window)."""
-OVERDUE_ALERT = "rotation_overdue"
-"""The per-group critical alert (the group's due date has passed)."""
 ROTATION_ALERT_NAMES = (DUE_SOON_ALERT, OVERDUE_ALERT)
 
 

@@ -52,6 +52,7 @@ from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.gsm_events import RawGsmMessage
 from omni_secrets.domain.integrity import IntegrityKeyring
+from omni_secrets.domain.observations import ObserverFanOut, ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
@@ -60,7 +61,9 @@ from omni_secrets.jobs.reconcile import ReconcileJob
 from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS as HEARTBEAT_SECONDS
 from omni_secrets.jobs.replica_heartbeat import ReplicaHeartbeatJob
 from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
-from omni_secrets.observability.alerts import Alert, AlertDispatcher, AlertSink
+from omni_secrets.observability import alert_catalog
+from omni_secrets.observability.alert_catalog import AUDIT_ALERT, REVOKED_ALERT
+from omni_secrets.observability.alerts import AlertDispatcher, AlertSink
 from omni_secrets.observability.cache_observer import CacheObserver
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics, gsm_event_label
@@ -68,14 +71,12 @@ from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.cluster_refresh import ClusterRefreshService
-from omni_secrets.service.gsm_events import REVOKED_ALERT, GsmEventService
+from omni_secrets.service.gsm_events import GsmEventService
 from omni_secrets.service.gsm_versions import GsmVersions
 from omni_secrets.service.integrity import (
-    INTEGRITY_ALERT,
     IntegrityViolation,
     IntegrityViolations,
 )
-from omni_secrets.service.observer import ObserverFanOut, ServiceObserver
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
 from omni_secrets.service.rotation import RotationService
@@ -89,8 +90,6 @@ if TYPE_CHECKING:
     from omni_secrets.adapters import pubsub as pubsub_adapter
 
 log = structlog.get_logger("omni_secrets.bootstrap")
-
-AUDIT_ALERT = "audit_write_failures"
 
 
 class ClusterStore(ReplicaRegistry, RefreshLedger, SignalStore, Protocol):
@@ -325,15 +324,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
 
     def audit_failed() -> None:
         metrics.audit_write_failures.inc()
-        alerts.trigger(
-            Alert(
-                name=AUDIT_ALERT,
-                subject="audit",
-                severity="critical",
-                summary="omni-secrets: audit events cannot be written",
-                details={"environment": str(settings.environment)},
-            )
-        )
+        alerts.trigger(alert_catalog.audit_write_failures(str(settings.environment)))
 
     auditor = Auditor(
         uow_factory=uow_factory,
@@ -346,21 +337,12 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     def integrity_violated(violation: IntegrityViolation) -> None:
         metrics.integrity_violations.labels(violation.table).inc()
         alerts.trigger(
-            Alert(
-                name=INTEGRITY_ALERT,
-                subject=f"{violation.table}/{violation.row}",
-                severity="critical",
-                summary=(
-                    f"omni-secrets: {violation.table} row {violation.row} fails its integrity "
-                    f"check ({violation.problem}); not served"
-                ),
-                details={
-                    "environment": str(settings.environment),
-                    "table": violation.table,
-                    "row": violation.row,
-                    "problem": violation.problem,
-                    "secretType": violation.secret_type,
-                },
+            alert_catalog.integrity_violation(
+                str(settings.environment),
+                table=violation.table,
+                row=violation.row,
+                problem=violation.problem,
+                secret_type=violation.secret_type,
             )
         )
 
