@@ -17,7 +17,7 @@ from omni_secrets.domain.cache import (
     CacheState,
     OmniSecretCache,
 )
-from omni_secrets.domain.cache_events import (
+from omni_secrets.domain.cache.events import (
     CacheEvent,
     Evicted,
     Expired,
@@ -28,7 +28,7 @@ from omni_secrets.domain.cache_events import (
     Refreshed,
     RefreshFailed,
 )
-from omni_secrets.domain.cache_models import Operation
+from omni_secrets.domain.cache.models import Operation
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.errors import ChecksumMismatch, SecretStoreError

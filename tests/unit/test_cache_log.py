@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from structlog.testing import capture_logs
 
-from omni_secrets.domain.cache_events import (
+from omni_secrets.domain.cache.events import (
     CacheEvent,
     Evicted,
     Expired,
@@ -17,7 +17,7 @@ from omni_secrets.domain.cache_events import (
     Refreshed,
     RefreshFailed,
 )
-from omni_secrets.domain.cache_models import CacheSource, CacheState, Operation
+from omni_secrets.domain.cache.models import CacheSource, CacheState, Operation
 from omni_secrets.domain.catalog import SecretType
 from omni_secrets.observability.cache_log import log_cache_event
 

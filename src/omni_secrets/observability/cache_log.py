@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from omni_secrets.domain.cache_events import (
+from omni_secrets.domain.cache.events import (
     CacheEvent,
     Evicted,
     Expired,

@@ -27,7 +27,7 @@ Behaviour (design.md, "Cache" and "Break-glass"):
 
 The cache knows neither the database nor GSM: the service hands it a ``fetch`` coroutine that
 resolves the pinned version and reads it. What the cache does is reported to a
-:class:`~omni_secrets.domain.cache_events.CacheListener` (see ``cache_events.py``).
+:class:`~omni_secrets.domain.cache.events.CacheListener` (see ``cache_events.py``).
 
 Threading: the cache belongs to one event loop; call its methods, ``get`` included, on that loop's
 thread. (A hit only reads, but the slow path of ``get`` does bookkeeping and wakes the refresher.)
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from omni_secrets.domain.cache_events import (
+from omni_secrets.domain.cache.events import (
     CacheEvent,
     CacheListener,
     Evicted,
@@ -58,7 +58,7 @@ from omni_secrets.domain.cache_events import (
     Refreshed,
     RefreshFailed,
 )
-from omni_secrets.domain.cache_models import (
+from omni_secrets.domain.cache.models import (
     CachedSecret,
     CacheEntryInfo,
     CacheSource,
@@ -145,7 +145,7 @@ class OmniSecretCache:
         jitter_fraction: relative spread of that point (``0.05`` = +/-5%), so replicas and
             types do not refresh in lockstep.
         clock: wall time for timestamps, monotonic time for freshness.
-        listener: receives :mod:`~omni_secrets.domain.cache_events` events; its exceptions are
+        listener: receives :mod:`~omni_secrets.domain.cache.events` events; its exceptions are
             logged and swallowed.
         rng: source of jitter (seed it in tests).
         sleep: how the background loop waits (inject one driven by a manual clock in tests).

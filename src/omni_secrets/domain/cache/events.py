@@ -30,7 +30,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from omni_secrets.domain.cache_models import CacheSource, CacheState, Operation
+from omni_secrets.domain.cache.models import CacheSource, CacheState, Operation
 from omni_secrets.domain.catalog import SecretType
 
 
