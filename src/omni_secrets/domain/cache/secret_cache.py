@@ -35,7 +35,7 @@ log.
 :class:`~omni_secrets.domain.cache.entries.CacheEntries` (the slots and the served snapshots):
 :class:`~omni_secrets.domain.cache.refresher.Refresher` (single-flight fetches, the background
 refresher), :class:`~omni_secrets.domain.cache.overrides.OverrideLayer` (break-glass overrides,
-revocations) and :class:`~omni_secrets.domain.cache.view.CacheView` (what status reads).
+revocations) and :class:`~omni_secrets.domain.cache.readout.CacheReadout` (what status reads).
 
 Threading: the cache belongs to one event loop; call its methods, ``get`` included, on that loop's
 thread. (A hit only reads, but the slow path of ``get`` does bookkeeping and wakes the refresher.)
@@ -62,8 +62,8 @@ from omni_secrets.domain.cache.models import (
     RefreshOutcome,
 )
 from omni_secrets.domain.cache.overrides import OverrideLayer
+from omni_secrets.domain.cache.readout import CacheReadout
 from omni_secrets.domain.cache.refresher import Fetch, Refresher
-from omni_secrets.domain.cache.view import CacheView
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import Clock, Sleep, SystemClock
 from omni_secrets.domain.values import SecretValue
@@ -165,7 +165,7 @@ class OmniSecretCache:
             retry_max_seconds=float(retry_max_seconds),
         )
         self._overrides = OverrideLayer(entries)
-        self._view = CacheView(entries)
+        self._readout = CacheReadout(entries)
         # The hot path reads these directly: the same dict and clock the parts use, one attribute
         # lookup each, as when they lived on this class.
         self._served = entries.served
@@ -393,11 +393,11 @@ class OmniSecretCache:
     @property
     def state(self) -> CacheState:
         """``ready``, ``degraded`` or ``empty`` as the contract defines them, right now."""
-        return self._view.state
+        return self._readout.state
 
     def missing_required(self) -> tuple[SecretType, ...]:
         """The required types that ``get`` would not serve now, in catalog order."""
-        return self._view.missing_required()
+        return self._readout.missing_required()
 
     def describe(self, secret_type: SecretType) -> CacheEntryInfo:
         """Everything status shows about ``secret_type``, without its value.
@@ -405,7 +405,7 @@ class OmniSecretCache:
         Raises:
             UnknownSecretType: the type is not in the catalog.
         """
-        return self._view.describe(secret_type)
+        return self._readout.describe(secret_type)
 
     def status_of(self, secret_type: SecretType) -> tuple[CachedSecret | None, FetchFailure | None]:
         """What ``get`` serves for ``secret_type`` and the last failed fetch (None after a
@@ -415,7 +415,7 @@ class OmniSecretCache:
         Raises:
             UnknownSecretType: the type is not in the catalog.
         """
-        return self._view.status_of(secret_type)
+        return self._readout.status_of(secret_type)
 
     def monotonic(self) -> float:
         """The monotonic clock that ages and deadlines are measured on."""
@@ -430,11 +430,11 @@ class OmniSecretCache:
         Raises:
             UnknownSecretType: the type is not in the catalog.
         """
-        return self._view.override_info(secret_type)
+        return self._readout.override_info(secret_type)
 
     def entries(self) -> tuple[CacheEntryInfo, ...]:
         """:meth:`describe` for every catalog type, in catalog order."""
-        return self._view.entries()
+        return self._readout.entries()
 
     @property
     def version(self) -> int:
@@ -443,17 +443,17 @@ class OmniSecretCache:
         Every successful fetch counts (it publishes a new snapshot, even of the same version), and
         so does every failed one. Lets a reader tell "nothing changed" without comparing.
         """
-        return self._view.version
+        return self._readout.version
 
     @property
     def hydrated_at(self) -> datetime | None:
         """When the last :meth:`hydrate` finished (whatever its outcome); None before."""
-        return self._view.hydrated_at
+        return self._readout.hydrated_at
 
     @property
     def last_refresh_at(self) -> datetime | None:
         """When the most recent fetch of any type finished (success or failure); None before."""
-        return self._view.last_refresh_at
+        return self._readout.last_refresh_at
 
     @property
     def ttl_seconds(self) -> float:

@@ -1,6 +1,6 @@
 """What status, readiness and the CLI read about the cache, without its values.
 
-:class:`CacheView` only reads :class:`~omni_secrets.domain.cache.entries.CacheEntries`. It goes
+:class:`CacheReadout` only reads :class:`~omni_secrets.domain.cache.entries.CacheEntries`. It goes
 through ``get`` like any reader, so an entry or override that has just run out is dropped before
 it is described (the same answer ``get`` would give); it changes nothing else.
 """
@@ -21,7 +21,7 @@ from omni_secrets.domain.cache.models import (
 from omni_secrets.domain.catalog import SecretType
 
 
-class CacheView:
+class CacheReadout:
     """Read-only answers about the cache; each is documented on :class:`OmniSecretCache`."""
 
     def __init__(self, entries: CacheEntries) -> None:
