@@ -17,18 +17,21 @@ from omni_secrets.domain.cache import (
     CacheState,
     OmniSecretCache,
 )
-from omni_secrets.domain.cache_events import (
+from omni_secrets.domain.cache.events import (
     CacheEvent,
     Evicted,
     Expired,
+    FetchRaisedUnexpectedly,
     Hydrated,
+    ListenerFailed,
     OverrideEnded,
     OverrideInstalled,
     OverrideStopReason,
     Refreshed,
+    RefresherStepFailed,
     RefreshFailed,
 )
-from omni_secrets.domain.cache_models import Operation
+from omni_secrets.domain.cache.models import Operation
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.errors import ChecksumMismatch, SecretStoreError
@@ -111,6 +114,33 @@ class ExplodingListener:
     def on_event(self, event: CacheEvent) -> None:
         self.calls += 1
         raise RuntimeError("listener is broken")
+
+
+class PickyListener(RecordingListener):
+    """Fails on every event of one type; records the others (its own failure reports included)."""
+
+    def __init__(self, fails_on: type[Any]) -> None:
+        super().__init__()
+        self.fails_on = fails_on
+
+    def on_event(self, event: CacheEvent) -> None:
+        if isinstance(event, self.fails_on):
+            raise RuntimeError(f"listener cannot take {type(event).__name__}")
+        super().on_event(event)
+
+
+class StumblingClock(ManualClock):
+    """A manual clock whose monotonic reading fails once when armed (a bug in bookkeeping)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stumble = False
+
+    def monotonic(self) -> float:
+        if self.stumble:
+            self.stumble = False
+            raise RuntimeError("fake bookkeeping fault")
+        return super().monotonic()
 
 
 class EdgeRandom(random.Random):
@@ -531,6 +561,26 @@ class TestFailureClasses:
         assert "fake-leaky-text" not in error.message
         assert cache.get(SecretType.API_KEY) is not None
 
+    async def test_unexpected_exception_is_reported_by_type_and_place_only(
+        self,
+        make_cache: Callable[..., OmniSecretCache],
+        fetch: FakeFetch,
+        listener: RecordingListener,
+    ) -> None:
+        """The listener learns the exception's type and where it was raised, before the failure."""
+        cache = make_cache()
+        await cache.hydrate()
+        fetch.fail_next(SecretType.API_KEY, RuntimeError("fake-leaky-text"))
+        await cache.refresh([SecretType.API_KEY])
+        (raised,) = listener.of(FetchRaisedUnexpectedly)
+        assert raised.secret_type is SecretType.API_KEY
+        assert raised.error_type == "RuntimeError"
+        assert raised.at.startswith(__file__)
+        assert "fake-leaky-text" not in repr(raised)
+        after = listener.events[listener.events.index(raised) + 1]
+        assert isinstance(after, RefreshFailed)
+        assert after.reason == "UNKNOWN"
+
     async def test_fetch_hanging_past_expiry_leaves_nothing_served_until_it_succeeds(
         self,
         make_cache: Callable[..., OmniSecretCache],
@@ -794,6 +844,40 @@ class TestBackgroundRefresher:
         assert cache.running
         assert len(fetch.calls) == 2 * len(ALL_TYPES)
         assert broken.calls >= 2 * len(ALL_TYPES) + 1
+
+    async def test_a_failing_listener_is_told_once_and_serving_goes_on(
+        self, make_cache: Callable[..., OmniSecretCache]
+    ) -> None:
+        """Each event the listener fails on is reported back to it as ListenerFailed."""
+        picky = PickyListener(fails_on=Refreshed)
+        cache = make_cache(listener=picky)
+        report = await cache.hydrate()
+        assert report.state is CacheState.READY
+        failures = picky.of(ListenerFailed)
+        assert [f.event_type for f in failures] == ["Refreshed"] * len(ALL_TYPES)
+        assert all(isinstance(f.error, RuntimeError) for f in failures)
+        assert len(picky.of(Hydrated)) == 1
+
+    async def test_a_failing_refresher_step_is_reported_and_retried(
+        self, make_cache: Callable[..., OmniSecretCache], fetch: FakeFetch
+    ) -> None:
+        """A bug in the loop's own bookkeeping is reported; the loop retries it shortly."""
+        clock = StumblingClock()
+        listener = RecordingListener()
+        sleep = SteppedSleep(clock)
+        cache = make_cache(clock=clock, listener=listener, sleep=sleep)
+        await cache.hydrate()
+        cache.start()
+        await sleep.next_sleep()
+        clock.stumble = True
+        sleep.wake()
+        assert await sleep.next_sleep() == pytest.approx(1.0)  # retry_initial_seconds
+        (step,) = listener.of(RefresherStepFailed)
+        assert str(step.error) == "fake bookkeeping fault"
+        assert cache.running
+        sleep.wake()
+        await sleep.next_sleep()
+        assert len(fetch.calls) == 2 * len(ALL_TYPES)
 
     async def test_request_refresh_wakes_the_loop_but_respects_the_retry_floor(
         self, make_cache: Callable[..., OmniSecretCache], fetch: FakeFetch, clock: ManualClock

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import get_args
 
 from structlog.testing import capture_logs
 
-from omni_secrets.domain.cache_events import (
+from omni_secrets.domain.cache.events import (
     CacheEvent,
     Evicted,
     Expired,
+    FetchRaisedUnexpectedly,
     Hydrated,
+    ListenerFailed,
     OverrideEnded,
     OverrideInstalled,
     OverrideStopReason,
     Refreshed,
+    RefresherStepFailed,
     RefreshFailed,
 )
-from omni_secrets.domain.cache_models import CacheSource, CacheState, Operation
+from omni_secrets.domain.cache.models import CacheSource, CacheState, Operation
 from omni_secrets.domain.catalog import SecretType
 from omni_secrets.observability.cache_log import log_cache_event
 
@@ -105,3 +109,53 @@ class TestLogCacheEvent:
         assert installed["override_id"] == "ovr-1"
         assert ended["event"] == "cache.override_ended"
         assert (ended["reason"], ended["reverted_to"]) == ("expired", "gsm")
+
+    def test_fetch_raised_unexpectedly(self) -> None:
+        """A bug in fetch is a warning naming the exception's type and place, never its text."""
+        line = logged(FetchRaisedUnexpectedly(SecretType.API_KEY, "KeyError", "pinned.py:42"))
+        assert line == {
+            "event": "cache.fetch_unexpected_error",
+            "log_level": "warning",
+            "secret_type": "api_key",
+            "error": "KeyError",
+            "at": "pinned.py:42",
+        }
+
+    def test_refresher_step_failed(self) -> None:
+        """A bug in the refresher's bookkeeping is an error line with its traceback."""
+        error = RuntimeError("fake bookkeeping fault")
+        line = logged(RefresherStepFailed(error))
+        assert line == {
+            "event": "cache.refresher_step_failed",
+            "log_level": "error",
+            "exc_info": error,
+        }
+
+    def test_listener_failed(self) -> None:
+        """A failing listener is an error line naming the event it was handling."""
+        error = ValueError("fake listener fault")
+        line = logged(ListenerFailed("Refreshed", error))
+        assert line == {
+            "event": "cache.listener_failed",
+            "log_level": "error",
+            "event_type": "Refreshed",
+            "exc_info": error,
+        }
+
+    def test_every_cache_event_has_a_line(self) -> None:
+        """No event the cache can emit goes unlogged."""
+        samples: list[CacheEvent] = [
+            Refreshed(SecretType.API_KEY, Operation.HYDRATE, "1", None, 0.01, failures_before=0),
+            failed(serving=True),
+            Hydrated(0.1, CacheState.READY, (SecretType.API_KEY,), ()),
+            Expired(SecretType.API_KEY, "1", AT, 0.0),
+            Evicted(SecretType.API_KEY, "1", "NOT_FOUND"),
+            OverrideInstalled(SecretType.API_KEY, "ovr-1", AT, AT),
+            OverrideEnded(SecretType.API_KEY, "ovr-1", OverrideStopReason.REMOVED, None),
+            FetchRaisedUnexpectedly(SecretType.API_KEY, "KeyError", "?"),
+            RefresherStepFailed(RuntimeError("fake")),
+            ListenerFailed("Hydrated", RuntimeError("fake")),
+        ]
+        assert {type(event) for event in samples} == set(get_args(CacheEvent))
+        for event in samples:
+            assert str(logged(event)["event"]).startswith("cache.")

@@ -5,7 +5,7 @@ installs the observer that turns them into ``omni_secret_reads_total`` /
 ``omni_secret_failures_total`` samples and registers every value seen with the log redactor
 (``observability/service_observer.py``). The observer is a required constructor argument of each
 service, so new wiring cannot silently lose redaction. The cache's own events keep their
-listener (``domain/cache_events.py``).
+listener (``domain/cache/events.py``).
 """
 
 from __future__ import annotations

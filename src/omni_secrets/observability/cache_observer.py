@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from omni_secrets.domain.audit_trail import BackgroundAudit
-from omni_secrets.domain.cache_events import (
+from omni_secrets.domain.cache.events import (
     CacheEvent,
     Hydrated,
     OverrideEnded,

@@ -21,8 +21,7 @@ from datetime import datetime
 
 import structlog
 
-from omni_secrets.domain.cache import OmniSecretCache
-from omni_secrets.domain.cache_models import FetchFailure
+from omni_secrets.domain.cache import FetchFailure, OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
 from omni_secrets.domain.changes import KIND_REFRESH, Publish, publish_nothing
 from omni_secrets.domain.clock import Clock

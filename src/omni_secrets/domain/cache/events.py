@@ -1,7 +1,8 @@
 """What :class:`~omni_secrets.domain.cache.OmniSecretCache` reports while it works.
 
 The cache tells one :class:`CacheListener` about every change it makes, with frozen value objects
-that never hold a secret value (only types, versions, override ids, codes and durations). The
+that never hold a secret value (only types, versions, override ids, codes and durations; a fault
+event also carries the exception the cache's own code or listener raised, never ``fetch``'s). The
 service turns them into metrics, log lines, audit rows and alerts; the cache itself knows none of
 those. Events and what they feed (contract section 6):
 
@@ -17,10 +18,18 @@ those. Events and what they feed (contract section 6):
 - :class:`OverrideInstalled` / :class:`OverrideEnded` — a break-glass override started or stopped
   being served (``omni_secret_break_glass_active``).
 
+Three more report a bug somewhere rather than a change; the cache keeps serving and refreshing
+through each, and the listener's log line is all that shows it (the domain does not log):
+
+- :class:`FetchRaisedUnexpectedly` — ``fetch`` raised something other than ``SecretStoreError``
+  (followed by the type's ``RefreshFailed`` with reason ``UNKNOWN``).
+- :class:`RefresherStepFailed` — the background refresher's own bookkeeping raised.
+- :class:`ListenerFailed` — the listener raised while handling an event.
+
 Events are delivered synchronously on the event loop at the moment of the change, after the
 cache's state already reflects it, so a listener may call back into the cache's read methods. A
 listener must be quick (schedule slow work such as a database write as a task); an exception it
-raises is logged and swallowed.
+raises is swallowed and reported to it once, as :class:`ListenerFailed`.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from omni_secrets.domain.cache_models import CacheSource, CacheState, Operation
+from omni_secrets.domain.cache.models import CacheSource, CacheState, Operation
 from omni_secrets.domain.catalog import SecretType
 
 
@@ -64,7 +73,7 @@ class RefreshFailed:
     """A fetch failed.
 
     Attributes:
-        reason: the failure code (as ``FetchFailure.code`` in ``cache_models``); bounded, a
+        reason: the failure code (as ``FetchFailure.code`` in ``models.py``); bounded, a
             usable metric label.
         transient: False when the failure dropped the entry at once (fail closed).
         consecutive_failures: failures in a row for this type, this one included.
@@ -140,8 +149,48 @@ class OverrideEnded:
     reverted_to: CacheSource | None
 
 
+@dataclass(frozen=True, slots=True)
+class FetchRaisedUnexpectedly:
+    """``fetch`` raised an exception that is not a ``SecretStoreError`` (a bug in the service).
+
+    Only the exception's type and where it was raised are kept: its text could hold anything.
+
+    Attributes:
+        error_type: the exception's class name.
+        at: ``file:line`` of the innermost frame, or ``?``.
+    """
+
+    secret_type: SecretType
+    error_type: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefresherStepFailed:
+    """A step of the background refresher raised (a bug in the cache); it retries shortly."""
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerFailed:
+    """The listener raised while handling an event of type ``event_type`` (swallowed)."""
+
+    event_type: str
+    error: Exception
+
+
 CacheEvent = (
-    Refreshed | RefreshFailed | Hydrated | Expired | Evicted | OverrideInstalled | OverrideEnded
+    Refreshed
+    | RefreshFailed
+    | Hydrated
+    | Expired
+    | Evicted
+    | OverrideInstalled
+    | OverrideEnded
+    | FetchRaisedUnexpectedly
+    | RefresherStepFailed
+    | ListenerFailed
 )
 
 
@@ -149,5 +198,8 @@ class CacheListener(Protocol):
     """Receives the cache's events (metrics, logs, audit, alerts)."""
 
     def on_event(self, event: CacheEvent) -> None:
-        """Handle one event; called on the event loop, must not block. Exceptions are swallowed."""
+        """Handle one event; called on the event loop, must not block.
+
+        An exception is swallowed and reported back once as :class:`ListenerFailed`.
+        """
         ...

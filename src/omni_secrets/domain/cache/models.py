@@ -1,10 +1,10 @@
 """The values :class:`~omni_secrets.domain.cache.OmniSecretCache` hands out.
 
-Factored out of ``cache.py`` so that the cache module holds only the cache's behaviour, and so
-that ``cache_events.py`` can use these types without importing the cache. Everything here is a
-frozen value: the served snapshot (:class:`CachedSecret`, the only one that holds a value, behind
-the redacting :class:`~omni_secrets.domain.values.SecretValue`), the outcome of a fetch, the
-hydration report, and the per-type description status renders (no values).
+Kept apart from the cache's behaviour (``secret_cache.py`` and the parts it composes) so that
+``events.py`` and the cache's users can use these types without importing the cache. Everything
+here is a frozen value: the served snapshot (:class:`CachedSecret`, the only one that holds a
+value, behind the redacting :class:`~omni_secrets.domain.values.SecretValue`), the outcome of a
+fetch, the hydration report, and the per-type description status renders (no values).
 """
 
 from __future__ import annotations
