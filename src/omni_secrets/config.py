@@ -13,6 +13,7 @@ the rule; secret values are named, never shown.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -363,7 +364,8 @@ def _is_sqlite(url: str) -> bool:
 def environment_violations(settings: Settings) -> list[ConfigViolation]:
     """Every startup rule ``settings`` breaks (empty when the configuration is acceptable).
 
-    Rules (contract section 2 and issue 15): ``OMNI_ENVIRONMENT`` and ``GCP_PROJECT_ID`` are set;
+    Rules (contract section 2 and issue 15), reported in the order of :data:`ENVIRONMENT_RULES`:
+    ``OMNI_ENVIRONMENT`` and ``GCP_PROJECT_ID`` are set;
     a non-production environment never points at a production project, nor at a project
     *number* unless it is listed in ``OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS`` (a number can name
     any project, production included); ``production`` points at a production project (listed
@@ -375,125 +377,128 @@ def environment_violations(settings: Settings) -> list[ConfigViolation]:
     an auth mode is configured; the break-glass public key and private key file come together;
     the rotation warning window is shorter than the rotation period.
     """
-    violations: list[ConfigViolation] = []
+    return [violation for rule in ENVIRONMENT_RULES for violation in rule(settings)]
 
-    def refuse(rule: str, message: str, *variables: str) -> None:
-        violations.append(ConfigViolation(variables=variables, rule=rule, message=message))
 
-    env = settings.environment
-    project = settings.gcp_project_id
-    if env is None:
-        refuse(
+def _refusal(rule: str, message: str, *variables: str) -> ConfigViolation:
+    return ConfigViolation(variables=variables, rule=rule, message=message)
+
+
+def _required_variables(settings: Settings) -> Iterator[ConfigViolation]:
+    if settings.environment is None:
+        yield _refusal(
             "required",
             "OMNI_ENVIRONMENT is not set (one of production, staging, development, test)",
             "OMNI_ENVIRONMENT",
         )
-    if project is None:
-        refuse("required", "GCP_PROJECT_ID is not set", "GCP_PROJECT_ID")
+    if settings.gcp_project_id is None:
+        yield _refusal("required", "GCP_PROJECT_ID is not set", "GCP_PROJECT_ID")
 
-    if env is not None and project is not None:
-        production_project = settings.is_production_project(project)
-        if env is not Environment.PRODUCTION and production_project:
-            refuse(
-                "environment isolation",
-                f"OMNI_ENVIRONMENT={env.value!r} must not use production project "
-                f"GCP_PROJECT_ID={project!r}",
-                "OMNI_ENVIRONMENT",
-                "GCP_PROJECT_ID",
-            )
-        if (
-            env is not Environment.PRODUCTION
-            and not production_project
-            and _is_project_number(project)
-            and project not in settings.nonproduction_gcp_project_numbers
-        ):
-            refuse(
-                "environment isolation",
-                f"OMNI_ENVIRONMENT={env.value!r} uses GCP_PROJECT_ID={project!r}, a project "
-                f"number that could name a production project; list it in "
-                f"OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS if it is not production",
-                "OMNI_ENVIRONMENT",
-                "GCP_PROJECT_ID",
-                "OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS",
-            )
-        if env is Environment.PRODUCTION and not production_project:
-            refuse(
-                "environment isolation",
-                f"OMNI_ENVIRONMENT='production' must use a production project, but "
-                f"GCP_PROJECT_ID={project!r} is neither listed in OMNI_PRODUCTION_GCP_PROJECT_IDS "
-                f"nor named *-prod/*-production",
-                "OMNI_ENVIRONMENT",
-                "GCP_PROJECT_ID",
-                "OMNI_PRODUCTION_GCP_PROJECT_IDS",
-            )
 
-    if env is Environment.PRODUCTION:
-        if settings.gsm_endpoint is not None:
-            refuse(
-                "production hardening",
-                f"OMNI_ENVIRONMENT='production' must not set "
-                f"OMNI_GSM_ENDPOINT={settings.gsm_endpoint!r} (insecure emulator channel)",
-                "OMNI_ENVIRONMENT",
-                "OMNI_GSM_ENDPOINT",
-            )
-        if settings.auth_hs256_secret is not None:
-            refuse(
-                "production hardening",
-                "OMNI_ENVIRONMENT='production' must not set OMNI_AUTH_HS256_SECRET "
-                "(shared-secret tokens); use OMNI_AUTH_JWKS_URL",
-                "OMNI_ENVIRONMENT",
-                "OMNI_AUTH_HS256_SECRET",
-            )
-        for variable, url in (
-            ("OMNI_AUTH_JWKS_URL", settings.auth_jwks_url),
-            ("OMNI_APEX_BASE_URL", settings.apex_base_url),
-            ("OMNI_PAGERDUTY_EVENTS_URL", settings.pagerduty_events_url),
-        ):
-            if url is not None and url.scheme != "https":
-                refuse(
-                    "production hardening",
-                    f"OMNI_ENVIRONMENT='production' must not use {variable}={str(url)!r}: "
-                    "only https:// is accepted",
-                    "OMNI_ENVIRONMENT",
-                    variable,
-                )
-        if settings.auth_issuer is None:
-            refuse(
-                "production hardening",
-                "OMNI_ENVIRONMENT='production' requires OMNI_AUTH_ISSUER (the token issuer to "
-                "enforce)",
-                "OMNI_ENVIRONMENT",
-                "OMNI_AUTH_ISSUER",
-            )
-        if _is_sqlite(settings.database_url):
-            refuse(
-                "production hardening",
-                f"OMNI_ENVIRONMENT='production' must not use the embedded SQLite database "
-                f"OMNI_DATABASE_URL={settings.database_url!r}; use PostgreSQL "
-                "(postgresql+psycopg://...)",
-                "OMNI_ENVIRONMENT",
-                "OMNI_DATABASE_URL",
-            )
-        if not settings.integrity_key_files:
-            refuse(
-                "production hardening",
-                "OMNI_ENVIRONMENT='production' requires OMNI_INTEGRITY_KEY_FILE (a file holding "
-                "at least 32 random bytes, base64) so that database rows cannot be forged",
-                "OMNI_ENVIRONMENT",
-                "OMNI_INTEGRITY_KEY_FILE",
-            )
+def _environment_isolation(settings: Settings) -> Iterator[ConfigViolation]:
+    env, project = settings.environment, settings.gcp_project_id
+    if env is None or project is None:
+        return  # _required_variables names them
+    production_project = settings.is_production_project(project)
+    if env is not Environment.PRODUCTION and production_project:
+        yield _refusal(
+            "environment isolation",
+            f"OMNI_ENVIRONMENT={env.value!r} must not use production project "
+            f"GCP_PROJECT_ID={project!r}",
+            "OMNI_ENVIRONMENT",
+            "GCP_PROJECT_ID",
+        )
+    if (
+        env is not Environment.PRODUCTION
+        and not production_project
+        and _is_project_number(project)
+        and project not in settings.nonproduction_gcp_project_numbers
+    ):
+        yield _refusal(
+            "environment isolation",
+            f"OMNI_ENVIRONMENT={env.value!r} uses GCP_PROJECT_ID={project!r}, a project "
+            f"number that could name a production project; list it in "
+            f"OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS if it is not production",
+            "OMNI_ENVIRONMENT",
+            "GCP_PROJECT_ID",
+            "OMNI_NONPRODUCTION_GCP_PROJECT_NUMBERS",
+        )
+    if env is Environment.PRODUCTION and not production_project:
+        yield _refusal(
+            "environment isolation",
+            f"OMNI_ENVIRONMENT='production' must use a production project, but "
+            f"GCP_PROJECT_ID={project!r} is neither listed in OMNI_PRODUCTION_GCP_PROJECT_IDS "
+            f"nor named *-prod/*-production",
+            "OMNI_ENVIRONMENT",
+            "GCP_PROJECT_ID",
+            "OMNI_PRODUCTION_GCP_PROJECT_IDS",
+        )
 
+
+def _production_hardening(settings: Settings) -> Iterator[ConfigViolation]:
+    if settings.environment is not Environment.PRODUCTION:
+        return
+
+    def refuse(variable: str, message: str) -> ConfigViolation:
+        return _refusal("production hardening", message, "OMNI_ENVIRONMENT", variable)
+
+    if settings.gsm_endpoint is not None:
+        yield refuse(
+            "OMNI_GSM_ENDPOINT",
+            f"OMNI_ENVIRONMENT='production' must not set "
+            f"OMNI_GSM_ENDPOINT={settings.gsm_endpoint!r} (insecure emulator channel)",
+        )
+    if settings.auth_hs256_secret is not None:
+        yield refuse(
+            "OMNI_AUTH_HS256_SECRET",
+            "OMNI_ENVIRONMENT='production' must not set OMNI_AUTH_HS256_SECRET "
+            "(shared-secret tokens); use OMNI_AUTH_JWKS_URL",
+        )
+    for variable, url in (
+        ("OMNI_AUTH_JWKS_URL", settings.auth_jwks_url),
+        ("OMNI_APEX_BASE_URL", settings.apex_base_url),
+        ("OMNI_PAGERDUTY_EVENTS_URL", settings.pagerduty_events_url),
+    ):
+        if url is not None and url.scheme != "https":
+            yield refuse(
+                variable,
+                f"OMNI_ENVIRONMENT='production' must not use {variable}={str(url)!r}: "
+                "only https:// is accepted",
+            )
+    if settings.auth_issuer is None:
+        yield refuse(
+            "OMNI_AUTH_ISSUER",
+            "OMNI_ENVIRONMENT='production' requires OMNI_AUTH_ISSUER (the token issuer to enforce)",
+        )
+    if _is_sqlite(settings.database_url):
+        yield refuse(
+            "OMNI_DATABASE_URL",
+            f"OMNI_ENVIRONMENT='production' must not use the embedded SQLite database "
+            f"OMNI_DATABASE_URL={settings.database_url!r}; use PostgreSQL "
+            "(postgresql+psycopg://...)",
+        )
+    if not settings.integrity_key_files:
+        yield refuse(
+            "OMNI_INTEGRITY_KEY_FILE",
+            "OMNI_ENVIRONMENT='production' requires OMNI_INTEGRITY_KEY_FILE (a file holding "
+            "at least 32 random bytes, base64) so that database rows cannot be forged",
+        )
+
+
+def _hs256_secret_strength(settings: Settings) -> Iterator[ConfigViolation]:
     hs256 = settings.auth_hs256_secret
     if hs256 is not None and len(hs256.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES:
-        refuse(
+        yield _refusal(
             "weak secret",
             f"OMNI_AUTH_HS256_SECRET (value hidden) is shorter than {MIN_HS256_SECRET_BYTES} "
             "bytes; use a random secret of at least 32 bytes",
             "OMNI_AUTH_HS256_SECRET",
         )
 
+
+def _auth_mode_configured(settings: Settings) -> Iterator[ConfigViolation]:
     if settings.auth_mode is None:
-        refuse(
+        yield _refusal(
             "authentication required",
             "no auth mode is configured: set OMNI_AUTH_JWKS_URL (with OMNI_AUTH_ISSUER) or, "
             "outside production, OMNI_AUTH_HS256_SECRET",
@@ -501,8 +506,10 @@ def environment_violations(settings: Settings) -> list[ConfigViolation]:
             "OMNI_AUTH_HS256_SECRET",
         )
 
+
+def _break_glass_key_pair(settings: Settings) -> Iterator[ConfigViolation]:
     if (settings.breakglass_public_key is None) != (settings.breakglass_private_key_file is None):
-        refuse(
+        yield _refusal(
             "break-glass key pair",
             "OMNI_BREAKGLASS_PUBLIC_KEY and OMNI_BREAKGLASS_PRIVATE_KEY_FILE must be set together "
             f"(public key {'set' if settings.breakglass_public_key else 'unset'}, private key "
@@ -511,8 +518,10 @@ def environment_violations(settings: Settings) -> list[ConfigViolation]:
             "OMNI_BREAKGLASS_PRIVATE_KEY_FILE",
         )
 
+
+def _rotation_window(settings: Settings) -> Iterator[ConfigViolation]:
     if settings.rotation_warning_days >= settings.rotation_period_days:
-        refuse(
+        yield _refusal(
             "value out of range",
             f"OMNI_ROTATION_WARNING_DAYS={settings.rotation_warning_days} must be less than "
             f"OMNI_ROTATION_PERIOD_DAYS={settings.rotation_period_days}",
@@ -520,4 +529,14 @@ def environment_violations(settings: Settings) -> list[ConfigViolation]:
             "OMNI_ROTATION_PERIOD_DAYS",
         )
 
-    return violations
+
+ENVIRONMENT_RULES: tuple[Callable[[Settings], Iterator[ConfigViolation]], ...] = (
+    _required_variables,
+    _environment_isolation,
+    _production_hardening,
+    _hs256_secret_strength,
+    _auth_mode_configured,
+    _break_glass_key_pair,
+    _rotation_window,
+)
+"""The guard's rule groups, in the order their violations are reported."""

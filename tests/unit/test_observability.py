@@ -103,6 +103,62 @@ class TestMetrics:
         )
         assert value == 1
 
+    def test_callbacks_move_their_series(self) -> None:
+        """The hooks the composition root hands out record into the right labelled series."""
+        registry = CollectorRegistry()
+        metrics = OmniMetrics(registry, ["api_key"])
+        metrics.observe_gsm_call("AccessSecretVersion", "OK", 0.02)
+        metrics.count_alert("gsm_failures", "trigger", "success")
+        metrics.count_integrity_violation("omni_secret_metadata")
+        metrics.show_rotation_candidate("api_key", True)
+        metrics.count_gsm_event("SECRET_VERSION_ADD", "applied")
+        metrics.count_gsm_event(None, "rejected")
+        metrics.count_gsm_event("SOMETHING_NEW", "rejected")
+        pending = [3]
+        metrics.track_audit_queue(lambda: pending[0])
+        sample = registry.get_sample_value
+        assert (
+            sample(
+                "omni_gsm_request_duration_seconds_count",
+                {"method": "AccessSecretVersion", "code": "OK"},
+            )
+            == 1
+        )
+        assert (
+            sample(
+                "omni_alerts_sent_total",
+                {"alert": "gsm_failures", "action": "trigger", "result": "success"},
+            )
+            == 1
+        )
+        assert sample("omni_integrity_violations_total", {"table": "omni_secret_metadata"}) == 1
+        assert sample("omni_secret_rotation_candidate_available", {"secret_type": "api_key"}) == 1
+        metrics.show_rotation_candidate("api_key", False)
+        assert sample("omni_secret_rotation_candidate_available", {"secret_type": "api_key"}) == 0
+        assert (
+            sample(
+                "omni_gsm_events_total", {"event_type": "SECRET_VERSION_ADD", "result": "applied"}
+            )
+            == 1
+        )
+        assert sample("omni_gsm_events_total", {"event_type": "OTHER", "result": "rejected"}) == 2
+        assert sample("omni_audit_queue_depth") == 3
+        pending[0] = 0
+        assert sample("omni_audit_queue_depth") == 0
+
+    def test_gsm_events_connection_exists_from_configuration(self) -> None:
+        """The connected series appears at 0 when tracked, before any connection."""
+        registry = CollectorRegistry()
+        metrics = OmniMetrics(registry, ["api_key"])
+        labels = {"subscription": "projects/p/subscriptions/s"}
+        assert registry.get_sample_value("omni_gsm_events_connected", labels) is None
+        connected = metrics.track_gsm_events_connection("projects/p/subscriptions/s")
+        assert registry.get_sample_value("omni_gsm_events_connected", labels) == 0
+        connected(True)
+        assert registry.get_sample_value("omni_gsm_events_connected", labels) == 1
+        connected(False)
+        assert registry.get_sample_value("omni_gsm_events_connected", labels) == 0
+
 
 class TestRedaction:
     def test_registered_values_and_sensitive_keys_are_masked(self) -> None:

@@ -34,6 +34,10 @@ served, others answer 403: a web page the developer visits cannot reach the port
 rebinding. A missing, malformed or negative ``Content-Length`` on a POST answers 400, and a
 client that stops sending is dropped after :data:`READ_TIMEOUT_SECONDS`, so no handler thread
 waits forever.
+
+The control plane sees the emulator only through :class:`ControlledEmulator`, the few methods
+its routes call: the server constructs the control plane and hands itself in, so the two
+modules do not import each other.
 """
 
 from __future__ import annotations
@@ -45,17 +49,42 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from omni_secrets.emulator.seed import SeedError, parse_seed
+from omni_secrets.emulator.seed import Seed, SeedError, parse_seed
 from omni_secrets.emulator.state import RpcFault
-
-if TYPE_CHECKING:
-    from omni_secrets.emulator.server import GsmEmulator
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 READ_TIMEOUT_SECONDS = 5.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ControlledEmulator(Protocol):
+    """What the control routes need from the emulator they drive (``GsmEmulator`` has it all).
+
+    The fault methods raise ``ValueError`` on a bad argument and ``apply_seed`` may raise
+    :class:`~omni_secrets.emulator.state.RpcFault`; the control plane answers both 400.
+    """
+
+    def fail_next(self, method: str, code_name: str, count: int = 1) -> None: ...
+
+    def inject_latency(self, method: str, seconds: float) -> None: ...
+
+    def corrupt_checksum_next(self, count: int = 1) -> None: ...
+
+    def omit_checksum_next(self, count: int = 1) -> None: ...
+
+    def clear_faults(self) -> None: ...
+
+    def reset_calls(self) -> None: ...
+
+    def apply_seed(self, seed: Seed) -> int: ...
+
+    @property
+    def calls(self) -> dict[str, int]: ...
+
+    @property
+    def address(self) -> str: ...
 
 
 def _host_name(header: str | None) -> str | None:
@@ -89,7 +118,7 @@ def _field(
 
 
 class ControlServer:
-    """Serves the control interface of one :class:`GsmEmulator` on a background thread.
+    """Serves the control interface of one emulator on a background thread.
 
     Args:
         emulator: the emulator to control.
@@ -97,7 +126,7 @@ class ControlServer:
         port: TCP port; 0 picks a free one.
     """
 
-    def __init__(self, emulator: GsmEmulator, host: str, port: int) -> None:
+    def __init__(self, emulator: ControlledEmulator, host: str, port: int) -> None:
         self._emulator = emulator
         server_class = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer
         self._routes = self._make_routes()

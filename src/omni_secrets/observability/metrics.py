@@ -118,14 +118,47 @@ HYDRATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 class OmniMetrics:
     """The metric objects, registered on ``registry`` with every catalog series pre-created.
 
+    The families are built by area, in registration order, which is the order the exposition
+    lists them in (the byte-for-byte exposition test pins it). The ``count_*``, ``observe_*``,
+    ``show_*`` and ``track_*`` methods are the hooks the composition root hands to services and
+    adapters, so that label folding and series creation stay here.
+
     Args:
         registry: where to register (a fresh ``CollectorRegistry`` per app/test).
         secret_types: the catalog's type names.
     """
 
+    reads: Counter
+    failures: Counter
+    cache_age: Gauge
+    rotation_overdue: Gauge
+    rotation_due_timestamp: Gauge
+    break_glass_active: Gauge
+    gsm_request_duration: Histogram
+    hydration_duration: Histogram
+    audit_write_failures: Counter
+    integrity_violations: Counter
+    audit_queue_depth: Gauge
+    audit_batch_size: Histogram
+    alerts_sent: Counter
+    gsm_events: Counter
+    rotation_candidate_available: Gauge
+    gsm_events_connected: Gauge
+    replica_peers: Gauge
+
     def __init__(self, registry: CollectorRegistry, secret_types: Iterable[str]) -> None:
         self.registry = registry
         self.secret_types = tuple(secret_types)
+        # Registration order is exposition order.
+        self._register_secret_metrics(registry)
+        self._register_latency_metrics(registry)
+        self._register_audit_metrics(registry)
+        self._register_alert_metrics(registry)
+        self._register_event_and_replica_metrics(registry)
+        self._precreate()
+
+    def _register_secret_metrics(self, registry: CollectorRegistry) -> None:
+        """Per catalog type: reads, failures, cache age, rotation and break-glass state."""
         self.reads = Counter(
             "omni_secret_reads",
             "Reads from the backing stores (GSM accesses, override decryptions).",
@@ -162,6 +195,9 @@ class OmniMetrics:
             ["secret_type"],
             registry=registry,
         )
+
+    def _register_latency_metrics(self, registry: CollectorRegistry) -> None:
+        """GSM call and whole-catalog hydration durations."""
         self.gsm_request_duration = Histogram(
             "omni_gsm_request_duration_seconds",
             "Duration of each GSM call attempt by RPC method and gRPC code.",
@@ -175,6 +211,9 @@ class OmniMetrics:
             buckets=HYDRATION_BUCKETS,
             registry=registry,
         )
+
+    def _register_audit_metrics(self, registry: CollectorRegistry) -> None:
+        """The audit writer's failures, queue and batches, and refused (forged) rows."""
         self.audit_write_failures = Counter(
             "omni_audit_write_failures",
             "Audit events that could not be written.",
@@ -198,12 +237,18 @@ class OmniMetrics:
             buckets=AUDIT_BATCH_BUCKETS,
             registry=registry,
         )
+
+    def _register_alert_metrics(self, registry: CollectorRegistry) -> None:
+        """Alert deliveries, by outcome."""
         self.alerts_sent = Counter(
             "omni_alerts_sent",
             "Alert deliveries by alert, action and outcome.",
             ["alert", "action", "result"],
             registry=registry,
         )
+
+    def _register_event_and_replica_metrics(self, registry: CollectorRegistry) -> None:
+        """Section 12: GSM event notifications, rotation candidates, the subscriber, peers."""
         self.gsm_events = Counter(
             "omni_gsm_events",
             "GSM event notifications received over Pub/Sub, by event type and what came of them.",
@@ -229,7 +274,6 @@ class OmniMetrics:
             "Other live replicas seen in the replica registry.",
             registry=registry,
         )
-        self._precreate()
 
     def _precreate(self) -> None:
         for secret_type in self.secret_types:
@@ -266,6 +310,40 @@ class OmniMetrics:
         """Count one failure; an unexpected reason is folded into ``UNKNOWN`` (bounded labels)."""
         known = _REASONS_BY_OPERATION.get(operation, ())
         self.failures.labels(secret_type, operation, reason if reason in known else "UNKNOWN").inc()
+
+    def observe_gsm_call(self, method: str, code: str, duration_seconds: float) -> None:
+        """Record one GSM call attempt (the GSM client's per-call hook)."""
+        self.gsm_request_duration.labels(method, code).observe(duration_seconds)
+
+    def count_alert(self, alert: str, action: str, result: str) -> None:
+        """Count one alert delivery outcome (the alert dispatcher's ``on_outcome``)."""
+        self.alerts_sent.labels(alert, action, result).inc()
+
+    def track_audit_queue(self, depth: Callable[[], float]) -> None:
+        """Compute ``omni_audit_queue_depth`` at scrape time from ``depth()`` (events pending)."""
+        self.audit_queue_depth.set_function(depth)
+
+    def count_integrity_violation(self, table: str) -> None:
+        """Count one row refused by the integrity check of ``table``."""
+        self.integrity_violations.labels(table).inc()
+
+    def show_rotation_candidate(self, secret_type: str, available: bool) -> None:
+        """Set the type's ``omni_secret_rotation_candidate_available`` to 1 or 0."""
+        self.rotation_candidate_available.labels(secret_type).set(1 if available else 0)
+
+    def count_gsm_event(self, event_type: str | None, result: str) -> None:
+        """Count one GSM event notification; an unknown or missing type counts as ``OTHER``."""
+        self.gsm_events.labels(gsm_event_label(event_type), result).inc()
+
+    def track_gsm_events_connection(self, subscription: str) -> Callable[[bool], None]:
+        """Create ``subscription``'s connected series at 0; return the setter for the subscriber.
+
+        The series exists from the moment events are configured, so an alert on 0 fires for a
+        subscriber that never connects.
+        """
+        gauge = self.gsm_events_connected.labels(subscription)
+        gauge.set(0)
+        return lambda connected: gauge.set(1 if connected else 0)
 
 
 def gsm_event_label(event_type: str | None) -> str:
