@@ -16,7 +16,7 @@ from omni_secrets.domain.errors import RefreshRequestNotFound, SecretStoreError
 from omni_secrets.domain.secret_store import AccessedSecret
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.cluster_refresh import ClusterRefreshService
+from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.replicas import ReplicaService
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory
 

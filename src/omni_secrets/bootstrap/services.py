@@ -70,18 +70,18 @@ from omni_secrets.observability.metrics import OmniMetrics, gsm_event_label
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
-from omni_secrets.service.cluster_refresh import ClusterRefreshService
-from omni_secrets.service.gsm_events import GsmEventService
+from omni_secrets.service.gsm_events.service import GsmEventService
+from omni_secrets.service.gsm_events.signals import SecretSignals
 from omni_secrets.service.gsm_versions import GsmVersions
 from omni_secrets.service.integrity import (
     IntegrityViolation,
     IntegrityViolations,
 )
 from omni_secrets.service.pinned_versions import PinnedVersions
+from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
-from omni_secrets.service.signals import SecretSignals
 from omni_secrets.service.views import ReplicaView
 
 if TYPE_CHECKING:

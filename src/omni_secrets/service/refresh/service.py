@@ -38,7 +38,7 @@ from omni_secrets.domain.cluster import (
 )
 from omni_secrets.domain.models import NewAccessEvent
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.refresh_requests import RefreshRequest, RefreshRequestLog
+from omni_secrets.service.refresh.request_log import RefreshRequest, RefreshRequestLog
 from omni_secrets.service.replicas import ReplicaService
 
 log = structlog.get_logger("omni_secrets.refresh")

@@ -46,9 +46,9 @@ from omni_secrets.observability import alert_catalog
 from omni_secrets.observability.alert_catalog import ROTATE_ALERT
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.cluster_refresh import ClusterRefreshService
+from omni_secrets.service.gsm_events.signals import SecretSignals, describe_revocation
+from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.secrets import OmniSecretService
-from omni_secrets.service.signals import SecretSignals, describe_revocation
 from omni_secrets.service.views import EventsView
 
 log = structlog.get_logger("omni_secrets.gsm_events")
