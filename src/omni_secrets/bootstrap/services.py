@@ -71,7 +71,7 @@ from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.gsm_events.build import (
-    EventFeed,
+    GsmEventFeed,
     build_gsm_events,
     build_signal_table,
     build_signals,
@@ -436,7 +436,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         integrity=integrity,
     )
     # Status shows the event feed; the event service and the subscriber update it later.
-    event_feed = EventFeed(settings.pubsub_subscription)
+    event_feed = GsmEventFeed(settings.pubsub_subscription)
     secrets = OmniSecretService(
         identity=ServiceIdentity(
             environment=str(settings.environment),

@@ -3,7 +3,7 @@
 The pinned fetch must ask the signals before it reads a version, and the signals must know the
 pins to tell what is served: :func:`build_signal_table` comes before the pins,
 :func:`build_signals` after them. Status shows the feed before the event service exists:
-:class:`EventFeed` comes before the secret service, :func:`build_gsm_events` after it. The
+:class:`GsmEventFeed` comes before the secret service, :func:`build_gsm_events` after it. The
 reaction table (:func:`~omni_secrets.service.gsm_events.reactions.gsm_events_reactions`) needs
 only the alerts, the auditor, the metrics and the notifier, so it comes before all of them.
 """
@@ -14,7 +14,7 @@ from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import SignalStore
 from omni_secrets.domain.secret_store import SecretStore
-from omni_secrets.service.gsm_events.feed import EventFeed
+from omni_secrets.service.gsm_events.feed import GsmEventFeed
 from omni_secrets.service.gsm_events.service import GsmEventService
 from omni_secrets.service.gsm_events.signals import SecretSignals, SignalTable
 from omni_secrets.service.messagebus import EventBus
@@ -22,7 +22,7 @@ from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.secrets import OmniSecretService
 
-__all__ = ["EventFeed", "build_gsm_events", "build_signal_table", "build_signals"]
+__all__ = ["GsmEventFeed", "build_gsm_events", "build_signal_table", "build_signals"]
 
 
 def build_signal_table(
@@ -67,7 +67,7 @@ def build_signals(
 
 def build_gsm_events(
     *,
-    feed: EventFeed,
+    feed: GsmEventFeed,
     projects: frozenset[str],
     catalog: Catalog,
     store: SecretStore,
@@ -80,7 +80,7 @@ def build_gsm_events(
     """The GSM event service, or None when no subscription is configured (events are off).
 
     Args:
-        feed: the subscription's state (``EventFeed(settings.pubsub_subscription)``).
+        feed: the subscription's state (``GsmEventFeed(settings.pubsub_subscription)``).
         projects: project ids and numbers whose secrets we serve (``settings.event_projects``).
         catalog: the secret types.
         store: GSM, to confirm events.

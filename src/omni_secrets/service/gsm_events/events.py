@@ -4,9 +4,9 @@ Each event is a fact already acted on; ``reactions.py`` says what follows (the a
 ``rotation_alert`` audit row, the ``gsm_event.*`` and ``signal.*`` log lines, the
 ``omni_gsm_events_total`` counter, the candidate gauge, the announcement to the other replicas).
 
-Every message the subscription delivers ends in exactly one of :class:`MessageDismissed`,
-:class:`MessageDuplicate`, :class:`MessageFailed` or :class:`MessageHandled`; each carries the
-``event_type`` and ``result`` it is counted under.
+Every message the subscription delivers ends in exactly one of :class:`GsmMessageDismissed`,
+:class:`GsmMessageDuplicate`, :class:`GsmMessageFailed` or :class:`GsmMessageHandled`; each
+carries the ``event_type`` and ``result`` it is counted under.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ EventResult = Literal["applied", "ignored", "rejected", "duplicate", "unconfirme
 
 
 @dataclass(frozen=True, slots=True)
-class MessageDismissed:
+class GsmMessageDismissed:
     """A message not acted on: malformed (``rejected``), or not ours to act on (``ignored``)."""
 
     message_id: str
@@ -31,7 +31,7 @@ class MessageDismissed:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageDuplicate:
+class GsmMessageDuplicate:
     """A message id already acted on (Pub/Sub delivers at least once): nothing changes."""
 
     message_id: str
@@ -40,7 +40,7 @@ class MessageDuplicate:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageFailed:
+class GsmMessageFailed:
     """Acting on a message failed: it is nacked, so Pub/Sub redelivers it."""
 
     message_id: str
@@ -51,7 +51,7 @@ class MessageFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageHandled:
+class GsmMessageHandled:
     """A message acted on, with what came of it (``applied``, ``ignored``, ``unconfirmed``)."""
 
     message_id: str
@@ -76,7 +76,7 @@ class ActiveVersionRevoked:
 
 
 @dataclass(frozen=True, slots=True)
-class RotationRequested:
+class GsmRotationRequested:
     """GSM's rotation schedule fired for a type (``SECRET_ROTATE``)."""
 
     secret_type: SecretType
@@ -102,7 +102,7 @@ class RevocationCleared:
 
 
 @dataclass(frozen=True, slots=True)
-class ClearNotStored:
+class RevocationClearNotStored:
     """A cleared revocation could not be stored; the next fetch asks GSM again."""
 
     error_type: str

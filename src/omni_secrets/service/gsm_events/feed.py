@@ -1,4 +1,4 @@
-"""``EventFeed``: the state of the GSM event subscription, as status shows it.
+"""``GsmEventFeed``: the state of the GSM event subscription, as status shows it.
 
 Built before any service, so the secret service (which shows it) and the GSM event service and
 subscriber (which update it) each receive it ready-made: none of them is bound late to another.
@@ -11,7 +11,7 @@ from datetime import datetime
 from omni_secrets.service.views import EventsView
 
 
-class EventFeed:
+class GsmEventFeed:
     """The subscription's name, whether it is connected, and when the last message arrived.
 
     Args:

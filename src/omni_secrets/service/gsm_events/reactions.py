@@ -1,14 +1,14 @@
 """What follows each GSM event and signal event (the services themselves decide and act only).
 
-- Every message's outcome (``MessageDismissed``, ``MessageDuplicate``, ``MessageFailed``,
-  ``MessageHandled``) → its ``gsm_event.*`` log line, then
+- Every message's outcome (``GsmMessageDismissed``, ``GsmMessageDuplicate``, ``GsmMessageFailed``,
+  ``GsmMessageHandled``) → its ``gsm_event.*`` log line, then
   ``omni_gsm_events_total{event_type, result}``.
 - ``ActiveVersionRevoked`` → alert ``active_version_revoked`` (critical).
-- ``RotationRequested`` → alert ``rotation_requested`` (warning), then a ``rotation_alert`` audit
+- ``GsmRotationRequested`` → alert ``rotation_requested`` (warning), then a ``rotation_alert`` audit
   row (best effort: nothing about serving depends on it).
 - ``ServedVersionRevoked`` → ``signal.revoked``.
 - ``RevocationCleared`` → ``signal.revocation_cleared``, then the revocation alert resolves.
-- ``ClearNotStored`` → ``signal.clear_not_stored``.
+- ``RevocationClearNotStored`` → ``signal.clear_not_stored``.
 - ``SignalStored`` → the other replicas are told (``KIND_GSM_SIGNAL``).
 - ``CandidatesInstalled`` → ``omni_secret_rotation_candidate_available{secret_type}``.
 
@@ -32,14 +32,14 @@ from omni_secrets.observability.metrics import OmniMetrics, gsm_event_label
 from omni_secrets.service.gsm_events.events import (
     ActiveVersionRevoked,
     CandidatesInstalled,
-    ClearNotStored,
     EventResult,
-    MessageDismissed,
-    MessageDuplicate,
-    MessageFailed,
-    MessageHandled,
+    GsmMessageDismissed,
+    GsmMessageDuplicate,
+    GsmMessageFailed,
+    GsmMessageHandled,
+    GsmRotationRequested,
     RevocationCleared,
-    RotationRequested,
+    RevocationClearNotStored,
     ServedVersionRevoked,
     SignalStored,
 )
@@ -49,7 +49,7 @@ log = structlog.get_logger("omni_secrets.gsm_events")
 signals_log = structlog.get_logger("omni_secrets.signals")
 
 
-class Alerts(Protocol):
+class _Alerts(Protocol):
     """The alert dispatcher as these reactions use it."""
 
     def trigger(self, alert: Alert) -> object: ...
@@ -57,7 +57,7 @@ class Alerts(Protocol):
     def resolve(self, name: str, subject: str) -> object: ...
 
 
-class CountedMessage(Protocol):
+class _CountedMessage(Protocol):
     """A message outcome: the labels it is counted under."""
 
     @property
@@ -69,7 +69,7 @@ class CountedMessage(Protocol):
 
 def gsm_events_reactions(
     *,
-    alerts: Alerts,
+    alerts: _Alerts,
     auditor: BackgroundAudit,
     metrics: OmniMetrics,
     publish: Publish,
@@ -85,7 +85,7 @@ def gsm_events_reactions(
         environment: for the alerts' details.
     """
 
-    def count(event: CountedMessage) -> None:
+    def count(event: _CountedMessage) -> None:
         metrics.gsm_events.labels(gsm_event_label(event.event_type), event.result).inc()
 
     def alert_revoked(event: ActiveVersionRevoked) -> None:
@@ -100,10 +100,10 @@ def gsm_events_reactions(
             )
         )
 
-    def alert_rotation(event: RotationRequested) -> None:
+    def alert_rotation(event: GsmRotationRequested) -> None:
         alerts.trigger(alert_catalog.rotation_requested(environment, event.secret_type.value))
 
-    def audit_rotation(event: RotationRequested) -> None:
+    def audit_rotation(event: GsmRotationRequested) -> None:
         auditor.record_later(rotation_alert_row(event))
 
     def resolve_revoked(event: RevocationCleared) -> None:
@@ -119,21 +119,21 @@ def gsm_events_reactions(
             )
 
     return {
-        MessageDismissed: [log_dismissed, count],
-        MessageDuplicate: [log_duplicate, count],
-        MessageFailed: [log_failed, count],
-        MessageHandled: [log_handled, count],
+        GsmMessageDismissed: [log_dismissed, count],
+        GsmMessageDuplicate: [log_duplicate, count],
+        GsmMessageFailed: [log_failed, count],
+        GsmMessageHandled: [log_handled, count],
         ActiveVersionRevoked: [alert_revoked],
-        RotationRequested: [alert_rotation, audit_rotation],
+        GsmRotationRequested: [alert_rotation, audit_rotation],
         ServedVersionRevoked: [log_served_version_revoked],
         RevocationCleared: [log_revocation_cleared, resolve_revoked],
-        ClearNotStored: [log_clear_not_stored],
+        RevocationClearNotStored: [log_clear_not_stored],
         SignalStored: [announce],
         CandidatesInstalled: [candidate_gauge],
     }
 
 
-def rotation_alert_row(event: RotationRequested) -> NewAccessEvent:
+def rotation_alert_row(event: GsmRotationRequested) -> NewAccessEvent:
     """The ``rotation_alert`` audit row of a ``SECRET_ROTATE`` message."""
     return NewAccessEvent(
         occurred_at=event.at,
@@ -152,7 +152,7 @@ def rotation_alert_row(event: RotationRequested) -> NewAccessEvent:
     )
 
 
-def log_dismissed(event: MessageDismissed) -> None:
+def log_dismissed(event: GsmMessageDismissed) -> None:
     log.info(
         "gsm_event.dismissed",
         message_id=event.message_id,
@@ -162,11 +162,11 @@ def log_dismissed(event: MessageDismissed) -> None:
     )
 
 
-def log_duplicate(event: MessageDuplicate) -> None:
+def log_duplicate(event: GsmMessageDuplicate) -> None:
     log.info("gsm_event.duplicate", message_id=event.message_id)
 
 
-def log_failed(event: MessageFailed) -> None:
+def log_failed(event: GsmMessageFailed) -> None:
     log.warning(
         "gsm_event.failed",
         message_id=event.message_id,
@@ -176,7 +176,7 @@ def log_failed(event: MessageFailed) -> None:
     )
 
 
-def log_handled(event: MessageHandled) -> None:
+def log_handled(event: GsmMessageHandled) -> None:
     log.info(
         "gsm_event.handled",
         message_id=event.message_id,
@@ -200,5 +200,5 @@ def log_revocation_cleared(event: RevocationCleared) -> None:
     signals_log.info("signal.revocation_cleared", secret_type=event.secret_type.value)
 
 
-def log_clear_not_stored(event: ClearNotStored) -> None:
+def log_clear_not_stored(event: RevocationClearNotStored) -> None:
     signals_log.warning("signal.clear_not_stored", error_type=event.error_type)

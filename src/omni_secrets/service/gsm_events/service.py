@@ -44,13 +44,13 @@ from omni_secrets.domain.secret_store import SecretStore, VersionState
 from omni_secrets.service.gsm_events.events import (
     ActiveVersionRevoked,
     EventResult,
-    MessageDismissed,
-    MessageDuplicate,
-    MessageFailed,
-    MessageHandled,
-    RotationRequested,
+    GsmMessageDismissed,
+    GsmMessageDuplicate,
+    GsmMessageFailed,
+    GsmMessageHandled,
+    GsmRotationRequested,
 )
-from omni_secrets.service.gsm_events.feed import EventFeed
+from omni_secrets.service.gsm_events.feed import GsmEventFeed
 from omni_secrets.service.gsm_events.signals import SecretSignals, describe_revocation
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.refresh.service import ClusterRefreshService
@@ -88,7 +88,7 @@ class GsmEventService:
         self,
         *,
         subscription: str,
-        feed: EventFeed,
+        feed: GsmEventFeed,
         projects: frozenset[str],
         catalog: Catalog,
         store: SecretStore,
@@ -132,25 +132,27 @@ class GsmEventService:
         )
         if isinstance(parsed, Dismissed):
             await self._bus.emit(
-                MessageDismissed(
+                GsmMessageDismissed(
                     message.message_id, parsed.event_type, parsed.result, parsed.reason
                 )
             )
             return Handled(parsed.event_type, parsed.result)
         event_type = parsed.event_type.value
         if parsed.message_id in self._seen:
-            await self._bus.emit(MessageDuplicate(parsed.message_id, event_type))
+            await self._bus.emit(GsmMessageDuplicate(parsed.message_id, event_type))
             return Handled(event_type, "duplicate")
         try:
             result = await self._act(parsed)
         except Exception as exc:  # redelivered by Pub/Sub: acting must not be lost
             await self._bus.emit(
-                MessageFailed(parsed.message_id, event_type, parsed.secret_type, type(exc).__name__)
+                GsmMessageFailed(
+                    parsed.message_id, event_type, parsed.secret_type, type(exc).__name__
+                )
             )
             return Handled(event_type, "failed", ack=False)
         self._remember(parsed.message_id)
         await self._bus.emit(
-            MessageHandled(
+            GsmMessageHandled(
                 parsed.message_id, event_type, parsed.secret_type, parsed.version, result
             )
         )
@@ -243,7 +245,7 @@ class GsmEventService:
     async def _rotation_requested(self, event: GsmEvent) -> EventResult:
         # Nothing changes here: GSM's schedule says a rotation is due, people act on the alert.
         await self._bus.emit(
-            RotationRequested(
+            GsmRotationRequested(
                 secret_type=event.secret_type,
                 event_type=event.event_type.value,
                 message_id=event.message_id,

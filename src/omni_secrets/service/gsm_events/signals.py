@@ -34,8 +34,8 @@ from omni_secrets.domain.errors import SecretStoreError
 from omni_secrets.domain.secret_store import SecretStore, VersionState
 from omni_secrets.service.gsm_events.events import (
     CandidatesInstalled,
-    ClearNotStored,
     RevocationCleared,
+    RevocationClearNotStored,
     ServedVersionRevoked,
     SignalStored,
 )
@@ -137,7 +137,7 @@ class SignalTable:
         try:
             await self._signal_store.put(cleared)
         except Exception as exc:  # the next reconcile would re-apply it; GSM is checked again
-            await self._bus.emit(ClearNotStored(type(exc).__name__))
+            await self._bus.emit(RevocationClearNotStored(type(exc).__name__))
             return
         await self._bus.emit(SignalStored(signal.secret_type))
 

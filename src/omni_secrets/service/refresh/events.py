@@ -14,7 +14,7 @@ from omni_secrets.domain.cluster import RefreshResult, RefreshStatus
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshRequested:
+class ClusterRefreshRequested:
     """A refresh was accepted (the 202); ``shared``: stored in the ledger for every replica."""
 
     request_id: str
@@ -55,7 +55,7 @@ class ReplicaRefreshed:
 
 
 @dataclass(frozen=True, slots=True)
-class OutcomeNotRecorded:
+class RefreshOutcomeNotRecorded:
     """This replica's outcome could not be stored: other replicas' views miss it."""
 
     request_id: str
@@ -63,14 +63,14 @@ class OutcomeNotRecorded:
 
 
 @dataclass(frozen=True, slots=True)
-class CatchUpFailed:
+class RefreshCatchUpFailed:
     """The ledger could not list other replicas' requests; the next reconcile tries again."""
 
     error_type: str
 
 
 @dataclass(frozen=True, slots=True)
-class ViewFromMemory:
+class RefreshViewFromMemory:
     """The ledger could not be read for a view: this replica answers from its own memory."""
 
     error_type: str

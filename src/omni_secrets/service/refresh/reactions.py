@@ -1,12 +1,12 @@
 """What follows each refresh event: the audit rows, the log lines and the peer announcement.
 
-- ``RefreshRequested`` → audit row ``cache_refresh_requested`` (waits, bounded, for room in the
-  audit buffer rather than drop it).
+- ``ClusterRefreshRequested`` → audit row ``cache_refresh_requested`` (waits, bounded, for room
+  in the audit buffer rather than drop it).
 - ``RefreshShared`` → the other replicas are told (``KIND_REFRESH``).
 - ``ReplicaRefreshed`` → audit row ``refresh``: ties the request, its caller and this replica's
   outcome together (each GSM read is audited by the cache observer, actor system).
-- ``RefreshNotShared``, ``OutcomeNotRecorded``, ``CatchUpFailed``, ``ViewFromMemory`` → one
-  ``refresh.*`` warning each.
+- ``RefreshNotShared``, ``RefreshOutcomeNotRecorded``, ``RefreshCatchUpFailed``,
+  ``RefreshViewFromMemory`` → one ``refresh.*`` warning each.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from omni_secrets.domain.models import NewAccessEvent
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.messagebus import Reactions
 from omni_secrets.service.refresh.events import (
-    CatchUpFailed,
-    OutcomeNotRecorded,
+    ClusterRefreshRequested,
+    RefreshCatchUpFailed,
     RefreshNotShared,
-    RefreshRequested,
+    RefreshOutcomeNotRecorded,
     RefreshShared,
+    RefreshViewFromMemory,
     ReplicaRefreshed,
-    ViewFromMemory,
 )
 
 log = structlog.get_logger("omni_secrets.refresh")
@@ -39,7 +39,7 @@ def refresh_reactions(*, auditor: Auditor, publish: Publish) -> Reactions:
         publish: tells the other replicas; never raises.
     """
 
-    async def audit_requested(event: RefreshRequested) -> None:
+    async def audit_requested(event: ClusterRefreshRequested) -> None:
         types = event.secret_types
         await auditor.submit(
             NewAccessEvent(
@@ -82,12 +82,12 @@ def refresh_reactions(*, auditor: Auditor, publish: Publish) -> Reactions:
 
     return {
         RefreshNotShared: [log_not_shared],
-        RefreshRequested: [audit_requested],
+        ClusterRefreshRequested: [audit_requested],
         RefreshShared: [announce],
-        OutcomeNotRecorded: [log_outcome_not_recorded],
+        RefreshOutcomeNotRecorded: [log_outcome_not_recorded],
         ReplicaRefreshed: [audit_refreshed],
-        CatchUpFailed: [log_catch_up_failed],
-        ViewFromMemory: [log_view_from_memory],
+        RefreshCatchUpFailed: [log_catch_up_failed],
+        RefreshViewFromMemory: [log_view_from_memory],
     }
 
 
@@ -100,15 +100,15 @@ def log_not_shared(event: RefreshNotShared) -> None:
     )
 
 
-def log_outcome_not_recorded(event: OutcomeNotRecorded) -> None:
+def log_outcome_not_recorded(event: RefreshOutcomeNotRecorded) -> None:
     log.warning(
         "refresh.outcome_not_recorded", request_id=event.request_id, error_type=event.error_type
     )
 
 
-def log_catch_up_failed(event: CatchUpFailed) -> None:
+def log_catch_up_failed(event: RefreshCatchUpFailed) -> None:
     log.warning("refresh.catch_up_failed", error_type=event.error_type)
 
 
-def log_view_from_memory(event: ViewFromMemory) -> None:
+def log_view_from_memory(event: RefreshViewFromMemory) -> None:
     log.warning("refresh.view_from_memory", error_type=event.error_type)

@@ -38,13 +38,13 @@ from omni_secrets.domain.cluster import (
 )
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.refresh.events import (
-    CatchUpFailed,
-    OutcomeNotRecorded,
+    ClusterRefreshRequested,
+    RefreshCatchUpFailed,
     RefreshNotShared,
-    RefreshRequested,
+    RefreshOutcomeNotRecorded,
     RefreshShared,
+    RefreshViewFromMemory,
     ReplicaRefreshed,
-    ViewFromMemory,
 )
 from omni_secrets.service.refresh.request_log import RefreshRequest, RefreshRequestLog
 from omni_secrets.service.replicas import ReplicaService
@@ -143,7 +143,7 @@ class ClusterRefreshService:
             stored = False
             await self._bus.emit(RefreshNotShared(local.request_id, type(exc).__name__))
         await self._bus.emit(
-            RefreshRequested(
+            ClusterRefreshRequested(
                 request_id=local.request_id,
                 secret_types=types,
                 actor=actor,
@@ -173,7 +173,7 @@ class ClusterRefreshService:
                 self._replicas.replica_id, self._replicas.started_at
             )
         except Exception as exc:
-            await self._bus.emit(CatchUpFailed(type(exc).__name__))
+            await self._bus.emit(RefreshCatchUpFailed(type(exc).__name__))
             return 0
         todo = [r for r in pending if r.request_id not in self._started]
         for request in todo:
@@ -191,7 +191,7 @@ class ClusterRefreshService:
         try:
             found = await self._ledger.get(request_id)
         except Exception as exc:
-            await self._bus.emit(ViewFromMemory(type(exc).__name__))
+            await self._bus.emit(RefreshViewFromMemory(type(exc).__name__))
             found = None
         if found is None:
             return self._local_view(self._local.get(request_id))
@@ -269,7 +269,9 @@ class ClusterRefreshService:
                     )
                 )
             except Exception as exc:
-                await self._bus.emit(OutcomeNotRecorded(request.request_id, type(exc).__name__))
+                await self._bus.emit(
+                    RefreshOutcomeNotRecorded(request.request_id, type(exc).__name__)
+                )
         await self._bus.emit(
             ReplicaRefreshed(
                 request_id=request.request_id,
