@@ -16,7 +16,10 @@ from omni_secrets.domain.errors import RefreshRequestNotFound, SecretStoreError
 from omni_secrets.domain.secret_store import AccessedSecret
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.cluster_refresh import ClusterRefreshService
+from omni_secrets.service.messagebus import Dispatcher
+from omni_secrets.service.refresh.build import build_refresh
+from omni_secrets.service.refresh.reactions import refresh_reactions
+from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.replicas import ReplicaService
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory
 
@@ -58,14 +61,13 @@ async def cluster() -> AsyncIterator[tuple[LocalClusterStore, list[Replica]]]:
         async def publish(kind: str, published: list[str] = published) -> None:
             published.append(kind)
 
-        refresh = ClusterRefreshService(
+        refresh = build_refresh(
             catalog=Catalog(),
             cache=cache,
             ledger=store,
             replicas=replicas,
-            auditor=auditor,
             clock=clock,
-            publish=publish,
+            bus=Dispatcher([refresh_reactions(auditor=auditor, publish=publish)]),
         )
         made.append(Replica(replicas, refresh, cache, published, failing))
     yield store, made

@@ -44,7 +44,7 @@ from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
 from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
 from omni_secrets.domain.cache import OmniSecretCache
-from omni_secrets.domain.catalog import Catalog, SecretType
+from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.changes import ChangeNotifier
 from omni_secrets.domain.clock import Clock, Sleep, SystemClock
 from omni_secrets.domain.cluster import RefreshLedger, ReplicaRegistry, SignalStore
@@ -62,26 +62,36 @@ from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS as HEAR
 from omni_secrets.jobs.replica_heartbeat import ReplicaHeartbeatJob
 from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
 from omni_secrets.observability import alert_catalog
-from omni_secrets.observability.alert_catalog import AUDIT_ALERT, REVOKED_ALERT
+from omni_secrets.observability.alert_catalog import AUDIT_ALERT
 from omni_secrets.observability.alerts import AlertDispatcher, AlertSink
 from omni_secrets.observability.cache_observer import CacheObserver
 from omni_secrets.observability.logging import Redactor
-from omni_secrets.observability.metrics import OmniMetrics, gsm_event_label
+from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.breakglass import BreakGlassService
-from omni_secrets.service.cluster_refresh import ClusterRefreshService
-from omni_secrets.service.gsm_events import GsmEventService
+from omni_secrets.service.gsm_events.build import (
+    GsmEventFeed,
+    build_gsm_events,
+    build_signal_table,
+    build_signals,
+)
+from omni_secrets.service.gsm_events.reactions import gsm_events_reactions
+from omni_secrets.service.gsm_events.service import GsmEventService
+from omni_secrets.service.gsm_events.signals import SecretSignals
 from omni_secrets.service.gsm_versions import GsmVersions
 from omni_secrets.service.integrity import (
     IntegrityViolation,
     IntegrityViolations,
 )
+from omni_secrets.service.messagebus import Dispatcher
 from omni_secrets.service.pinned_versions import PinnedVersions
+from omni_secrets.service.refresh.build import build_refresh
+from omni_secrets.service.refresh.reactions import refresh_reactions
+from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
 from omni_secrets.service.rotation import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
-from omni_secrets.service.signals import SecretSignals
 from omni_secrets.service.views import ReplicaView
 
 if TYPE_CHECKING:
@@ -369,26 +379,23 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         on_peers=metrics.replica_peers.set,
     )
 
-    def pinned(secret_type: SecretType) -> str | None:
-        meta = pins.get(secret_type)
-        return meta.active_version if meta is not None else None
-
-    def revocation_cleared(secret_type: SecretType) -> None:
-        alerts.resolve(REVOKED_ALERT, secret_type.value)
-
-    def candidate_gauge(secret_type: str, available: bool) -> None:
-        metrics.rotation_candidate_available.labels(secret_type).set(1 if available else 0)
-
-    signals = SecretSignals(
-        catalog=catalog,
-        store=store,
-        signal_store=cluster_store,
-        active_version=pinned,
-        publish=notifier.publish,
-        on_cleared=revocation_cleared,
-        on_candidate=candidate_gauge,
+    # Services emit events; the features' reactions (log lines, metrics, alerts, audit rows,
+    # peer announcements) need only what exists by now, so the dispatcher comes first.
+    bus = Dispatcher(
+        [
+            refresh_reactions(auditor=auditor, publish=notifier.publish),
+            gsm_events_reactions(
+                alerts=alerts,
+                auditor=auditor,
+                metrics=metrics,
+                publish=notifier.publish,
+                environment=str(settings.environment),
+            ),
+        ]
     )
 
+    # The pinned fetch asks the signal table first; the signals judge revocations by the pins.
+    signal_table = build_signal_table(store=store, signal_store=cluster_store, bus=bus)
     # The cache is built around the pinned fetch, before any service: break-glass and the
     # secret service both receive it, so neither has to be late-bound to the other.
     pins = PinnedVersions(
@@ -396,8 +403,11 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         store=store,
         uow_factory=uow_factory,
         observer=observer,
-        check_revocation=signals.check,
+        check_revocation=signal_table.check,
         integrity=integrity,
+    )
+    signals = build_signals(
+        catalog=catalog, table=signal_table, signal_store=cluster_store, pins=pins, bus=bus
     )
     cache = OmniSecretCache(
         catalog=catalog,
@@ -425,6 +435,8 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         on_change=notifier.publish,
         integrity=integrity,
     )
+    # Status shows the event feed; the event service and the subscriber update it later.
+    event_feed = GsmEventFeed(settings.pubsub_subscription)
     secrets = OmniSecretService(
         identity=ServiceIdentity(
             environment=str(settings.environment),
@@ -441,38 +453,29 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         break_glass_view=break_glass.view,
         signals=signals,
         replica_view=lambda: ReplicaView(id=replicas.replica_id, peers=replicas.peers),
-        events_view=lambda: gsm_events.view() if gsm_events is not None else None,
+        events_view=event_feed.view,
     )
     metrics.track_cache_age(secrets.cache_age_seconds)
-    cluster_refresh = ClusterRefreshService(
+    cluster_refresh = build_refresh(
         catalog=catalog,
         cache=cache,
         ledger=cluster_store,
         replicas=replicas,
-        auditor=auditor,
         clock=clock,
-        publish=notifier.publish,
+        bus=bus,
     )
-    gsm_events: GsmEventService | None = None
-    gsm_subscriber: pubsub_adapter.PubSubEventSubscriber | None = None
-    if settings.pubsub_subscription is not None:
-        gsm_events = GsmEventService(
-            subscription=settings.pubsub_subscription,
-            projects=settings.event_projects,
-            catalog=catalog,
-            store=store,
-            secrets=secrets,
-            signals=signals,
-            refresh=cluster_refresh,
-            alerts=alerts,
-            auditor=auditor,
-            clock=clock,
-            on_event=lambda event_type, result: metrics.gsm_events.labels(
-                gsm_event_label(event_type), result
-            ).inc(),
-            environment=str(settings.environment),
-        )
-        gsm_subscriber = _gsm_subscriber(gsm_events, metrics, over)
+    gsm_events = build_gsm_events(
+        feed=event_feed,
+        projects=settings.event_projects,
+        catalog=catalog,
+        store=store,
+        secrets=secrets,
+        signals=signals,
+        refresh=cluster_refresh,
+        clock=clock,
+        bus=bus,
+    )
+    gsm_subscriber = _gsm_subscriber(gsm_events, metrics, over) if gsm_events is not None else None
 
     leader_lock: LeaderLock
     if over.leader_lock is not None:

@@ -16,9 +16,9 @@ import asyncio
 import structlog
 
 from omni_secrets.service.breakglass import BreakGlassService
-from omni_secrets.service.cluster_refresh import ClusterRefreshService
+from omni_secrets.service.gsm_events.signals import SecretSignals
+from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.secrets import OmniSecretService
-from omni_secrets.service.signals import SecretSignals
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 

@@ -49,7 +49,7 @@ class PinnedVersions:
         uow_factory: database units of work.
         observer: told of every store read and every value fetched.
         check_revocation: before a pinned version is read, refuses it while a GSM event's
-            revocation of it holds (``SecretSignals.check``); None: no GSM events.
+            revocation of it holds (``SignalTable.check``); None: no GSM events.
         integrity: told about each pin whose MAC is missing or wrong (its type fails closed).
     """
 

@@ -5,7 +5,7 @@ step with the database (reload, reconcile):
 
 - pinning — which version each type serves, the cache's fetch: ``pinned_versions.py``;
 - status — the status view: ``status.py``;
-- refresh requests — run on every replica: ``cluster_refresh.py`` (wired by bootstrap, beside
+- refresh requests — run on every replica: ``service/refresh/`` (wired by bootstrap, beside
   this class, because it needs the replica registry);
 - ApeX calls — account, self-test and FR-012 degradation: ``apex_calls.py``;
 - readiness — ``/readyz``: ``readiness.py``.
@@ -25,9 +25,9 @@ from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.service.apex_calls import ApexCalls
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.gsm_events.signals import SecretSignals
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.readiness import ReadinessCheck
-from omni_secrets.service.signals import SecretSignals
 from omni_secrets.service.status import ServiceIdentity, StatusReporter
 from omni_secrets.service.views import (
     BreakGlassView,
@@ -143,7 +143,7 @@ class OmniSecretService:
         return self.cache.describe(secret_type).gsm_version
 
     async def stop(self) -> None:
-        """Nothing runs in the background here any more (refreshes: ``cluster_refresh.py``)."""
+        """Nothing runs in the background here any more (refreshes: ``service/refresh/``)."""
 
     # -- status (status.py) ----------------------------------------------------------------
 

@@ -9,6 +9,9 @@ at its next periodic reconcile, the fallback), finds the requests it has not run
 Concurrent requests still coalesce into one GSM read per type and replica (the cache's
 single-flight). When the database cannot be reached the request runs on this replica only and
 is answered from this replica's memory, so a refresh never depends on the database.
+
+The service decides and runs; what follows (audit rows, warnings, telling the other replicas) is
+emitted as events (``events.py``) and happens in ``reactions.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,8 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-
 from omni_secrets.domain.cache import FetchFailure, OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
-from omni_secrets.domain.changes import KIND_REFRESH, Publish, publish_nothing
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import (
     ClusterRefresh,
@@ -35,12 +35,18 @@ from omni_secrets.domain.cluster import (
     outcome_status,
     participants,
 )
-from omni_secrets.domain.models import NewAccessEvent
-from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.refresh_requests import RefreshRequest, RefreshRequestLog
+from omni_secrets.service.messagebus import EventBus
+from omni_secrets.service.refresh.events import (
+    ClusterRefreshRequested,
+    RefreshCatchUpFailed,
+    RefreshNotShared,
+    RefreshOutcomeNotRecorded,
+    RefreshShared,
+    RefreshViewFromMemory,
+    ReplicaRefreshed,
+)
+from omni_secrets.service.refresh.request_log import RefreshRequest, RefreshRequestLog
 from omni_secrets.service.replicas import ReplicaService
-
-log = structlog.get_logger("omni_secrets.refresh")
 
 _TERMINAL = frozenset({RefreshStatus.SUCCEEDED, RefreshStatus.FAILED, RefreshStatus.PARTIAL})
 
@@ -71,9 +77,9 @@ class ClusterRefreshService:
         cache: this replica's cache.
         ledger: requests and per-replica outcomes in the database.
         replicas: this replica's identity and the registry of live ones.
-        auditor: writes ``cache_refresh_requested`` and ``refresh`` rows.
         clock: time source.
-        publish: tells the other replicas (``KIND_REFRESH``); never raises.
+        bus: where the service reports what it did (``events.py``): the audit rows and the
+            announcement to the other replicas follow from there.
     """
 
     def __init__(
@@ -83,17 +89,15 @@ class ClusterRefreshService:
         cache: OmniSecretCache,
         ledger: RefreshLedger,
         replicas: ReplicaService,
-        auditor: Auditor,
         clock: Clock,
-        publish: Publish = publish_nothing,
+        bus: EventBus,
     ) -> None:
         self._catalog = catalog
         self._cache = cache
         self._ledger = ledger
         self._replicas = replicas
-        self._auditor = auditor
         self._clock = clock
-        self._publish = publish
+        self._bus = bus
         self._local = RefreshRequestLog()
         # Requests this replica has started (its own, and others' it caught up with), so a
         # notification of its own request does not run it twice.
@@ -136,31 +140,22 @@ class ClusterRefreshService:
             await self._ledger.add(shared)
         except Exception as exc:  # the refresh itself must not depend on the database
             stored = False
-            log.warning(
-                "refresh.not_shared",
+            await self._bus.emit(RefreshNotShared(local.request_id, type(exc).__name__))
+        await self._bus.emit(
+            ClusterRefreshRequested(
                 request_id=local.request_id,
-                error_type=type(exc).__name__,
-                outcome="this replica only",
-            )
-        await self._auditor.submit(
-            NewAccessEvent(
-                occurred_at=local.queued_at,
-                secret_type=types[0].value if len(types) == 1 else None,
-                action="cache_refresh_requested",
+                secret_types=types,
                 actor=actor,
-                result="success",
-                duration_ms=None,
                 correlation_id=correlation_id,
-                details={
-                    "requestId": local.request_id,
-                    "secretTypes": [t.value for t in types],
-                    "cluster": stored,
-                },
+                queued_at=local.queued_at,
+                shared=stored,
             )
         )
         self._started.add(local.request_id)
         if stored:
-            self._spawn(self._publish(KIND_REFRESH))
+            # Beside the local run, not before the 202: telling the others is a database round
+            # trip, and the periodic reconcile covers an announcement that is lost.
+            self._spawn(self._bus.emit(RefreshShared(local.request_id)))
         self._spawn(self._run(shared, correlation_id, record=stored))
         return local
 
@@ -177,7 +172,7 @@ class ClusterRefreshService:
                 self._replicas.replica_id, self._replicas.started_at
             )
         except Exception as exc:
-            log.warning("refresh.catch_up_failed", error_type=type(exc).__name__)
+            await self._bus.emit(RefreshCatchUpFailed(type(exc).__name__))
             return 0
         todo = [r for r in pending if r.request_id not in self._started]
         for request in todo:
@@ -195,7 +190,7 @@ class ClusterRefreshService:
         try:
             found = await self._ledger.get(request_id)
         except Exception as exc:
-            log.warning("refresh.view_from_memory", error_type=type(exc).__name__)
+            await self._bus.emit(RefreshViewFromMemory(type(exc).__name__))
             found = None
         if found is None:
             return self._local_view(self._local.get(request_id))
@@ -273,28 +268,19 @@ class ClusterRefreshService:
                     )
                 )
             except Exception as exc:
-                log.warning(
-                    "refresh.outcome_not_recorded",
-                    request_id=request.request_id,
-                    error_type=type(exc).__name__,
+                await self._bus.emit(
+                    RefreshOutcomeNotRecorded(request.request_id, type(exc).__name__)
                 )
-        # Each GSM read is audited by the cache observer (actor system); this row ties the
-        # request, its caller and this replica's outcome together.
-        await self._auditor.submit(
-            NewAccessEvent(
-                occurred_at=now,
-                secret_type=None,
-                action="refresh",
+        await self._bus.emit(
+            ReplicaRefreshed(
+                request_id=request.request_id,
+                replica_id=self._replicas.replica_id,
                 actor=request.actor,
-                result="success" if status is RefreshStatus.SUCCEEDED else "failure",
-                duration_ms=int((time.perf_counter() - started) * 1000),
                 correlation_id=correlation_id,
-                details={
-                    "requestId": request.request_id,
-                    "replicaId": self._replicas.replica_id,
-                    "status": status.value,
-                    "results": {r.secret_type.value: r.error or "ok" for r in results},
-                },
+                status=status,
+                results=results,
+                completed_at=now,
+                duration_ms=int((time.perf_counter() - started) * 1000),
             )
         )
 

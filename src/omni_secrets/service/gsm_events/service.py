@@ -16,19 +16,18 @@ receives a message acts on it and the others follow through the signal rows and 
 - ``SECRET_ROTATE``: alert ``rotation_requested`` (warning) and an audit row ``rotation_alert``.
 - Everything else: acked, logged and counted, nothing changes. Duplicates (Pub/Sub delivers at
   least once) are recognised by message id and change nothing.
+
+The service decides and acts; the alerts, the audit row, the log lines and the counter follow
+from the events it emits (``events.py``, ``reactions.py``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
 
-import structlog
-
-from omni_secrets.domain.catalog import Catalog, SecretType
+from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import ANY_VERSION, RevocationCode
 from omni_secrets.domain.errors import SecretStoreError
@@ -40,22 +39,24 @@ from omni_secrets.domain.gsm_events import (
     RawGsmMessage,
     parse_gsm_message,
 )
-from omni_secrets.domain.models import SYSTEM_ACTOR, NewAccessEvent
+from omni_secrets.domain.models import SYSTEM_ACTOR
 from omni_secrets.domain.secret_store import SecretStore, VersionState
-from omni_secrets.observability import alert_catalog
-from omni_secrets.observability.alert_catalog import ROTATE_ALERT
-from omni_secrets.observability.alerts import AlertDispatcher
-from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.cluster_refresh import ClusterRefreshService
+from omni_secrets.service.gsm_events.events import (
+    ActiveVersionRevoked,
+    EventResult,
+    GsmMessageDismissed,
+    GsmMessageDuplicate,
+    GsmMessageFailed,
+    GsmMessageHandled,
+    GsmRotationRequested,
+)
+from omni_secrets.service.gsm_events.feed import GsmEventFeed
+from omni_secrets.service.gsm_events.signals import SecretSignals, describe_revocation
+from omni_secrets.service.messagebus import EventBus
+from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.secrets import OmniSecretService
-from omni_secrets.service.signals import SecretSignals, describe_revocation
-from omni_secrets.service.views import EventsView
-
-log = structlog.get_logger("omni_secrets.gsm_events")
 
 SEEN_MESSAGE_IDS = 10_000
-
-EventResult = Literal["applied", "ignored", "rejected", "duplicate", "unconfirmed", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,37 +72,34 @@ class GsmEventService:
     """Acts on GSM events (see the module docstring).
 
     Args:
-        subscription: the Pub/Sub subscription (shown in status).
+        subscription: the Pub/Sub subscription it is fed from.
+        feed: the subscription's state shown in status (this service stamps each message).
         projects: project ids and numbers whose secrets we serve (others are foreign).
         catalog: the secret types.
         store: GSM, to confirm events.
         secrets: the secret service (cache, pins).
         signals: revocations and candidates, stored and applied on every replica.
         refresh: cluster-wide refreshes (``SECRET_VERSION_ENABLE``).
-        alerts: the alert dispatcher.
-        auditor: writes the ``rotation_alert`` row.
         clock: time source.
-        on_event: called with (event type, result) of every message (the counter).
-        environment: for alert details.
+        bus: reports every message's outcome and what was acted on (``events.py``).
     """
 
     def __init__(
         self,
         *,
         subscription: str,
+        feed: GsmEventFeed,
         projects: frozenset[str],
         catalog: Catalog,
         store: SecretStore,
         secrets: OmniSecretService,
         signals: SecretSignals,
         refresh: ClusterRefreshService,
-        alerts: AlertDispatcher,
-        auditor: Auditor,
         clock: Clock,
-        on_event: Callable[[str | None, str], None] = lambda _t, _r: None,
-        environment: str = "",
+        bus: EventBus,
     ) -> None:
         self.subscription = subscription
+        self._feed = feed
         self._projects = projects
         self._catalog = catalog
         self._by_secret_id = {entry.gsm_secret_id: entry.secret_type for entry in catalog}
@@ -109,57 +107,56 @@ class GsmEventService:
         self._secrets = secrets
         self._signals = signals
         self._refresh = refresh
-        self._alerts = alerts
-        self._auditor = auditor
         self._clock = clock
-        self._on_event = on_event
-        self._environment = environment
+        self._bus = bus
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self.connected = False
-        self.last_event_at: datetime | None = None
 
-    def view(self) -> EventsView:
-        return EventsView(self.subscription, self.connected, self.last_event_at)
+    @property
+    def connected(self) -> bool:
+        """Whether the subscriber is consuming (it sets this; status shows it)."""
+        return self._feed.connected
+
+    @connected.setter
+    def connected(self, connected: bool) -> None:
+        self._feed.connected = connected
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        return self._feed.last_event_at
 
     async def handle(self, message: RawGsmMessage) -> Handled:
         """Act on one message; never raises (a failure to act answers ``ack=False``)."""
-        self.last_event_at = self._clock.now()
+        self._feed.last_event_at = self._clock.now()
         parsed = parse_gsm_message(
             message, projects=self._projects, secret_types=self._by_secret_id
         )
         if isinstance(parsed, Dismissed):
-            log.info(
-                "gsm_event.dismissed",
-                message_id=message.message_id,
-                event_type=parsed.event_type,
-                result=parsed.result,
-                reason=parsed.reason,
+            await self._bus.emit(
+                GsmMessageDismissed(
+                    message.message_id, parsed.event_type, parsed.result, parsed.reason
+                )
             )
-            return self._count(Handled(parsed.event_type, parsed.result))
+            return Handled(parsed.event_type, parsed.result)
+        event_type = parsed.event_type.value
         if parsed.message_id in self._seen:
-            log.info("gsm_event.duplicate", message_id=parsed.message_id)
-            return self._count(Handled(parsed.event_type.value, "duplicate"))
+            await self._bus.emit(GsmMessageDuplicate(parsed.message_id, event_type))
+            return Handled(event_type, "duplicate")
         try:
             result = await self._act(parsed)
         except Exception as exc:  # redelivered by Pub/Sub: acting must not be lost
-            log.warning(
-                "gsm_event.failed",
-                message_id=parsed.message_id,
-                event_type=parsed.event_type.value,
-                secret_type=parsed.secret_type.value,
-                error_type=type(exc).__name__,
+            await self._bus.emit(
+                GsmMessageFailed(
+                    parsed.message_id, event_type, parsed.secret_type, type(exc).__name__
+                )
             )
-            return self._count(Handled(parsed.event_type.value, "failed", ack=False))
+            return Handled(event_type, "failed", ack=False)
         self._remember(parsed.message_id)
-        log.info(
-            "gsm_event.handled",
-            message_id=parsed.message_id,
-            event_type=parsed.event_type.value,
-            secret_type=parsed.secret_type.value,
-            version=parsed.version,
-            result=result,
+        await self._bus.emit(
+            GsmMessageHandled(
+                parsed.message_id, event_type, parsed.secret_type, parsed.version, result
+            )
         )
-        return self._count(Handled(parsed.event_type.value, result))
+        return Handled(event_type, result)
 
     # -- acting ----------------------------------------------------------------------------------
 
@@ -170,7 +167,7 @@ class GsmEventService:
             return await self._enabled(event)
         if event.event_type is GsmEventType.SECRET_VERSION_ADD:
             return await self._added(event)
-        return self._rotate_requested(event)
+        return await self._rotation_requested(event)
 
     async def _revoke(self, event: GsmEvent) -> EventResult:
         deleted = event.event_type is GsmEventType.SECRET_DELETE
@@ -209,14 +206,13 @@ class GsmEventService:
         try:
             await self._signals.put(signal, self._secrets.cache)
         finally:
-            # Applied here already; alert whether or not the other replicas could be told.
-            self._alerts.trigger(
-                alert_catalog.version_revoked(
-                    self._environment,
-                    secret_type=event.secret_type.value,
-                    message=message,
+            # Applied here already; reported whether or not the other replicas could be told.
+            await self._bus.emit(
+                ActiveVersionRevoked(
+                    secret_type=event.secret_type,
                     event_type=event.event_type.value,
                     version=event.version,
+                    message=message,
                     confirmed=confirmed,
                 )
             )
@@ -246,24 +242,14 @@ class GsmEventService:
         )
         return "applied"
 
-    def _rotate_requested(self, event: GsmEvent) -> EventResult:
-        secret_type: SecretType = event.secret_type
-        self._alerts.trigger(alert_catalog.rotation_requested(self._environment, secret_type.value))
-        self._auditor.record_later(
-            NewAccessEvent(
-                occurred_at=self._clock.now(),
-                secret_type=secret_type.value,
-                action="rotation_alert",
-                actor=SYSTEM_ACTOR,
-                result="success",
-                duration_ms=None,
-                correlation_id=None,
-                details={
-                    "alert": ROTATE_ALERT,
-                    "source": "gsm_event",
-                    "eventType": event.event_type.value,
-                    "messageId": event.message_id,
-                },
+    async def _rotation_requested(self, event: GsmEvent) -> EventResult:
+        # Nothing changes here: GSM's schedule says a rotation is due, people act on the alert.
+        await self._bus.emit(
+            GsmRotationRequested(
+                secret_type=event.secret_type,
+                event_type=event.event_type.value,
+                message_id=event.message_id,
+                at=self._clock.now(),
             )
         )
         return "applied"
@@ -274,7 +260,3 @@ class GsmEventService:
         self._seen[message_id] = None
         while len(self._seen) > SEEN_MESSAGE_IDS:
             self._seen.popitem(last=False)
-
-    def _count(self, handled: Handled) -> Handled:
-        self._on_event(handled.event_type, handled.result)
-        return handled
