@@ -42,7 +42,7 @@ from omni_secrets.adapters.db import unit_of_work
 from omni_secrets.adapters.local_cluster import LocalClusterStore
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
-from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
+from omni_secrets.domain.break_glass import BreakGlassKeyPair, load_key_pair
 from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.changes import ChangeNotifier
@@ -55,7 +55,7 @@ from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.observations import ObserverFanOut, ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
-from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
+from omni_secrets.jobs.break_glass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
 from omni_secrets.jobs.reconcile import DEFAULT_INTERVAL_SECONDS as RECONCILE_INTERVAL_SECONDS
 from omni_secrets.jobs.reconcile import ReconcileJob
 from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS as HEARTBEAT_SECONDS
@@ -69,7 +69,11 @@ from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics, gsm_event_label
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.breakglass import BreakGlassService
+from omni_secrets.service.break_glass import (
+    BreakGlassService,
+    break_glass_reactions,
+    build_break_glass,
+)
 from omni_secrets.service.cluster_refresh import ClusterRefreshService
 from omni_secrets.service.gsm_events import GsmEventService
 from omni_secrets.service.gsm_versions import GsmVersions
@@ -77,6 +81,7 @@ from omni_secrets.service.integrity import (
     IntegrityViolation,
     IntegrityViolations,
 )
+from omni_secrets.service.messagebus import Dispatcher
 from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
 from omni_secrets.service.rotation import RotationService
@@ -110,7 +115,7 @@ class Overrides:
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
-    breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
+    break_glass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     leader_lock: LeaderLock | None = None
     notifier: ChangeNotifier | None = None
     # Observers of the services' events besides the metrics + redaction one (tests record).
@@ -357,6 +362,19 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     if over.observers:
         observer = ObserverFanOut([observer, *over.observers])
 
+    # The one dispatcher: each feature's services emit events, its reaction table follows them.
+    bus = Dispatcher(
+        [
+            break_glass_reactions(
+                observer=observer,
+                alerts=alerts,
+                auditor=auditor,
+                publish=notifier.publish,
+                integrity=integrity,
+            ),
+        ]
+    )
+
     # Section 12: the replica registry, the refresh ledger and the GSM signals share one store.
     cluster_store: ClusterStore = over.cluster_store or (
         db_cluster.SqlClusterStore(engine) if engine is not None else LocalClusterStore()
@@ -414,16 +432,13 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
             alert_after_failures=settings.alert_consecutive_failures,
         ),
     )
-    break_glass = BreakGlassService(
+    break_glass = build_break_glass(
         key_pair=break_glass_keys,
         uow_factory=uow_factory,
         auditor=auditor,
         cache=cache,
-        alerts=alerts,
         clock=clock,
-        observer=observer,
-        on_change=notifier.publish,
-        integrity=integrity,
+        bus=bus,
     )
     secrets = OmniSecretService(
         identity=ServiceIdentity(
@@ -530,7 +545,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
             refresh=cluster_refresh,
         ),
         break_glass_expiry=BreakGlassExpiryJob(
-            break_glass, max_interval_seconds=over.breakglass_expiry_interval_seconds
+            break_glass, max_interval_seconds=over.break_glass_expiry_interval_seconds
         ),
         notifier=notifier,
         replicas=replicas,

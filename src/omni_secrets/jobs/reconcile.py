@@ -15,7 +15,7 @@ import asyncio
 
 import structlog
 
-from omni_secrets.service.breakglass import BreakGlassService
+from omni_secrets.service.break_glass import BreakGlassService
 from omni_secrets.service.cluster_refresh import ClusterRefreshService
 from omni_secrets.service.secrets import OmniSecretService
 from omni_secrets.service.signals import SecretSignals

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from omni_secrets.domain import breakglass
-from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair, seal_payload
+from omni_secrets.domain import break_glass
+from omni_secrets.domain.break_glass import BreakGlassKeyPair, load_key_pair, seal_payload
 from omni_secrets.domain.cache import CacheSource, OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, RotationGroup, SecretType
 from omni_secrets.domain.clock import ManualClock
@@ -39,11 +39,17 @@ from omni_secrets.domain.observations import (
 )
 from omni_secrets.domain.secret_store import AccessedSecret
 from omni_secrets.domain.values import SecretValue
-from omni_secrets.jobs.breakglass_expiry import BreakGlassExpiryJob
+from omni_secrets.jobs.break_glass_expiry import BreakGlassExpiryJob
 from omni_secrets.observability.alert_catalog import BREAK_GLASS_ALERT
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.breakglass import ActivatedOverride, BreakGlassService
+from omni_secrets.service.break_glass import (
+    ActivatedOverride,
+    BreakGlassService,
+    break_glass_reactions,
+    build_break_glass,
+)
+from omni_secrets.service.messagebus import Dispatcher
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 OVERRIDE_VALUE = "fake-break-glass-value-5e1d"
@@ -51,7 +57,7 @@ ALERT_KEY = f"omni-secrets/test/{BREAK_GLASS_ALERT}/api_secret"
 
 
 def make_pair() -> tuple[BreakGlassKeyPair, str]:
-    private_b64, public_b64, _ = breakglass.generate_private_key()
+    private_b64, public_b64, _ = break_glass.generate_private_key()
     return load_key_pair(public_b64, private_b64), public_b64
 
 
@@ -96,15 +102,36 @@ class Rig:
             max_stale_seconds=0,
             clock=self.clock,
         )
-        self.service = BreakGlassService(
+        reactions = break_glass_reactions(
+            observer=self, alerts=self.alerts, auditor=self.auditor, publish=self.publish
+        )
+        self.service = build_break_glass(
             key_pair=self.pair,
             uow_factory=InMemoryUnitOfWorkFactory(self.db, self.clock),
             auditor=self.auditor,
             cache=self.cache,
-            alerts=self.alerts,
             clock=self.clock,
-            observer=self,
-            on_change=self.publish,
+            bus=Dispatcher([reactions]),
+        )
+
+    def other_replica(self) -> BreakGlassService:
+        """Another replica's service over the same database and alerts, observed by no one."""
+        reactions = break_glass_reactions(
+            observer=ObserverFanOut([]), alerts=self.alerts, auditor=self.auditor
+        )
+        return build_break_glass(
+            key_pair=self.pair,
+            uow_factory=InMemoryUnitOfWorkFactory(self.db, self.clock),
+            auditor=self.auditor,
+            cache=OmniSecretCache(
+                catalog=Catalog(),
+                fetch=_never,
+                ttl_seconds=60,
+                max_stale_seconds=0,
+                clock=self.clock,
+            ),
+            clock=self.clock,
+            bus=Dispatcher([reactions]),
         )
 
     def on_event(self, event: ServiceEvent) -> None:
@@ -564,21 +591,7 @@ class TestReload:
     async def test_revoked_elsewhere_is_dropped(self, rig: Rig) -> None:
         """An override ended by another replica stops being served at the next reload."""
         activated = await rig.activate()
-        other = BreakGlassService(
-            key_pair=rig.pair,
-            uow_factory=InMemoryUnitOfWorkFactory(rig.db, rig.clock),
-            auditor=rig.auditor,
-            cache=OmniSecretCache(
-                catalog=Catalog(),
-                fetch=_never,
-                ttl_seconds=60,
-                max_stale_seconds=0,
-                clock=rig.clock,
-            ),
-            alerts=rig.alerts,
-            clock=rig.clock,
-            observer=ObserverFanOut([]),
-        )
+        other = rig.other_replica()
         await other.revoke(activated.override_id, actor="carol", correlation_id=None)
         assert rig.served() == OVERRIDE_VALUE
         await rig.service.reload()
@@ -587,21 +600,7 @@ class TestReload:
 
     async def test_activated_elsewhere_is_installed(self, rig: Rig) -> None:
         """An override activated on another replica is served here after a reload."""
-        other = BreakGlassService(
-            key_pair=rig.pair,
-            uow_factory=InMemoryUnitOfWorkFactory(rig.db, rig.clock),
-            auditor=rig.auditor,
-            cache=OmniSecretCache(
-                catalog=Catalog(),
-                fetch=_never,
-                ttl_seconds=60,
-                max_stale_seconds=0,
-                clock=rig.clock,
-            ),
-            alerts=rig.alerts,
-            clock=rig.clock,
-            observer=ObserverFanOut([]),
-        )
+        other = rig.other_replica()
         await other.activate(
             secret_type="api_key",
             key_id=rig.pair.key_id,  # type: ignore[union-attr]
