@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from omni_secrets.domain import break_glass
 from omni_secrets.domain.break_glass import BreakGlassKeyPair, load_key_pair, seal_payload
@@ -49,7 +50,12 @@ from omni_secrets.service.break_glass import (
     break_glass_reactions,
     build_break_glass,
 )
-from omni_secrets.service.messagebus import Dispatcher
+from omni_secrets.service.break_glass.events import (
+    OverrideActivated,
+    OverrideCommitted,
+    OverridesChanged,
+)
+from omni_secrets.service.messagebus import Dispatcher, RecordingBus
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 OVERRIDE_VALUE = "fake-break-glass-value-5e1d"
@@ -681,3 +687,71 @@ class TestRedactorRegistration:
             "fake-revoked-value-0004",
             "fake-expiring-value-0005",
         ]
+
+
+class TestDecideThenReact:
+    """The service emits what it decided; the reactions keep today's order and log lines."""
+
+    async def test_value_is_learnt_before_it_is_served_and_announced_last(self, rig: Rig) -> None:
+        """OverrideCommitted precedes the cache install; the announcement is the last event."""
+        served_when_learnt: list[str | None] = []
+        watch = Dispatcher(
+            [{OverrideCommitted: [lambda _: served_when_learnt.append(rig.served())]}]
+        )
+        bus = RecordingBus(then=watch)
+        service = build_break_glass(
+            key_pair=rig.pair,
+            uow_factory=InMemoryUnitOfWorkFactory(rig.db, rig.clock),
+            auditor=rig.auditor,
+            cache=rig.cache,
+            clock=rig.clock,
+            bus=bus,
+        )
+        assert rig.pair is not None
+        await service.activate(
+            secret_type="api_secret",
+            key_id=rig.pair.key_id,
+            ciphertext=rig.seal(),
+            ttl_seconds=600,
+            reason="GSM outage INC-1",
+            ticket=None,
+            actor="alice",
+            correlation_id=None,
+        )
+        assert served_when_learnt == ["fake-gsm-api_secret"]
+        assert rig.served() == OVERRIDE_VALUE
+        assert [type(e) for e in bus.events] == [
+            OverrideCommitted,
+            OverrideActivated,
+            OverridesChanged,
+        ]
+
+    async def test_log_lines_keep_their_names_and_fields(self, rig: Rig) -> None:
+        """Activation, rejection and revoke log the same event names and fields as before."""
+        with capture_logs() as logs:
+            activated = await rig.activate()
+            with pytest.raises(InvalidInput):
+                await rig.activate(reason=" ")
+            await rig.service.revoke(activated.override_id, actor="carol", correlation_id=None)
+        lines = [e for e in logs if e["event"].startswith("break_glass.")]
+        assert [(e["event"], e["log_level"]) for e in lines] == [
+            ("break_glass.activated", "warning"),
+            ("break_glass.rejected", "warning"),
+            ("break_glass.revoked", "warning"),
+        ]
+        assert set(lines[0]) == {
+            "event",
+            "log_level",
+            "secret_type",
+            "override_id",
+            "actor",
+            "ticket",
+            "expires_at",
+        }
+        assert (lines[1]["secret_type"], lines[1]["code"], lines[1]["actor"]) == (
+            "api_secret",
+            "VALIDATION_FAILED",
+            "alice",
+        )
+        assert lines[2]["remaining_seconds"] == 600
+        assert all(OVERRIDE_VALUE not in repr(e) for e in logs)

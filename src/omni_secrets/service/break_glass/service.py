@@ -11,7 +11,8 @@ The service decides; it reports what it decided as events
 (:mod:`~omni_secrets.service.break_glass.events`) through its bus, and the reactions
 (:mod:`~omni_secrets.service.break_glass.reactions`) log, count, alert, write the best-effort
 audit rows (``break_glass_rejected``, a deferred revoke's) and tell the other replicas. The audit
-rows that must commit with the override stay here, in the unit of work. Lifecycle:
+rows that must commit with the override are written in its transaction (:mod:`.ledger`), never
+by a reaction. Lifecycle:
 
 - :meth:`BreakGlassService.expire_due` (run by ``jobs/break_glass_expiry.py``) marks overrides
   past their expiry as ended in the database and audits ``break_glass_expire``. The cache stops
@@ -33,12 +34,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from omni_secrets.domain import break_glass
 from omni_secrets.domain.break_glass import BreakGlassKeyPair, OpenedOverride
 from omni_secrets.domain.cache import OmniSecretCache
-from omni_secrets.domain.catalog import SecretType, parse_secret_type
+from omni_secrets.domain.catalog import SecretType
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.errors import (
     AuditUnavailable,
@@ -55,12 +56,11 @@ from omni_secrets.domain.models import (
     SYSTEM_ACTOR,
     BreakGlassOverrideRecord,
     NewAccessEvent,
-    OverrideEndReason,
 )
-from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
+from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.break_glass.audit_rows import activation_row, end_row
+from omni_secrets.service.break_glass.audit_rows import activation_row
 from omni_secrets.service.break_glass.events import (
     ActivationNotAudited,
     ActivationRejected,
@@ -80,12 +80,12 @@ from omni_secrets.service.break_glass.events import (
     ReloadFailed,
     RevokeAuditDeferred,
 )
+from omni_secrets.service.break_glass.ledger import OverrideLedger
+from omni_secrets.service.break_glass.request import ActivationRequest
 from omni_secrets.service.break_glass.served_overrides import ServedOverrides
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.views import NO_BREAK_GLASS, BreakGlassView
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CATALOG_NAMES = frozenset(t.value for t in SecretType)
 _MAX_OVERRIDE_ID_CHARS = 64
 
 
@@ -134,8 +134,7 @@ class BreakGlassService:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._key_pair = key_pair
-        self._uow_factory = uow_factory
-        self._auditor = auditor
+        self._ledger = OverrideLedger(uow_factory, auditor)
         self._cache = cache
         self._clock = clock
         self._bus = bus
@@ -209,27 +208,18 @@ class BreakGlassService:
         pair = self._require_key_pair()
         started = time.perf_counter()
         now = self._clock.now()
+        request = ActivationRequest(
+            secret_type, key_id, ciphertext, ttl_seconds, reason, ticket, actor, correlation_id
+        )
         try:
-            checked = _check_request(secret_type, ttl_seconds, reason, ticket)
-            opened = await self._open(pair, checked, key_id, ciphertext, now)
+            checked = request.check()
+            opened = await self._open(pair, checked, request, now)
         except InvalidInput as exc:
-            # For the rejection's audit row and metric label, whatever check failed first.
-            label = SecretType(secret_type) if secret_type in _CATALOG_NAMES else None
-            await self._reject(exc, label, ttl_seconds, ticket, actor, correlation_id)
+            # Whatever check failed first: the type is only a label if the catalog has it.
+            await self._reject(exc, request.catalog_type, request)
             raise
 
-        record = BreakGlassOverrideRecord(
-            override_id=self._new_id(),
-            secret_type=checked,
-            key_id=pair.key_id,
-            ciphertext=ciphertext,
-            nonce=opened.nonce,
-            actor=actor,
-            reason=reason,
-            ticket=ticket,
-            activated_at=now,
-            expires_at=now + timedelta(seconds=ttl_seconds),
-        )
+        record = request.record(self._new_id(), checked, pair.key_id, opened, now)
         row = activation_row(
             record,
             ttl_seconds=ttl_seconds,
@@ -237,17 +227,7 @@ class BreakGlassService:
             correlation_id=correlation_id,
             started=started,
         )
-        try:
-            await self._store_activation(record, row)
-        except ReplayDetected as exc:
-            await self._reject(exc, checked, ttl_seconds, ticket, actor, correlation_id)
-            raise
-        except (AuditUnavailable, DatabaseUnavailable):
-            await self._bus.emit(ActivationNotAudited(checked, actor))
-            raise AuditUnavailable(
-                "the break-glass activation could not be audited; nothing was activated"
-            ) from None
-
+        await self._commit_activation(record, row, request)
         await self._bus.emit(OverrideCommitted(record, opened.value))
         self._served.add(record, opened.value)
         await self._bus.emit(OverrideActivated(record))
@@ -263,15 +243,14 @@ class BreakGlassService:
         self,
         pair: BreakGlassKeyPair,
         secret_type: SecretType,
-        key_id: str,
-        ciphertext: str,
+        request: ActivationRequest,
         now: datetime,
     ) -> OpenedOverride:
         try:
             opened = break_glass.open_override(
                 pair,
-                key_id=key_id,
-                ciphertext_b64=ciphertext,
+                key_id=request.key_id,
+                ciphertext_b64=request.ciphertext,
                 expected_secret_type=secret_type,
                 now=now,
             )
@@ -284,36 +263,33 @@ class BreakGlassService:
         # let its sender choose words to mask out of every later log line.
         return opened
 
-    async def _store_activation(
-        self, record: BreakGlassOverrideRecord, row: NewAccessEvent
+    async def _commit_activation(
+        self, record: BreakGlassOverrideRecord, row: NewAccessEvent, request: ActivationRequest
     ) -> None:
-        async with self._uow_factory() as uow:
-            await uow.overrides.add(record)
-            await uow.metadata.set_break_glass(
-                record.secret_type.value, record.activated_at, record.expires_at
-            )
-            # Appended last: the append serialises every audit writer until the commit.
-            await self._auditor.append_in(uow, row)
-            await uow.commit()
+        """Store the override with its audit row, or report why not and raise."""
+        try:
+            await self._ledger.store_activation(record, row)
+        except ReplayDetected as exc:
+            await self._reject(exc, record.secret_type, request)
+            raise
+        except (AuditUnavailable, DatabaseUnavailable):
+            await self._bus.emit(ActivationNotAudited(record.secret_type, request.actor))
+            raise AuditUnavailable(
+                "the break-glass activation could not be audited; nothing was activated"
+            ) from None
 
     async def _reject(
-        self,
-        exc: OmniSecretsError,
-        secret_type: SecretType | None,
-        ttl_seconds: int,
-        ticket: str | None,
-        actor: str,
-        correlation_id: str | None,
+        self, exc: OmniSecretsError, secret_type: SecretType | None, request: ActivationRequest
     ) -> None:
         """Report a refused activation (counted and audited, best effort: refused anyway)."""
         await self._bus.emit(
             ActivationRejected(
                 code=exc.code,
                 secret_type=secret_type,
-                ttl_seconds=ttl_seconds,
-                ticket=ticket if ticket is not None and _storable(ticket) else None,
-                actor=actor,
-                correlation_id=correlation_id,
+                ttl_seconds=request.ttl_seconds,
+                ticket=request.storable_ticket,
+                actor=request.actor,
+                correlation_id=request.correlation_id,
                 conflict=isinstance(exc, ReplayDetected),
                 at=self._clock.now(),
             )
@@ -363,13 +339,13 @@ class BreakGlassService:
         is ended without its audit event, which is written in the background.
         """
         try:
-            return await self._end_once(
-                override_id, "revoked", actor, correlation_id, now, True, audit=True
+            return await self._ledger.end(
+                override_id, "revoked", actor, correlation_id, now, only_if_active=True, audit=True
             )
         except AuditUnavailable:
             pass
-        record = await self._end_once(
-            override_id, "revoked", actor, correlation_id, now, True, audit=False
+        record = await self._ledger.end(
+            override_id, "revoked", actor, correlation_id, now, only_if_active=True, audit=False
         )
         if record is not None:
             await self._bus.emit(RevokeAuditDeferred(record, actor, correlation_id, now))
@@ -392,9 +368,7 @@ class BreakGlassService:
             DatabaseUnavailable: the pending overrides could not be read.
         """
         now = self._clock.now()
-        async with self._uow_factory() as uow:
-            # Not ended and expiring after the epoch: every override not ended yet.
-            pending = await uow.overrides.list_active(_EPOCH)
+        pending = await self._ledger.not_ended()
         ended: list[BreakGlassOverrideRecord] = []
         ended_here = False
         for record in pending:
@@ -431,8 +405,8 @@ class BreakGlassService:
         Raises:
             AuditUnavailable: the audit row could not be written (nothing changed).
         """
-        return await self._end_once(
-            override_id, "expired", SYSTEM_ACTOR, None, now, False, audit=True
+        return await self._ledger.end(
+            override_id, "expired", SYSTEM_ACTOR, None, now, only_if_active=False, audit=True
         )
 
     # -- reload (startup, reconcile) -----------------------------------------------------------
@@ -453,8 +427,7 @@ class BreakGlassService:
         # Only what was known before the read can be judged by it: an override activated here
         # while the read was in flight is missing from it without having ended.
         known_before = self._served.records()
-        async with self._uow_factory() as uow:
-            active = await uow.overrides.list_active(now)
+        active = await self._ledger.active(now)
         active_ids = {record.override_id for record in active}
         gone = [
             record
@@ -553,49 +526,6 @@ class BreakGlassService:
             raise BreakGlassDisabled()
         return self._key_pair
 
-    async def _end_once(
-        self,
-        override_id: str,
-        end_reason: OverrideEndReason,
-        actor: str,
-        correlation_id: str | None,
-        now: datetime,
-        only_if_active: bool,
-        *,
-        audit: bool,
-    ) -> BreakGlassOverrideRecord | None:
-        """One transaction: end the override (``only_if_active``: unless already expired), keep
-        the metadata window in step, and append its audit row when ``audit``."""
-        async with self._uow_factory() as uow:
-            record = await uow.overrides.get(override_id)
-            if record is None or record.ended_at is not None:
-                return None
-            if only_if_active and not record.is_active(now):
-                return None
-            if not await uow.overrides.end(override_id, now, end_reason):
-                return None  # ended concurrently by another replica
-            await self._sync_metadata(uow, record.secret_type, now)
-            if audit:
-                await self._auditor.append_in(
-                    uow, end_row(record, end_reason, actor, correlation_id, now)
-                )
-            await uow.commit()
-        return record
-
-    @staticmethod
-    async def _sync_metadata(uow: UnitOfWork, secret_type: SecretType, now: datetime) -> None:
-        """Point the type's metadata window at its newest override still active, or clear it."""
-        remaining = [
-            r for r in await uow.overrides.list_active(now) if r.secret_type == secret_type
-        ]
-        if remaining:
-            newest = max(remaining, key=lambda r: (r.activated_at, r.override_id))
-            await uow.metadata.set_break_glass(
-                secret_type.value, newest.activated_at, newest.expires_at
-            )
-        else:
-            await uow.metadata.set_break_glass(secret_type.value, None, None)
-
     async def _forget(self, records: Iterable[BreakGlassOverrideRecord]) -> None:
         """Stop serving ended ``records`` (``OverridesDropped``: their values, the idle types)."""
         records = list(records)
@@ -608,30 +538,3 @@ class BreakGlassService:
         )
         idle = self._served.forget(records)
         await self._bus.emit(OverridesDropped(ended_values, tuple(idle)))
-
-
-def _check_request(
-    secret_type: str, ttl_seconds: int, reason: str, ticket: str | None
-) -> SecretType:
-    """The request's checks before its payload, in order; the checked type.
-
-    Raises:
-        TtlTooLong, InvalidInput: see :meth:`BreakGlassService.activate`.
-    """
-    break_glass.validate_ttl(ttl_seconds)
-    if not reason.strip():
-        raise InvalidInput("a break-glass reason is required")
-    if not _storable(reason) or (ticket is not None and not _storable(ticket)):
-        raise InvalidInput("reason and ticket must be UTF-8 text without NUL characters")
-    return parse_secret_type(secret_type)
-
-
-def _storable(text: str) -> bool:
-    """Whether every database can store ``text`` (PostgreSQL refuses NUL; no lone surrogates)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
