@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import secrets as pysecrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -755,3 +757,22 @@ class TestDecideThenReact:
         )
         assert lines[2]["remaining_seconds"] == 600
         assert all(OVERRIDE_VALUE not in repr(e) for e in logs)
+
+
+_DECIDING_MODULES = ("service", "ledger", "request", "served_overrides", "events", "audit_rows")
+_REACTING_ONLY = ("structlog", "omni_secrets.observability", "omni_secrets.adapters")
+
+
+@pytest.mark.parametrize("module", _DECIDING_MODULES)
+def test_deciding_modules_do_not_log_count_alert_or_notify(module: str) -> None:
+    """Only reactions.py reaches the logger, metrics, alerts and the notifier."""
+    import omni_secrets.service.break_glass as package
+
+    tree = ast.parse((Path(package.__file__).parent / f"{module}.py").read_text())
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if name and name.startswith(_REACTING_ONLY)]
