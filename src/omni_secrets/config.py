@@ -241,7 +241,7 @@ class Settings(BaseSettings):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
 
     @property
-    def breakglass_enabled(self) -> bool:
+    def break_glass_enabled(self) -> bool:
         return self.breakglass_public_key is not None
 
     @property

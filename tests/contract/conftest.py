@@ -29,7 +29,7 @@ from omni_secrets.api.auth import mint_hs256_token
 from omni_secrets.bootstrap import Overrides, Services, build_secret_store
 from omni_secrets.catalog_seed import seed_catalog
 from omni_secrets.config import Settings, load_settings
-from omni_secrets.domain.breakglass import generate_private_key
+from omni_secrets.domain.break_glass import generate_private_key
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.clock import SystemClock
 from omni_secrets.domain.exchange import ApexCredentials
@@ -220,8 +220,8 @@ class BreakGlassKeys:
 
 
 @pytest.fixture
-def breakglass_keys(tmp_path: Path) -> BreakGlassKeys:
-    """A fresh key pair; pass ``**breakglass_keys.env()`` to ``omni_stack_factory``."""
+def break_glass_keys(tmp_path: Path) -> BreakGlassKeys:
+    """A fresh key pair; pass ``**break_glass_keys.env()`` to ``omni_stack_factory``."""
     private_b64, public_b64, key_id = generate_private_key()
     path = tmp_path / "breakglass.key"
     path.write_text(private_b64 + "\n")

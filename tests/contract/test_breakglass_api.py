@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from omni_secrets.bootstrap import Overrides
-from omni_secrets.domain.breakglass import generate_private_key, seal_payload
+from omni_secrets.domain.break_glass import generate_private_key, seal_payload
 from omni_secrets.domain.catalog import SecretType
 from omni_secrets.domain.exchange import ApexCredentials
 from tests.contract.conftest import (
@@ -108,20 +108,20 @@ async def override_rows(stack: OmniStack) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-async def stack(omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys) -> OmniStack:
-    return await omni_stack_factory(**breakglass_keys.env())
+async def stack(omni_stack_factory: StackFactory, break_glass_keys: BreakGlassKeys) -> OmniStack:
+    return await omni_stack_factory(**break_glass_keys.env())
 
 
 class TestPublicKey:
     async def test_serves_the_configured_key(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys
     ) -> None:
         """The route answers the key id, the base64 public key and the algorithm."""
         response = await stack.request("GET", PUBLIC_KEY, scopes=SCOPE)
         assert response.status_code == 200
         assert response.json() == {
-            "keyId": breakglass_keys.key_id,
-            "publicKey": breakglass_keys.public_key,
+            "keyId": break_glass_keys.key_id,
+            "publicKey": break_glass_keys.public_key,
             "algorithm": "x25519-sealed-box",
         }
 
@@ -133,7 +133,7 @@ class TestPublicKey:
         assert (await stack.request("DELETE", f"{BREAK_GLASS}/x", scopes=scopes)).status_code == 403
 
     async def test_disabled_without_keys(
-        self, omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys
+        self, omni_stack_factory: StackFactory, break_glass_keys: BreakGlassKeys
     ) -> None:
         """No key pair configured: public key and activation answer 503 BREAK_GLASS_DISABLED."""
         plain = await omni_stack_factory()
@@ -141,7 +141,7 @@ class TestPublicKey:
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "BREAK_GLASS_DISABLED"
         response = await plain.request(
-            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(breakglass_keys)
+            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(break_glass_keys)
         )
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "BREAK_GLASS_DISABLED"
@@ -149,7 +149,7 @@ class TestPublicKey:
 
 class TestActivate:
     async def test_override_is_served_signed_with_and_revoked(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys, capsys: pytest.CaptureFixture[str]
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """201; status shows it with its expiry; ApeX sees the override key; revoke reverts."""
         stack.apex.accept(
@@ -159,7 +159,7 @@ class TestActivate:
                 FAKE_VALUES["apex-omni-api-passphrase"],
             )
         )
-        body = sealed_request(breakglass_keys, OVERRIDE_KEY, secret_type="api_key")
+        body = sealed_request(break_glass_keys, OVERRIDE_KEY, secret_type="api_key")
         response = await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)
         assert response.status_code == 201, response.text
         activated = response.json()
@@ -239,11 +239,11 @@ class TestActivate:
 
 class TestRejections:
     async def test_each_refusal_has_its_code_and_audit_row(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys
     ) -> None:
         """TTL, type, key, integrity, mismatch and freshness failures answer their 422 codes."""
         _, other_public, other_id = generate_private_key()
-        good = sealed_request(breakglass_keys)
+        good = sealed_request(break_glass_keys)
         tampered = bytearray(base64.b64decode(good["ciphertext"]))
         tampered[40] ^= 0x01
         stale = datetime.now(UTC) - timedelta(minutes=6)
@@ -253,10 +253,10 @@ class TestRejections:
             ({**good, "secretType": "not_a_type"}, "VALIDATION_FAILED"),
             ({**good, "ciphertext": base64.b64encode(tampered).decode()}, "CIPHERTEXT_INVALID"),
             ({**good, "ciphertext": "%%% not base64 %%%"}, "CIPHERTEXT_INVALID"),
-            (sealed_request(breakglass_keys, public_key=other_public), "CIPHERTEXT_INVALID"),
-            (sealed_request(breakglass_keys, key_id=other_id), "UNKNOWN_KEY_ID"),
-            (sealed_request(breakglass_keys, issued_at=stale), "PAYLOAD_EXPIRED"),
-            (sealed_request(breakglass_keys, inner_type="api_key"), "PAYLOAD_MISMATCH"),
+            (sealed_request(break_glass_keys, public_key=other_public), "CIPHERTEXT_INVALID"),
+            (sealed_request(break_glass_keys, key_id=other_id), "UNKNOWN_KEY_ID"),
+            (sealed_request(break_glass_keys, issued_at=stale), "PAYLOAD_EXPIRED"),
+            (sealed_request(break_glass_keys, inner_type="api_key"), "PAYLOAD_MISMATCH"),
         ]
         for body, code in cases:
             response = await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)
@@ -279,20 +279,20 @@ class TestRejections:
             assert metric(metrics, "omni_secret_failures_total", **labels) == count
 
     async def test_schema_violations_are_validation_failed(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys
     ) -> None:
         """An empty reason or a missing field is 422 VALIDATION_FAILED before the service runs."""
         for body in (
-            {**sealed_request(breakglass_keys), "reason": "  "},
-            {k: v for k, v in sealed_request(breakglass_keys).items() if k != "keyId"},
+            {**sealed_request(break_glass_keys), "reason": "  "},
+            {k: v for k, v in sealed_request(break_glass_keys).items() if k != "keyId"},
         ):
             response = await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)
             assert response.status_code == 422
             assert response.json()["error"]["code"] == "VALIDATION_FAILED"
 
-    async def test_replay_is_409(self, stack: OmniStack, breakglass_keys: BreakGlassKeys) -> None:
+    async def test_replay_is_409(self, stack: OmniStack, break_glass_keys: BreakGlassKeys) -> None:
         """The same ciphertext twice: 201 then 409 REPLAY_DETECTED, audited as a conflict."""
-        body = sealed_request(breakglass_keys)
+        body = sealed_request(break_glass_keys)
         first = await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)
         assert first.status_code == 201
         second = await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)
@@ -307,7 +307,7 @@ class TestRejections:
 
 class TestAuditFailClosed:
     async def test_unwritable_audit_activates_nothing(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys
     ) -> None:
         """With the audit table refusing inserts: 503 AUDIT_UNAVAILABLE and no override anywhere."""
         await query(
@@ -316,7 +316,7 @@ class TestAuditFailClosed:
             "BEGIN SELECT RAISE(ABORT, 'audit down for this test'); END",
         )
         response = await stack.request(
-            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(breakglass_keys)
+            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(break_glass_keys)
         )
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "AUDIT_UNAVAILABLE"
@@ -340,10 +340,10 @@ class TestAuditFailClosed:
 
 class TestLeaks:
     async def test_database_holds_ciphertext_only(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys
     ) -> None:
         """After activate, reject and revoke no value is in the audit table or the DB file."""
-        body = sealed_request(breakglass_keys)
+        body = sealed_request(break_glass_keys)
         activated = (await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)).json()
         rejected = await stack.request(
             "POST", BREAK_GLASS, scopes=SCOPE, json={**body, "ttlSeconds": 5000}
@@ -382,16 +382,16 @@ class TestLeaks:
 
 class TestReplicas:
     async def test_other_replica_follows_through_its_reconcile(
-        self, omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys
+        self, omni_stack_factory: StackFactory, break_glass_keys: BreakGlassKeys
     ) -> None:
         """A second replica on the same database serves, then drops, the first one's override."""
         fast = Overrides(reconcile_interval_seconds=0.05)
-        first = await omni_stack_factory(overrides=fast, **breakglass_keys.env())
+        first = await omni_stack_factory(overrides=fast, **break_glass_keys.env())
         second = await omni_stack_factory(
-            database_url=first.database_url, overrides=fast, **breakglass_keys.env()
+            database_url=first.database_url, overrides=fast, **break_glass_keys.env()
         )
         response = await first.request(
-            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(breakglass_keys)
+            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(break_glass_keys)
         )
         override_id = response.json()["overrideId"]
 
@@ -414,18 +414,18 @@ class TestReplicas:
 @pytest.mark.postgres
 class TestOnPostgres:
     async def test_activate_revoke_and_reload(
-        self, omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys, postgres_url: str
+        self, omni_stack_factory: StackFactory, break_glass_keys: BreakGlassKeys, postgres_url: str
     ) -> None:
         """On PostgreSQL: activation, replay refusal, restart reload and revoke behave the same."""
-        stack = await omni_stack_factory(database_url=postgres_url, **breakglass_keys.env())
-        body = sealed_request(breakglass_keys)
+        stack = await omni_stack_factory(database_url=postgres_url, **break_glass_keys.env())
+        body = sealed_request(break_glass_keys)
         activated = await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)
         assert activated.status_code == 201, activated.text
         replay = await stack.request("POST", BREAK_GLASS, scopes=SCOPE, json=body)
         assert replay.status_code == 409
         override_id = activated.json()["overrideId"]
 
-        restarted = await omni_stack_factory(database_url=postgres_url, **breakglass_keys.env())
+        restarted = await omni_stack_factory(database_url=postgres_url, **break_glass_keys.env())
         item = status_of((await restarted.request("GET", STATUS)).json(), "api_secret")
         assert item["cacheSource"] == "break_glass"
         assert item["breakGlass"]["overrideId"] == override_id
@@ -433,7 +433,7 @@ class TestOnPostgres:
 
         for text in ({"ticket": "INC\x00"}, {"reason": "outage\x00"}):
             refused = await restarted.request(
-                "POST", BREAK_GLASS, scopes=SCOPE, json={**sealed_request(breakglass_keys), **text}
+                "POST", BREAK_GLASS, scopes=SCOPE, json={**sealed_request(break_glass_keys), **text}
             )
             assert refused.status_code == 422  # PostgreSQL cannot store NUL: refused up front
         odd = await restarted.request("DELETE", f"{BREAK_GLASS}/bad%00id", scopes=SCOPE)

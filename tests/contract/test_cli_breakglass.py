@@ -26,7 +26,7 @@ import pytest
 
 from omni_secrets.bootstrap import Overrides
 from omni_secrets.cli import main
-from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
+from omni_secrets.domain.break_glass import generate_private_key, load_key_pair
 from omni_secrets.domain.catalog import SecretType
 from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.exchange import ApexCredentials
@@ -264,14 +264,14 @@ class TestPushLocalChecks:
 
 @pytest.fixture
 async def served_stack(
-    omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys
+    omni_stack_factory: StackFactory, break_glass_keys: BreakGlassKeys
 ) -> AsyncIterator[tuple[OmniStack, ManualClock, str]]:
     """A break-glass-enabled stack on a manual clock, served over TCP."""
     clock = ManualClock(datetime.now(UTC))
     stack = await omni_stack_factory(
-        overrides=Overrides(clock=clock, breakglass_expiry_interval_seconds=0.05),
+        overrides=Overrides(clock=clock, break_glass_expiry_interval_seconds=0.05),
         OMNI_CACHE_TTL_SECONDS="86400",
-        **breakglass_keys.env(),
+        **break_glass_keys.env(),
     )
     async with over_tcp(stack.app) as url:
         yield stack, clock, url
@@ -346,7 +346,7 @@ class TestPushAndRevoke:
         assert OVERRIDE_KEY.encode() not in await asyncio.to_thread(db_file.read_bytes)
 
     async def test_stdin_with_a_given_public_key_then_revoke(
-        self, served_stack: tuple[OmniStack, ManualClock, str], breakglass_keys: BreakGlassKeys
+        self, served_stack: tuple[OmniStack, ManualClock, str], break_glass_keys: BreakGlassKeys
     ) -> None:
         """--value-stdin and --public-key work; revoke ends it, a second revoke exits 1 (404)."""
         stack, _, url = served_stack
@@ -366,7 +366,7 @@ class TestPushAndRevoke:
             "--reason",
             "GSM outage",
             "--public-key",
-            breakglass_keys.public_key,
+            break_glass_keys.public_key,
             stdin=b"fake-cli-stdin-secret\n",
         )
         assert code == 0, err
@@ -392,7 +392,7 @@ class TestPushAndRevoke:
     async def test_key_id_is_printed_and_checked_against_the_server(
         self,
         served_stack: tuple[OmniStack, ManualClock, str],
-        breakglass_keys: BreakGlassKeys,
+        break_glass_keys: BreakGlassKeys,
         tmp_path: Path,
     ) -> None:
         """push prints the key id it sealed to; a wrong --key-id sends nothing (exit 2)."""
@@ -404,16 +404,16 @@ class TestPushAndRevoke:
             *push_args(url, token, value, "--ttl", "10m", "--key-id", "ffffffffffffffff")
         )
         assert (code, out) == (2, ""), err
-        assert breakglass_keys.key_id in err
+        assert break_glass_keys.key_id in err
         item = status_item((await stack.request("GET", STATUS)).json(), "api_key")
         assert item["breakGlass"] == {"active": False}
 
         code, out, err = await cli(
-            *push_args(url, token, value, "--ttl", "10m", "--key-id", breakglass_keys.key_id)
+            *push_args(url, token, value, "--ttl", "10m", "--key-id", break_glass_keys.key_id)
         )
         assert code == 0, err
         pushed = parse_push(out)
-        assert pushed["keyId"] == breakglass_keys.key_id
+        assert pushed["keyId"] == break_glass_keys.key_id
 
         read = stack.token("omni-secrets:read")
         code, out, err = await cli("break-glass", "list", "--url", url, "--token", read, "--json")

@@ -74,17 +74,17 @@ async def rejection_count(stack: OmniStack) -> int:
 
 
 @pytest.fixture
-async def stack(omni_stack_factory: StackFactory, breakglass_keys: BreakGlassKeys) -> OmniStack:
-    return await omni_stack_factory(**breakglass_keys.env())
+async def stack(omni_stack_factory: StackFactory, break_glass_keys: BreakGlassKeys) -> OmniStack:
+    return await omni_stack_factory(**break_glass_keys.env())
 
 
 class TestSealedPayloadEdges:
     async def test_oversized_nonce_is_ciphertext_invalid_with_a_rejection_row(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys
     ) -> None:
         """A nonce longer than the stored column allows is refused, audited, not a 500."""
         nonce = base64.b64encode(b"n" * 4096).decode("ascii")
-        body = request_body(breakglass_keys, seal_raw(breakglass_keys, payload(nonce=nonce)))
+        body = request_body(break_glass_keys, seal_raw(break_glass_keys, payload(nonce=nonce)))
         before = await rejection_count(stack)
         response = await stack.request("POST", BREAK_GLASS, json=body)
         assert response.status_code == 422, response.text
@@ -95,10 +95,12 @@ class TestSealedPayloadEdges:
         "issued_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
     )
     async def test_issued_at_at_the_calendar_edge_is_refused(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys, issued_at: str
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys, issued_at: str
     ) -> None:
         """An ``issuedAt`` whose UTC instant does not exist is CIPHERTEXT_INVALID, audited."""
-        body = request_body(breakglass_keys, seal_raw(breakglass_keys, payload(issuedAt=issued_at)))
+        body = request_body(
+            break_glass_keys, seal_raw(break_glass_keys, payload(issuedAt=issued_at))
+        )
         before = await rejection_count(stack)
         response = await stack.request("POST", BREAK_GLASS, json=body)
         assert response.status_code == 422, response.text
@@ -107,10 +109,10 @@ class TestSealedPayloadEdges:
 
     @pytest.mark.parametrize("secret_type", ["api_key", "api_passphrase"])
     async def test_non_ascii_header_value_is_refused_without_showing_it(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys, secret_type: str
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys, secret_type: str
     ) -> None:
         """A break-glass api_key/passphrase no header can carry: 422, audited, never echoed."""
-        body = sealed_request(breakglass_keys, NON_ASCII_KEY, secret_type=secret_type)
+        body = sealed_request(break_glass_keys, NON_ASCII_KEY, secret_type=secret_type)
         before = await rejection_count(stack)
         response = await stack.request("POST", BREAK_GLASS, json=body)
         assert response.status_code == 422, response.text
@@ -123,11 +125,11 @@ class TestSealedPayloadEdges:
         assert account.status_code == 200, "the GSM credentials stay served"
 
     async def test_non_ascii_api_secret_is_accepted(
-        self, stack: OmniStack, breakglass_keys: BreakGlassKeys
+        self, stack: OmniStack, break_glass_keys: BreakGlassKeys
     ) -> None:
         """The api_secret only keys the HMAC: any text is a usable value there."""
         body = sealed_request(
-            breakglass_keys, "fake-s\u00e9cret-override-77", secret_type="api_secret"
+            break_glass_keys, "fake-s\u00e9cret-override-77", secret_type="api_secret"
         )
         response = await stack.request("POST", BREAK_GLASS, json=body)
         assert response.status_code == 201, response.text
@@ -286,7 +288,7 @@ class TestPropertyNoServerErrors:
     async def test_break_glass_and_tokens(
         self,
         stack: OmniStack,
-        breakglass_keys: BreakGlassKeys,
+        break_glass_keys: BreakGlassKeys,
         body_type: str,
         data: st.DataObject,
         ttl: int,
@@ -299,10 +301,10 @@ class TestPropertyNoServerErrors:
         sealed = data.draw(_sealed_payloads(body_type))
         if sealed.get("issuedAt") == "now":
             sealed["issuedAt"] = _now_text()
-        ciphertext = seal_raw(breakglass_keys, json.dumps(sealed).encode("utf-8"))
+        ciphertext = seal_raw(break_glass_keys, json.dumps(sealed).encode("utf-8"))
         request = {
             "secretType": body_type,
-            "keyId": breakglass_keys.key_id,
+            "keyId": break_glass_keys.key_id,
             "ciphertext": ciphertext,
             "ttlSeconds": ttl,
             "reason": reason,

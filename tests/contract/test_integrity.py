@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, pool, text
 
 from omni_secrets.adapters.db.engine import sync_url
 from omni_secrets.bootstrap import Overrides
-from omni_secrets.domain.breakglass import seal_payload
+from omni_secrets.domain.break_glass import seal_payload
 from omni_secrets.testing import FakePagerDutyServer
 from tests.contract.conftest import BreakGlassKeys, StackFactory
 from tests.contract.test_breakglass_api import (
@@ -61,7 +61,7 @@ class TestForgedRowsAreNotServed:
         self,
         omni_stack_factory: StackFactory,
         fresh_postgres_url: str,
-        breakglass_keys: BreakGlassKeys,
+        break_glass_keys: BreakGlassKeys,
         integrity_key_file: str,
         pagerduty: FakePagerDutyServer,
     ) -> None:
@@ -72,11 +72,11 @@ class TestForgedRowsAreNotServed:
             OMNI_INTEGRITY_KEY_FILE=integrity_key_file,
             OMNI_PAGERDUTY_EVENTS_URL=pagerduty.events_url,
             OMNI_PAGERDUTY_ROUTING_KEY=FAKE_ROUTING_KEY,
-            **breakglass_keys.env(),
+            **break_glass_keys.env(),
         )
         now = datetime.now(UTC)
         ciphertext = seal_payload(
-            breakglass_keys.public_key, secret_type="api_secret", value=FORGED_VALUE, issued_at=now
+            break_glass_keys.public_key, secret_type="api_secret", value=FORGED_VALUE, issued_at=now
         )
         nonce = base64.b64encode(uuid.uuid4().bytes).decode()
         engine = create_engine(sync_url(fresh_postgres_url), poolclass=pool.NullPool)
@@ -92,7 +92,7 @@ class TestForgedRowsAreNotServed:
                     " ('forged-1', 'api_secret', :k, :c, :n, 'mallory', 'x', :a, :e)"
                 ),
                 {
-                    "k": breakglass_keys.key_id,
+                    "k": break_glass_keys.key_id,
                     "c": ciphertext,
                     "n": nonce,
                     "a": now,
@@ -169,11 +169,11 @@ class TestForgedRowsAreNotServed:
         self,
         omni_stack_factory: StackFactory,
         fresh_postgres_url: str,
-        breakglass_keys: BreakGlassKeys,
+        break_glass_keys: BreakGlassKeys,
         integrity_key_file: str,
     ) -> None:
         """A genuine activation is signed: a second replica with the same key serves it."""
-        env = {"OMNI_INTEGRITY_KEY_FILE": integrity_key_file, **breakglass_keys.env()}
+        env = {"OMNI_INTEGRITY_KEY_FILE": integrity_key_file, **break_glass_keys.env()}
         first = await omni_stack_factory(
             database_url=fresh_postgres_url, overrides=NO_PERIODIC_RECONCILE, **env
         )
@@ -181,7 +181,7 @@ class TestForgedRowsAreNotServed:
             database_url=fresh_postgres_url, overrides=NO_PERIODIC_RECONCILE, **env
         )
         response = await first.request(
-            "POST", BREAK_GLASS, json=sealed_request(breakglass_keys), scopes=SCOPE
+            "POST", BREAK_GLASS, json=sealed_request(break_glass_keys), scopes=SCOPE
         )
         assert response.status_code == 201, response.text
         await second.services.reconcile.reconcile_now()

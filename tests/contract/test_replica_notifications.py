@@ -86,11 +86,11 @@ class TestReplicaNotifications:
         self,
         fresh_postgres_url: str,  # first: the database outlives both replicas
         omni_stack_factory: StackFactory,
-        breakglass_keys: BreakGlassKeys,
+        break_glass_keys: BreakGlassKeys,
     ) -> None:
         """An override activated on A is served by B within seconds; its revoke ends it there."""
-        a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, breakglass_keys)
-        override_id = await activate(a, breakglass_keys)
+        a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, break_glass_keys)
+        override_id = await activate(a, break_glass_keys)
         installed = await caught_up(
             b, lambda: served_override(b, SecretType.API_SECRET) == override_id, "install on B"
         )
@@ -109,10 +109,10 @@ class TestReplicaNotifications:
         self,
         fresh_postgres_url: str,  # first: the database outlives both replicas
         omni_stack_factory: StackFactory,
-        breakglass_keys: BreakGlassKeys,
+        break_glass_keys: BreakGlassKeys,
     ) -> None:
         """A rotation committed on A makes B serve the new version within seconds."""
-        a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, breakglass_keys)
+        a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, break_glass_keys)
 
         def b_serves_new_key() -> bool:
             entry = b.services.cache.get(SecretType.API_KEY)
@@ -130,10 +130,10 @@ class TestReplicaNotifications:
         self,
         fresh_postgres_url: str,  # first: the database outlives both replicas
         omni_stack_factory: StackFactory,
-        breakglass_keys: BreakGlassKeys,
+        break_glass_keys: BreakGlassKeys,
     ) -> None:
         """B's listener connection is killed server-side; it reconnects and still delivers."""
-        a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, breakglass_keys)
+        a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, break_glass_keys)
         listener = notifier_of(b)
         pid = listener.backend_pid
         assert pid is not None
@@ -146,7 +146,7 @@ class TestReplicaNotifications:
             what="listener reconnect",
         )
 
-        override_id = await activate(a, breakglass_keys)
+        override_id = await activate(a, break_glass_keys)
         await caught_up(
             b, lambda: served_override(b, SecretType.API_SECRET) == override_id, "install on B"
         )

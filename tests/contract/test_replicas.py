@@ -272,15 +272,15 @@ class TestGsmEvents:
         )
 
     async def test_break_glass_still_wins_over_a_revocation(
-        self, fresh_postgres_url: str, omni_stack_factory: StackFactory, breakglass_keys: Any
+        self, fresh_postgres_url: str, omni_stack_factory: StackFactory, break_glass_keys: Any
     ) -> None:
         """An active override keeps being served after the GSM version is revoked."""
         from tests.contract.test_breakglass_api import BREAK_GLASS, SCOPE, sealed_request
 
-        env = {"OMNI_PUBSUB_SUBSCRIPTION": SUBSCRIPTION, **breakglass_keys.env()}
+        env = {"OMNI_PUBSUB_SUBSCRIPTION": SUBSCRIPTION, **break_glass_keys.env()}
         a = await omni_stack_factory(database_url=fresh_postgres_url, overrides=OVERRIDES, **env)
         activated = await a.request(
-            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(breakglass_keys)
+            "POST", BREAK_GLASS, scopes=SCOPE, json=sealed_request(break_glass_keys)
         )
         assert activated.status_code == 201
         a.emulator.disable(PROJECT, SECRET_ID, 1)

@@ -24,7 +24,7 @@ import pytest
 
 from omni_secrets.api.auth import mint_hs256_token
 from omni_secrets.config import load_settings
-from omni_secrets.domain.breakglass import generate_private_key
+from omni_secrets.domain.break_glass import generate_private_key
 from omni_secrets.emulator import GsmEmulator
 from tests.contract.conftest import FAKE_VALUES, HS256_SECRET, PROJECT, prepare_database
 from tests.ports import free_port

@@ -40,7 +40,7 @@ HEAVY_MODULES = (
     "asyncio",
     "omni_secrets.config",
     "omni_secrets.domain.models",
-    "omni_secrets.domain.breakglass",
+    "omni_secrets.domain.break_glass",
     "omni_secrets.domain.audit_chain",
     "omni_secrets.domain.rotation",
 )

@@ -61,7 +61,7 @@ class TestSettings:
         assert str(s.apex_base_url).rstrip("/") == "https://omni.apex.exchange"
         assert s.auth_audience == "omni-secrets"
         assert s.log_format == "json"
-        assert s.breakglass_enabled is False
+        assert s.break_glass_enabled is False
 
     def test_reads_the_environment(self, clean_env: pytest.MonkeyPatch) -> None:
         """Variables are read by their contract names."""

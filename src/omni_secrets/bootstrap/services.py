@@ -42,7 +42,7 @@ from omni_secrets.adapters.db import unit_of_work
 from omni_secrets.adapters.local_cluster import LocalClusterStore
 from omni_secrets.adapters.retry import RetryPolicy
 from omni_secrets.config import Settings
-from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair
+from omni_secrets.domain.break_glass import BreakGlassKeyPair, load_key_pair
 from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.changes import ChangeNotifier
@@ -55,7 +55,7 @@ from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.observations import ObserverFanOut, ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
-from omni_secrets.jobs.breakglass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
+from omni_secrets.jobs.break_glass_expiry import DEFAULT_MAX_INTERVAL_SECONDS, BreakGlassExpiryJob
 from omni_secrets.jobs.reconcile import DEFAULT_INTERVAL_SECONDS as RECONCILE_INTERVAL_SECONDS
 from omni_secrets.jobs.reconcile import ReconcileJob
 from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS as HEARTBEAT_SECONDS
@@ -69,7 +69,11 @@ from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.breakglass import BreakGlassService
+from omni_secrets.service.break_glass import (
+    BreakGlassService,
+    break_glass_reactions,
+    build_break_glass,
+)
 from omni_secrets.service.gsm_events.build import (
     GsmEventFeed,
     build_gsm_events,
@@ -120,7 +124,7 @@ class Overrides:
     registry: CollectorRegistry | None = None
     redactor: Redactor | None = None
     reconcile_interval_seconds: float = RECONCILE_INTERVAL_SECONDS
-    breakglass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
+    break_glass_expiry_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     leader_lock: LeaderLock | None = None
     notifier: ChangeNotifier | None = None
     # Observers of the services' events besides the metrics + redaction one (tests record).
@@ -383,6 +387,13 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     # peer announcements) need only what exists by now, so the dispatcher comes first.
     bus = Dispatcher(
         [
+            break_glass_reactions(
+                observer=observer,
+                alerts=alerts,
+                auditor=auditor,
+                publish=notifier.publish,
+                integrity=integrity,
+            ),
             refresh_reactions(auditor=auditor, publish=notifier.publish),
             gsm_events_reactions(
                 alerts=alerts,
@@ -424,16 +435,13 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
             alert_after_failures=settings.alert_consecutive_failures,
         ),
     )
-    break_glass = BreakGlassService(
+    break_glass = build_break_glass(
         key_pair=break_glass_keys,
         uow_factory=uow_factory,
         auditor=auditor,
         cache=cache,
-        alerts=alerts,
         clock=clock,
-        observer=observer,
-        on_change=notifier.publish,
-        integrity=integrity,
+        bus=bus,
     )
     # Status shows the event feed; the event service and the subscriber update it later.
     event_feed = GsmEventFeed(settings.pubsub_subscription)
@@ -533,7 +541,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
             refresh=cluster_refresh,
         ),
         break_glass_expiry=BreakGlassExpiryJob(
-            break_glass, max_interval_seconds=over.breakglass_expiry_interval_seconds
+            break_glass, max_interval_seconds=over.break_glass_expiry_interval_seconds
         ),
         notifier=notifier,
         replicas=replicas,

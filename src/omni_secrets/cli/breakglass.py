@@ -85,7 +85,7 @@ def keygen(
     Safety: refuses (exit 2) when FILE already exists, so an existing key is never overwritten;
     the private key is never printed.
     """
-    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
 
     private_b64, public_b64, key_id = breakglass.generate_private_key()
     _write_new_private_file(private_key_out, private_b64 + "\n")
@@ -184,7 +184,7 @@ def push(
     --json prints {"keyId": "...", "overrideId": "...", "secretType": "api_secret",
     "cacheSource": "break_glass", "activatedAt": "...", "expiresAt": "..."}.
     """
-    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
 
     ttl_seconds = breakglass.validate_ttl(breakglass.parse_duration(ttl))
     checked_type = parse_secret_type(secret_type)
@@ -334,7 +334,7 @@ def list_overrides(
 
 def _given_public_key(text: str) -> tuple[str, str]:
     """``(base64, key id)`` of a public key given on the command line, or exit 2."""
-    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
 
     try:
         raw = base64.b64decode(text.strip(), validate=True)
@@ -347,7 +347,7 @@ def _given_public_key(text: str) -> tuple[str, str]:
 
 def _fetch_public_key(api: ApiClient) -> tuple[str, str]:
     """``(base64, key id)`` served by the API, checked against each other."""
-    from omni_secrets.domain import breakglass  # PyNaCl: only when the command runs
+    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
 
     served = api.get_json(PUBLIC_KEY_PATH)
     try:

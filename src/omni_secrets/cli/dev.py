@@ -93,7 +93,7 @@ def dev(
     """
     # Here, not at the top: pydantic-settings and PyNaCl load only when `dev` runs.
     from omni_secrets.config import load_checked_settings
-    from omni_secrets.domain.breakglass import generate_private_key, load_key_pair
+    from omni_secrets.domain.break_glass import generate_private_key, load_key_pair
     from omni_secrets.emulator import GsmEmulator
 
     if os.environ.get("OMNI_ENVIRONMENT", "development") == "production":
@@ -323,7 +323,7 @@ def _print_banner(
     fake_apex: FakeApexServer | None,
     env_file: Path,
 ) -> None:
-    from omni_secrets.domain.breakglass import key_id
+    from omni_secrets.domain.break_glass import key_id
 
     public_b64 = settings.breakglass_public_key or ""
     url = f"http://{_authority(_client_host(host), port)}"

@@ -15,7 +15,7 @@ import asyncio
 
 import structlog
 
-from omni_secrets.service.breakglass import BreakGlassService
+from omni_secrets.service.break_glass import BreakGlassService
 from omni_secrets.service.gsm_events.signals import SecretSignals
 from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.secrets import OmniSecretService

@@ -1,4 +1,4 @@
-"""Break-glass keys, sealed payloads, TTL bounds and override windows (domain/breakglass.py)."""
+"""Break-glass keys, sealed payloads, TTL bounds and override windows (domain/break_glass.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from omni_secrets.domain import breakglass
-from omni_secrets.domain.breakglass import (
+from omni_secrets.domain import break_glass
+from omni_secrets.domain.break_glass import (
     BreakGlassKeyPair,
     OpenedOverride,
     OverrideWindow,
@@ -440,8 +440,8 @@ class TestValidateTtl:
 
     def test_maximum_is_thirty_minutes(self) -> None:
         """The ceiling is a constant of 30 minutes."""
-        assert breakglass.MAX_TTL_SECONDS == 30 * 60
-        assert breakglass.MIN_TTL_SECONDS == 60
+        assert break_glass.MAX_TTL_SECONDS == 30 * 60
+        assert break_glass.MIN_TTL_SECONDS == 60
 
 
 class TestParseDuration:

@@ -18,9 +18,9 @@ import asyncio
 import structlog
 
 from omni_secrets.domain.clock import Sleep
-from omni_secrets.service.breakglass import BreakGlassService
+from omni_secrets.service.break_glass import BreakGlassService
 
-log = structlog.get_logger("omni_secrets.jobs.breakglass_expiry")
+log = structlog.get_logger("omni_secrets.jobs.break_glass_expiry")
 
 
 DEFAULT_MAX_INTERVAL_SECONDS = 10.0

@@ -335,6 +335,23 @@ def open_override(
             f"the sealed payload is for {named}, but the request is for {expected.value}",
             details={"secretType": expected.value},
         )
+    _check_fresh(issued_at, now)
+    opened_value = SecretValue(value)
+    check_header_safe(expected, opened_value)
+    return OpenedOverride(
+        secret_type=expected,
+        value=opened_value,
+        issued_at=issued_at,
+        nonce=base64.b64encode(nonce).decode("ascii"),
+    )
+
+
+def _check_fresh(issued_at: datetime, now: datetime) -> None:
+    """Refuse a payload issued too long before ``now``, or too far after it (clock skew).
+
+    Raises:
+        PayloadExpired: ``issuedAt`` is outside [now - MAX_PAYLOAD_AGE, now + MAX_CLOCK_SKEW].
+    """
     if issued_at < now - MAX_PAYLOAD_AGE:
         age = int((now - issued_at).total_seconds())
         raise PayloadExpired(
@@ -349,14 +366,6 @@ def open_override(
             f"{int(MAX_CLOCK_SKEW.total_seconds())}s of clock skew is accepted",
             details={"issuedAt": to_rfc3339(issued_at)},
         )
-    opened_value = SecretValue(value)
-    check_header_safe(expected, opened_value)
-    return OpenedOverride(
-        secret_type=expected,
-        value=opened_value,
-        issued_at=issued_at,
-        nonce=base64.b64encode(nonce).decode("ascii"),
-    )
 
 
 def _b64decode(text: str) -> bytes | None:

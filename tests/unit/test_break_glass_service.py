@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import secrets as pysecrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from omni_secrets.domain import breakglass
-from omni_secrets.domain.breakglass import BreakGlassKeyPair, load_key_pair, seal_payload
+from omni_secrets.domain import break_glass
+from omni_secrets.domain.break_glass import BreakGlassKeyPair, load_key_pair, seal_payload
 from omni_secrets.domain.cache import CacheSource, OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, RotationGroup, SecretType
 from omni_secrets.domain.clock import ManualClock
@@ -39,11 +42,22 @@ from omni_secrets.domain.observations import (
 )
 from omni_secrets.domain.secret_store import AccessedSecret
 from omni_secrets.domain.values import SecretValue
-from omni_secrets.jobs.breakglass_expiry import BreakGlassExpiryJob
+from omni_secrets.jobs.break_glass_expiry import BreakGlassExpiryJob
 from omni_secrets.observability.alert_catalog import BREAK_GLASS_ALERT
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.breakglass import ActivatedOverride, BreakGlassService
+from omni_secrets.service.break_glass import (
+    ActivatedOverride,
+    BreakGlassService,
+    break_glass_reactions,
+    build_break_glass,
+)
+from omni_secrets.service.break_glass.events import (
+    OverrideActivated,
+    OverrideCommitted,
+    OverridesChanged,
+)
+from omni_secrets.service.messagebus import Dispatcher, RecordingBus
 from omni_secrets.testing import InMemoryDatabase, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 OVERRIDE_VALUE = "fake-break-glass-value-5e1d"
@@ -51,7 +65,7 @@ ALERT_KEY = f"omni-secrets/test/{BREAK_GLASS_ALERT}/api_secret"
 
 
 def make_pair() -> tuple[BreakGlassKeyPair, str]:
-    private_b64, public_b64, _ = breakglass.generate_private_key()
+    private_b64, public_b64, _ = break_glass.generate_private_key()
     return load_key_pair(public_b64, private_b64), public_b64
 
 
@@ -96,15 +110,36 @@ class Rig:
             max_stale_seconds=0,
             clock=self.clock,
         )
-        self.service = BreakGlassService(
+        reactions = break_glass_reactions(
+            observer=self, alerts=self.alerts, auditor=self.auditor, publish=self.publish
+        )
+        self.service = build_break_glass(
             key_pair=self.pair,
             uow_factory=InMemoryUnitOfWorkFactory(self.db, self.clock),
             auditor=self.auditor,
             cache=self.cache,
-            alerts=self.alerts,
             clock=self.clock,
-            observer=self,
-            on_change=self.publish,
+            bus=Dispatcher([reactions]),
+        )
+
+    def other_replica(self) -> BreakGlassService:
+        """Another replica's service over the same database and alerts, observed by no one."""
+        reactions = break_glass_reactions(
+            observer=ObserverFanOut([]), alerts=self.alerts, auditor=self.auditor
+        )
+        return build_break_glass(
+            key_pair=self.pair,
+            uow_factory=InMemoryUnitOfWorkFactory(self.db, self.clock),
+            auditor=self.auditor,
+            cache=OmniSecretCache(
+                catalog=Catalog(),
+                fetch=_never,
+                ttl_seconds=60,
+                max_stale_seconds=0,
+                clock=self.clock,
+            ),
+            clock=self.clock,
+            bus=Dispatcher([reactions]),
         )
 
     def on_event(self, event: ServiceEvent) -> None:
@@ -564,21 +599,7 @@ class TestReload:
     async def test_revoked_elsewhere_is_dropped(self, rig: Rig) -> None:
         """An override ended by another replica stops being served at the next reload."""
         activated = await rig.activate()
-        other = BreakGlassService(
-            key_pair=rig.pair,
-            uow_factory=InMemoryUnitOfWorkFactory(rig.db, rig.clock),
-            auditor=rig.auditor,
-            cache=OmniSecretCache(
-                catalog=Catalog(),
-                fetch=_never,
-                ttl_seconds=60,
-                max_stale_seconds=0,
-                clock=rig.clock,
-            ),
-            alerts=rig.alerts,
-            clock=rig.clock,
-            observer=ObserverFanOut([]),
-        )
+        other = rig.other_replica()
         await other.revoke(activated.override_id, actor="carol", correlation_id=None)
         assert rig.served() == OVERRIDE_VALUE
         await rig.service.reload()
@@ -587,21 +608,7 @@ class TestReload:
 
     async def test_activated_elsewhere_is_installed(self, rig: Rig) -> None:
         """An override activated on another replica is served here after a reload."""
-        other = BreakGlassService(
-            key_pair=rig.pair,
-            uow_factory=InMemoryUnitOfWorkFactory(rig.db, rig.clock),
-            auditor=rig.auditor,
-            cache=OmniSecretCache(
-                catalog=Catalog(),
-                fetch=_never,
-                ttl_seconds=60,
-                max_stale_seconds=0,
-                clock=rig.clock,
-            ),
-            alerts=rig.alerts,
-            clock=rig.clock,
-            observer=ObserverFanOut([]),
-        )
+        other = rig.other_replica()
         await other.activate(
             secret_type="api_key",
             key_id=rig.pair.key_id,  # type: ignore[union-attr]
@@ -682,3 +689,90 @@ class TestRedactorRegistration:
             "fake-revoked-value-0004",
             "fake-expiring-value-0005",
         ]
+
+
+class TestDecideThenReact:
+    """The service emits what it decided; the reactions keep today's order and log lines."""
+
+    async def test_value_is_learnt_before_it_is_served_and_announced_last(self, rig: Rig) -> None:
+        """OverrideCommitted precedes the cache install; the announcement is the last event."""
+        served_when_learnt: list[str | None] = []
+        watch = Dispatcher(
+            [{OverrideCommitted: [lambda _: served_when_learnt.append(rig.served())]}]
+        )
+        bus = RecordingBus(then=watch)
+        service = build_break_glass(
+            key_pair=rig.pair,
+            uow_factory=InMemoryUnitOfWorkFactory(rig.db, rig.clock),
+            auditor=rig.auditor,
+            cache=rig.cache,
+            clock=rig.clock,
+            bus=bus,
+        )
+        assert rig.pair is not None
+        await service.activate(
+            secret_type="api_secret",
+            key_id=rig.pair.key_id,
+            ciphertext=rig.seal(),
+            ttl_seconds=600,
+            reason="GSM outage INC-1",
+            ticket=None,
+            actor="alice",
+            correlation_id=None,
+        )
+        assert served_when_learnt == ["fake-gsm-api_secret"]
+        assert rig.served() == OVERRIDE_VALUE
+        assert [type(e) for e in bus.events] == [
+            OverrideCommitted,
+            OverrideActivated,
+            OverridesChanged,
+        ]
+
+    async def test_log_lines_keep_their_names_and_fields(self, rig: Rig) -> None:
+        """Activation, rejection and revoke log the same event names and fields as before."""
+        with capture_logs() as logs:
+            activated = await rig.activate()
+            with pytest.raises(InvalidInput):
+                await rig.activate(reason=" ")
+            await rig.service.revoke(activated.override_id, actor="carol", correlation_id=None)
+        lines = [e for e in logs if e["event"].startswith("break_glass.")]
+        assert [(e["event"], e["log_level"]) for e in lines] == [
+            ("break_glass.activated", "warning"),
+            ("break_glass.rejected", "warning"),
+            ("break_glass.revoked", "warning"),
+        ]
+        assert set(lines[0]) == {
+            "event",
+            "log_level",
+            "secret_type",
+            "override_id",
+            "actor",
+            "ticket",
+            "expires_at",
+        }
+        assert (lines[1]["secret_type"], lines[1]["code"], lines[1]["actor"]) == (
+            "api_secret",
+            "VALIDATION_FAILED",
+            "alice",
+        )
+        assert lines[2]["remaining_seconds"] == 600
+        assert all(OVERRIDE_VALUE not in repr(e) for e in logs)
+
+
+_DECIDING_MODULES = ("service", "ledger", "request", "served_overrides", "events", "audit_rows")
+_REACTING_ONLY = ("structlog", "omni_secrets.observability", "omni_secrets.adapters")
+
+
+@pytest.mark.parametrize("module", _DECIDING_MODULES)
+def test_deciding_modules_do_not_log_count_alert_or_notify(module: str) -> None:
+    """Only reactions.py reaches the logger, metrics, alerts and the notifier."""
+    import omni_secrets.service.break_glass as package
+
+    tree = ast.parse((Path(package.__file__).parent / f"{module}.py").read_text())
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if name and name.startswith(_REACTING_ONLY)]
