@@ -30,7 +30,7 @@ from omni_secrets.domain.models import OmniSecretAccessEvent
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.rotation import RotationService
+from omni_secrets.service.rotation.service import RotationService
 from omni_secrets.service.secrets import OmniSecretService
 from omni_secrets.testing import FakeSecretStore, InMemoryUnitOfWorkFactory, RecordingAlertSink
 

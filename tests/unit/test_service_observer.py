@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,7 +16,7 @@ from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.breakglass import BreakGlassService
 from omni_secrets.service.pinned_versions import PinnedVersions
-from omni_secrets.service.rotation import RotationService
+from omni_secrets.service.rotation.build import build_rotation
 
 
 def test_events_reach_metrics_and_the_redactor() -> None:
@@ -34,8 +35,8 @@ def test_events_reach_metrics_and_the_redactor() -> None:
     assert registry.get_sample_value("omni_secret_failures_total", failed) == 1
 
 
-@pytest.mark.parametrize("service", [PinnedVersions, BreakGlassService, RotationService])
-def test_the_observer_is_required(service: type) -> None:
+@pytest.mark.parametrize("service", [PinnedVersions, BreakGlassService, build_rotation])
+def test_the_observer_is_required(service: Callable[..., object]) -> None:
     """No default: wiring that forgets the observer fails loudly instead of losing redaction."""
     parameter = inspect.signature(service).parameters["observer"]
     assert parameter.default is inspect.Parameter.empty
