@@ -72,21 +72,19 @@ def build_rotation(
         catalog: the secret types and their groups.
         store: GSM: candidate versions and payloads.
         uow_factory: database units of work.
-        auditor: audit rows in the units of work, and in the background for failures and
-            monitor status changes.
+        auditor: audit rows in the units of work, and in the background (failures, status
+            changes).
         apex: runs the self-test with candidate credentials.
         secrets: the serving side a commit (or preview, or cancel) catches up at once.
-        alerts: the per-group rotation alerts.
-        metrics: the rotation gauges.
+        alerts, metrics: the per-group rotation alerts; the rotation gauges.
         observer: reads, failures and values seen (metrics and the log redactor). Required:
             wiring that forgets it would lose redaction of candidate values.
         clock: time source.
         leader_lock: cluster-wide leadership for the monitor's alerts and audit rows.
         publish: tells the other replicas of a commit.
         bus: the process's event bus; the caller adds ``reactions`` to it.
-        period_days: ``OMNI_ROTATION_PERIOD_DAYS``.
-        warning_days: ``OMNI_ROTATION_WARNING_DAYS``.
-        check_interval_seconds: ``OMNI_ROTATION_CHECK_INTERVAL_SECONDS``.
+        period_days, warning_days, check_interval_seconds: ``OMNI_ROTATION_PERIOD_DAYS``,
+            ``OMNI_ROTATION_WARNING_DAYS``, ``OMNI_ROTATION_CHECK_INTERVAL_SECONDS``.
         sleep: the monitor's sleep between rounds (tests gate it).
         new_id: makes preview ids.
 
