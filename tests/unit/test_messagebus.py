@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import structlog
 
 from omni_secrets.service.messagebus import Dispatcher, RecordingBus
@@ -74,3 +75,21 @@ async def test_recording_bus_keeps_events_and_forwards_them() -> None:
     assert bus.events == [Happened("a"), Other("b")]
     assert bus.of_type(Other) == [Other("b")]
     assert seen == [Happened("a")]
+
+
+async def test_a_table_added_later_runs_after_the_first_ones() -> None:
+    """A feature's table added after construction extends the earlier tables, in order."""
+    seen: list[str] = []
+    bus = Dispatcher([{Happened: [lambda e: seen.append(f"first:{e.what}")]}])
+    bus.add({Happened: [lambda e: seen.append(f"added:{e.what}")], Other: [seen.append]})
+    await bus.emit(Happened("x"))
+    assert seen == ["first:x", "added:x"]
+    assert len(bus.reactions_to(Other)) == 1
+
+
+async def test_no_table_is_added_once_events_flow() -> None:
+    """Adding after the first event would have silently missed it: refused as misuse."""
+    bus = Dispatcher()
+    await bus.emit(Happened("x"))
+    with pytest.raises(RuntimeError):
+        bus.add({Happened: [print]})

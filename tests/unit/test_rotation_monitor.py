@@ -16,11 +16,13 @@ from omni_secrets.domain.clock import ManualClock
 from omni_secrets.domain.errors import DatabaseUnavailable
 from omni_secrets.domain.models import OmniSecretAccessEvent, OmniSecretMetadata
 from omni_secrets.domain.rotation import RotationStatus
-from omni_secrets.jobs.rotation_monitor import RotationMonitor
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
-from omni_secrets.service.rotation_report import build_report
+from omni_secrets.service.messagebus import Dispatcher
+from omni_secrets.service.rotation.monitor import RotationMonitor
+from omni_secrets.service.rotation.reactions import MonitorReactions
+from omni_secrets.service.rotation.report import build_report
 from omni_secrets.testing import InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 CATALOG = Catalog()
@@ -104,12 +106,12 @@ async def rig() -> AsyncIterator[Rig]:
     metrics = OmniMetrics(CollectorRegistry(), [t.value for t in CATALOG.types])
     lock = FakeLeaderLock()
     sleep = GatedSleep()
+    # The monitor decides; its gauges, alerts and audit rows are the reactions bootstrap installs.
+    bus = Dispatcher([MonitorReactions(metrics=metrics, alerts=alerts, auditor=auditor).table()])
     monitor = RotationMonitor(
         catalog=CATALOG,
         uow_factory=db,
-        auditor=auditor,
-        alerts=alerts,
-        metrics=metrics,
+        bus=bus,
         clock=clock,
         leader_lock=lock,
         warning_days=30,

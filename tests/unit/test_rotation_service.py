@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from omni_secrets.adapters.notify import LocalNotifier
 from omni_secrets.bootstrap import Overrides, build_services
@@ -30,7 +31,16 @@ from omni_secrets.domain.models import OmniSecretAccessEvent
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.rotation import RotationService
+from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.messagebus import RecordingBus
+from omni_secrets.service.rotation.events import (
+    CandidateRead,
+    PreviewStored,
+    RotationCancelled,
+    RotationCommitted,
+    RotationFailed,
+)
+from omni_secrets.service.rotation.service import RotationService
 from omni_secrets.service.secrets import OmniSecretService
 from omni_secrets.testing import FakeSecretStore, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
@@ -429,6 +439,117 @@ class TestCommit:
             await rig.service.commit(preview_id, actor="tester", correlation_id=None)
         with pytest.raises(PreviewNotFound):
             await rig.service.cancel(preview_id, actor="tester", correlation_id=None)
+
+
+class TestEvents:
+    """The service decides and reports on its bus; what follows is the reactions' business."""
+
+    @staticmethod
+    def service(rig: Rig, bus: RecordingBus) -> RotationService:
+        return RotationService(
+            catalog=CATALOG,
+            store=rig.store,
+            uow_factory=rig.db,
+            auditor=Auditor(uow_factory=rig.db),
+            apex=rig.apex,
+            bus=bus,
+            clock=rig.clock,
+            period_days=365,
+        )
+
+    async def test_reads_come_before_the_stored_preview(self, rig: Rig) -> None:
+        """Every payload read is reported (with its value) before the preview is."""
+        rig.add_v2(API_IDS)
+        bus = RecordingBus()
+        view = await self.service(rig, bus).preview("api_key", None, actor="t", correlation_id=None)
+        reads = bus.of_type(CandidateRead)
+        assert len(reads) == 6
+        assert all(read.ok for read in reads)
+        assert isinstance(bus.events[-1], PreviewStored)
+        assert bus.events[-1] == PreviewStored("api_credentials", view.preview_id, True, ())
+
+    async def test_commit_and_cancel_are_reported_once_committed(self, rig: Rig) -> None:
+        """A commit reports its group and new versions, a cancel its preview, a failure its code."""
+        rig.add_v2(API_IDS)
+        bus = RecordingBus()
+        service = self.service(rig, bus)
+        first = (await service.preview("api_key", None, actor="t", correlation_id=None)).preview_id
+        await service.commit(first, actor="t", correlation_id=None)
+        versions = (("api_key", "2"), ("api_secret", "2"), ("api_passphrase", "2"))
+        assert bus.of_type(RotationCommitted) == [
+            RotationCommitted("api_credentials", first, versions)
+        ]
+        second = (await service.preview("zk_seeds", "1", actor="t", correlation_id=None)).preview_id
+        await service.cancel(second, actor="t", correlation_id=None)
+        assert bus.of_type(RotationCancelled) == [RotationCancelled("zk_keys", second)]
+        with pytest.raises(PreviewNotFound):
+            await service.cancel(second, actor="t", correlation_id="req-9")
+        failed = bus.of_type(RotationFailed)
+        # No longer open: the failure names no group, so it counts for no type.
+        assert [(f.action, f.code, f.secret_types, f.correlation_id) for f in failed] == [
+            ("rotation_cancel", "NOT_FOUND", (), "req-9")
+        ]
+        assert failed[0].context == {"previewId": second}
+
+
+class TestLogLines:
+    """The reactions log today's event names with today's fields."""
+
+    async def test_preview_commit_and_cancel(self, rig: Rig) -> None:
+        rig.add_v2(API_IDS)
+        with capture_logs() as logs:
+            preview_id = await rig.preview()
+            await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+            other = await rig.preview("zk_seeds", "1")
+            await rig.service.cancel(other, actor="tester", correlation_id=None)
+        lines = [line for line in logs if line["event"].startswith("rotation.")]
+        assert lines == [
+            {
+                "event": "rotation.previewed",
+                "log_level": "info",
+                "group": "api_credentials",
+                "preview_id": preview_id,
+                "ready": True,
+                "failed_checks": [],
+            },
+            {
+                "event": "rotation.committed",
+                "log_level": "info",
+                "group": "api_credentials",
+                "preview_id": preview_id,
+                "versions": {"api_key": "2", "api_secret": "2", "api_passphrase": "2"},
+            },
+            {
+                "event": "rotation.previewed",
+                "log_level": "info",
+                "group": "zk_keys",
+                "preview_id": other,
+                "ready": False,
+                "failed_checks": ["candidates_newer", "candidates_differ"],
+            },
+            {
+                "event": "rotation.cancelled",
+                "log_level": "info",
+                "group": "zk_keys",
+                "preview_id": other,
+            },
+        ]
+
+    async def test_refresh_failure_after_commit(self, rig: Rig) -> None:
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        rig.store.fail_next("access", "UNAVAILABLE", count=10)
+        with capture_logs() as logs:
+            await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        failed = [line for line in logs if line["event"] == "rotation.refresh_after_commit_failed"]
+        assert failed == [
+            {
+                "event": "rotation.refresh_after_commit_failed",
+                "log_level": "warning",
+                "group": "api_credentials",
+                "secret_types": ["api_key", "api_secret", "api_passphrase"],
+            }
+        ]
 
 
 def _commit_events(rig: Rig) -> list[OmniSecretAccessEvent]:

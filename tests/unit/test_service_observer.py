@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,7 +16,7 @@ from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.break_glass import break_glass_reactions
 from omni_secrets.service.pinned_versions import PinnedVersions
-from omni_secrets.service.rotation import RotationService
+from omni_secrets.service.rotation.build import build_rotation
 
 
 def test_events_reach_metrics_and_the_redactor() -> None:
@@ -34,9 +35,10 @@ def test_events_reach_metrics_and_the_redactor() -> None:
     assert registry.get_sample_value("omni_secret_failures_total", failed) == 1
 
 
-# Break-glass reports through its reactions: the observer is required where its table is built.
-@pytest.mark.parametrize("service", [PinnedVersions, break_glass_reactions, RotationService])
-def test_the_observer_is_required(service: type) -> None:
+# Break-glass and rotation report through their reactions: the observer is required where
+# their tables are built.
+@pytest.mark.parametrize("service", [PinnedVersions, break_glass_reactions, build_rotation])
+def test_the_observer_is_required(service: Callable[..., object]) -> None:
     """No default: wiring that forgets the observer fails loudly instead of losing redaction."""
     parameter = inspect.signature(service).parameters["observer"]
     assert parameter.default is inspect.Parameter.empty

@@ -60,7 +60,6 @@ from omni_secrets.jobs.reconcile import DEFAULT_INTERVAL_SECONDS as RECONCILE_IN
 from omni_secrets.jobs.reconcile import ReconcileJob
 from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS as HEARTBEAT_SECONDS
 from omni_secrets.jobs.replica_heartbeat import ReplicaHeartbeatJob
-from omni_secrets.jobs.rotation_monitor import LeaderLock, RotationMonitor
 from omni_secrets.observability import alert_catalog
 from omni_secrets.observability.alert_catalog import AUDIT_ALERT
 from omni_secrets.observability.alerts import AlertDispatcher, AlertSink
@@ -94,7 +93,9 @@ from omni_secrets.service.refresh.build import build_refresh
 from omni_secrets.service.refresh.reactions import refresh_reactions
 from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
-from omni_secrets.service.rotation import RotationService
+from omni_secrets.service.rotation.build import build_rotation
+from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
+from omni_secrets.service.rotation.service import RotationService
 from omni_secrets.service.secrets import OmniSecretService, ServiceIdentity
 from omni_secrets.service.views import ReplicaView
 
@@ -493,18 +494,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         closers.append(leader_lock.release)
     else:
         leader_lock = db_leader.LocalLeaderLock()
-    rotation_monitor = RotationMonitor(
-        catalog=catalog,
-        uow_factory=uow_factory,
-        auditor=auditor,
-        alerts=alerts,
-        metrics=metrics,
-        clock=clock,
-        leader_lock=leader_lock,
-        warning_days=settings.rotation_warning_days,
-        interval_seconds=settings.rotation_check_interval_seconds,
-    )
-    rotation = RotationService(
+    rotation = build_rotation(
         catalog=catalog,
         store=store,
         uow_factory=uow_factory,
@@ -512,12 +502,17 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         apex=apex,
         secrets=secrets,
         alerts=alerts,
+        metrics=metrics,
         observer=observer,
         clock=clock,
+        leader_lock=leader_lock,
+        publish=notifier.publish,
+        bus=bus,
         period_days=settings.rotation_period_days,
-        on_commit=lambda _group: rotation_monitor.wake(),
-        on_change=notifier.publish,
+        warning_days=settings.rotation_warning_days,
+        check_interval_seconds=settings.rotation_check_interval_seconds,
     )
+    bus.add(rotation.reactions)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -531,8 +526,8 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         apex=apex,
         secrets=secrets,
         break_glass=break_glass,
-        rotation=rotation,
-        rotation_monitor=rotation_monitor,
+        rotation=rotation.service,
+        rotation_monitor=rotation.monitor,
         reconcile=ReconcileJob(
             secrets=secrets,
             break_glass=break_glass,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from omni_secrets.domain.models import OmniSecretMetadata
-    from omni_secrets.service.rotation_report import RotationReport
+    from omni_secrets.service.rotation.report import RotationReport
 
 _STATUS_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
 # The check's exit code for the most urgent status found (contract: 0 fine, 1 due soon, 2 overdue),
@@ -69,7 +69,7 @@ def check(
     from omni_secrets.domain.catalog import Catalog
     from omni_secrets.domain.clock import SystemClock
     from omni_secrets.domain.errors import CatalogNotSeeded
-    from omni_secrets.service.rotation_report import build_report
+    from omni_secrets.service.rotation.report import build_report
 
     settings = load_settings()
     url = existing_database_url(settings)

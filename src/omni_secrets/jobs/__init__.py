@@ -1,1 +1,1 @@
-"""Background jobs the service runs next to the API (break-glass expiry, rotation monitor)."""
+"""Background jobs the service runs next to the API (reconcile, break-glass expiry, heartbeat)."""

@@ -55,19 +55,33 @@ class Dispatcher:
     """
 
     def __init__(self, tables: Iterable[Reactions] = ()) -> None:
-        merged: dict[type, list[Reaction]] = {}
+        self._reactions: dict[type, tuple[Reaction, ...]] = {}
+        self._emitted = False
         for table in tables:
-            for event_type, reactions in table.items():
-                merged.setdefault(event_type, []).extend(reactions)
-        self._reactions: dict[type, tuple[Reaction, ...]] = {
-            event_type: tuple(reactions) for event_type, reactions in merged.items()
-        }
+            self.add(table)
+
+    def add(self, table: Reactions) -> None:
+        """Append a feature's table to those given at construction, before the first event.
+
+        For a feature whose reactions act on objects that themselves emit on this bus (the
+        rotation monitor reports its rounds here, and a committed rotation wakes it), the bus
+        has to exist before that table can: the composition root creates the dispatcher, builds
+        the feature with it and then adds the feature's table, before anything runs.
+
+        Raises:
+            RuntimeError: an event was emitted already (it would have missed these reactions).
+        """
+        if self._emitted:
+            raise RuntimeError("reactions must all be added before the first event is emitted")
+        for event_type, reactions in table.items():
+            self._reactions[event_type] = (*self._reactions.get(event_type, ()), *reactions)
 
     def reactions_to(self, event_type: type) -> tuple[Reaction, ...]:
         """The reactions ``event_type`` gets, in order (for tests and the architecture doc)."""
         return self._reactions.get(event_type, ())
 
     async def emit(self, event: object) -> None:
+        self._emitted = True
         for reaction in self._reactions.get(type(event), ()):
             try:
                 outcome = reaction(event)

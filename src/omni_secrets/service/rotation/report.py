@@ -1,9 +1,8 @@
 """Where every secret type and rotation group stands, computed from the metadata rows.
 
-Shared by the in-process rotation monitor (``jobs/rotation_monitor.py``) and the one-shot
-``omni-secrets rotation check`` so both always agree; the names of the per-group rotation alerts
-live here too, for the monitor that raises them and the commit that resolves them. Pure:
-callers pass the rows and ``now``.
+Shared by the in-process rotation monitor (:mod:`omni_secrets.service.rotation.monitor`) and the
+one-shot ``omni-secrets rotation check`` so both always agree. Pure: callers pass the rows and
+``now``.
 
 A type's due date is its row's ``rotation_due_at`` (the same value the status endpoint shows:
 ``lastRotatedAt`` + the period in force when it was seeded or last rotated). A group's due date is
@@ -19,9 +18,6 @@ from datetime import datetime
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog, RotationGroup, SecretType
 from omni_secrets.domain.models import OmniSecretMetadata
-from omni_secrets.observability.alert_catalog import DUE_SOON_ALERT, OVERDUE_ALERT
-
-ROTATION_ALERT_NAMES = (DUE_SOON_ALERT, OVERDUE_ALERT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Every ``OMNI_ROTATION_CHECK_INTERVAL_SECONDS`` (and once at startup, and right after a commit on
 this replica) a round reads the metadata rows and computes every type's and group's status
-(:mod:`omni_secrets.service.rotation_report`). Then:
+(:mod:`omni_secrets.service.rotation.report`). Then:
 
 - **every replica** sets ``omni_secret_rotation_overdue`` (0/1) and
   ``omni_secret_rotation_due_timestamp_seconds`` for every seeded type, so each replica's
@@ -11,6 +11,11 @@ this replica) a round reads the metadata rows and computes every type's and grou
   PostgreSQL advisory lock, always granted on SQLite) triggers or resolves one alert per group
   (``rotation_due_soon`` warning, ``rotation_overdue`` critical, subject = the group; back to
   ``ok`` resolves both) and writes one ``rotation_alert`` audit row per status change.
+
+The monitor decides which of that happens and emits it (:class:`RotationReportComputed`,
+:class:`RotationAlertsAsserted`, :class:`RotationStatusChanged`); the gauges, alerts, audit rows
+and log lines are reactions (:mod:`omni_secrets.service.rotation.reactions`), run before the
+round returns.
 
 Statuses of the previous round are kept in memory. The first round after this replica became the
 leader has no previous statuses: it re-asserts the alert of every group that is not ``ok`` (and
@@ -26,25 +31,19 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import structlog
-
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog
-from omni_secrets.domain.clock import Clock, Sleep, to_rfc3339
-from omni_secrets.domain.models import SYSTEM_ACTOR
+from omni_secrets.domain.clock import Clock, Sleep
 from omni_secrets.domain.repositories import UnitOfWorkFactory
-from omni_secrets.observability import alert_catalog
-from omni_secrets.observability.alert_catalog import DUE_SOON_ALERT, OVERDUE_ALERT
-from omni_secrets.observability.alerts import Alert, AlertDispatcher
-from omni_secrets.observability.metrics import OmniMetrics
-from omni_secrets.service.auditor import Auditor, access_event
-from omni_secrets.service.rotation_report import (
-    GroupRotation,
-    RotationReport,
-    build_report,
+from omni_secrets.service.messagebus import EventBus
+from omni_secrets.service.rotation.events import (
+    MonitorLeadershipUnknown,
+    MonitorRoundFailed,
+    RotationAlertsAsserted,
+    RotationReportComputed,
+    RotationStatusChanged,
 )
-
-log = structlog.get_logger("omni_secrets.rotation_monitor")
+from omni_secrets.service.rotation.report import RotationReport, build_report
 
 
 class LeaderLock(Protocol):
@@ -91,9 +90,7 @@ class RotationMonitor:
     Args:
         catalog: the secret types and groups.
         uow_factory: reads the metadata rows.
-        auditor: writes ``rotation_alert`` rows (in the background).
-        alerts: triggers and resolves the per-group alerts.
-        metrics: the rotation gauges.
+        bus: told what each round saw and decided (gauges, alerts and audit rows follow).
         clock: time source.
         leader_lock: cluster-wide leadership.
         warning_days: ``OMNI_ROTATION_WARNING_DAYS``.
@@ -106,9 +103,7 @@ class RotationMonitor:
         *,
         catalog: Catalog,
         uow_factory: UnitOfWorkFactory,
-        auditor: Auditor,
-        alerts: AlertDispatcher,
-        metrics: OmniMetrics,
+        bus: EventBus,
         clock: Clock,
         leader_lock: LeaderLock,
         warning_days: int,
@@ -121,9 +116,7 @@ class RotationMonitor:
             raise ValueError("warning_days must not be negative")
         self._catalog = catalog
         self._uow_factory = uow_factory
-        self._auditor = auditor
-        self._alerts = alerts
-        self._metrics = metrics
+        self._bus = bus
         self._clock = clock
         self._leader_lock = leader_lock
         self._warning_days = warning_days
@@ -152,13 +145,7 @@ class RotationMonitor:
                 rows = await uow.metadata.list_all()
             now = self._clock.now()
             report = build_report(self._catalog, rows, now=now, warning_days=self._warning_days)
-            self._set_gauges(report)
-            if report.missing:
-                log.warning(
-                    "rotation_monitor.not_seeded",
-                    missing=[t.value for t in report.missing],
-                    hint="run: omni-secrets db seed",
-                )
+            await self._bus.emit(RotationReportComputed(report))
             changes: tuple[rotation.RotationAlert, ...] = ()
             if leader:
                 if not self._was_leader:
@@ -168,10 +155,10 @@ class RotationMonitor:
                     now=now,
                     warning_days=self._warning_days,
                 )
-                self._alert(report)
+                await self._bus.emit(RotationAlertsAsserted(report.groups))
                 changes = decision.alerts
                 for change in changes:
-                    self._audit(change)
+                    await self._bus.emit(RotationStatusChanged(change, self._clock.now()))
                 self._previous = {a.subject: a.status for a in decision.assessments}
             self._was_leader = leader
             return MonitorRound(report=report, leader=leader, changes=changes)
@@ -181,52 +168,15 @@ class RotationMonitor:
         try:
             return await self.run_once()
         except Exception as exc:
-            log.warning("rotation_monitor.round_failed", error_type=type(exc).__name__)
+            await self._bus.emit(MonitorRoundFailed(type(exc).__name__))
             return None
 
     async def _lead(self) -> bool:
         try:
             return await self._leader_lock.try_acquire()
         except Exception as exc:  # cannot tell: let whoever can tell lead this round
-            log.warning("rotation_monitor.leadership_unknown", error_type=type(exc).__name__)
+            await self._bus.emit(MonitorLeadershipUnknown(type(exc).__name__))
             return False
-
-    def _set_gauges(self, report: RotationReport) -> None:
-        for item in report.types:
-            name = item.secret_type.value
-            overdue = item.status is rotation.RotationStatus.OVERDUE
-            self._metrics.rotation_overdue.labels(name).set(1 if overdue else 0)
-            self._metrics.rotation_due_timestamp.labels(name).set(item.due_at.timestamp())
-
-    def _alert(self, report: RotationReport) -> None:
-        for group in report.groups:
-            subject = group.group.value
-            if group.status is rotation.RotationStatus.OVERDUE:
-                self._alerts.trigger(_overdue_alert(group))
-                self._alerts.resolve(DUE_SOON_ALERT, subject)
-            elif group.status is rotation.RotationStatus.DUE_SOON:
-                self._alerts.trigger(_due_soon_alert(group))
-                self._alerts.resolve(OVERDUE_ALERT, subject)
-            else:
-                self._alerts.resolve(DUE_SOON_ALERT, subject)
-                self._alerts.resolve(OVERDUE_ALERT, subject)
-
-    def _audit(self, change: rotation.RotationAlert) -> None:
-        self._auditor.record_later(
-            access_event(
-                action="rotation_alert",
-                at=self._clock.now(),
-                actor=SYSTEM_ACTOR,
-                details={
-                    "group": change.subject,
-                    "status": change.status.value,
-                    "alertAction": change.action.value,
-                    "severity": change.severity.value if change.severity else None,
-                    "dueAt": to_rfc3339(change.due_at),
-                    "daysUntilDue": change.days_until_due,
-                },
-            )
-        )
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -265,20 +215,3 @@ class RotationMonitor:
         while True:
             await self._sleep(self._interval)
             await self.tick()
-
-
-def _due_soon_alert(group: GroupRotation) -> Alert:
-    return alert_catalog.rotation_due_soon(group.group.value, **_facts(group))
-
-
-def _overdue_alert(group: GroupRotation) -> Alert:
-    return alert_catalog.rotation_overdue(group.group.value, **_facts(group))
-
-
-def _facts(group: GroupRotation) -> dict[str, Any]:
-    return {
-        "status": group.status.value,
-        "due_at": group.due_at,
-        "days_until_due": group.days_until_due,
-        "secret_types": [t.value for t in group.secret_types],
-    }
