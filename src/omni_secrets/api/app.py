@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from omni_secrets import __version__
-from omni_secrets.api import breakglass, consumer, health, refresh, rotation, secrets
+from omni_secrets.api import break_glass, consumer, health, refresh, rotation, secrets
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
 from omni_secrets.api.auth_policy import AuthPolicySource, PolicyVerifier
 from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
@@ -60,7 +60,7 @@ ROUTERS = (
     refresh.router,
     consumer.router,
     rotation.router,
-    breakglass.router,
+    break_glass.router,
 )
 
 

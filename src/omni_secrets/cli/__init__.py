@@ -22,7 +22,7 @@ from typer._click import exceptions as click_errors  # typer vendors click; thes
 from omni_secrets import __version__
 from omni_secrets.cli import (
     audit,
-    breakglass,
+    break_glass,
     db,
     dev,
     emulator,
@@ -74,7 +74,7 @@ def _root(
 
 
 audit.register(app)
-breakglass.register(app)
+break_glass.register(app)
 db.register(app)
 dev.register(app)
 emulator.register(app)
