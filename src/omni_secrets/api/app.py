@@ -23,9 +23,10 @@ from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.fast_path import FastPath
 from omni_secrets.api.middleware import RequestContextMiddleware
 from omni_secrets.api.openapi import install_openapi
+from omni_secrets.api.paths import STATUS_PATH
 from omni_secrets.api.probes import probe_handlers
 from omni_secrets.api.reload_signal import reload_on_sighup
-from omni_secrets.api.secrets import STATUS_PATH, status_fast_path
+from omni_secrets.api.secrets import status_fast_path
 from omni_secrets.api.status_document import StatusRenderer
 from omni_secrets.api.token_cache import CachingVerifier
 from omni_secrets.bootstrap import Overrides, run_services
