@@ -27,14 +27,15 @@ from omni_secrets.cli.client import (
     OverrideRevoked,
     RefreshProgress,
     RefreshQueued,
+    ReplicaRefresh,
     RotationCancelled,
     RotationCommitted,
     RotationPreview,
+    RotationState,
     SecretState,
     SelfTestResult,
     StatusReport,
 )
-from omni_secrets.cli.client._models import ReplicaRefresh, RotationState
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -17,7 +17,7 @@ from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._api_options import ApiOptions, api_command
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._render import show
-from omni_secrets.cli.client import RotationCancelled
+from omni_secrets.cli.client import RotationCancelled, RotationPreview
 from omni_secrets.domain.catalog import parse_secret_type
 
 PreviewIdArgument = Annotated[
@@ -109,27 +109,28 @@ def preview(
         if released:
             client.cancel_rotation(result.preview_id)
     show(result, as_json=api.as_json)
+    typer.echo(_what_next(result, released=released), err=True)
+    if not result.ready:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _what_next(result: RotationPreview, *, released: bool) -> str:
+    """The line on stderr after a preview: how to commit it, or why it is gone or held."""
     preview_id, expires_at = result.preview_id, result.expires_at
     if result.ready:
-        typer.echo(
+        return (
             f"ready: commit with `omni-secrets rotation commit {preview_id}` before "
-            f"{expires_at}, or release the lock with `omni-secrets rotation cancel {preview_id}`",
-            err=True,
+            f"{expires_at}, or release the lock with `omni-secrets rotation cancel {preview_id}`"
         )
-        return
     if released:
-        typer.echo(
+        return (
             f"not ready: preview {preview_id} cancelled and the group's lock released; fix the "
-            "failed check and run `omni-secrets rotation preview` again",
-            err=True,
+            "failed check and run `omni-secrets rotation preview` again"
         )
-    else:
-        typer.echo(
-            f"not ready: preview {preview_id} still holds the group's lock until {expires_at}; "
-            f"release it with `omni-secrets rotation cancel {preview_id}`",
-            err=True,
-        )
-    raise typer.Exit(EXIT_FAILED)
+    return (
+        f"not ready: preview {preview_id} still holds the group's lock until {expires_at}; "
+        f"release it with `omni-secrets rotation cancel {preview_id}`"
+    )
 
 
 @api_command(Scope.ROTATE)

@@ -13,104 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from omni_secrets.cli.client._exceptions import UnexpectedAnswer
-
-Document = Mapping[str, Any]
+from omni_secrets.cli.client._fields import Document, Fields, Instant
 
 TERMINAL_REFRESH_STATES = ("succeeded", "failed", "partial")
 FAILED_REFRESH_STATES = ("failed", "partial")
-
-
-@dataclass(frozen=True, slots=True)
-class Instant:
-    """An RFC 3339 time from the API: ``text`` as written, ``at`` as an aware datetime."""
-
-    text: str
-    at: datetime
-
-    def __str__(self) -> str:
-        return self.text
-
-
-class _Fields:
-    """Typed reads of one JSON object; anything missing or mistyped is an UnexpectedAnswer."""
-
-    def __init__(self, value: Any, what: str) -> None:
-        if not isinstance(value, Mapping):
-            raise UnexpectedAnswer(what)
-        self.document: Document = value
-        self._what = what
-
-    def _get(self, key: str, kinds: type | tuple[type, ...], *, optional: bool) -> Any:
-        value = self.document.get(key)
-        if value is None and optional:
-            return None
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _tuple(kinds)):
-            raise UnexpectedAnswer(self._what)
-        return value
-
-    def text(self, key: str) -> str:
-        return str(self._get(key, str, optional=False))
-
-    def optional_text(self, key: str) -> str | None:
-        value = self._get(key, str, optional=True)
-        return None if value is None else str(value)
-
-    def flag(self, key: str) -> bool:
-        return bool(self._get(key, bool, optional=False))
-
-    def optional_flag(self, key: str) -> bool:
-        return bool(self._get(key, bool, optional=True))
-
-    def optional_int(self, key: str) -> int | None:
-        value = self._get(key, int, optional=True)
-        return None if value is None else int(value)
-
-    def integer(self, key: str) -> int:
-        return int(self._get(key, int, optional=False))
-
-    def optional_number(self, key: str) -> float | None:
-        value = self._get(key, (int, float), optional=True)
-        return None if value is None else float(value)
-
-    def instant(self, key: str) -> Instant:
-        moment = self.optional_instant(key)
-        if moment is None:
-            raise UnexpectedAnswer(self._what)
-        return moment
-
-    def optional_instant(self, key: str) -> Instant | None:
-        text = self._get(key, str, optional=True)
-        if not text:
-            return None
-        try:
-            return Instant(text, datetime.fromisoformat(text.replace("Z", "+00:00")))
-        except ValueError:
-            raise UnexpectedAnswer(self._what) from None
-
-    def child(self, key: str) -> _Fields:
-        return _Fields(self.document.get(key), self._what)
-
-    def optional_child(self, key: str) -> _Fields | None:
-        value = self.document.get(key)
-        return None if not value else _Fields(value, self._what)
-
-    def children(self, key: str, *, optional: bool = False) -> list[_Fields]:
-        items = self._get(key, list, optional=optional) or []
-        return [_Fields(item, self._what) for item in items]
-
-    def texts(self, key: str) -> tuple[str, ...]:
-        items = self._get(key, list, optional=True) or []
-        if not all(isinstance(item, str) for item in items):
-            raise UnexpectedAnswer(self._what)
-        return tuple(items)
-
-
-def _tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 # --- status --------------------------------------------------------------------------------
@@ -181,7 +89,7 @@ class StatusReport:
 
     @classmethod
     def parse(cls, body: Any) -> StatusReport:
-        doc = _Fields(body, "status document")
+        doc = Fields(body, "status document")
         cache = doc.child("cache")
         return cls(
             environment=doc.text("environment"),
@@ -197,7 +105,7 @@ class StatusReport:
         )
 
 
-def _secret_state(item: _Fields) -> SecretState:
+def _secret_state(item: Fields) -> SecretState:
     secret_type = item.text("secretType")
     rotation = item.child("rotation")
     glass = item.optional_child("breakGlass")
@@ -226,7 +134,7 @@ def _secret_state(item: _Fields) -> SecretState:
     )
 
 
-def _override(secret_type: str, glass: _Fields) -> ActiveOverride:
+def _override(secret_type: str, glass: Fields) -> ActiveOverride:
     return ActiveOverride(
         secret_type=secret_type,
         override_id=glass.optional_text("overrideId"),
@@ -274,7 +182,7 @@ class RefreshQueued:
 
     @classmethod
     def parse(cls, body: Any) -> RefreshQueued:
-        doc = _Fields(body, "refresh request")
+        doc = Fields(body, "refresh request")
         return cls(
             request_id=doc.text("requestId"),
             status=doc.text("status"),
@@ -321,7 +229,7 @@ class RefreshProgress:
 
     @classmethod
     def parse(cls, body: Any) -> RefreshProgress:
-        doc = _Fields(body, "refresh request")
+        doc = Fields(body, "refresh request")
         return cls(
             request_id=doc.text("requestId"),
             status=doc.text("status"),
@@ -339,7 +247,7 @@ class RefreshProgress:
         )
 
 
-def _outcomes(items: Sequence[_Fields]) -> tuple[RefreshOutcome, ...]:
+def _outcomes(items: Sequence[Fields]) -> tuple[RefreshOutcome, ...]:
     return tuple(
         RefreshOutcome(
             secret_type=item.text("secretType"),
@@ -376,7 +284,7 @@ class SelfTestResult:
 
     @classmethod
     def parse(cls, body: Any) -> SelfTestResult:
-        doc = _Fields(body, "self-test result")
+        doc = Fields(body, "self-test result")
         return cls(
             ok=doc.optional_flag("ok"),
             http_status=doc.optional_int("httpStatus"),
@@ -419,7 +327,7 @@ class RotationPreview:
 
     @classmethod
     def parse(cls, body: Any) -> RotationPreview:
-        doc = _Fields(body, "rotation preview")
+        doc = Fields(body, "rotation preview")
         return cls(
             preview_id=doc.text("previewId"),
             group=doc.text("group"),
@@ -462,7 +370,7 @@ class RotationCommitted:
 
     @classmethod
     def parse(cls, body: Any) -> RotationCommitted:
-        doc = _Fields(body, "rotation commit")
+        doc = Fields(body, "rotation commit")
         return cls(
             group=doc.text("group"),
             members=tuple(
@@ -499,7 +407,7 @@ class BreakGlassPublicKey:
 
     @classmethod
     def parse(cls, body: Any) -> BreakGlassPublicKey:
-        doc = _Fields(body, "break-glass public key")
+        doc = Fields(body, "break-glass public key")
         return cls(
             key_id=doc.text("keyId"),
             public_key=doc.text("publicKey"),
@@ -519,7 +427,7 @@ class BreakGlassActivation:
 
     @classmethod
     def parse(cls, body: Any, *, key_id: str) -> BreakGlassActivation:
-        doc = _Fields(body, "break-glass activation")
+        doc = Fields(body, "break-glass activation")
         return cls(
             key_id=key_id,
             override_id=doc.text("overrideId"),
