@@ -22,18 +22,18 @@ import typer
 from omni_secrets.cli._output import console, print_json
 from omni_secrets.cli.client import (
     ActiveOverrides,
+    ApexSelfTest,
     BreakGlassActivation,
     Instant,
     OverrideRevoked,
     RefreshProgress,
-    RefreshQueued,
-    ReplicaRefresh,
+    RefreshRequested,
+    ReplicaProgress,
     RotationCancelled,
     RotationCommitted,
     RotationPreview,
     RotationState,
     SecretState,
-    SelfTestResult,
     StatusReport,
 )
 
@@ -185,7 +185,7 @@ def _seconds(seconds: float) -> str:
 
 
 @human.register
-def _queued(queued: RefreshQueued) -> None:
+def _queued(queued: RefreshRequested) -> None:
     types = ", ".join(queued.secret_types) or "every type"
     print(f"requestId={queued.request_id}")
     typer.echo(
@@ -214,7 +214,7 @@ def _progress(result: RefreshProgress) -> None:
     _print_replicas(out, result.replicas)
 
 
-def _print_replicas(out: Console, replicas: tuple[ReplicaRefresh, ...]) -> None:
+def _print_replicas(out: Console, replicas: tuple[ReplicaProgress, ...]) -> None:
     """One row per replica that took part (the refresh runs on every live replica)."""
     from rich.markup import escape
     from rich.table import Table
@@ -239,7 +239,7 @@ def _print_replicas(out: Console, replicas: tuple[ReplicaRefresh, ...]) -> None:
 
 
 @human.register
-def _self_test(result: SelfTestResult) -> None:
+def _self_test(result: ApexSelfTest) -> None:
     if result.ok:
         print(
             f"ApeX accepted the served credentials: account {result.account_id}, "

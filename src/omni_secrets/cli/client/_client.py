@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from omni_secrets.api import paths
 from omni_secrets.cli.client._exceptions import ApiStatusError, ApiUnreachable, UnexpectedAnswer
 from omni_secrets.cli.client._models import (
+    ApexSelfTest,
     BreakGlassActivation,
     BreakGlassPublicKey,
     RefreshProgress,
-    RefreshQueued,
+    RefreshRequested,
     RotationCommitted,
     RotationPreview,
-    SelfTestResult,
     StatusReport,
 )
 
@@ -80,9 +80,9 @@ class ApiClient:
         """The cache, rotation and break-glass state of every type (scope omni-secrets:read)."""
         return StatusReport.parse(self._json("GET", paths.STATUS_PATH))
 
-    def self_test(self) -> SelfTestResult:
+    def self_test(self) -> ApexSelfTest:
         """Have ApeX judge the credentials served now (scope omni-secrets:rotate)."""
-        return SelfTestResult.parse(self._json("POST", paths.SELF_TEST_PATH))
+        return ApexSelfTest.parse(self._json("POST", paths.SELF_TEST_PATH))
 
     # --- rotation ------------------------------------------------------------------------------
 
@@ -139,10 +139,10 @@ class ApiClient:
 
     # --- cache refresh -------------------------------------------------------------------------
 
-    def request_refresh(self, secret_types: Sequence[str] | None = None) -> RefreshQueued:
+    def request_refresh(self, secret_types: Sequence[str] | None = None) -> RefreshRequested:
         """Queue a refresh of every type, or of ``secret_types``, on every live replica."""
         body = {"secretTypes": list(secret_types)} if secret_types else {}
-        return RefreshQueued.parse(self._json("POST", paths.CACHE_REFRESH_PATH, body))
+        return RefreshRequested.parse(self._json("POST", paths.CACHE_REFRESH_PATH, body))
 
     def refresh_progress(self, request_id: str) -> RefreshProgress:
         """A refresh request's state, per type and per replica."""

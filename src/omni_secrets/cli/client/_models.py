@@ -25,7 +25,7 @@ FAILED_REFRESH_STATES = ("failed", "partial")
 
 
 @dataclass(frozen=True, slots=True)
-class CacheState:
+class CacheSummary:
     state: str
     ttl_seconds: int
     hydrated_at: Instant | None
@@ -53,7 +53,7 @@ class ActiveOverride:
 
 
 @dataclass(frozen=True, slots=True)
-class LastError:
+class LastFetchError:
     code: str | None
     message: str | None
     at: Instant | None
@@ -70,7 +70,7 @@ class SecretState:
     expires_at: Instant | None
     rotation: RotationState
     override: ActiveOverride | None
-    last_error: LastError | None
+    last_error: LastFetchError | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ class StatusReport:
 
     environment: str
     gcp_project_id: str
-    cache: CacheState
+    cache: CacheSummary
     secrets: tuple[SecretState, ...]
     document: Document = field(repr=False)
 
@@ -94,7 +94,7 @@ class StatusReport:
         return cls(
             environment=doc.text("environment"),
             gcp_project_id=doc.text("gcpProjectId"),
-            cache=CacheState(
+            cache=CacheSummary(
                 state=cache.text("state"),
                 ttl_seconds=cache.integer("ttlSeconds"),
                 hydrated_at=cache.optional_instant("hydratedAt"),
@@ -126,7 +126,7 @@ def _secret_state(item: Fields) -> SecretState:
         override=_override(secret_type, glass) if glass and glass.optional_flag("active") else None,
         last_error=None
         if error is None
-        else LastError(
+        else LastFetchError(
             code=error.optional_text("code"),
             message=error.optional_text("message"),
             at=error.optional_instant("at"),
@@ -172,7 +172,7 @@ class ActiveOverrides:
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshQueued:
+class RefreshRequested:
     """``POST /internal/apex-omni/secrets/cache/refresh``."""
 
     request_id: str
@@ -181,7 +181,7 @@ class RefreshQueued:
     document: Document = field(repr=False)
 
     @classmethod
-    def parse(cls, body: Any) -> RefreshQueued:
+    def parse(cls, body: Any) -> RefreshRequested:
         doc = Fields(body, "refresh request")
         return cls(
             request_id=doc.text("requestId"),
@@ -192,7 +192,7 @@ class RefreshQueued:
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshOutcome:
+class RefreshedType:
     """One type's result; ``error`` is the short text the API gave (a code or a message)."""
 
     secret_type: str
@@ -202,10 +202,10 @@ class RefreshOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class ReplicaRefresh:
+class ReplicaProgress:
     replica_id: str | None
     status: str | None
-    results: tuple[RefreshOutcome, ...]
+    results: tuple[RefreshedType, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +215,8 @@ class RefreshProgress:
     request_id: str
     status: str
     completed_at: Instant | None
-    results: tuple[RefreshOutcome, ...]
-    replicas: tuple[ReplicaRefresh, ...]
+    results: tuple[RefreshedType, ...]
+    replicas: tuple[ReplicaProgress, ...]
     document: Document = field(repr=False)
 
     @property
@@ -236,7 +236,7 @@ class RefreshProgress:
             completed_at=doc.optional_instant("completedAt"),
             results=_outcomes(doc.children("results", optional=True)),
             replicas=tuple(
-                ReplicaRefresh(
+                ReplicaProgress(
                     replica_id=replica.optional_text("replicaId"),
                     status=replica.optional_text("status"),
                     results=_outcomes(replica.children("results", optional=True)),
@@ -247,9 +247,9 @@ class RefreshProgress:
         )
 
 
-def _outcomes(items: Sequence[Fields]) -> tuple[RefreshOutcome, ...]:
+def _outcomes(items: Sequence[Fields]) -> tuple[RefreshedType, ...]:
     return tuple(
-        RefreshOutcome(
+        RefreshedType(
             secret_type=item.text("secretType"),
             ok=item.flag("ok"),
             version=item.optional_text("version"),
@@ -271,7 +271,7 @@ def _error_text(error: Any) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class SelfTestResult:
+class ApexSelfTest:
     """``POST /ops/apex-omni/secrets/self-test``: did ApeX accept the served credentials?"""
 
     ok: bool
@@ -283,7 +283,7 @@ class SelfTestResult:
     document: Document = field(repr=False)
 
     @classmethod
-    def parse(cls, body: Any) -> SelfTestResult:
+    def parse(cls, body: Any) -> ApexSelfTest:
         doc = Fields(body, "self-test result")
         return cls(
             ok=doc.optional_flag("ok"),
@@ -353,7 +353,7 @@ class RotationPreview:
 
 
 @dataclass(frozen=True, slots=True)
-class CommittedMember:
+class CommittedVersion:
     secret_type: str
     active_version: str
 
@@ -363,7 +363,7 @@ class RotationCommitted:
     """``POST /ops/apex-omni/secrets/rotations/{previewId}/commit``."""
 
     group: str
-    members: tuple[CommittedMember, ...]
+    members: tuple[CommittedVersion, ...]
     last_rotated_at: Instant | None
     due_at: Instant | None
     document: Document = field(repr=False)
@@ -374,7 +374,7 @@ class RotationCommitted:
         return cls(
             group=doc.text("group"),
             members=tuple(
-                CommittedMember(m.text("secretType"), m.text("activeVersion"))
+                CommittedVersion(m.text("secretType"), m.text("activeVersion"))
                 for m in doc.children("members")
             ),
             last_rotated_at=doc.optional_instant("lastRotatedAt"),
