@@ -1,4 +1,4 @@
-"""One renderer per API result: :func:`show` prints it as ``--json`` or for a person.
+"""One renderer per API result, for people (``_output.show`` prints ``--json`` itself).
 
 ``--json`` prints the result's ``document``, the API's body as it came (or, for the 204 answers,
 the small document the command states). For people each result type has one renderer here,
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from omni_secrets.cli._output import console, print_json
+from omni_secrets.cli._output import console
 from omni_secrets.cli.client import (
     ActiveOverrides,
     ApexSelfTest,
@@ -43,14 +43,6 @@ if TYPE_CHECKING:
 _STATE_STYLE = {"ready": "green", "degraded": "yellow", "empty": "red"}
 _ROTATION_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
 _SOURCE_STYLE = {"gsm": "green", "break_glass": "magenta"}
-
-
-def show(result: Any, *, as_json: bool) -> None:
-    """Print ``result``: its document as JSON, or its human renderer's output."""
-    if as_json:
-        print_json(result.document)
-    else:
-        human(result)
 
 
 @singledispatch

@@ -18,22 +18,25 @@ import binascii
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._api_options import ApiOptions, api_command
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
-from omni_secrets.cli._render import show
+from omni_secrets.cli._output import show
 from omni_secrets.cli._secret_input import (
     ValueFileOption,
     ValueStdinOption,
     read_value,
     require_one_source,
 )
-from omni_secrets.cli.client import ActiveOverrides, ApiClient, OverrideRevoked, UnexpectedAnswer
+from omni_secrets.cli.client import UnexpectedAnswer
 from omni_secrets.domain.catalog import parse_secret_type
+
+if TYPE_CHECKING:
+    from omni_secrets.cli.client import ApiClient
 
 _PRIVATE_KEY_MODE = 0o600
 
@@ -229,6 +232,8 @@ def revoke(
 
     --json prints {"overrideId": "...", "revoked": true}.
     """
+    from omni_secrets.cli.client import OverrideRevoked
+
     with api.connect() as client:
         client.revoke_break_glass(override_id)
     show(OverrideRevoked(override_id), as_json=api.as_json)
@@ -244,6 +249,8 @@ def list_overrides(api: ApiOptions) -> None:
     --json prints {"overrides": [{"secretType": "api_secret", "overrideId": "...",
     "actor": "...", "activatedAt": "...", "expiresAt": "...", "reason": "..."}]}.
     """
+    from omni_secrets.cli.client import ActiveOverrides
+
     with api.connect() as client:
         report = client.status()
     show(ActiveOverrides.of(report), as_json=api.as_json)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._api_options import ApiOptions, api_command
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
-from omni_secrets.cli._render import show
-from omni_secrets.cli.client import ApiClient, RefreshProgress
+from omni_secrets.cli._output import show
+
+if TYPE_CHECKING:
+    from omni_secrets.cli.client import ApiClient, RefreshProgress
 
 WaitOption = Annotated[bool, typer.Option("--wait", help="Poll until the refresh has finished.")]
 TimeoutOption = Annotated[

@@ -9,16 +9,18 @@ failed attempt.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._api_options import ApiOptions, api_command
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
-from omni_secrets.cli._render import show
-from omni_secrets.cli.client import RotationCancelled, RotationPreview
+from omni_secrets.cli._output import show
 from omni_secrets.domain.catalog import parse_secret_type
+
+if TYPE_CHECKING:
+    from omni_secrets.cli.client import RotationPreview
 
 PreviewIdArgument = Annotated[
     str, typer.Argument(metavar="PREVIEW_ID", help="The previewId printed by `rotation preview`.")
@@ -164,6 +166,8 @@ def cancel(preview_id: PreviewIdArgument, api: ApiOptions) -> None:
 
     --json prints {"previewId": "...", "cancelled": true}.
     """
+    from omni_secrets.cli.client import RotationCancelled
+
     with api.connect() as client:
         client.cancel_rotation(preview_id)
     show(RotationCancelled(preview_id), as_json=api.as_json)
