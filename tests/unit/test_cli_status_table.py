@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from omni_secrets.cli.ops import render_status
+from omni_secrets.cli._render import render_status
+from omni_secrets.cli.client import StatusReport
 
 
 def iso(delta: timedelta) -> str:
@@ -87,7 +88,7 @@ def test_fits_80_columns_and_keeps_the_long_fields_whole(
 ) -> None:
     """No line is wider than 80; the override's reason and the error message survive entire."""
     monkeypatch.setenv("COLUMNS", "80")
-    render_status(status_body())
+    render_status(StatusReport.parse(status_body()))
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     flat = " ".join(out.split())
@@ -102,7 +103,7 @@ def test_days_are_the_apis_days_until_due(
 ) -> None:
     """364 in JSON is "due in 364d" (not a rounded 365), overdue counts days late."""
     monkeypatch.setenv("COLUMNS", "80")
-    render_status(status_body())
+    render_status(StatusReport.parse(status_body()))
     rows: dict[str, str] = {}
     for line in capsys.readouterr().out.splitlines():
         if line and not line.startswith(" "):

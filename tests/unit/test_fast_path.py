@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 from omni_secrets.api import secrets
 from omni_secrets.api.auth import Unauthenticated
 from omni_secrets.api.fast_path import FastPath
-from omni_secrets.api.secrets import STATUS_PATH
+from omni_secrets.api.paths import STATUS_PATH
 
 
 async def behind(scope: Scope, receive: Receive, send: Send) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from omni_secrets import __version__
-from omni_secrets.api import breakglass, consumer, health, refresh, rotation, secrets
+from omni_secrets.api import break_glass, consumer, health, refresh, rotation, secrets
 from omni_secrets.api.auth import Hs256Verifier, JwksVerifier, TokenVerifier
 from omni_secrets.api.auth_policy import AuthPolicySource, PolicyVerifier
 from omni_secrets.api.docs import OPENAPI_PATH, docs_enabled, install_docs
@@ -23,9 +23,10 @@ from omni_secrets.api.errors import install_error_handlers
 from omni_secrets.api.fast_path import FastPath
 from omni_secrets.api.middleware import RequestContextMiddleware
 from omni_secrets.api.openapi import install_openapi
+from omni_secrets.api.paths import STATUS_PATH
 from omni_secrets.api.probes import probe_handlers
 from omni_secrets.api.reload_signal import reload_on_sighup
-from omni_secrets.api.secrets import STATUS_PATH, status_fast_path
+from omni_secrets.api.secrets import status_fast_path
 from omni_secrets.api.status_document import StatusRenderer
 from omni_secrets.api.token_cache import CachingVerifier
 from omni_secrets.bootstrap import Overrides, run_services
@@ -60,7 +61,7 @@ ROUTERS = (
     refresh.router,
     consumer.router,
     rotation.router,
-    breakglass.router,
+    break_glass.router,
 )
 
 

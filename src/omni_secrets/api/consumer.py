@@ -6,17 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from omni_secrets.api import paths
 from omni_secrets.api.auth import Scope
 from omni_secrets.api.deps import require
 from omni_secrets.api.errors import error_responses
 from omni_secrets.api.state import services_of
 from omni_secrets.domain import errors
 
-router = APIRouter(prefix="/apex-omni", tags=["apex-omni"])
+router = APIRouter(tags=["apex-omni"])
 
 
 @router.get(
-    "/account",
+    paths.ACCOUNT_PATH,
     responses=error_responses(errors.SecretsUnavailable, errors.ApexUpstreamError),
     # Account reads are not audited, so the caller's identity is checked, never passed on.
     dependencies=[Depends(require(Scope.APEX_READ))],

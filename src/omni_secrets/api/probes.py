@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from omni_secrets.api import paths
 from omni_secrets.observability.exposition import CONTENT_TYPE, TextExposition
 
 if TYPE_CHECKING:
@@ -46,4 +47,4 @@ def probe_handlers() -> dict[str, Handler]:
     async def metrics(services: Services, request: Request) -> Response:  # noqa: ARG001
         return Response(exposition.render(services.metrics.registry), media_type=CONTENT_TYPE)
 
-    return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+    return {paths.HEALTHZ_PATH: healthz, paths.READYZ_PATH: readyz, paths.METRICS_PATH: metrics}

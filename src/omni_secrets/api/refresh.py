@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
+from omni_secrets.api import paths
 from omni_secrets.api.deps import CorrelationId, RefreshPrincipal
 from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import RefreshQueued, RefreshRequestBody, RefreshStatusResponse
@@ -13,11 +14,11 @@ from omni_secrets.api.state import services_of
 from omni_secrets.domain import errors
 from omni_secrets.domain.cluster import RefreshResult
 
-router = APIRouter(prefix="/internal/apex-omni/secrets/cache", tags=["cache"])
+router = APIRouter(tags=["cache"])
 
 
 @router.post(
-    "/refresh",
+    paths.CACHE_REFRESH_PATH,
     status_code=202,
     response_model=RefreshQueued,
     response_model_by_alias=True,
@@ -48,7 +49,7 @@ async def request_refresh(
 
 
 @router.get(
-    "/refresh/{requestId}",
+    paths.CACHE_REFRESH_REQUEST_PATH,
     response_model=RefreshStatusResponse,
     response_model_by_alias=True,
     responses=error_responses(errors.RefreshRequestNotFound),

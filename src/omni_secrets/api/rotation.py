@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
+from omni_secrets.api import paths
 from omni_secrets.api.deps import CorrelationId, RotatePrincipal
 from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import (
@@ -16,7 +17,7 @@ from omni_secrets.api.schemas import (
 from omni_secrets.api.state import services_of
 from omni_secrets.domain import errors
 
-router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["rotation"])
+router = APIRouter(tags=["rotation"])
 
 # camelCase in the path, like every other name on the wire (and like {overrideId}).
 PreviewId = Annotated[
@@ -34,7 +35,7 @@ _UNAVAILABLE = (
 
 
 @router.post(
-    "/rotation-preview",
+    paths.ROTATION_PREVIEW_PATH,
     response_model=RotationPreviewResponse,
     response_model_by_alias=True,
     responses=error_responses(
@@ -61,7 +62,7 @@ async def preview_rotation(
 
 
 @router.post(
-    "/rotations/{previewId}/commit",
+    paths.ROTATION_COMMIT_PATH,
     response_model=RotationCommitResponse,
     response_model_by_alias=True,
     responses=error_responses(errors.PreviewNotFound, errors.PreviewNotReady, *_UNAVAILABLE),
@@ -80,7 +81,7 @@ async def commit_rotation(
 
 
 @router.delete(
-    "/rotations/{previewId}",
+    paths.ROTATION_PATH,
     status_code=204,
     response_class=Response,
     responses=error_responses(errors.PreviewNotFound, *_UNAVAILABLE),

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 
+from omni_secrets.api import paths
 from omni_secrets.api.auth import Principal
 from omni_secrets.api.deps import CorrelationId, ReadPrincipal, RotatePrincipal, require_read
 from omni_secrets.api.errors import error_responses
@@ -18,13 +19,10 @@ from omni_secrets.domain import errors
 if TYPE_CHECKING:
     from omni_secrets.bootstrap import Services
 
-router = APIRouter(prefix="/ops/apex-omni/secrets", tags=["secrets"])
+router = APIRouter(tags=["secrets"])
 
 
-STATUS_PATH = "/ops/apex-omni/secrets/status"
-
-
-@router.get("/status", response_model=StatusResponse, response_model_by_alias=True)
+@router.get(paths.STATUS_PATH, response_model=StatusResponse, response_model_by_alias=True)
 async def get_status(
     request: Request, principal: ReadPrincipal, correlation_id: CorrelationId
 ) -> Response:
@@ -49,7 +47,7 @@ async def _status_response(
 
 
 @router.post(
-    "/self-test",
+    paths.SELF_TEST_PATH,
     response_model=SelfTestResponse,
     response_model_by_alias=True,
     responses=error_responses(errors.SecretsUnavailable),

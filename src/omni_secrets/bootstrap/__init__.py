@@ -1,21 +1,42 @@
 """The composition root: the one package that builds concrete adapters and wires the features.
 
-``build_services`` only constructs, ``start_services`` starts and stops, ``run_services`` is both;
-``open_database`` gives a CLI command the same units of work ``serve`` uses.
+``build_services`` only constructs, ``start_services`` starts and stops, ``run_services`` is both
+(``services``); ``open_database`` and the rest of ``database`` give the CLI the same database
+``serve`` uses. Names load on first use, so a command that needs only the database does not
+import the whole service stack.
 """
 
-from omni_secrets.bootstrap.services import (
-    ClusterStore,
-    Overrides,
-    Services,
-    build_gsm_versions,
-    build_secret_store,
-    build_services,
-    load_break_glass_key_pair,
-    open_database,
-    run_services,
-    start_services,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omni_secrets.bootstrap.database import open_database
+    from omni_secrets.bootstrap.services import (
+        ClusterStore,
+        Overrides,
+        Services,
+        build_gsm_versions,
+        build_secret_store,
+        build_services,
+        load_break_glass_key_pair,
+        run_services,
+        start_services,
+    )
+
+_MODULE_OF = {
+    "ClusterStore": "services",
+    "Overrides": "services",
+    "Services": "services",
+    "build_gsm_versions": "services",
+    "build_secret_store": "services",
+    "build_services": "services",
+    "load_break_glass_key_pair": "services",
+    "open_database": "database",
+    "run_services": "services",
+    "start_services": "services",
+}
 
 __all__ = [
     "ClusterStore",
@@ -29,3 +50,10 @@ __all__ = [
     "run_services",
     "start_services",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)

@@ -51,7 +51,6 @@ from omni_secrets.domain.cluster import RefreshLedger, ReplicaRegistry, SignalSt
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.gsm_events import RawGsmMessage
-from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.observations import ObserverFanOut, ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
@@ -213,21 +212,6 @@ def build_gsm_versions(settings: Settings) -> tuple[GsmVersions, Callable[[], Aw
         retry=RetryPolicy(),
     )
     return GsmVersions(Catalog(settings.gsm_secret_prefix), client, client), client.aclose
-
-
-@contextlib.asynccontextmanager
-async def open_database(
-    url: str, *, clock: Clock | None = None, keyring: IntegrityKeyring | None = None
-) -> AsyncIterator[UnitOfWorkFactory]:
-    """Units of work over the database at ``url``, for one CLI command; the engine is disposed on
-    exit. Opening connects nothing: the first unit of work does. With ``keyring`` rows are signed
-    and checked with the integrity keys.
-    """
-    engine = db_engine.create_engine(url)
-    try:
-        yield unit_of_work.sql_unit_of_work_factory(engine, clock=clock, keyring=keyring)
-    finally:
-        await engine.dispose()
 
 
 def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:

@@ -22,7 +22,7 @@ from typer._click import exceptions as click_errors  # typer vendors click; thes
 from omni_secrets import __version__
 from omni_secrets.cli import (
     audit,
-    breakglass,
+    break_glass,
     db,
     dev,
     emulator,
@@ -33,10 +33,11 @@ from omni_secrets.cli import (
     serve,
     token,
 )
-from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from omni_secrets.cli._help import tidy_help
+from omni_secrets.cli.client import ApiError, ApiStatusError, ApiUnreachable
 from omni_secrets.domain.errors import OmniSecretsError
-from omni_secrets.error_mapping import exit_code_for
+from omni_secrets.error_mapping import exit_code_for, exit_code_for_http_status
 
 app = typer.Typer(
     name="omni-secrets",
@@ -74,7 +75,7 @@ def _root(
 
 
 audit.register(app)
-breakglass.register(app)
+break_glass.register(app)
 db.register(app)
 dev.register(app)
 emulator.register(app)
@@ -103,6 +104,17 @@ def main(argv: list[str] | None = None) -> None:
         fail("aborted", code=130)
     except OmniSecretsError as exc:
         fail(exc.message, code=exit_code_for(type(exc)))
+    except ApiError as exc:
+        fail(exc.message, code=_exit_code_for_api_error(exc))
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _exit_code_for_api_error(error: ApiError) -> int:
+    """An API refusal exits as its status's category would locally; no answer at all is 3."""
+    if isinstance(error, ApiStatusError):
+        return exit_code_for_http_status(error.status_code)
+    if isinstance(error, ApiUnreachable):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED

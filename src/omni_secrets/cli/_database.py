@@ -30,16 +30,12 @@ DATABASE_URL_ENV = "OMNI_DATABASE_URL"
 
 def existing_database_url(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
     """The database URL to read, checked to exist when it is SQLite; exit 3 when it does not."""
-    from sqlalchemy.engine import make_url
-
-    from omni_secrets.adapters.db.engine import is_sqlite
+    from omni_secrets.bootstrap.database import sqlite_file
 
     env = os.environ if environ is None else environ
     url = database_url(settings)
-    if not is_sqlite(url):
-        return url
-    path = make_url(url).database
-    if not path or path == ":memory:" or Path(path).exists():
+    path = sqlite_file(url)
+    if path is None or Path(path).exists():
         return url
     if not env.get(DATABASE_URL_ENV) and DEV_DATABASE.exists():
         typer.echo(

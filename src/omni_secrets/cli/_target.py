@@ -1,7 +1,8 @@
 """Which API a command talks to, and with which bearer token (contract section 11).
 
-Every command that calls the HTTP API takes the same options, declared here once, and resolves
-them with :func:`resolve_target`:
+Every command that calls the HTTP API takes the same options (declared here once as ``Annotated``
+aliases; ``cli/_api_options.py`` puts them on each command) and resolves them with
+:func:`resolve_target`:
 
 - the URL: ``--url``, else ``$OMNI_URL``;
 - the token: ``--token``, ``--token-file F`` or ``--id-token-audience AUD`` (a Google ID token,

@@ -77,7 +77,7 @@ def verify(
 async def _verify(
     url: str, keyring: IntegrityKeyring | None, max_unkeyed_id: int | None
 ) -> ChainVerdict:
-    from omni_secrets.bootstrap import open_database
+    from omni_secrets.bootstrap.database import open_database
     from omni_secrets.domain.audit_chain import ChainVerifier
 
     async with open_database(url, keyring=keyring) as uow_factory:

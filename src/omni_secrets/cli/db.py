@@ -35,10 +35,10 @@ def register(app: typer.Typer) -> None:
 
 def database_url(settings: Settings) -> str:
     """``OMNI_DATABASE_URL`` after checking it names a supported database (exit 2 otherwise)."""
-    from omni_secrets.adapters.db.engine import sync_url
+    from omni_secrets.bootstrap.database import check_database_url
 
     try:
-        sync_url(settings.database_url)
+        check_database_url(settings.database_url)
     except ValueError as exc:
         fail(f"OMNI_DATABASE_URL: {exc}", code=EXIT_USAGE)
     return settings.database_url
@@ -50,12 +50,12 @@ def load_keyring_or_exit(settings: Settings) -> IntegrityKeyring | None:
     Exits 2 with one line when a file is bad, or when ``production`` names none: rows written
     without the key would not be served there.
     """
-    from omni_secrets.adapters import integrity_keys
+    from omni_secrets.bootstrap.database import load_integrity_keyring
     from omni_secrets.config import Environment
     from omni_secrets.domain.errors import IntegrityKeyInvalid
 
     try:
-        keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+        keyring = load_integrity_keyring(settings)
     except IntegrityKeyInvalid as exc:
         fail(exc.reason, code=EXIT_USAGE)
     if keyring is None and settings.environment is Environment.PRODUCTION:
@@ -69,9 +69,9 @@ def load_keyring_or_exit(settings: Settings) -> IntegrityKeyring | None:
 
 def require_schema_at_head(url: str, *, code: int = EXIT_FAILED) -> None:
     """Exit ``code`` (default 1) with a clear line unless the database is migrated to head."""
-    from omni_secrets.adapters.db import migrate
+    from omni_secrets.bootstrap.database import head_revision, schema_revision
 
-    at, head = migrate.current(url), migrate.head()
+    at, head = schema_revision(url), head_revision()
     if at != head:
         fail(
             f"the database schema is at {at or 'base'}, this version needs {head}: "
@@ -92,12 +92,11 @@ def upgrade(
     file when it does not exist. The service itself never migrates (`serve` expects a migrated
     database); run this before deploying a new version.
     """
-    from omni_secrets.adapters.db import migrate
-    from omni_secrets.adapters.db.engine import redacted
+    from omni_secrets.bootstrap.database import redacted, schema_revision, upgrade_schema
 
     url = database_url(load_settings())
-    migrate.upgrade(url, revision)
-    typer.echo(f"database {redacted(url)} is at revision {_describe(migrate.current(url))}")
+    upgrade_schema(url, revision)
+    typer.echo(f"database {redacted(url)} is at revision {_describe(schema_revision(url))}")
 
 
 @db_app.command("downgrade")
@@ -116,8 +115,7 @@ def downgrade(
     OMNI_ENVIRONMENT=production it refuses (exit 2) unless --force is given. The target must be
     below the current revision.
     """
-    from omni_secrets.adapters.db import migrate
-    from omni_secrets.adapters.db.engine import redacted
+    from omni_secrets.bootstrap.database import downgrade_schema, redacted, schema_revision
     from omni_secrets.config import Environment
 
     settings = load_settings()
@@ -128,8 +126,8 @@ def downgrade(
             code=EXIT_USAGE,
         )
     url = database_url(settings)
-    migrate.downgrade(url, revision)
-    typer.echo(f"database {redacted(url)} is at revision {_describe(migrate.current(url))}")
+    downgrade_schema(url, revision)
+    typer.echo(f"database {redacted(url)} is at revision {_describe(schema_revision(url))}")
 
 
 @db_app.command("current")
@@ -140,18 +138,18 @@ def current() -> None:
 
     Read-only. The newest revision is marked `(head)`.
     """
-    from omni_secrets.adapters.db import migrate
+    from omni_secrets.bootstrap.database import schema_revision
 
     url = database_url(load_settings())
-    typer.echo(_describe(migrate.current(url)))
+    typer.echo(_describe(schema_revision(url)))
 
 
 def _describe(revision: str | None) -> str:
-    from omni_secrets.adapters.db import migrate
+    from omni_secrets.bootstrap.database import head_revision
 
     if revision is None:
         return "base"
-    return f"{revision} (head)" if revision == migrate.head() else revision
+    return f"{revision} (head)" if revision == head_revision() else revision
 
 
 @db_app.command("seed")
@@ -196,7 +194,7 @@ async def _seed_with_gsm(settings: Settings, url: str, project_id: str) -> SeedR
 async def _seed(
     settings: Settings, url: str, project_id: str, *, store: SecretStore | None
 ) -> SeedReport:
-    from omni_secrets.bootstrap import open_database
+    from omni_secrets.bootstrap.database import open_database
     from omni_secrets.catalog_seed import seed_catalog
     from omni_secrets.domain.catalog import Catalog
     from omni_secrets.domain.clock import SystemClock
@@ -275,29 +273,23 @@ def sign_pins(
 
 
 async def _sign_pins(url: str, keyring: IntegrityKeyring, *, apply: bool) -> None:
-    from omni_secrets.adapters.db.engine import create_engine
-    from omni_secrets.adapters.db.unit_of_work import SqlUnitOfWork
-    from omni_secrets.domain.clock import SystemClock
+    from omni_secrets.bootstrap.database import open_sql_unit_of_work
 
-    engine = create_engine(url)
-    try:
-        async with SqlUnitOfWork(engine, clock=SystemClock(), keyring=keyring) as uow:
-            rows = [r for r in await uow.metadata.list_all() if not r.pin_integrity.servable]
-            for row in rows:
-                typer.echo(
-                    f"{row.secret_type.value:<15} mac={row.pin_integrity.value:<8} "
-                    f"version={row.active_version or '-'} "
-                    f"lastRotatedAt={to_rfc3339(row.last_rotated_at)} "
-                    f"dueAt={to_rfc3339(row.rotation_due_at)}"
-                )
-            if not apply:
-                typer.echo(f"{len(rows)} pin(s) unsigned or invalid; re-run with --apply to sign")
-                return
-            signed = await uow.metadata.sign_pins()
-            await uow.commit()
-        typer.echo(f"{len(signed)} pin(s) signed with integrity key {keyring.signing_key_id}")
-    finally:
-        await engine.dispose()
+    async with open_sql_unit_of_work(url, keyring=keyring) as uow:
+        rows = [r for r in await uow.metadata.list_all() if not r.pin_integrity.servable]
+        for row in rows:
+            typer.echo(
+                f"{row.secret_type.value:<15} mac={row.pin_integrity.value:<8} "
+                f"version={row.active_version or '-'} "
+                f"lastRotatedAt={to_rfc3339(row.last_rotated_at)} "
+                f"dueAt={to_rfc3339(row.rotation_due_at)}"
+            )
+        if not apply:
+            typer.echo(f"{len(rows)} pin(s) unsigned or invalid; re-run with --apply to sign")
+            return
+        signed = await uow.metadata.sign_pins()
+        await uow.commit()
+    typer.echo(f"{len(signed)} pin(s) signed with integrity key {keyring.signing_key_id}")
 
 
 @db_app.command("grants")
@@ -317,34 +309,33 @@ def grants(
     dry run that prints the SQL; --apply runs it in one transaction. ROLE must exist (CREATE
     ROLE ... LOGIN first) and must not own the tables.
     """
-    from omni_secrets.adapters.db import roles
-    from omni_secrets.adapters.db.engine import is_sqlite
+    from omni_secrets.bootstrap import database
 
     url = database_url(load_settings())
-    if is_sqlite(url):
+    if database.is_sqlite(url):
         fail("db grants is for PostgreSQL; SQLite has no roles", code=EXIT_USAGE)
     try:
-        roles.quote_role(role)
+        database.check_role_name(role)
     except ValueError as exc:
         fail(f"--role: {exc}", code=EXIT_USAGE)
     require_schema_at_head(url)
-    statements = roles.grant_statements(role, roles.existing_tables(url))
+    statements = database.runtime_grants(url, role)
     if not apply:
         for statement in statements:
             typer.echo(f"{statement};")
         return
-    if not roles.role_exists(url, role):
+    if not database.role_exists(url, role):
         fail(f"role {role!r} does not exist: CREATE ROLE {role} LOGIN first", code=EXIT_USAGE)
-    if roles.audit_table_owner(url) == role:
+    if database.audit_table_owner(url) == role:
         # Revoking the owner's own privileges would lock the migrations out; and serving as the
         # owner is exactly what the runtime role is meant to avoid.
         fail(f"role {role!r} owns the tables: --role names the runtime role", code=EXIT_USAGE)
-    user, owner = roles.runs_as_audit_owner(url)
+    user, owner = database.runs_as_audit_owner(url)
     if not owner:
         fail(
             f"connected as {user!r}, which does not own the tables: run db grants as the "
             "migration (owner) role",
             code=EXIT_USAGE,
         )
-    roles.apply(url, statements)
+    database.apply_grants(url, statements)
     typer.echo(f"granted {role!r} the runtime privileges ({len(statements)} statements)")

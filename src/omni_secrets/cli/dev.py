@@ -91,10 +91,8 @@ def dev(
     Other OMNI_* variables from the environment still apply (e.g. OMNI_CACHE_TTL_SECONDS).
     Refuses to run with OMNI_ENVIRONMENT=production.
     """
-    # Here, not at the top: pydantic-settings and PyNaCl load only when `dev` runs.
+    # Here, not at the top: pydantic-settings loads only when `dev` runs.
     from omni_secrets.config import load_checked_settings
-    from omni_secrets.domain.break_glass import generate_private_key, load_key_pair
-    from omni_secrets.emulator import GsmEmulator
 
     if os.environ.get("OMNI_ENVIRONMENT", "development") == "production":
         fail("omni-secrets dev never runs with OMNI_ENVIRONMENT=production", code=EXIT_USAGE)
@@ -104,38 +102,15 @@ def dev(
     except OSError as exc:
         fail(f"cannot create data dir {str(data_dir)!r}: {exc.strerror}", code=EXIT_USAGE)
     data_dir = data_dir.resolve()
-
-    private_file, public_file = data_dir / "breakglass.key", data_dir / "breakglass.pub"
-    if not private_file.exists():
-        private_b64, public_b64, _ = generate_private_key()
-        _write_once(private_file, private_b64)
-        public_file.unlink(missing_ok=True)
-        _write_once(public_file, public_b64)
-    public_b64 = public_file.read_text().strip()
-    load_key_pair(public_b64, private_file.read_text())  # the check serve does too
+    private_file, public_b64 = _break_glass_key_pair(data_dir)
     hs256_secret = _write_once(data_dir / "token.secret", secrets.token_urlsafe(48))
-    from omni_secrets.adapters.integrity_keys import create_key_file
-
-    integrity_key_file = Path(
-        os.environ.get("OMNI_INTEGRITY_KEY_FILE") or data_dir / INTEGRITY_KEY_FILE_NAME
-    )
-    if not os.environ.get("OMNI_INTEGRITY_KEY_FILE"):
-        create_key_file(integrity_key_file)
-
-    emulator = GsmEmulator()
-    address = emulator.start()
-    emulator.seed(
-        DEV_PROJECT,
-        {
-            f"{os.environ.get('OMNI_GSM_SECRET_PREFIX', 'apex-omni-')}{k}": [v]
-            for k, v in DEMO_SECRETS.items()
-        },
-    )
+    integrity_key_file = _integrity_key_file(data_dir)
+    emulator, gsm_address = _start_emulator()
     fake_apex = None
     forced: dict[str, str] = {
         "OMNI_ENVIRONMENT": "development",
         "GCP_PROJECT_ID": DEV_PROJECT,
-        "OMNI_GSM_ENDPOINT": address,
+        "OMNI_GSM_ENDPOINT": gsm_address,
         "OMNI_DATABASE_URL": f"sqlite:///{data_dir / 'omni-secrets.db'}",
         "OMNI_AUTH_HS256_SECRET": hs256_secret,
         "OMNI_BREAKGLASS_PUBLIC_KEY": public_b64,
@@ -143,18 +118,10 @@ def dev(
         "OMNI_INTEGRITY_KEY_FILE": str(integrity_key_file),
         "OMNI_LOG_FORMAT": os.environ.get("OMNI_LOG_FORMAT", "console"),
     }
-    if not os.environ.get("OMNI_APEX_BASE_URL"):
-        # Imported here, not at module import: ``serve`` shares this package and must not load
-        # the fakes.
-        from omni_secrets.testing import FakeApexServer
-
-        prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
-        fake_apex = FakeApexServer(
-            credential_source=lambda: enabled_credential_sets(emulator, DEV_PROJECT, prefix)
-        )
-        fake_apex.start()
-        forced["OMNI_APEX_BASE_URL"] = fake_apex.base_url
     try:
+        if not os.environ.get("OMNI_APEX_BASE_URL"):
+            fake_apex = _start_fake_apex(emulator)
+            forced["OMNI_APEX_BASE_URL"] = fake_apex.base_url
         settings = load_checked_settings(**forced)
         _migrate_and_seed(settings)
         env_file = data_dir / ENV_FILE_NAME
@@ -172,13 +139,66 @@ def dev(
             fake_apex.stop()
 
 
+def _break_glass_key_pair(data_dir: Path) -> tuple[Path, str]:
+    """The private key file and the public key in ``data_dir``, made the first time, checked
+    to belong together as ``serve`` checks them."""
+    from omni_secrets.domain.break_glass import generate_private_key, load_key_pair  # PyNaCl
+
+    private_file, public_file = data_dir / "breakglass.key", data_dir / "breakglass.pub"
+    if not private_file.exists():
+        private_b64, public_b64, _ = generate_private_key()
+        _write_once(private_file, private_b64)
+        public_file.unlink(missing_ok=True)
+        _write_once(public_file, public_b64)
+    public_b64 = public_file.read_text().strip()
+    load_key_pair(public_b64, private_file.read_text())
+    return private_file, public_b64
+
+
+def _integrity_key_file(data_dir: Path) -> Path:
+    """``$OMNI_INTEGRITY_KEY_FILE`` when set, else the data dir's key (made the first time)."""
+    from omni_secrets.bootstrap.database import create_integrity_key_file
+
+    given = os.environ.get("OMNI_INTEGRITY_KEY_FILE")
+    if given:
+        return Path(given)
+    path = data_dir / INTEGRITY_KEY_FILE_NAME
+    create_integrity_key_file(path)
+    return path
+
+
+def _start_emulator() -> tuple[GsmEmulator, str]:
+    """The in-process GSM emulator, seeded with the fake demo values, and its address."""
+    from omni_secrets.emulator import GsmEmulator
+
+    emulator = GsmEmulator()
+    address = emulator.start()
+    prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
+    emulator.seed(DEV_PROJECT, {f"{prefix}{k}": [v] for k, v in DEMO_SECRETS.items()})
+    return emulator, address
+
+
+def _start_fake_apex(emulator: GsmEmulator) -> FakeApexServer:
+    """A local fake ApeX accepting any credential set ENABLED in ``emulator``."""
+    # Imported here, not at module import: ``serve`` shares this package and must not load the
+    # fakes.
+    from omni_secrets.testing import FakeApexServer
+
+    prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
+    fake_apex = FakeApexServer(
+        credential_source=lambda: enabled_credential_sets(emulator, DEV_PROJECT, prefix)
+    )
+    fake_apex.start()
+    return fake_apex
+
+
 def _migrate_and_seed(settings: Settings) -> None:
     import asyncio
 
-    from omni_secrets.adapters.db import migrate
+    from omni_secrets.bootstrap.database import upgrade_schema
     from omni_secrets.cli.db import _seed_with_gsm
 
-    migrate.upgrade(settings.database_url)
+    upgrade_schema(settings.database_url)
     asyncio.run(_seed_with_gsm(settings, settings.database_url, DEV_PROJECT))
     # A data dir from before the integrity key has unsigned pins: in dev (only) we vouch for
     # them, so an old data dir keeps working.
@@ -186,20 +206,14 @@ def _migrate_and_seed(settings: Settings) -> None:
 
 
 async def _sign_dev_pins(settings: Settings) -> None:
-    from omni_secrets.adapters import integrity_keys
-    from omni_secrets.adapters.db.engine import create_engine
-    from omni_secrets.adapters.db.unit_of_work import SqlUnitOfWork
+    from omni_secrets.bootstrap.database import load_integrity_keyring, open_sql_unit_of_work
 
-    keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+    keyring = load_integrity_keyring(settings)
     if keyring is None:
         return
-    engine = create_engine(settings.database_url)
-    try:
-        async with SqlUnitOfWork(engine, clock=SystemClock(), keyring=keyring) as uow:
-            await uow.metadata.sign_pins()
-            await uow.commit()
-    finally:
-        await engine.dispose()
+    async with open_sql_unit_of_work(settings.database_url, keyring=keyring) as uow:
+        await uow.metadata.sign_pins()
+        await uow.commit()
 
 
 def require_free_port(host: str, port: int) -> None:

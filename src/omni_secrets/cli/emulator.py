@@ -7,11 +7,14 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
+
+if TYPE_CHECKING:
+    from omni_secrets.emulator import Seed
 
 _TOPIC_RE = re.compile(r"projects/[A-Za-z0-9._:-]{1,100}/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}")
 
@@ -57,14 +60,9 @@ def emulator(
     the resource as JSON, never a payload); the topic is created when missing. It needs
     PUBSUB_EMULATOR_HOST: the emulator never publishes to Google's real Pub/Sub.
     """
-    from omni_secrets.emulator import GsmEmulator, SeedError, load_seed_file
+    from omni_secrets.emulator import GsmEmulator
 
-    seed = None
-    if seed_file is not None:
-        try:
-            seed = load_seed_file(seed_file)
-        except SeedError as exc:
-            fail(str(exc), code=EXIT_USAGE)
+    seed = _load_seed(seed_file) if seed_file is not None else None
     publisher = None
     if pubsub_topic is not None:
         publisher = _publisher(pubsub_topic)
@@ -90,16 +88,7 @@ def emulator(
             address = server.start()
         except OSError as exc:
             fail(str(exc), code=EXIT_FAILED)
-        print(f"grpc: {address}", flush=True)
-        print(f"control: {server.control_url}", flush=True)
-        if seed is not None:
-            print(
-                f"seeded {seed.version_count} versions of {len(seed.secrets)} secrets "
-                f"into project {seed.project_id}",
-                flush=True,
-            )
-        if publisher is not None:
-            print(f"pubsub: {publisher.topic}", flush=True)
+        _print_started(address, server.control_url, seed, publisher)
         stop.wait()
     finally:
         server.stop()
@@ -107,6 +96,32 @@ def emulator(
             publisher.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _load_seed(seed_file: Path) -> Seed:
+    """The seed file's content, or exit 2 with one line (before anything listens)."""
+    from omni_secrets.emulator import SeedError, load_seed_file
+
+    try:
+        return load_seed_file(seed_file)
+    except SeedError as exc:
+        fail(str(exc), code=EXIT_USAGE)
+
+
+def _print_started(
+    address: str, control_url: str | None, seed: Seed | None, publisher: Any
+) -> None:
+    """What a script waiting for the emulator reads: one ``key: value`` line each, flushed."""
+    print(f"grpc: {address}", flush=True)
+    print(f"control: {control_url}", flush=True)
+    if seed is not None:
+        print(
+            f"seeded {seed.version_count} versions of {len(seed.secrets)} secrets "
+            f"into project {seed.project_id}",
+            flush=True,
+        )
+    if publisher is not None:
+        print(f"pubsub: {publisher.topic}", flush=True)
 
 
 def _publisher(topic: str) -> Any:

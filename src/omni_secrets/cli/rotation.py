@@ -93,7 +93,7 @@ def check(
 
 
 async def _read_metadata(url: str) -> list[OmniSecretMetadata]:
-    from omni_secrets.bootstrap import open_database
+    from omni_secrets.bootstrap.database import open_database
 
     async with open_database(url) as uow_factory, uow_factory() as uow:
         return list(await uow.metadata.list_all())

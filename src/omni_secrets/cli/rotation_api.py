@@ -1,4 +1,4 @@
-"""``omni-secrets rotation preview|commit|cancel``: the rotation routes of the API (section 5).
+"""``omni-secrets rotation preview|commit|cancel`` and ``self-test``: the rotation routes.
 
 A preview takes its group's rotation lock for 15 minutes whether or not it is ready. A preview
 that is *not* ready can never be committed, so ``rotation preview`` cancels it at once (releasing
@@ -9,29 +9,18 @@ failed attempt.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from omni_secrets.api.scopes import Scope
-from omni_secrets.cli._bearer import IdTokenAudienceOption
+from omni_secrets.cli._api_options import ApiOptions, api_command
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
-from omni_secrets.cli._http import ApiClient
-from omni_secrets.cli._output import console, minutes, print_json, relative
-from omni_secrets.cli._target import (
-    InsecureOption,
-    JsonOption,
-    TokenFileOption,
-    TokenOption,
-    UrlOption,
-    resolve_target,
-)
+from omni_secrets.cli._output import show
 from omni_secrets.domain.catalog import parse_secret_type
 
-PREVIEW_PATH = "/ops/apex-omni/secrets/rotation-preview"
-SELF_TEST_PATH = "/ops/apex-omni/secrets/self-test"
-ROTATIONS_PATH = "/ops/apex-omni/secrets/rotations"
+if TYPE_CHECKING:
+    from omni_secrets.cli.client import RotationPreview
 
 PreviewIdArgument = Annotated[
     str, typer.Argument(metavar="PREVIEW_ID", help="The previewId printed by `rotation preview`.")
@@ -46,14 +35,8 @@ def register(app: typer.Typer, rotation_app: typer.Typer) -> None:
     app.command("self-test")(self_test)
 
 
-def self_test(
-    url: UrlOption = None,
-    token: TokenOption = None,
-    token_file: TokenFileOption = None,
-    insecure: InsecureOption = False,
-    id_token_audience: IdTokenAudienceOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@api_command(Scope.ROTATE)
+def self_test(api: ApiOptions) -> None:
     """Sign GET /api/v3/account at ApeX Omni with the credentials being served right now.
 
     Needs the omni-secrets:rotate scope. Run it after a rotation commit, before revoking the old
@@ -63,32 +46,14 @@ def self_test(
     --json prints the API's body, e.g. {"ok": true, "httpStatus": 200, "apexCode": null,
     "skewMs": 12, "accountId": "..."}
     """
-    target = resolve_target(
-        url=url,
-        token=token,
-        token_file=token_file,
-        insecure=insecure,
-        scope=Scope.ROTATE,
-        id_token_audience=id_token_audience,
-    )
-    with ApiClient(target.url, target.token) as api:
-        result = api.post_json(SELF_TEST_PATH, None)
-    if as_json:
-        print_json(result)
-    elif result.get("ok"):
-        print(
-            f"ApeX accepted the served credentials: account {result.get('accountId')}, "
-            f"HTTP {result.get('httpStatus')}, clock skew {result.get('skewMs')} ms"
-        )
-    else:
-        print(
-            f"ApeX refused the served credentials: HTTP {result.get('httpStatus')}, ApeX code "
-            f"{result.get('apexCode')}: {result.get('reason')}"
-        )
-    if not result.get("ok"):
+    with api.connect() as client:
+        result = client.self_test()
+    show(result, as_json=api.as_json)
+    if not result.ok:
         raise typer.Exit(EXIT_FAILED)
 
 
+@api_command(Scope.ROTATE)
 def preview(
     secret_type: Annotated[
         str,
@@ -116,12 +81,8 @@ def preview(
             "or is cancelled.",
         ),
     ] = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    token_file: TokenFileOption = None,
-    insecure: InsecureOption = False,
-    id_token_audience: IdTokenAudienceOption = None,
-    as_json: JsonOption = False,
+    *,
+    api: ApiOptions,
 ) -> None:
     """Check new GSM versions of a rotation group before serving them (changes nothing served).
 
@@ -140,63 +101,42 @@ def preview(
     "ready": true, "members": [...], "checks": [{"name": "apex_self_test", "ok": true, ...}]}
     """
     checked = parse_secret_type(secret_type)
-    target = resolve_target(
-        url=url,
-        token=token,
-        token_file=token_file,
-        insecure=insecure,
-        scope=Scope.ROTATE,
-        id_token_audience=id_token_audience,
-    )
-    body: dict[str, Any] = {"secretType": checked.value}
-    if candidate_version is not None:
-        if not candidate_version.strip():
+    with api.connect() as client:
+        if candidate_version is not None and not candidate_version.strip():
             fail("--candidate-version must not be empty", code=EXIT_USAGE)
-        body["candidateVersion"] = candidate_version.strip()
-    with ApiClient(target.url, target.token) as api:
-        result = api.post_json(PREVIEW_PATH, body)
-        preview_id = str(result["previewId"])
-        released = False
-        if not result.get("ready") and not keep_lock:
-            api.request("DELETE", _rotation_path(preview_id))
-            released = True
-    if as_json:
-        print_json(result)
-    else:
-        _render_preview(result)
-    if result.get("ready"):
-        typer.echo(
+        result = client.preview_rotation(
+            checked.value, None if candidate_version is None else candidate_version.strip()
+        )
+        released = not result.ready and not keep_lock
+        if released:
+            client.cancel_rotation(result.preview_id)
+    show(result, as_json=api.as_json)
+    typer.echo(_what_next(result, released=released), err=True)
+    if not result.ready:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _what_next(result: RotationPreview, *, released: bool) -> str:
+    """The line on stderr after a preview: how to commit it, or why it is gone or held."""
+    preview_id, expires_at = result.preview_id, result.expires_at
+    if result.ready:
+        return (
             f"ready: commit with `omni-secrets rotation commit {preview_id}` before "
-            f"{result.get('expiresAt')}, or release the lock with "
-            f"`omni-secrets rotation cancel {preview_id}`",
-            err=True,
+            f"{expires_at}, or release the lock with `omni-secrets rotation cancel {preview_id}`"
         )
-        return
     if released:
-        typer.echo(
+        return (
             f"not ready: preview {preview_id} cancelled and the group's lock released; fix the "
-            "failed check and run `omni-secrets rotation preview` again",
-            err=True,
+            "failed check and run `omni-secrets rotation preview` again"
         )
-    else:
-        typer.echo(
-            f"not ready: preview {preview_id} still holds the group's lock until "
-            f"{result.get('expiresAt')}; release it with "
-            f"`omni-secrets rotation cancel {preview_id}`",
-            err=True,
-        )
-    raise typer.Exit(EXIT_FAILED)
+    return (
+        f"not ready: preview {preview_id} still holds the group's lock until {expires_at}; "
+        f"release it with `omni-secrets rotation cancel {preview_id}`"
+    )
 
 
-def commit(
-    preview_id: PreviewIdArgument,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    token_file: TokenFileOption = None,
-    insecure: InsecureOption = False,
-    id_token_audience: IdTokenAudienceOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@api_command(Scope.ROTATE)
+def commit(preview_id: PreviewIdArgument, api: ApiOptions) -> None:
     """Serve the candidate versions of a ready preview: pin them, restart the rotation clock.
 
     Needs the omni-secrets:rotate scope. Pins the previewed versions as active for the whole
@@ -210,37 +150,13 @@ def commit(
     --json prints the API's body, e.g. {"group": "api_credentials", "members":
     [{"secretType": "api_key", "activeVersion": "4"}], "lastRotatedAt": "...", "dueAt": "..."}
     """
-    target = resolve_target(
-        url=url,
-        token=token,
-        token_file=token_file,
-        insecure=insecure,
-        scope=Scope.ROTATE,
-        id_token_audience=id_token_audience,
-    )
-    with ApiClient(target.url, target.token) as api:
-        result = api.post_json(f"{_rotation_path(preview_id)}/commit", None)
-    if as_json:
-        print_json(result)
-        return
-    out = console()
-    members = ", ".join(f"{m['secretType']} v{m['activeVersion']}" for m in result["members"])
-    out.print(f"committed [bold]{result['group']}[/]: {members}")
-    out.print(
-        f"last rotated {minutes(result.get('lastRotatedAt'))}, next due "
-        f"{minutes(result.get('dueAt'))} ({relative(result.get('dueAt'))})"
-    )
+    with api.connect() as client:
+        result = client.commit_rotation(preview_id)
+    show(result, as_json=api.as_json)
 
 
-def cancel(
-    preview_id: PreviewIdArgument,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    token_file: TokenFileOption = None,
-    insecure: InsecureOption = False,
-    id_token_audience: IdTokenAudienceOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@api_command(Scope.ROTATE)
+def cancel(preview_id: PreviewIdArgument, api: ApiOptions) -> None:
     """Cancel an open preview and release its group's rotation lock at once.
 
     Needs the omni-secrets:rotate scope. Nothing served changes. Audited.
@@ -250,56 +166,8 @@ def cancel(
 
     --json prints {"previewId": "...", "cancelled": true}.
     """
-    target = resolve_target(
-        url=url,
-        token=token,
-        token_file=token_file,
-        insecure=insecure,
-        scope=Scope.ROTATE,
-        id_token_audience=id_token_audience,
-    )
-    with ApiClient(target.url, target.token) as api:
-        api.request("DELETE", _rotation_path(preview_id))
-    if as_json:
-        print_json({"previewId": preview_id, "cancelled": True})
-    else:
-        print(f"cancelled preview {preview_id}; the group's rotation lock is released")
+    from omni_secrets.cli.client import RotationCancelled
 
-
-def _rotation_path(preview_id: str) -> str:
-    return f"{ROTATIONS_PATH}/{quote(preview_id, safe='')}"
-
-
-def _render_preview(result: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    out = console()
-    verdict = "[green]ready[/]" if result.get("ready") else "[red]NOT ready[/]"
-    out.print(
-        f"preview {result['previewId']} of [bold]{result['group']}[/]: {verdict} "
-        f"(lock until {minutes(result.get('expiresAt'))})"
-    )
-    members = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("secret type", "current", "candidate", "state"):
-        members.add_column(column, no_wrap=True)
-    for member in result.get("members", []):
-        members.add_row(
-            member["secretType"],
-            member.get("currentVersion") or "-",
-            member.get("candidateVersion") or "-",
-            member.get("candidateState") or "-",
-        )
-    out.print(members)
-    checks = Table(box=None, pad_edge=False, header_style="bold")
-    checks.add_column("check", no_wrap=True)
-    checks.add_column("ok", no_wrap=True)
-    checks.add_column("detail")
-    for check in result.get("checks", []):
-        ok = "[green]yes[/]" if check["ok"] else "[red]no[/]"
-        checks.add_row(check["name"], ok, escape(str(check.get("detail") or "")))
-    out.print(checks)
-    out.print(
-        f"due now {minutes(result.get('currentDueAt'))}; if committed "
-        f"{minutes(result.get('nextDueAtIfCommitted'))}"
-    )
+    with api.connect() as client:
+        client.cancel_rotation(preview_id)
+    show(RotationCancelled(preview_id), as_json=api.as_json)

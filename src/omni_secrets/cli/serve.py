@@ -39,9 +39,9 @@ def serve(
     # services); the cyclic collector would rescan them all on the way (three full passes, about
     # 0.15 s of a 0.9 s start). Paused here, it runs once in serve_app before listening.
     gc.disable()
-    from omni_secrets.adapters import integrity_keys
     from omni_secrets.api.auth_policy import AuthPolicySource
     from omni_secrets.bootstrap import load_break_glass_key_pair
+    from omni_secrets.bootstrap.database import load_integrity_keyring
     from omni_secrets.cli._serving import serve_app
     from omni_secrets.config import load_checked_settings
 
@@ -49,7 +49,7 @@ def serve(
     # A mismatched or unreadable break-glass key pair must stop us before anything listens.
     load_break_glass_key_pair(settings)
     # So must a missing, unreadable or short integrity key.
-    integrity_keys.load_keyring(settings.integrity_key_files)
+    load_integrity_keyring(settings)
     # So must an auth policy file that cannot be read or names an unknown scope.
     AuthPolicySource(settings.auth_policy_file)
     _require_migrated(settings.database_url)
@@ -63,12 +63,11 @@ def _require_migrated(url: str) -> None:
     An unreachable database does not stop startup: the service reports it in ``/readyz`` and
     heals when it returns. A database that answers but has no schema would only ever fail.
     """
-    from omni_secrets.adapters.db import migrate
-    from omni_secrets.adapters.db.engine import redacted
+    from omni_secrets.bootstrap.database import redacted, schema_revision
     from omni_secrets.domain.errors import DatabaseUnavailable
 
     try:
-        revision = migrate.current(url)
+        revision = schema_revision(url)
     except DatabaseUnavailable:
         return
     if revision is None:
@@ -83,8 +82,7 @@ def _refuse_table_owner(settings: Settings) -> None:
     """Production: exit with one line when the runtime role owns the audit table."""
     import structlog
 
-    from omni_secrets.adapters.db import roles
-    from omni_secrets.adapters.db.engine import is_sqlite
+    from omni_secrets.bootstrap.database import is_sqlite, runs_as_audit_owner
     from omni_secrets.config import Environment
     from omni_secrets.domain.errors import DatabaseUnavailable
 
@@ -93,7 +91,7 @@ def _refuse_table_owner(settings: Settings) -> None:
     if is_sqlite(settings.database_url):
         return  # one embedded process; there is no other role
     try:
-        user, owner = roles.runs_as_audit_owner(settings.database_url)
+        user, owner = runs_as_audit_owner(settings.database_url)
     except DatabaseUnavailable:
         # serve starts with the database down (status from memory): it cannot check now.
         structlog.get_logger("omni_secrets.serve").warning(

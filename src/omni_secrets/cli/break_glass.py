@@ -6,6 +6,9 @@
   TTL over 30 minutes exits 2 before any network call.
 - ``revoke`` ends an override early.
 - ``list`` shows the active overrides (from the status endpoint).
+
+The sealing itself is the domain's (``omni_secrets.domain.break_glass``, PyNaCl), imported when a
+command runs.
 """
 
 from __future__ import annotations
@@ -15,36 +18,61 @@ import binascii
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from omni_secrets.api.scopes import Scope
-from omni_secrets.cli._bearer import IdTokenAudienceOption
+from omni_secrets.cli._api_options import ApiOptions, api_command
 from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
-from omni_secrets.cli._http import ApiClient
-from omni_secrets.cli._output import console, minutes, print_json, relative
+from omni_secrets.cli._output import show
 from omni_secrets.cli._secret_input import (
     ValueFileOption,
     ValueStdinOption,
     read_value,
     require_one_source,
 )
-from omni_secrets.cli._target import (
-    InsecureOption,
-    JsonOption,
-    TokenFileOption,
-    TokenOption,
-    UrlOption,
-    resolve_target,
-)
+from omni_secrets.cli.client import UnexpectedAnswer
 from omni_secrets.domain.catalog import parse_secret_type
 
-BREAK_GLASS_PATH = "/ops/apex-omni/secrets/break-glass"
-PUBLIC_KEY_PATH = f"{BREAK_GLASS_PATH}/public-key"
+if TYPE_CHECKING:
+    from omni_secrets.cli.client import ApiClient
 
 _PRIVATE_KEY_MODE = 0o600
+
+SecretTypeOption = Annotated[
+    str, typer.Option("--secret-type", metavar="T", help="The type to override, e.g. api_secret.")
+]
+TtlOption = Annotated[
+    str,
+    typer.Option(
+        "--ttl",
+        metavar="DURATION",
+        help="How long the override lasts: 900, 900s or 15m; 60s to 30m.",
+    ),
+]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why (kept in the audit trail and the alert).")
+]
+TicketOption = Annotated[
+    str | None, typer.Option("--ticket", metavar="ID", help="Incident reference, e.g. INC-42.")
+]
+PublicKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--public-key",
+        metavar="B64",
+        help="Seal to this public key instead of fetching it from the API.",
+    ),
+]
+KeyIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key-id",
+        metavar="ID",
+        help="Refuse (exit 2, nothing sent) unless the key sealed to has this key id.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -85,9 +113,9 @@ def keygen(
     Safety: refuses (exit 2) when FILE already exists, so an existing key is never overwritten;
     the private key is never printed.
     """
-    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
+    from omni_secrets.domain import break_glass  # PyNaCl: only when it runs
 
-    private_b64, public_b64, key_id = breakglass.generate_private_key()
+    private_b64, public_b64, key_id = break_glass.generate_private_key()
     _write_new_private_file(private_key_out, private_b64 + "\n")
     typer.echo(f"OMNI_BREAKGLASS_PUBLIC_KEY={public_b64}")
     typer.echo(f"# key id: {key_id}")
@@ -119,52 +147,18 @@ def _write_new_private_file(path: Path, content: str) -> None:
         fail(f"cannot write {path}: {exc.strerror}", code=EXIT_FAILED)
 
 
-STATUS_PATH = "/ops/apex-omni/secrets/status"
-
-
+@api_command(Scope.BREAK_GLASS)
 def push(
-    secret_type: Annotated[
-        str,
-        typer.Option("--secret-type", metavar="T", help="The type to override, e.g. api_secret."),
-    ],
-    ttl: Annotated[
-        str,
-        typer.Option(
-            "--ttl",
-            metavar="DURATION",
-            help="How long the override lasts: 900, 900s or 15m; 60s to 30m.",
-        ),
-    ],
-    reason: Annotated[
-        str, typer.Option("--reason", help="Why (kept in the audit trail and the alert).")
-    ],
+    secret_type: SecretTypeOption,
+    ttl: TtlOption,
+    reason: ReasonOption,
     value_file: ValueFileOption = None,
     value_stdin: ValueStdinOption = False,
-    ticket: Annotated[
-        str | None, typer.Option("--ticket", metavar="ID", help="Incident reference, e.g. INC-42.")
-    ] = None,
-    public_key: Annotated[
-        str | None,
-        typer.Option(
-            "--public-key",
-            metavar="B64",
-            help="Seal to this public key instead of fetching it from the API.",
-        ),
-    ] = None,
-    expected_key_id: Annotated[
-        str | None,
-        typer.Option(
-            "--key-id",
-            metavar="ID",
-            help="Refuse (exit 2, nothing sent) unless the key sealed to has this key id.",
-        ),
-    ] = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    token_file: TokenFileOption = None,
-    insecure: InsecureOption = False,
-    id_token_audience: IdTokenAudienceOption = None,
-    as_json: JsonOption = False,
+    ticket: TicketOption = None,
+    public_key: PublicKeyOption = None,
+    expected_key_id: KeyIdOption = None,
+    *,
+    api: ApiOptions,
 ) -> None:
     """Serve a credential from an encrypted, time-boxed override instead of GSM.
 
@@ -184,9 +178,9 @@ def push(
     --json prints {"keyId": "...", "overrideId": "...", "secretType": "api_secret",
     "cacheSource": "break_glass", "activatedAt": "...", "expiresAt": "..."}.
     """
-    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
+    from omni_secrets.domain import break_glass  # PyNaCl: only when it runs
 
-    ttl_seconds = breakglass.validate_ttl(breakglass.parse_duration(ttl))
+    ttl_seconds = break_glass.validate_ttl(break_glass.parse_duration(ttl))
     checked_type = parse_secret_type(secret_type)
     if not reason.strip():
         fail("--reason must not be empty", code=EXIT_USAGE)
@@ -194,45 +188,23 @@ def push(
     given_key = _given_public_key(public_key) if public_key is not None else None
     if given_key is not None and expected_key_id is not None:
         _require_key_id(given_key[1], expected_key_id)
-    target = resolve_target(
-        url=url,
-        token=token,
-        token_file=token_file,
-        insecure=insecure,
-        scope=Scope.BREAK_GLASS,
-        id_token_audience=id_token_audience,
-    )
-    value = read_value(value_file)
-
-    with ApiClient(target.url, target.token) as api:
-        key_b64, key_id = given_key or _fetch_public_key(api)
+    with api.connect() as client:
+        value = read_value(value_file)
+        key_b64, key_id = given_key or _served_public_key(client)
         if expected_key_id is not None:
             _require_key_id(key_id, expected_key_id)
-        ciphertext = breakglass.seal_payload(
+        ciphertext = break_glass.seal_payload(
             key_b64, secret_type=checked_type, value=value, issued_at=datetime.now(UTC)
         )
-        body: dict[str, Any] = {
-            "secretType": checked_type.value,
-            "keyId": key_id,
-            "ciphertext": ciphertext,
-            "ttlSeconds": ttl_seconds,
-            "reason": reason,
-        }
-        if ticket is not None:
-            body["ticket"] = ticket
-        activated = api.post_json(BREAK_GLASS_PATH, body)
-    override_id, expires_at = activated["overrideId"], activated["expiresAt"]
-    if as_json:
-        print_json({"keyId": key_id, **activated})
-        return
-    typer.echo(f"keyId={key_id}")
-    typer.echo(f"overrideId={override_id}")
-    typer.echo(f"expiresAt={expires_at}")
-    typer.echo(
-        f"break-glass override active for {checked_type.value} until {expires_at} (sealed to "
-        f"key {key_id}); end it early with: omni-secrets break-glass revoke {override_id}",
-        err=True,
-    )
+        activation = client.activate_break_glass(
+            secret_type=checked_type.value,
+            key_id=key_id,
+            ciphertext=ciphertext,
+            ttl_seconds=ttl_seconds,
+            reason=reason,
+            ticket=ticket,
+        )
+    show(activation, as_json=api.as_json)
 
 
 def _require_key_id(actual: str, expected: str) -> None:
@@ -245,16 +217,12 @@ def _require_key_id(actual: str, expected: str) -> None:
         )
 
 
+@api_command(Scope.BREAK_GLASS)
 def revoke(
     override_id: Annotated[
         str, typer.Argument(metavar="OVERRIDE_ID", help="The id printed by `push`.")
     ],
-    url: UrlOption = None,
-    token: TokenOption = None,
-    token_file: TokenFileOption = None,
-    insecure: InsecureOption = False,
-    id_token_audience: IdTokenAudienceOption = None,
-    as_json: JsonOption = False,
+    api: ApiOptions,
 ) -> None:
     """End a break-glass override early; the secret type reverts to GSM.
 
@@ -264,30 +232,15 @@ def revoke(
 
     --json prints {"overrideId": "...", "revoked": true}.
     """
-    target = resolve_target(
-        url=url,
-        token=token,
-        token_file=token_file,
-        insecure=insecure,
-        scope=Scope.BREAK_GLASS,
-        id_token_audience=id_token_audience,
-    )
-    with ApiClient(target.url, target.token) as api:
-        api.request("DELETE", f"{BREAK_GLASS_PATH}/{quote(override_id, safe='')}")
-    if as_json:
-        print_json({"overrideId": override_id, "revoked": True})
-    else:
-        typer.echo(f"revoked {override_id}")
+    from omni_secrets.cli.client import OverrideRevoked
+
+    with api.connect() as client:
+        client.revoke_break_glass(override_id)
+    show(OverrideRevoked(override_id), as_json=api.as_json)
 
 
-def list_overrides(
-    url: UrlOption = None,
-    token: TokenOption = None,
-    token_file: TokenFileOption = None,
-    insecure: InsecureOption = False,
-    id_token_audience: IdTokenAudienceOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@api_command(Scope.READ)
+def list_overrides(api: ApiOptions) -> None:
     """List the active break-glass overrides (read from the status endpoint).
 
     Read-only; needs the omni-secrets:read scope. Prints one line per active override: type,
@@ -296,67 +249,37 @@ def list_overrides(
     --json prints {"overrides": [{"secretType": "api_secret", "overrideId": "...",
     "actor": "...", "activatedAt": "...", "expiresAt": "...", "reason": "..."}]}.
     """
-    target = resolve_target(
-        url=url,
-        token=token,
-        token_file=token_file,
-        insecure=insecure,
-        scope=Scope.READ,
-        id_token_audience=id_token_audience,
-    )
-    with ApiClient(target.url, target.token) as api:
-        body = api.get_json(STATUS_PATH)
-    overrides = [
-        {
-            "secretType": item["secretType"],
-            **{k: v for k, v in item["breakGlass"].items() if k != "active"},
-        }
-        for item in body.get("secrets", [])
-        if (item.get("breakGlass") or {}).get("active")
-    ]
-    if as_json:
-        print_json({"overrides": overrides})
-        return
-    if not overrides:
-        print("no active break-glass override")
-        return
-    from rich.markup import escape
+    from omni_secrets.cli.client import ActiveOverrides
 
-    out = console()
-    for item in overrides:
-        out.print(
-            f"[magenta]{item['secretType']}[/] {item.get('overrideId')} until "
-            f"{minutes(item.get('expiresAt'))} ({relative(item.get('expiresAt'))}), by "
-            f"{escape(str(item.get('actor')))}: {escape(str(item.get('reason')))}",
-            soft_wrap=True,
-        )
+    with api.connect() as client:
+        report = client.status()
+    show(ActiveOverrides.of(report), as_json=api.as_json)
 
 
 def _given_public_key(text: str) -> tuple[str, str]:
     """``(base64, key id)`` of a public key given on the command line, or exit 2."""
-    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
+    from omni_secrets.domain import break_glass  # PyNaCl: only when it runs
 
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    if len(raw) != breakglass.KEY_BYTES:
+    if len(raw) != break_glass.KEY_BYTES:
         fail("--public-key is not the base64 of a 32-byte X25519 public key", code=EXIT_USAGE)
-    return text.strip(), breakglass.key_id(raw)
+    return text.strip(), break_glass.key_id(raw)
 
 
-def _fetch_public_key(api: ApiClient) -> tuple[str, str]:
+def _served_public_key(client: ApiClient) -> tuple[str, str]:
     """``(base64, key id)`` served by the API, checked against each other."""
-    from omni_secrets.domain import break_glass as breakglass  # PyNaCl: only when run
+    from omni_secrets.domain import break_glass  # PyNaCl: only when it runs
 
-    served = api.get_json(PUBLIC_KEY_PATH)
+    served = client.break_glass_public_key()
     try:
-        key_b64, served_id = str(served["publicKey"]), str(served["keyId"])
-        raw = base64.b64decode(key_b64, validate=True)
-        if served["algorithm"] != breakglass.ALGORITHM or len(raw) != breakglass.KEY_BYTES:
-            raise ValueError("unexpected key")
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        fail("the API did not answer with a usable break-glass public key", code=EXIT_FAILED)
-    if breakglass.key_id(raw) != served_id:
+        raw = base64.b64decode(served.public_key, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if served.algorithm != break_glass.ALGORITHM or len(raw) != break_glass.KEY_BYTES:
+        raise UnexpectedAnswer("break-glass public key")
+    if break_glass.key_id(raw) != served.key_id:
         fail("the API's keyId does not match its public key; refusing to seal", code=EXIT_FAILED)
-    return key_b64, served_id
+    return served.public_key, served.key_id

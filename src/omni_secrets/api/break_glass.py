@@ -10,17 +10,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
+from omni_secrets.api import paths
 from omni_secrets.api.deps import BreakGlassPrincipal, CorrelationId
 from omni_secrets.api.errors import error_responses
 from omni_secrets.api.schemas import BreakGlassActivated, BreakGlassRequest, PublicKeyResponse
 from omni_secrets.api.state import services_of
 from omni_secrets.domain import errors
 
-router = APIRouter(prefix="/ops/apex-omni/secrets/break-glass", tags=["break-glass"])
+router = APIRouter(tags=["break-glass"])
 
 
 @router.get(
-    "/public-key",
+    paths.BREAK_GLASS_PUBLIC_KEY_PATH,
     response_model=PublicKeyResponse,
     response_model_by_alias=True,
     responses=error_responses(errors.BreakGlassDisabled),
@@ -32,7 +33,7 @@ async def get_public_key(request: Request, _: BreakGlassPrincipal) -> PublicKeyR
 
 
 @router.post(
-    "",
+    paths.BREAK_GLASS_PATH,
     status_code=201,
     response_model=BreakGlassActivated,
     response_model_by_alias=True,
@@ -74,7 +75,7 @@ async def activate(
 
 
 @router.delete(
-    "/{overrideId}",
+    paths.BREAK_GLASS_OVERRIDE_PATH,
     status_code=204,
     response_class=Response,
     responses=error_responses(errors.OverrideNotFound, errors.DatabaseUnavailable),

@@ -1,0 +1,334 @@
+"""One renderer per API result, for people (``_output.show`` prints ``--json`` itself).
+
+``--json`` prints the result's ``document``, the API's body as it came (or, for the 204 answers,
+the small document the command states). For people each result type has one renderer here,
+registered with :func:`human`: tables and lines through one Rich console, times relative ("in 4m",
+"3h ago"), nothing a script should parse except the ``key=value`` lines some commands print.
+
+The status table is laid out for an 80-column terminal: one row per type with the columns that
+stay short (source, version, age, rotation), and the long ones (active break-glass overrides,
+last errors) as lines of their own under it, where they can wrap instead of shrinking to
+nothing. The rotation column shows the API's own ``daysUntilDue``, so table and JSON agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import singledispatch
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from omni_secrets.cli._output import console
+from omni_secrets.cli.client import (
+    ActiveOverrides,
+    ApexSelfTest,
+    BreakGlassActivation,
+    Instant,
+    OverrideRevoked,
+    RefreshProgress,
+    RefreshRequested,
+    ReplicaProgress,
+    RotationCancelled,
+    RotationCommitted,
+    RotationPreview,
+    RotationState,
+    SecretState,
+    StatusReport,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_STATE_STYLE = {"ready": "green", "degraded": "yellow", "empty": "red"}
+_ROTATION_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
+_SOURCE_STYLE = {"gsm": "green", "break_glass": "magenta"}
+
+
+@singledispatch
+def human(result: Any) -> None:
+    """Print ``result`` for a person (one registered renderer per result type)."""
+    raise TypeError(f"no renderer for {type(result).__name__}")
+
+
+def relative(moment: Instant | None, now: datetime | None = None) -> str:
+    """``in 4m`` / ``3h ago``; ``-`` when there is no time."""
+    if moment is None:
+        return "-"
+    seconds = (moment.at - (now or datetime.now(UTC))).total_seconds()
+    magnitude = abs(seconds)
+    if magnitude < 90:
+        text = f"{magnitude:.0f}s"
+    elif magnitude < 5400:
+        text = f"{magnitude / 60:.0f}m"
+    elif magnitude < 172_800:
+        text = f"{magnitude / 3600:.0f}h"
+    else:
+        text = f"{magnitude // 86_400:.0f}d"
+    return f"in {text}" if seconds >= 0 else f"{text} ago"
+
+
+def minutes(moment: Instant | None) -> str:
+    """``2026-11-25 10:00Z``: an absolute time to the minute (JSON keeps the full value)."""
+    if moment is None:
+        return "-"
+    return moment.at.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+@human.register
+def render_status(report: StatusReport) -> None:
+    """Print the status for a person, within 80 columns (see the module docstring)."""
+    from rich.table import Table
+
+    out = console()
+    now = datetime.now(UTC)
+    cache = report.cache
+    out.print(
+        f"[bold]{report.environment}[/] · project [bold]{report.gcp_project_id}[/] · cache "
+        f"[{_STATE_STYLE.get(cache.state, 'white')}]{cache.state}[/] · ttl {cache.ttl_seconds}s"
+    )
+    out.print(
+        f"hydrated {relative(cache.hydrated_at, now)} · "
+        f"last refresh {relative(cache.last_refresh_at, now)}"
+    )
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("secret type", "req", "source"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("ver", no_wrap=True, justify="right")
+    table.add_column("age", no_wrap=True, justify="right")
+    table.add_column("expires", no_wrap=True)
+    table.add_column("rotation", no_wrap=True)
+    for secret in report.secrets:
+        table.add_row(*_status_row(secret, now))
+    out.print(table)
+    _print_section(out, "break-glass overrides active:", _override_lines(report, now))
+    _print_section(out, "last errors:", _error_lines(report, now))
+
+
+def _status_row(secret: SecretState, now: datetime) -> tuple[str, ...]:
+    source, age = secret.cache_source, secret.age_seconds
+    return (
+        secret.secret_type,
+        "yes" if secret.required else "no",
+        f"[{_SOURCE_STYLE.get(source, 'red')}]{source}[/]",
+        secret.version or "-",
+        "-" if age is None else _seconds(age),
+        "[yellow]stale[/]" if secret.stale else relative(secret.expires_at, now),
+        _rotation_text(secret.rotation),
+    )
+
+
+def _override_lines(report: StatusReport, now: datetime) -> list[str]:
+    from rich.markup import escape
+
+    return [
+        f"  [magenta]{o.secret_type}[/] until {minutes(o.expires_at)} "
+        f"({relative(o.expires_at, now)}), override {o.override_id} "
+        f"by {escape(str(o.actor))}: {escape(str(o.reason))}"
+        for o in ActiveOverrides.of(report).overrides
+    ]
+
+
+def _error_lines(report: StatusReport, now: datetime) -> list[str]:
+    from rich.markup import escape
+
+    return [
+        f"  [red]{s.secret_type}[/] {s.last_error.code} "
+        f"({relative(s.last_error.at, now)}): {escape(str(s.last_error.message))}"
+        for s in report.secrets
+        if s.last_error is not None
+    ]
+
+
+def _print_section(out: Console, title: str, lines: list[str]) -> None:
+    if lines:
+        out.print(f"[bold]{title}[/]")
+        for line in lines:
+            out.print(line)
+
+
+def _rotation_text(rotation: RotationState) -> str:
+    days = rotation.days_until_due
+    if days is None:
+        when = "no due date"
+    elif days >= 0:
+        when = f"due in {days}d"
+    else:
+        when = f"{-days}d late"
+    if rotation.candidate_version:
+        # A new GSM version waiting for a rotation preview (contract section 12).
+        when += f", v{rotation.candidate_version} waiting"
+    state = rotation.status
+    return f"[{_ROTATION_STYLE.get(state, 'white')}]{state}[/] ({when})"
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
+
+
+# --- cache refresh ---------------------------------------------------------------------------
+
+
+@human.register
+def _queued(queued: RefreshRequested) -> None:
+    types = ", ".join(queued.secret_types) or "every type"
+    print(f"requestId={queued.request_id}")
+    typer.echo(
+        f"refresh of {types} {queued.status}; follow it with: "
+        f"omni-secrets refresh status {queued.request_id}",
+        err=True,
+    )
+
+
+@human.register
+def _progress(result: RefreshProgress) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    done = f", completed {relative(result.completed_at)}" if result.completed_at else ""
+    out.print(f"refresh {result.request_id}: [bold]{result.status}[/]{done}")
+    table = Table(box=None, pad_edge=False)
+    for column in ("secret type", "ok", "version", "error"):
+        table.add_column(column, no_wrap=column != "error")
+    for item in result.results:
+        ok = "[green]yes[/]" if item.ok else "[red]no[/]"
+        table.add_row(item.secret_type, ok, item.version or "-", escape(item.error or ""))
+    if result.results:
+        out.print(table)
+    _print_replicas(out, result.replicas)
+
+
+def _print_replicas(out: Console, replicas: tuple[ReplicaProgress, ...]) -> None:
+    """One row per replica that took part (the refresh runs on every live replica)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not replicas:
+        return
+    out.print("per replica")
+    table = Table(box=None, pad_edge=False)
+    for column in ("replica", "status", "failed types"):
+        table.add_column(column, no_wrap=column != "failed types")
+    for replica in replicas:
+        failed = [r.secret_type for r in replica.results if not r.ok]
+        table.add_row(
+            escape(str(replica.replica_id)),
+            escape(str(replica.status)),
+            escape(", ".join(failed)) or "-",
+        )
+    out.print(table)
+
+
+# --- rotation --------------------------------------------------------------------------------
+
+
+@human.register
+def _self_test(result: ApexSelfTest) -> None:
+    if result.ok:
+        print(
+            f"ApeX accepted the served credentials: account {result.account_id}, "
+            f"HTTP {result.http_status}, clock skew {result.skew_ms} ms"
+        )
+    else:
+        print(
+            f"ApeX refused the served credentials: HTTP {result.http_status}, ApeX code "
+            f"{result.apex_code}: {result.reason}"
+        )
+
+
+@human.register
+def _preview(result: RotationPreview) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    verdict = "[green]ready[/]" if result.ready else "[red]NOT ready[/]"
+    out.print(
+        f"preview {result.preview_id} of [bold]{result.group}[/]: {verdict} "
+        f"(lock until {minutes(result.expires_at)})"
+    )
+    members = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("secret type", "current", "candidate", "state"):
+        members.add_column(column, no_wrap=True)
+    for m in result.members:
+        members.add_row(
+            m.secret_type,
+            m.current_version or "-",
+            m.candidate_version or "-",
+            m.candidate_state or "-",
+        )
+    out.print(members)
+    checks = Table(box=None, pad_edge=False, header_style="bold")
+    checks.add_column("check", no_wrap=True)
+    checks.add_column("ok", no_wrap=True)
+    checks.add_column("detail")
+    for check in result.checks:
+        ok = "[green]yes[/]" if check.ok else "[red]no[/]"
+        checks.add_row(check.name, ok, escape(check.detail or ""))
+    out.print(checks)
+    out.print(
+        f"due now {minutes(result.current_due_at)}; if committed "
+        f"{minutes(result.next_due_at_if_committed)}"
+    )
+
+
+@human.register
+def _committed(result: RotationCommitted) -> None:
+    out = console()
+    members = ", ".join(f"{m.secret_type} v{m.active_version}" for m in result.members)
+    out.print(f"committed [bold]{result.group}[/]: {members}")
+    out.print(
+        f"last rotated {minutes(result.last_rotated_at)}, next due "
+        f"{minutes(result.due_at)} ({relative(result.due_at)})"
+    )
+
+
+@human.register
+def _cancelled(result: RotationCancelled) -> None:
+    print(f"cancelled preview {result.preview_id}; the group's rotation lock is released")
+
+
+# --- break-glass -----------------------------------------------------------------------------
+
+
+@human.register
+def _activation(result: BreakGlassActivation) -> None:
+    typer.echo(f"keyId={result.key_id}")
+    typer.echo(f"overrideId={result.override_id}")
+    typer.echo(f"expiresAt={result.expires_at}")
+    typer.echo(
+        f"break-glass override active for {result.secret_type} until {result.expires_at} (sealed "
+        f"to key {result.key_id}); end it early with: omni-secrets break-glass revoke "
+        f"{result.override_id}",
+        err=True,
+    )
+
+
+@human.register
+def _revoked(result: OverrideRevoked) -> None:
+    typer.echo(f"revoked {result.override_id}")
+
+
+@human.register
+def _overrides(result: ActiveOverrides) -> None:
+    if not result.overrides:
+        print("no active break-glass override")
+        return
+    from rich.markup import escape
+
+    out = console()
+    for o in result.overrides:
+        out.print(
+            f"[magenta]{o.secret_type}[/] {o.override_id} until "
+            f"{minutes(o.expires_at)} ({relative(o.expires_at)}), by "
+            f"{escape(str(o.actor))}: {escape(str(o.reason))}",
+            soft_wrap=True,
+        )
