@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from omni_secrets.service.db_probe import CachedDatabaseProbe
+from omni_secrets.service.serving.db_probe import CachedDatabaseProbe
 
 
 class FakeClock:

@@ -41,7 +41,7 @@ from omni_secrets.service.rotation.events import (
     RotationFailed,
 )
 from omni_secrets.service.rotation.service import RotationService
-from omni_secrets.service.secrets import OmniSecretService
+from omni_secrets.service.serving.secrets import OmniSecretService
 from omni_secrets.testing import FakeSecretStore, InMemoryUnitOfWorkFactory, RecordingAlertSink
 
 CATALOG = Catalog()

@@ -15,8 +15,8 @@ from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.observability.service_observer import MetricsAndRedaction
 from omni_secrets.service.break_glass import break_glass_reactions
-from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.rotation.build import build_rotation
+from omni_secrets.service.serving.pinned_versions import PinnedVersions
 
 
 def test_events_reach_metrics_and_the_redactor() -> None:

@@ -1,9 +1,9 @@
 """The composition root: the one package that builds concrete adapters and wires the features.
 
-``build_services`` only constructs, ``start_services`` starts and stops, ``run_services`` is both
-(``services``); ``open_database`` and the rest of ``database`` give the CLI the same database
-``serve`` uses. Names load on first use, so a command that needs only the database does not
-import the whole service stack.
+``build_services`` only constructs (``services``, on ``platform``), ``start_services`` starts and
+stops, ``run_services`` is both (``start``); ``open_database`` and the rest of ``database`` give
+the CLI the same database ``serve`` uses. Names load on first use, so a command that needs only
+the database does not import the whole service stack.
 """
 
 from __future__ import annotations
@@ -13,29 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omni_secrets.bootstrap.database import open_database
-    from omni_secrets.bootstrap.services import (
-        ClusterStore,
-        Overrides,
-        Services,
-        build_gsm_versions,
-        build_secret_store,
-        build_services,
-        load_break_glass_key_pair,
-        run_services,
-        start_services,
-    )
+    from omni_secrets.bootstrap.gsm import build_gsm_versions, build_secret_store
+    from omni_secrets.bootstrap.keys import load_break_glass_key_pair
+    from omni_secrets.bootstrap.overrides import ClusterStore, Overrides
+    from omni_secrets.bootstrap.services import Services, build_services
+    from omni_secrets.bootstrap.start import run_services, start_services
 
 _MODULE_OF = {
-    "ClusterStore": "services",
-    "Overrides": "services",
+    "ClusterStore": "overrides",
+    "Overrides": "overrides",
     "Services": "services",
-    "build_gsm_versions": "services",
-    "build_secret_store": "services",
+    "build_gsm_versions": "gsm",
+    "build_secret_store": "gsm",
     "build_services": "services",
-    "load_break_glass_key_pair": "services",
+    "load_break_glass_key_pair": "keys",
     "open_database": "database",
-    "run_services": "services",
-    "start_services": "services",
+    "run_services": "start",
+    "start_services": "start",
 }
 
 __all__ = [

@@ -24,13 +24,13 @@ from omni_secrets.cli.client import (
     ActiveOverrides,
     ApexSelfTest,
     BreakGlassActivation,
+    CancelAnswer,
+    CommitAnswer,
     Instant,
-    OverrideRevoked,
     RefreshProgress,
     RefreshRequested,
     ReplicaProgress,
-    RotationCancelled,
-    RotationCommitted,
+    RevokeAnswer,
     RotationPreview,
     RotationState,
     SecretState,
@@ -281,7 +281,7 @@ def _preview(result: RotationPreview) -> None:
 
 
 @human.register
-def _committed(result: RotationCommitted) -> None:
+def _committed(result: CommitAnswer) -> None:
     out = console()
     members = ", ".join(f"{m.secret_type} v{m.active_version}" for m in result.members)
     out.print(f"committed [bold]{result.group}[/]: {members}")
@@ -292,7 +292,7 @@ def _committed(result: RotationCommitted) -> None:
 
 
 @human.register
-def _cancelled(result: RotationCancelled) -> None:
+def _cancelled(result: CancelAnswer) -> None:
     print(f"cancelled preview {result.preview_id}; the group's rotation lock is released")
 
 
@@ -313,7 +313,7 @@ def _activation(result: BreakGlassActivation) -> None:
 
 
 @human.register
-def _revoked(result: OverrideRevoked) -> None:
+def _revoked(result: RevokeAnswer) -> None:
     typer.echo(f"revoked {result.override_id}")
 
 

@@ -232,11 +232,11 @@ def revoke(
 
     --json prints {"overrideId": "...", "revoked": true}.
     """
-    from omni_secrets.cli.client import OverrideRevoked
+    from omni_secrets.cli.client import RevokeAnswer
 
     with api.connect() as client:
         client.revoke_break_glass(override_id)
-    show(OverrideRevoked(override_id), as_json=api.as_json)
+    show(RevokeAnswer(override_id), as_json=api.as_json)
 
 
 @api_command(Scope.READ)

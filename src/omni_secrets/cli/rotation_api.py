@@ -166,8 +166,8 @@ def cancel(preview_id: PreviewIdArgument, api: ApiOptions) -> None:
 
     --json prints {"previewId": "...", "cancelled": true}.
     """
-    from omni_secrets.cli.client import RotationCancelled
+    from omni_secrets.cli.client import CancelAnswer
 
     with api.connect() as client:
         client.cancel_rotation(preview_id)
-    show(RotationCancelled(preview_id), as_json=api.as_json)
+    show(CancelAnswer(preview_id), as_json=api.as_json)

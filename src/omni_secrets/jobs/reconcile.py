@@ -18,7 +18,7 @@ import structlog
 from omni_secrets.service.break_glass import BreakGlassService
 from omni_secrets.service.gsm_events.signals import SecretSignals
 from omni_secrets.service.refresh.service import ClusterRefreshService
-from omni_secrets.service.secrets import OmniSecretService
+from omni_secrets.service.serving.secrets import OmniSecretService
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 

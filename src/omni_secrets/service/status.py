@@ -17,7 +17,7 @@ from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.service.auditor import Auditor, access_event
-from omni_secrets.service.pinned_versions import PinnedVersions
+from omni_secrets.service.serving.pinned_versions import PinnedVersions
 from omni_secrets.service.views import (
     NO_BREAK_GLASS,
     BreakGlassView,

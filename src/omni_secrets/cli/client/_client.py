@@ -15,9 +15,9 @@ from omni_secrets.cli.client._models import (
     ApexSelfTest,
     BreakGlassActivation,
     BreakGlassPublicKey,
+    CommitAnswer,
     RefreshProgress,
     RefreshRequested,
-    RotationCommitted,
     RotationPreview,
     StatusReport,
 )
@@ -95,10 +95,10 @@ class ApiClient:
             body["candidateVersion"] = candidate_version
         return RotationPreview.parse(self._json("POST", paths.ROTATION_PREVIEW_PATH, body))
 
-    def commit_rotation(self, preview_id: str) -> RotationCommitted:
+    def commit_rotation(self, preview_id: str) -> CommitAnswer:
         """Serve a ready preview's candidate versions."""
         path = paths.fill(paths.ROTATION_COMMIT_PATH, previewId=preview_id)
-        return RotationCommitted.parse(self._json("POST", path))
+        return CommitAnswer.parse(self._json("POST", path))
 
     def cancel_rotation(self, preview_id: str) -> None:
         """Cancel an open preview, releasing its group's lock."""

@@ -359,7 +359,7 @@ class CommittedVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class RotationCommitted:
+class CommitAnswer:
     """``POST /ops/apex-omni/secrets/rotations/{previewId}/commit``."""
 
     group: str
@@ -369,7 +369,7 @@ class RotationCommitted:
     document: Document = field(repr=False)
 
     @classmethod
-    def parse(cls, body: Any) -> RotationCommitted:
+    def parse(cls, body: Any) -> CommitAnswer:
         doc = Fields(body, "rotation commit")
         return cls(
             group=doc.text("group"),
@@ -384,7 +384,7 @@ class RotationCommitted:
 
 
 @dataclass(frozen=True, slots=True)
-class RotationCancelled:
+class CancelAnswer:
     """``DELETE /ops/apex-omni/secrets/rotations/{previewId}`` (204: the CLI states the id)."""
 
     preview_id: str
@@ -438,7 +438,7 @@ class BreakGlassActivation:
 
 
 @dataclass(frozen=True, slots=True)
-class OverrideRevoked:
+class RevokeAnswer:
     """``DELETE /ops/apex-omni/secrets/break-glass/{overrideId}`` (204: the CLI states the id)."""
 
     override_id: str

@@ -18,9 +18,9 @@ from omni_secrets.service.gsm_events.feed import GsmEventFeed
 from omni_secrets.service.gsm_events.service import GsmEventService
 from omni_secrets.service.gsm_events.signals import SecretSignals, SignalTable
 from omni_secrets.service.messagebus import EventBus
-from omni_secrets.service.pinned_versions import PinnedVersions
 from omni_secrets.service.refresh.service import ClusterRefreshService
-from omni_secrets.service.secrets import OmniSecretService
+from omni_secrets.service.serving.pinned_versions import PinnedVersions
+from omni_secrets.service.serving.secrets import OmniSecretService
 
 __all__ = ["GsmEventFeed", "build_gsm_events", "build_signal_table", "build_signals"]
 

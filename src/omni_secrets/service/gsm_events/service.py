@@ -54,7 +54,7 @@ from omni_secrets.service.gsm_events.feed import GsmEventFeed
 from omni_secrets.service.gsm_events.signals import SecretSignals, describe_revocation
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.refresh.service import ClusterRefreshService
-from omni_secrets.service.secrets import OmniSecretService
+from omni_secrets.service.serving.secrets import OmniSecretService
 
 SEEN_MESSAGE_IDS = 10_000
 

@@ -27,7 +27,7 @@ from omni_secrets.service.messagebus import EventBus, Reactions
 from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
 from omni_secrets.service.rotation.reactions import MonitorReactions, RotationReactions
 from omni_secrets.service.rotation.service import RotationService
-from omni_secrets.service.secrets import OmniSecretService
+from omni_secrets.service.serving.secrets import OmniSecretService
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,7 @@ from omni_secrets.service.rotation.events import (
 )
 from omni_secrets.service.rotation.monitor import RotationMonitor
 from omni_secrets.service.rotation.report import GroupRotation
-from omni_secrets.service.secrets import OmniSecretService
+from omni_secrets.service.serving.secrets import OmniSecretService
 
 log = structlog.get_logger("omni_secrets.rotation")
 monitor_log = structlog.get_logger("omni_secrets.rotation_monitor")

@@ -23,11 +23,11 @@ from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.exchange import ApexAccount, ApexCredentials, ApexGateway, SelfTestResult
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
-from omni_secrets.service.apex_calls import ApexCalls
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.gsm_events.signals import SecretSignals
-from omni_secrets.service.pinned_versions import PinnedVersions
-from omni_secrets.service.readiness import ReadinessCheck
+from omni_secrets.service.serving.apex_calls import ApexCalls
+from omni_secrets.service.serving.pinned_versions import PinnedVersions
+from omni_secrets.service.serving.readiness import ReadinessCheck
 from omni_secrets.service.status import ServiceIdentity, StatusReporter
 from omni_secrets.service.views import (
     BreakGlassView,

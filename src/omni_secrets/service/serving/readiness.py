@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.repositories import UnitOfWorkFactory
-from omni_secrets.service.db_probe import CachedDatabaseProbe
+from omni_secrets.service.serving.db_probe import CachedDatabaseProbe
 from omni_secrets.service.views import Readiness
 
 
