@@ -332,3 +332,28 @@ def _overrides(result: ActiveOverrides) -> None:
             f"{escape(str(o.actor))}: {escape(str(o.reason))}",
             soft_wrap=True,
         )
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+def audit_events(events: list[dict[str, Any]]) -> None:
+    """``audit list``: one line per event, newest first, each field whole (lines may wrap)."""
+    from rich.markup import escape
+
+    if not events:
+        print("no audit event matches")
+        return
+    out = console()
+    for e in events:
+        when = datetime.fromisoformat(e["occurredAt"]).strftime("%Y-%m-%d %H:%M:%SZ")
+        fields = (
+            str(e["id"]),
+            when,
+            e["secretType"] or "-",
+            e["action"],
+            f"by {e['actor']}",
+            e["result"],
+            f"correlation {e['correlationId'] or '-'}",
+        )
+        out.print(escape("  ".join(str(f) for f in fields)), soft_wrap=True)
