@@ -39,6 +39,7 @@ class TestStatus:
             "required",
             "cacheSource",
             "version",
+            "activeVersion",
             "fetchedAt",
             "ageSeconds",
             "expiresAt",
@@ -50,6 +51,7 @@ class TestStatus:
         assert first["gsmSecretId"] == "apex-omni-api-key"
         assert first["cacheSource"] == "gsm"
         assert first["version"] == "1"
+        assert first["activeVersion"] == "1"  # what is pinned, beside what is cached
         assert first["stale"] is False
         assert first["lastError"] is None
         assert first["breakGlass"] == {"active": False}
