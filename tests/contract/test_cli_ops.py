@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import jwt
 import pytest
@@ -116,12 +117,43 @@ class TestStatus:
         assert out == ""
         assert err.strip().count("\n") == 0
         assert "FORBIDDEN" in err
+        # Issue 26: which scope was lacking, and where the token came from.
+        assert "omni-secrets:read" in err and "the token came from --token" in err
+
+    async def test_a_refusal_names_the_token_source(
+        self, served: tuple[OmniStack, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """OMNI_TOKEN silently beat the per-scope dev token; the 403 now says so."""
+        stack, url = served
+        monkeypatch.setenv("OMNI_TOKEN_OMNI_SECRETS_READ", stack.token("omni-secrets:read"))
+        monkeypatch.setenv("OMNI_TOKEN", stack.token("apex-omni:read"))
+        code, _, err = await cli("status", "--url", url)
+        assert code == 1
+        assert err.strip().endswith(
+            "the token came from OMNI_TOKEN (which beats OMNI_TOKEN_OMNI_SECRETS_READ)"
+        ), err
+        assert "lacks scope 'omni-secrets:read'" in err
+        monkeypatch.delenv("OMNI_TOKEN")
+        token_file = tmp_path / "token"
+        token_file.write_text(stack.token("apex-omni:read"))
+        monkeypatch.setenv("OMNI_TOKEN_FILE", str(token_file))
+        code, _, err = await cli("status", "--url", url)
+        assert code == 1 and f"the token came from OMNI_TOKEN_FILE ({token_file})" in err
+        monkeypatch.delenv("OMNI_TOKEN_FILE")
+        monkeypatch.setenv("OMNI_TOKEN_OMNI_SECRETS_READ", stack.token("apex-omni:read"))
+        code, _, err = await cli("status", "--url", url)
+        assert code == 1 and "the token came from OMNI_TOKEN_OMNI_SECRETS_READ" in err
 
     async def test_unreachable_api_exits_3(self) -> None:
-        """No server → exit 3 with one line."""
-        code, _, err = await cli("status", "--url", "http://127.0.0.1:9", "--token", "x")
+        """No server → exit 3 with one line a person can act on, never the URL's user-info."""
+        code, _, err = await cli(
+            "status", "--url", "http://fake-user:fake-pass@127.0.0.1:9", "--token", "x"
+        )
         assert code == 3
-        assert "cannot reach" in err
+        assert err.count("\n") == 1
+        assert "cannot reach http://127.0.0.1:9: could not connect" in err
+        assert "check that the service is running" in err
+        assert "fake-user" not in err and "fake-pass" not in err
 
 
 class TestRefresh:
@@ -189,3 +221,4 @@ class TestRefresh:
         )
         assert code == 2
         assert "VALIDATION_FAILED" in err
+        assert "valid types: api_key, api_secret, api_passphrase, zk_seeds, zk_l2_key" in err
