@@ -222,3 +222,28 @@ class TestRefresh:
         assert code == 2
         assert "VALIDATION_FAILED" in err
         assert "valid types: api_key, api_secret, api_passphrase, zk_seeds, zk_l2_key" in err
+
+
+class TestSmallFixes:
+    async def test_self_test_refusal_names_the_status_once(
+        self, served: tuple[OmniStack, str]
+    ) -> None:
+        """Issue 26: the refusal printed `HTTP 200` twice (its own and the reason's)."""
+        stack, url = served
+        stack.apex.set_accepted([])
+        code, out, err = await cli(
+            "self-test", "--url", url, "--token", stack.token("omni-secrets:rotate")
+        )
+        assert out.startswith("ApeX refused the served credentials: "), (code, out, err)
+        assert out.count("HTTP ") == 1, out
+
+    async def test_a_bad_version_argument_is_a_usage_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`gsm versions disable … abc` is exit 2 (bad argument), before any GSM call."""
+        monkeypatch.setenv("GCP_PROJECT_ID", "omni-dev")
+        monkeypatch.setenv("OMNI_GSM_ENDPOINT", "127.0.0.1:9")
+        for verb in ("disable", "enable"):
+            code, _, err = await cli("gsm", "versions", verb, "--secret-type", "api_key", "abc")
+            assert code == 2, err
+            assert "a version number such as 4 is expected, got 'abc'" in err

@@ -269,10 +269,12 @@ def _self_test(result: ApexSelfTest) -> None:
             f"ApeX accepted the served credentials: account {result.account_id}, "
             f"HTTP {result.http_status}, clock skew {result.skew_ms} ms"
         )
+    elif result.reason:  # the reason already names the HTTP status and the ApeX code
+        print(f"ApeX refused the served credentials: {result.reason}")
     else:
         print(
             f"ApeX refused the served credentials: HTTP {result.http_status}, ApeX code "
-            f"{result.apex_code}: {result.reason}"
+            f"{result.apex_code}"
         )
 
 
