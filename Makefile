@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 export OMNI_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export GRPC_VERBOSITY ?= ERROR
@@ -14,13 +15,20 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 
 LOCK := requirements.lock
+RUNTIME_LOCK := requirements-runtime.lock
 
 # Every third-party file is checked against requirements.lock (pip --require-hashes); the project
 # itself is then installed editable with the build backend (hatchling + editables) from that same lock, so nothing
-# unhashed is fetched. One lock holds the runtime, dev and bench sets alike.
-$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+# unhashed is fetched. One lock holds the runtime, dev and bench sets alike; requirements-runtime.lock
+# is its runtime part (same hashes), all `make run` installs: no lint, type or test tool.
+$(RUN_STAMP): $(BIN)/python pyproject.toml $(RUNTIME_LOCK)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(RUNTIME_LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
+	touch $@
+
+$(STAMP): $(RUN_STAMP) $(LOCK)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/pip check
 	touch $@
 
@@ -28,8 +36,9 @@ $(DEV_STAMP): $(STAMP)
 	touch $@
 
 ## make run: the service with everything embedded (GSM emulator, SQLite, dev tokens) on 127.0.0.1:8080
-run: $(STAMP)
-	$(BIN)/omni-secrets dev
+## (PORT=8081 for another port); installs the runtime only
+run: $(RUN_STAMP)
+	$(BIN)/omni-secrets dev $(if $(PORT),--port $(PORT))
 
 ## make test: lint, types, secret scan, dependency audit, alert rules, then the whole test suite
 test: $(DEV_STAMP) lint typecheck secrets audit rules
@@ -88,6 +97,7 @@ lock: $(BIN)/python
 	{ echo "# The whole resolved dependency set, pinned (pip freeze of .venv with [dev,bench] and the build backend). Regenerate with 'make lock'."; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^omni-secrets'; } > constraints.txt
 	$(BIN)/python scripts/hash_lock.py --constraints constraints.txt --output $(LOCK)
+	$(BIN)/python scripts/runtime_lock.py --lock $(LOCK) --output $(RUNTIME_LOCK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -199,5 +199,5 @@ cat <<NOTES
 #     omni-secrets-migrate and omni-secrets-runtime (key database-url), e.g.
 #     postgresql+psycopg://omni_runtime:PASSWORD@10.x.y.z:5432/omni_secrets?sslmode=require
 #   - NetworkPolicy egress allows TCP 5432; narrow it to the instance's IP range in the overlay.
-# Next: docs/deploy-gke.md, step 4.
+# Next: docs/deploy-gke.md, step 3 (put the ApeX credentials into GSM), then step 4 (Cloud SQL).
 NOTES

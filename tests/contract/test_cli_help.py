@@ -61,6 +61,9 @@ def test_help_has_no_python_type_names(path: list[str], capsys: pytest.CaptureFi
     assert exited.value.code == 0
     assert "Usage: omni-secrets" in out
     assert PYTHON_TYPE_NAMES.search(out) is None, out
+    # Issue 26: command summaries are whole sentences, not cut at 45 characters with "...".
+    commands = out.split("Commands:", 1)[1] if "Commands:" in out else ""
+    assert "..." not in commands, out
 
 
 def test_api_commands_document_json_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:

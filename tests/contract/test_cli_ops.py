@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import jwt
 import pytest
@@ -116,12 +117,43 @@ class TestStatus:
         assert out == ""
         assert err.strip().count("\n") == 0
         assert "FORBIDDEN" in err
+        # Issue 26: which scope was lacking, and where the token came from.
+        assert "omni-secrets:read" in err and "the token came from --token" in err
+
+    async def test_a_refusal_names_the_token_source(
+        self, served: tuple[OmniStack, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """OMNI_TOKEN silently beat the per-scope dev token; the 403 now says so."""
+        stack, url = served
+        monkeypatch.setenv("OMNI_TOKEN_OMNI_SECRETS_READ", stack.token("omni-secrets:read"))
+        monkeypatch.setenv("OMNI_TOKEN", stack.token("apex-omni:read"))
+        code, _, err = await cli("status", "--url", url)
+        assert code == 1
+        assert err.strip().endswith(
+            "the token came from OMNI_TOKEN (which beats OMNI_TOKEN_OMNI_SECRETS_READ)"
+        ), err
+        assert "lacks scope 'omni-secrets:read'" in err
+        monkeypatch.delenv("OMNI_TOKEN")
+        token_file = tmp_path / "token"
+        token_file.write_text(stack.token("apex-omni:read"))
+        monkeypatch.setenv("OMNI_TOKEN_FILE", str(token_file))
+        code, _, err = await cli("status", "--url", url)
+        assert code == 1 and f"the token came from OMNI_TOKEN_FILE ({token_file})" in err
+        monkeypatch.delenv("OMNI_TOKEN_FILE")
+        monkeypatch.setenv("OMNI_TOKEN_OMNI_SECRETS_READ", stack.token("apex-omni:read"))
+        code, _, err = await cli("status", "--url", url)
+        assert code == 1 and "the token came from OMNI_TOKEN_OMNI_SECRETS_READ" in err
 
     async def test_unreachable_api_exits_3(self) -> None:
-        """No server → exit 3 with one line."""
-        code, _, err = await cli("status", "--url", "http://127.0.0.1:9", "--token", "x")
+        """No server → exit 3 with one line a person can act on, never the URL's user-info."""
+        code, _, err = await cli(
+            "status", "--url", "http://fake-user:fake-pass@127.0.0.1:9", "--token", "x"
+        )
         assert code == 3
-        assert "cannot reach" in err
+        assert err.count("\n") == 1
+        assert "cannot reach http://127.0.0.1:9: could not connect" in err
+        assert "check that the service is running" in err
+        assert "fake-user" not in err and "fake-pass" not in err
 
 
 class TestRefresh:
@@ -189,3 +221,29 @@ class TestRefresh:
         )
         assert code == 2
         assert "VALIDATION_FAILED" in err
+        assert "valid types: api_key, api_secret, api_passphrase, zk_seeds, zk_l2_key" in err
+
+
+class TestSmallFixes:
+    async def test_self_test_refusal_names_the_status_once(
+        self, served: tuple[OmniStack, str]
+    ) -> None:
+        """Issue 26: the refusal printed `HTTP 200` twice (its own and the reason's)."""
+        stack, url = served
+        stack.apex.set_accepted([])
+        code, out, err = await cli(
+            "self-test", "--url", url, "--token", stack.token("omni-secrets:rotate")
+        )
+        assert out.startswith("ApeX refused the served credentials: "), (code, out, err)
+        assert out.count("HTTP ") == 1, out
+
+    async def test_a_bad_version_argument_is_a_usage_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`gsm versions disable … abc` is exit 2 (bad argument), before any GSM call."""
+        monkeypatch.setenv("GCP_PROJECT_ID", "omni-dev")
+        monkeypatch.setenv("OMNI_GSM_ENDPOINT", "127.0.0.1:9")
+        for verb in ("disable", "enable"):
+            code, _, err = await cli("gsm", "versions", verb, "--secret-type", "api_key", "abc")
+            assert code == 2, err
+            assert "a version number such as 4 is expected, got 'abc'" in err

@@ -89,6 +89,7 @@ class TestPubSubEndToEnd:
         body = (await stack.request("GET", STATUS)).json()
         entry = next(s for s in body["secrets"] if s["secretType"] == "api_secret")
         assert entry["lastError"]["code"] == "VERSION_DISABLED"
+        assert "apex-omni-api-secret version 1" in entry["lastError"]["message"]  # issue 26
         assert body["events"]["subscription"] == pubsub["subscription"]
         assert body["events"]["connected"] is True
         assert body["events"]["lastEventAt"] is not None

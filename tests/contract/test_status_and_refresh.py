@@ -39,6 +39,7 @@ class TestStatus:
             "required",
             "cacheSource",
             "version",
+            "activeVersion",
             "fetchedAt",
             "ageSeconds",
             "expiresAt",
@@ -50,6 +51,7 @@ class TestStatus:
         assert first["gsmSecretId"] == "apex-omni-api-key"
         assert first["cacheSource"] == "gsm"
         assert first["version"] == "1"
+        assert first["activeVersion"] == "1"  # what is pinned, beside what is cached
         assert first["stale"] is False
         assert first["lastError"] is None
         assert first["breakGlass"] == {"active": False}
@@ -57,7 +59,7 @@ class TestStatus:
         assert rotation["group"] == "api_credentials"
         assert rotation["status"] == "ok"
         assert rotation["previewOpen"] is False
-        assert 364 <= rotation["daysUntilDue"] <= 365
+        assert rotation["daysUntilDue"] == 365  # a started day counts (issue 26)
         assert rotation["candidateVersion"] is None
         # Section 12: one replica on SQLite, no GSM event subscription.
         assert body["replica"]["peers"] == 0

@@ -261,6 +261,12 @@ class TestVersionAdmin:
         with pytest.raises(SecretStoreError) as raised:
             await gsm_store.set_version_state(KEY, "9", VersionState.ENABLED)
         assert (raised.value.reason, raised.value.transient) == ("NOT_FOUND", False)
+        assert raised.value.message.startswith(f"{KEY} version 9: NOT_FOUND")
+        with pytest.raises(SecretStoreError) as pinned:
+            await gsm_store.access(KEY, "7")  # issue 26: the error names the version it was about
+        assert pinned.value.message == (
+            "apex-omni-api-key version 7: NOT_FOUND (Secret Manager AccessSecretVersion)"
+        )
         with pytest.raises(ValueError, match="cannot be undone"):
             await gsm_store.set_version_state(KEY, "1", VersionState.DESTROYED)
 

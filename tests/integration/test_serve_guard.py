@@ -31,11 +31,12 @@ def serve_env(**values: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if v != ""}
 
 
-def run_refused(port: int, **values: str) -> str:
+def run_refused(port: int, cwd: Path | None = None, **values: str) -> str:
     """Run serve expecting a refusal; return its stderr after checking nothing listened."""
     proc = subprocess.run(
         [CLI, "serve", "--port", str(port)],
         env=serve_env(**values),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -153,6 +154,34 @@ class TestServeGuard:
         line = run_refused(free_port(), OMNI_DATABASE_URL=f"sqlite:///{tmp_path}/empty.db")
         assert "never been migrated" in line
         assert "omni-secrets db upgrade" in line
+
+    def test_a_refused_start_creates_no_database_file(self, tmp_path: Path) -> None:
+        """Issue 26: a refused serve left an empty ./omni-secrets.db that later commands took for
+        the real one. Neither the default URL nor a named file is created by a refusal."""
+        line = run_refused(free_port(), cwd=tmp_path, OMNI_DATABASE_URL="")
+        assert "never been migrated" in line
+        named = tmp_path / "named.db"
+        run_refused(free_port(), cwd=tmp_path, OMNI_DATABASE_URL=f"sqlite:///{named}")
+        run_refused(  # a configuration error
+            free_port(), cwd=tmp_path, OMNI_DATABASE_URL=f"sqlite:///{named}",
+            OMNI_CACHE_TTL_SECONDS="0",
+        )  # fmt: skip
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+    def test_a_refused_dev_creates_no_database_file(self, tmp_path: Path) -> None:
+        """`dev` refused for a configuration error leaves no database in its data dir."""
+        proc = subprocess.run(
+            [CLI, "dev", "--port", str(free_port()), "--data-dir", str(tmp_path / "dev")],
+            env=serve_env(OMNI_DATABASE_URL="", OMNI_CACHE_TTL_SECONDS="0"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "OMNI_CACHE_TTL_SECONDS" in proc.stderr
+        assert not list(tmp_path.rglob("*.db"))
 
     def test_unreachable_database_still_starts(self) -> None:
         """An unreachable database is not refused (the service heals when it returns): only a

@@ -164,7 +164,10 @@ class TestApiClient:
 
         with client(handler) as api, pytest.raises(ApiUnreachable) as raised:
             api.status()
-        assert raised.value.message == f"cannot reach {BASE}: ConnectError"
+        assert raised.value.message == (
+            f"cannot reach {BASE}: could not connect (refused): check that the service is running "
+            "and that --url or OMNI_URL points at it (after `make run`: source .omni-dev/env)"
+        )
         assert TOKEN not in raised.value.message
 
     @pytest.mark.parametrize(

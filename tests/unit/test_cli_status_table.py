@@ -111,3 +111,59 @@ def test_days_are_the_apis_days_until_due(
     assert "due in 364d" in rows["api_secret"]
     assert "3d late" in rows["api_passphrase"]
     assert "due in 20d" in rows["zk_seeds"]
+
+
+def test_every_line_at_80_columns_is_whole(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COLUMNS=80 during a break-glass with an open preview: one block per type, line by line,
+    the pinned version beside the cached one, nothing cut with an ellipsis."""
+    monkeypatch.setenv("COLUMNS", "80")
+    body = status_body()
+    body["secrets"][0]["activeVersion"] = "3"
+    body["secrets"][0]["rotation"]["previewOpen"] = True
+    body["secrets"][2]["activeVersion"] = "2"
+    body["secrets"][2]["rotation"]["candidateVersion"] = "4"
+    render_status(StatusReport.parse(body))
+    lines = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
+    until = (datetime.now(UTC) + timedelta(minutes=12)).strftime("%Y-%m-%d %H:%MZ")
+    assert lines == [
+        "production · project omni-trading-prod · cache degraded · ttl 300s",
+        "hydrated 5h ago · last refresh 30s ago",
+        "api_secret ok (due in 364d, preview open)",
+        "  required · source break_glass · version 3 · pinned 3",
+        "  age 12s · expires in 4m",
+        "api_passphrase overdue (3d late)",
+        "  required · source none · version - · pinned -",
+        "  age - · expires in 4m",
+        "zk_seeds due_soon (due in 20d, v4 waiting)",
+        "  required · source gsm · version 3 · pinned 2",
+        "  age 12s · expires in 4m",
+        "break-glass overrides active:",
+        f"  api_secret until {until} (in 12m), override fake-override-0001 by",
+        "oncall@example.com: GSM UNAVAILABLE in europe-west1 since 10:02, trading halted,",
+        "see INC-4242 for the bridge",
+        "last errors:",
+        "  api_passphrase PERMISSION_DENIED (60s ago): Permission",
+        "'secretmanager.versions.access' denied on the secret",
+    ]
+
+
+def test_wide_terminal_keeps_the_table_with_the_pin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 120 columns the table fits: one row per type, the pin column, the open preview."""
+    monkeypatch.setenv("COLUMNS", "120")
+    body = status_body()
+    body["secrets"][0]["activeVersion"] = "3"
+    body["secrets"][0]["rotation"]["previewOpen"] = True
+    render_status(StatusReport.parse(body))
+    lines = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
+    assert lines[2].split() == [
+        "secret", "type", "req", "source", "ver", "pin", "age", "expires", "rotation",
+    ]  # fmt: skip
+    assert lines[3].split() == [
+        "api_secret", "yes", "break_glass", "3", "3", "12s", "in", "4m", "ok", "(due", "in",
+        "364d,", "preview", "open)",
+    ]  # fmt: skip
+    assert "…" not in "\n".join(lines)

@@ -163,8 +163,42 @@ class TestPlainHttp:
             ("10.0.0.1", False),
             ("example.com", False),
             ("localhost.example.com", False),
+            ("evil.localhost", False),  # contract section 17: not *.localhost
+            ("LOCALHOST.", True),
         ],
     )
     def test_is_loopback(self, host: str, loopback: bool) -> None:
-        """Loopback means 127/8, ::1 and localhost only."""
+        """Loopback means 127/8, ::1 and localhost only (not its subdomains)."""
         assert is_loopback(host) is loopback
+
+
+class TestTokenSource:
+    def source(self, environ: dict[str, str], **flags: object) -> str:
+        args: dict[str, object] = {
+            "url": None, "token": None, "token_file": None, "insecure": False,
+            "scope": Scope.READ,
+        }  # fmt: skip
+        args.update(flags)
+        return resolve_target(environ={"OMNI_URL": URL, **environ}, **args).token_source  # type: ignore[arg-type]
+
+    def test_each_way_names_itself(self, tmp_path: Path) -> None:
+        path = tmp_path / "token"
+        path.write_text("fake-file-token")
+        scoped = {"OMNI_TOKEN_OMNI_SECRETS_READ": "fake-scoped"}
+        assert self.source(scoped, token="fake-flag") == "--token"
+        assert self.source(scoped, token_file=path) == f"--token-file {path}"
+        assert self.source({"OMNI_TOKEN": "fake"}) == "OMNI_TOKEN"
+        assert self.source({"OMNI_TOKEN": "fake", **scoped}) == (
+            "OMNI_TOKEN (which beats OMNI_TOKEN_OMNI_SECRETS_READ)"
+        )
+        assert self.source({"OMNI_TOKEN_FILE": str(path)}) == f"OMNI_TOKEN_FILE ({path})"
+        assert self.source(scoped) == "OMNI_TOKEN_OMNI_SECRETS_READ"
+
+
+class TestUserInfo:
+    def test_a_bad_url_is_printed_without_user_info(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, err = one_line_exit(capsys, {}, url="ftp://fake-user:fake-pass@example.com/")
+        assert code == 2
+        assert "ftp://example.com/" in err and "fake-pass" not in err and "fake-user" not in err

@@ -51,3 +51,49 @@ def test_make_installs_with_hashes() -> None:
     assert "--no-deps --no-build-isolation -e ." in makefile
     build_backend = pins_of((ROOT / "requirements.lock").read_text())
     assert {"hatchling", "editables"} <= set(build_backend)
+
+
+DEV_TOOLS = {"mypy", "ruff", "pytest", "schemathesis", "py-spy", "detect-secrets", "hypothesis"}
+
+
+def entries_of(text: str) -> dict[str, str]:
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    return {
+        canonicalize_name(entry.split("==", 1)[0]): entry.strip()
+        for entry in re.split(r"\n(?=[A-Za-z0-9])", body.strip())
+        if entry.strip()
+    }
+
+
+def test_the_runtime_lock_is_the_runtime_part_of_the_lock() -> None:
+    """Issue 26: `make run` installs the server's closure only, with the lock's own hashes."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import runtime_lock
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    full = entries_of((ROOT / "requirements.lock").read_text())
+    runtime = entries_of((ROOT / "requirements-runtime.lock").read_text())
+    assert set(runtime) == runtime_lock.closure() - {"omni-secrets"}  # regenerated: the same
+    assert all(full[name] == entry for name, entry in runtime.items())  # same pins and hashes
+    assert not DEV_TOOLS & set(runtime)
+    assert DEV_TOOLS - {"detect-secrets", "hypothesis"} <= set(full)
+    assert {"fastapi", "uvicorn", "hatchling", "editables"} <= set(runtime)
+
+
+def test_make_run_installs_the_runtime_and_takes_a_port() -> None:
+    import subprocess
+
+    def dry(*args: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "-B", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+
+    run = dry("run", "PORT=8081")
+    assert "-r requirements-runtime.lock" in run and "-r requirements.lock" not in run
+    assert run.strip().splitlines()[-1].endswith("omni-secrets dev --port 8081")
+    assert dry("run").strip().splitlines()[-1].endswith("omni-secrets dev")
+    test = dry("test")
+    assert "-r requirements.lock" in test  # make test still installs the dev tools

@@ -138,17 +138,20 @@ class TestDaysUntilDue:
         ("now", "days"),
         [
             (DUE - 300 * DAY, 300),
-            (DUE - DAY - US, 1),
+            (DUE - 300 * DAY + timedelta(milliseconds=5), 300),  # right after a rotation
+            (DUE - DAY - US, 2),
             (DUE - DAY, 1),
-            (DUE - DAY + US, 0),
+            (DUE - DAY + US, 1),
+            (DUE - US, 1),
             (DUE, 0),
             (DUE + timedelta(seconds=1), -1),
             (DUE + DAY, -1),
             (DUE + DAY + US, -2),
         ],
     )
-    def test_rounds_down(self, now: datetime, days: int) -> None:
-        """Whole days rounded down: 0 on the due moment, negative as soon as it has passed."""
+    def test_started_days_count(self, now: datetime, days: int) -> None:
+        """A started day counts: 300 just after a 300-day rotation, 1 in the last day, 0 on the
+        due moment, negative as soon as it has passed (issue 26: not 364 after a 365-day one)."""
         assert days_until_due(DUE, now) == days
 
 

@@ -579,10 +579,14 @@ class TestStatusRotationColumn:
     async def test_the_column_follows_the_clock_across_each_boundary(self, rig: Rig) -> None:
         assert self.column(rig) == ("ok", 365, False)
         assert self.column(rig) == ("ok", 365, False)  # the reused view
-        rig.clock.advance(1e-6)
+        rig.clock.advance(1e-6)  # right after the 365-day rotation: still 365 (issue 26)
+        assert self.column(rig) == ("ok", 365, False)
+        rig.clock.advance(timedelta(days=1).total_seconds() - 2e-6)
+        assert self.column(rig) == ("ok", 365, False)
+        rig.clock.advance(1e-6)  # a whole day later
         assert self.column(rig) == ("ok", 364, False)
-        rig.clock.advance(timedelta(days=335).total_seconds() - 2e-6)
-        assert self.column(rig) == ("ok", 30, False)
+        rig.clock.advance(timedelta(days=334).total_seconds() - 1e-6)
+        assert self.column(rig) == ("ok", 31, False)
         rig.clock.advance(1e-6)  # the warning window opens: 30 days before the due date
         assert self.column(rig) == ("due_soon", 30, False)
         rig.clock.advance(timedelta(days=30).total_seconds())

@@ -307,7 +307,7 @@ class GsmSecretManagerClient:
     # --- one attempt each --------------------------------------------------------------------
 
     async def _access_once(self, name: str, secret_id: str, deadline: float) -> AccessedSecret:
-        with gsm_errors.translated("AccessSecretVersion", secret_id):
+        with gsm_errors.translated("AccessSecretVersion", secret_id, resource=name):
             client = self._client_for_running_loop()
             response = await client.access_secret_version(
                 request=service.AccessSecretVersionRequest(name=name), retry=None, timeout=deadline
@@ -334,7 +334,7 @@ class GsmSecretManagerClient:
         return AccessedSecret(secret_id=secret_id, version=version, value=SecretValue(text))
 
     async def _get_version_once(self, name: str, secret_id: str, deadline: float) -> VersionInfo:
-        with gsm_errors.translated("GetSecretVersion", secret_id):
+        with gsm_errors.translated("GetSecretVersion", secret_id, resource=name):
             client = self._client_for_running_loop()
             item = await client.get_secret_version(
                 request=service.GetSecretVersionRequest(name=name), retry=None, timeout=deadline
@@ -375,7 +375,7 @@ class GsmSecretManagerClient:
     ) -> VersionInfo:
         # The client's method is the RPC name in snake case (AddSecretVersion -> add_...).
         rpc = re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
-        with gsm_errors.translated(method, secret_id):
+        with gsm_errors.translated(method, secret_id, resource=getattr(request, "name", None)):
             client = self._client_for_running_loop()
             answer = await getattr(client, rpc)(request=request, retry=None, timeout=deadline)
         version = _version_of(answer.name)

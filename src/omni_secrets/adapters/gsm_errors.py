@@ -9,7 +9,8 @@ specific class in an exception's MRO wins (as httpx's ``map_httpcore_exceptions`
 the cache and the fakes agree. A guard test checks that every api_core class is covered.
 
 Vendor errors of failed calls carry the server's status text, never a payload, so chaining them
-is safe; the domain error's own message names only the RPC, the secret id and the reason.
+is safe; the domain error's own message names only the secret id, the version, the reason and
+the RPC.
 """
 
 from __future__ import annotations
@@ -78,12 +79,18 @@ def _status_name(exc: BaseException) -> str:
 
 
 @contextmanager
-def translated(method: str, secret_id: str) -> Iterator[None]:
+def translated(method: str, secret_id: str, *, resource: str | None = None) -> Iterator[None]:
     """Translate vendor exceptions raised inside the block.
+
+    The message names the secret and, when the call was about one, the version first, as an
+    operator reads it: ``apex-omni-api-key version 2: NOT_FOUND (Secret Manager
+    AccessSecretVersion)``.
 
     Args:
         method: the RPC name, for the message.
         secret_id: the secret the call was about, for the message and the error.
+        resource: the version's resource name (``…/versions/2``, ``…/versions/latest``), when
+            the call named one.
 
     Raises:
         SecretStoreError: for any exception :func:`reason_for` recognises, chained to it.
@@ -96,8 +103,16 @@ def translated(method: str, secret_id: str) -> Iterator[None]:
         if reason is None:
             raise
         raise SecretStoreError(
-            f"Secret Manager {method} for {secret_id!r} failed: {reason}",
+            f"{subject(secret_id, resource)}: {reason} (Secret Manager {method})",
             reason=reason,
             transient=reason in TRANSIENT_REASONS,
             secret_id=secret_id,
         ) from exc
+
+
+def subject(secret_id: str, resource: str | None = None) -> str:
+    """``apex-omni-api-key version 2``: what a message is about (the secret alone without a
+    version resource)."""
+    if resource is None or "/versions/" not in resource:
+        return secret_id
+    return f"{secret_id} version {resource.rsplit('/versions/', 1)[1]}"

@@ -73,6 +73,9 @@ class SecretStatus(Schema):
     required: bool
     cache_source: Literal["gsm", "break_glass", "none"]
     version: str | None
+    active_version: str | None = Field(
+        default=None, description="The pinned GSM version; `version` is what the cache holds."
+    )
     fetched_at: Timestamp | None
     age_seconds: float | None
     expires_at: Timestamp | None

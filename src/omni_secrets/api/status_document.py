@@ -77,6 +77,7 @@ def _secret(secret: SecretStatusView) -> dict[str, Any]:
         "required": secret.required,
         "cacheSource": secret.cache_source,
         "version": secret.version,
+        "activeVersion": secret.active_version,
         "fetchedAt": _time(secret.fetched_at),
         "ageSeconds": secret.age_seconds,
         "expiresAt": _time(secret.expires_at),

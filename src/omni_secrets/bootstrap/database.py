@@ -131,11 +131,15 @@ async def open_sql_unit_of_work(
 
 
 def schema_revision(url: str) -> str | None:
-    """The migration the database is at (None: never migrated).
+    """The migration the database is at (None: never migrated, or an SQLite file that does not
+    exist: reading it never creates it, so a refused start leaves no empty database behind).
 
     Raises:
         DatabaseUnavailable: the database cannot be reached.
     """
+    path = sqlite_file(url)
+    if path is not None and not Path(path).exists():
+        return None
     return migrate.current(url)
 
 

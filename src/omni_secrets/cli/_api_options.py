@@ -68,7 +68,7 @@ class ApiOptions:
             id_token_audience=self.id_token_audience,
             environ=environ,
         )
-        return ApiClient(target.url, target.token)
+        return ApiClient(target.url, target.token, token_source=target.token_source)
 
     def under(self, parent: ApiOptions | None) -> ApiOptions:
         """These options, each one not given taken from ``parent`` (a group's, given before the

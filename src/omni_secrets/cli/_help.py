@@ -5,11 +5,14 @@ writes required arguments as ``{ID}`` in usage lines, and its Rich formatter kee
 hard line breaks. :func:`tidy_help` walks the finished
 Click command tree once: options show their metavar (``--scope SCOPE``; flags show nothing),
 arguments only their name, and help is rendered by Click's plain formatter, which re-wraps
-paragraphs to the terminal width.
+paragraphs to the terminal width. A group's list of commands shows each one's first sentence
+whole (wrapped), never Click's 45-character cut ending in ``...``.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 from typer import core as typer_core
@@ -20,6 +23,8 @@ def tidy_help(command: click_core.Command) -> None:
     """Apply the help conventions above to ``command`` and every subcommand, in place."""
     if hasattr(command, "rich_markup_mode"):
         command.rich_markup_mode = None
+    if command.short_help is None and command.help:
+        command.short_help = first_sentence(command.help)
     for param in command.params:
         _tidy_param(param)
     for sub in getattr(command, "commands", {}).values():
@@ -45,3 +50,14 @@ def _tidy_param(param: click_core.Parameter) -> None:
 
     # Typer asks the parameter instance for its type label; answer with the metavar instead.
     setattr(param, "display_type_rich", display)  # noqa: B010
+
+
+# A sentence ends at a full stop followed by a capital or a backquote ("e.g. api_key" does not).
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z`])")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``'s first paragraph, on one line."""
+    paragraph = " ".join(inspect.cleandoc(text).split("\n\n", 1)[0].split())
+    end = _SENTENCE_END.search(paragraph)
+    return paragraph if end is None else paragraph[: end.start() + 1]

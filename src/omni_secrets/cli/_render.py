@@ -5,10 +5,12 @@ the small document the command states). For people each result type has one rend
 registered with :func:`human`: tables and lines through one Rich console, times relative ("in 4m",
 "3h ago"), nothing a script should parse except the ``key=value`` lines some commands print.
 
-The status table is laid out for an 80-column terminal: one row per type with the columns that
-stay short (source, version, age, rotation), and the long ones (active break-glass overrides,
-last errors) as lines of their own under it, where they can wrap instead of shrinking to
-nothing. The rotation column shows the API's own ``daysUntilDue``, so table and JSON agree.
+The status shows every field whole at any width: one row per type with the columns that stay
+short (source, cached and pinned version, age, rotation) when that table fits the terminal, else
+(80 columns, a break-glass, a waiting candidate) one block of short lines per type; the long
+fields (active break-glass overrides, last errors) are lines of their own under it, where they
+can wrap instead of shrinking to ``…``. Rotation shows the API's own ``daysUntilDue``, so text
+and JSON agree.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from omni_secrets.cli.client import (
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 _STATE_STYLE = {"ready": "green", "degraded": "yellow", "empty": "red"}
 _ROTATION_STYLE = {"ok": "green", "due_soon": "yellow", "overdue": "red"}
@@ -80,8 +83,8 @@ def minutes(moment: Instant | None) -> str:
 
 @human.register
 def render_status(report: StatusReport) -> None:
-    """Print the status for a person, within 80 columns (see the module docstring)."""
-    from rich.table import Table
+    """Print the status for a person, every field whole (see the module docstring)."""
+    from rich.measure import Measurement
 
     out = console()
     now = datetime.now(UTC)
@@ -94,18 +97,31 @@ def render_status(report: StatusReport) -> None:
         f"hydrated {relative(cache.hydrated_at, now)} · "
         f"last refresh {relative(cache.last_refresh_at, now)}"
     )
+    table = _status_table(report, now)
+    if Measurement.get(out, out.options.update_width(10_000), table).maximum <= out.width:
+        out.print(table)
+    else:  # too narrow for the table: one block per type, nothing cut
+        for secret in report.secrets:
+            for line in _status_block(secret, now):
+                out.print(line)
+    _print_section(out, "break-glass overrides active:", _override_lines(report, now))
+    _print_section(out, "last errors:", _error_lines(report, now))
+
+
+def _status_table(report: StatusReport, now: datetime) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("secret type", "req", "source"):
         table.add_column(column, no_wrap=True)
     table.add_column("ver", no_wrap=True, justify="right")
+    table.add_column("pin", no_wrap=True, justify="right")
     table.add_column("age", no_wrap=True, justify="right")
     table.add_column("expires", no_wrap=True)
     table.add_column("rotation", no_wrap=True)
     for secret in report.secrets:
         table.add_row(*_status_row(secret, now))
-    out.print(table)
-    _print_section(out, "break-glass overrides active:", _override_lines(report, now))
-    _print_section(out, "last errors:", _error_lines(report, now))
+    return table
 
 
 def _status_row(secret: SecretState, now: datetime) -> tuple[str, ...]:
@@ -115,10 +131,24 @@ def _status_row(secret: SecretState, now: datetime) -> tuple[str, ...]:
         "yes" if secret.required else "no",
         f"[{_SOURCE_STYLE.get(source, 'red')}]{source}[/]",
         secret.version or "-",
+        secret.active_version or "-",
         "-" if age is None else _seconds(age),
         "[yellow]stale[/]" if secret.stale else relative(secret.expires_at, now),
         _rotation_text(secret.rotation),
     )
+
+
+def _status_block(secret: SecretState, now: datetime) -> list[str]:
+    """The narrow layout: the type and its rotation, then its cache on indented lines."""
+    source, age = secret.cache_source, secret.age_seconds
+    expires = "[yellow]stale[/]" if secret.stale else f"expires {relative(secret.expires_at, now)}"
+    return [
+        f"[bold]{secret.secret_type}[/] {_rotation_text(secret.rotation)}",
+        f"  {'required' if secret.required else 'optional'} · source "
+        f"[{_SOURCE_STYLE.get(source, 'red')}]{source}[/] · version {secret.version or '-'} · "
+        f"pinned {secret.active_version or '-'}",
+        f"  age {'-' if age is None else _seconds(age)} · {expires}",
+    ]
 
 
 def _override_lines(report: StatusReport, now: datetime) -> list[str]:
@@ -161,6 +191,8 @@ def _rotation_text(rotation: RotationState) -> str:
     if rotation.candidate_version:
         # A new GSM version waiting for a rotation preview (contract section 12).
         when += f", v{rotation.candidate_version} waiting"
+    if rotation.preview_open:
+        when += ", preview open"
     state = rotation.status
     return f"[{_ROTATION_STYLE.get(state, 'white')}]{state}[/] ({when})"
 
@@ -237,10 +269,12 @@ def _self_test(result: ApexSelfTest) -> None:
             f"ApeX accepted the served credentials: account {result.account_id}, "
             f"HTTP {result.http_status}, clock skew {result.skew_ms} ms"
         )
+    elif result.reason:  # the reason already names the HTTP status and the ApeX code
+        print(f"ApeX refused the served credentials: {result.reason}")
     else:
         print(
             f"ApeX refused the served credentials: HTTP {result.http_status}, ApeX code "
-            f"{result.apex_code}: {result.reason}"
+            f"{result.apex_code}"
         )
 
 
@@ -332,3 +366,28 @@ def _overrides(result: ActiveOverrides) -> None:
             f"{escape(str(o.actor))}: {escape(str(o.reason))}",
             soft_wrap=True,
         )
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+def audit_events(events: list[dict[str, Any]]) -> None:
+    """``audit list``: one line per event, newest first, each field whole (lines may wrap)."""
+    from rich.markup import escape
+
+    if not events:
+        print("no audit event matches")
+        return
+    out = console()
+    for e in events:
+        when = datetime.fromisoformat(e["occurredAt"]).strftime("%Y-%m-%d %H:%M:%SZ")
+        fields = (
+            str(e["id"]),
+            when,
+            e["secretType"] or "-",
+            e["action"],
+            f"by {e['actor']}",
+            e["result"],
+            f"correlation {e['correlationId'] or '-'}",
+        )
+        out.print(escape("  ".join(str(f) for f in fields)), soft_wrap=True)

@@ -32,6 +32,7 @@ import typer
 from omni_secrets.api.scopes import Scope
 from omni_secrets.cli._bearer import ID_TOKEN_AUDIENCE_VARIABLE, fetch_google_id_token
 from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.cli.client._exceptions import without_user_info
 
 URL_ENV = "OMNI_URL"
 # Names of environment variables, not token values.
@@ -83,10 +84,15 @@ JsonOption = Annotated[
 
 @dataclass(frozen=True, slots=True)
 class ApiTarget:
-    """The API's base URL and the bearer token to send it (never shown in ``repr``)."""
+    """The API's base URL and the bearer token to send it (never shown in ``repr``).
+
+    ``token_source`` says where the token came from (``--token``, ``OMNI_TOKEN``,
+    ``OMNI_TOKEN_FILE``, ``OMNI_TOKEN_<SCOPE>``, …), for the line a 401 or 403 prints.
+    """
 
     url: str
     token: str = field(repr=False)
+    token_source: str = ""
 
 
 def token_env_var(scope: Scope) -> str:
@@ -127,16 +133,14 @@ def resolve_target(
     if not base:
         fail(f"no API URL: give --url URL or set {URL_ENV}", code=EXIT_USAGE)
     require_safe_url(base, insecure=insecure)
-    return ApiTarget(
-        url=base.rstrip("/"),
-        token=resolve_token(
-            token=token,
-            token_file=token_file,
-            id_token_audience=id_token_audience,
-            scope=scope,
-            environ=env,
-        ),
+    value, source = resolve_token(
+        token=token,
+        token_file=token_file,
+        id_token_audience=id_token_audience,
+        scope=scope,
+        environ=env,
     )
+    return ApiTarget(url=base.rstrip("/"), token=value, token_source=source)
 
 
 def resolve_token(
@@ -146,9 +150,12 @@ def resolve_token(
     scope: Scope,
     environ: Mapping[str, str],
     id_token_audience: str | None = None,
-) -> str:
-    """The bearer token: a flag, else ``OMNI_TOKEN``, ``OMNI_TOKEN_FILE``,
+) -> tuple[str, str]:
+    """The bearer token and where it came from: a flag, else ``OMNI_TOKEN``, ``OMNI_TOKEN_FILE``,
     ``OMNI_ID_TOKEN_AUDIENCE``, then the per-scope variable.
+
+    The source names the flag or variable; when a general variable won while the per-scope one
+    is set too, it says so (the per-scope dev token was not used).
 
     Exits 2 with one line when two token flags are given, a token file cannot be read or is
     empty, or no way yields a token; 2 or 3 when a Google ID token cannot be fetched.
@@ -160,20 +167,24 @@ def resolve_token(
     if token_file is not None and id_token_audience is not None:
         fail("give either --token-file or --id-token-audience, not both", code=EXIT_USAGE)
     if token is not None:
-        return _non_empty(token, "--token")
+        return _non_empty(token, "--token"), "--token"
     if token_file is not None:
-        return _read_token_file(token_file, "--token-file")
+        return _read_token_file(token_file, "--token-file"), f"--token-file {token_file}"
     if id_token_audience is not None:
-        return fetch_google_id_token(_non_empty(id_token_audience, "--id-token-audience"))
-    if environ.get(TOKEN_ENV, "").strip():
-        return environ[TOKEN_ENV].strip()
-    if environ.get(TOKEN_FILE_ENV, "").strip():
-        return _read_token_file(Path(environ[TOKEN_FILE_ENV].strip()).expanduser(), TOKEN_FILE_ENV)
-    if environ.get(ID_TOKEN_AUDIENCE_VARIABLE, "").strip():
-        return fetch_google_id_token(environ[ID_TOKEN_AUDIENCE_VARIABLE].strip())
+        audience = _non_empty(id_token_audience, "--id-token-audience")
+        return fetch_google_id_token(audience), "--id-token-audience"
     per_scope = token_env_var(scope)
+    shadowed = f" (which beats {per_scope})" if environ.get(per_scope, "").strip() else ""
+    if environ.get(TOKEN_ENV, "").strip():
+        return environ[TOKEN_ENV].strip(), TOKEN_ENV + shadowed
+    if environ.get(TOKEN_FILE_ENV, "").strip():
+        path = Path(environ[TOKEN_FILE_ENV].strip()).expanduser()
+        return _read_token_file(path, TOKEN_FILE_ENV), f"{TOKEN_FILE_ENV} ({path}){shadowed}"
+    if environ.get(ID_TOKEN_AUDIENCE_VARIABLE, "").strip():
+        token_value = fetch_google_id_token(environ[ID_TOKEN_AUDIENCE_VARIABLE].strip())
+        return token_value, ID_TOKEN_AUDIENCE_VARIABLE + shadowed
     if environ.get(per_scope, "").strip():
-        return environ[per_scope].strip()
+        return environ[per_scope].strip(), per_scope
     fail(
         "no bearer token: give --token TOKEN, or --id-token-audience AUD (or "
         f"{ID_TOKEN_AUDIENCE_VARIABLE}) to use a Google ID token, or --token-file FILE, or set "
@@ -187,7 +198,10 @@ def require_safe_url(url: str, *, insecure: bool) -> None:
     """Exit 2 unless ``url`` is https, or http to a loopback host, or ``insecure`` allows it."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        fail(f"the API URL must be http(s)://HOST[:PORT], got {url!r}", code=EXIT_USAGE)
+        fail(
+            f"the API URL must be http(s)://HOST[:PORT], got {without_user_info(url)!r}",
+            code=EXIT_USAGE,
+        )
     if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
         fail(
             f"refusing plain http to {parts.hostname}: the token would travel in clear; use "
@@ -197,9 +211,10 @@ def require_safe_url(url: str, *, insecure: bool) -> None:
 
 
 def is_loopback(host: str) -> bool:
-    """``localhost`` (and its subdomains), 127.0.0.0/8 and ::1."""
+    """``localhost``, 127.0.0.0/8 and ::1 only (contract section 17): not ``*.localhost``,
+    which a resolver may send anywhere."""
     name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
+    if name == "localhost":
         return True
     try:
         return ipaddress.ip_address(name).is_loopback

@@ -37,8 +37,18 @@ SecretTypeOption = Annotated[
         "--secret-type", metavar="T", help="The catalog type, e.g. api_key (not the GSM id)."
     ),
 ]
+
+
+def _version_number(value: str) -> str:
+    """A GSM version number (1, 2, …); anything else is a usage error (exit 2), not a failure."""
+    if not value.isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"a version number such as 4 is expected, got {value!r}")
+    return str(int(value))
+
+
 VersionArgument = Annotated[
-    str, typer.Argument(metavar="VERSION", help="The version number, e.g. 4.")
+    str,
+    typer.Argument(metavar="VERSION", help="The version number, e.g. 4.", callback=_version_number),
 ]
 
 

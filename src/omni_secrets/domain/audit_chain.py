@@ -181,6 +181,8 @@ class ChainVerdict:
         reason: why ``first_bad_id`` failed (id gap, broken link, hash mismatch), or None.
         keyed: how many of the ``checked`` rows carry a keyed (HMAC) hash.
         unkeyed: how many of the ``checked`` rows carry a plain SHA-256 (written before the key).
+        key_missing: True when the first failure is a keyed row met without any integrity key:
+            a setup error (no ``OMNI_INTEGRITY_KEY_FILE``), not evidence of tampering.
     """
 
     ok: bool
@@ -189,6 +191,7 @@ class ChainVerdict:
     reason: str | None = None
     keyed: int = 0
     unkeyed: int = 0
+    key_missing: bool = False
 
 
 class ChainVerifier:
@@ -216,6 +219,7 @@ class ChainVerifier:
         self._keyed = 0
         self._first_bad_id: int | None = None
         self._reason: str | None = None
+        self._key_missing = False
 
     def feed(self, event: OmniSecretAccessEvent) -> bool:
         """Check the next row; False once the chain is broken (at this row or before)."""
@@ -252,6 +256,7 @@ class ChainVerifier:
 
     def _keyed_problem(self, event: OmniSecretAccessEvent, key_id: str) -> str | None:
         if self._keyring is None:
+            self._key_missing = True
             return f"row is keyed with key {key_id} but no integrity key is configured"
         expected = keyed_row_hash(self._keyring, event.prev_hash, event, event.id, key_id)
         if expected is None:
@@ -275,6 +280,7 @@ class ChainVerifier:
             reason=self._reason,
             keyed=self._keyed,
             unkeyed=self._checked - self._keyed,
+            key_missing=self._key_missing,
         )
 
 

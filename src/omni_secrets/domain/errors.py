@@ -111,8 +111,12 @@ class UnknownSecretType(InvalidInput):
     """Raised when a secret type outside the catalog is named."""
 
     def __init__(self, secret_type: str) -> None:
+        from omni_secrets.domain.catalog import SecretType  # catalog imports this module
+
+        valid = [member.value for member in SecretType]
         super().__init__(
-            f"unknown secret type {secret_type!r}", details={"secretType": secret_type}
+            f"unknown secret type {secret_type!r}; valid types: {', '.join(valid)}",
+            details={"secretType": secret_type, "validTypes": valid},
         )
         self.secret_type = secret_type
 

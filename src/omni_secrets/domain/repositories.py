@@ -64,6 +64,32 @@ class GroupLock:
     expires_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit rows ``omni-secrets audit list`` asks for; every field set must match.
+
+    Attributes:
+        secret_type: rows about this type only.
+        action: rows with this action only.
+        actor: rows by this actor only.
+        since: rows with ``occurred_at`` at or after this instant only.
+    """
+
+    secret_type: str | None = None
+    action: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+
+    def matches(self, event: OmniSecretAccessEvent) -> bool:
+        """True when ``event`` passes every set field (the in-memory twin of the SQL query)."""
+        return (
+            (self.secret_type is None or event.secret_type == self.secret_type)
+            and (self.action is None or event.action == self.action)
+            and (self.actor is None or event.actor == self.actor)
+            and (self.since is None or event.occurred_at >= self.since)
+        )
+
+
 class MetadataRepository(Protocol):
     """The ``omni_secret_metadata`` rows: one per catalog type."""
 
@@ -207,6 +233,10 @@ class AuditLog(Protocol):
 
     async def page(self, after_id: int, limit: int) -> Sequence[OmniSecretAccessEvent]:
         """Up to ``limit`` rows with ``id > after_id``, ascending (for chain verification)."""
+        ...
+
+    async def search(self, where: AuditFilter, limit: int) -> Sequence[OmniSecretAccessEvent]:
+        """The newest ``limit`` rows that match ``where``, newest first (``audit list``)."""
         ...
 
 

@@ -162,7 +162,9 @@ class StatusReporter:
         # shows, from the cache's two immutable snapshots (docs/benchmarks.md, section 5).
         served, error = self.cache.status_of(row.secret_type)
         candidate = self._candidate_version(row.secret_type)
-        rotation_view = self._rotation_view(row, self.pins.get(row.secret_type), now, candidate)
+        pin = self.pins.get(row.secret_type)
+        active_version = pin.active_version if pin is not None else None
+        rotation_view = self._rotation_view(row, pin, now, candidate)
         last_error = LastErrorView(error.code, error.message, error.at) if error else None
         if served is None:
             return SecretStatusView(
@@ -178,6 +180,7 @@ class StatusReporter:
                 last_error=last_error,
                 rotation=rotation_view,
                 break_glass=NO_BREAK_GLASS,
+                active_version=active_version,
             )
         if served.source is CacheSource.BREAK_GLASS:
             # The cache serves an override before the GSM entry: only then is one active.
@@ -202,6 +205,7 @@ class StatusReporter:
             last_error=last_error,
             rotation=rotation_view,
             break_glass=break_glass,
+            active_version=active_version,
         )
 
     def _rotation_view(

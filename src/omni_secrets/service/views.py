@@ -55,6 +55,8 @@ class SecretStatusView:
     last_error: LastErrorView | None
     rotation: RotationView
     break_glass: BreakGlassView
+    active_version: str | None = None
+    """The pinned GSM version (metadata), beside ``version``, what the cache holds."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from omni_secrets.domain.models import (
     PreviewStatus,
     RotationPreviewRecord,
 )
-from omni_secrets.domain.repositories import GroupLock, UnitOfWorkFactory
+from omni_secrets.domain.repositories import AuditFilter, GroupLock, UnitOfWorkFactory
 
 
 @dataclass(slots=True)
@@ -233,6 +233,9 @@ class _InMemoryAudit:
 
     async def page(self, after_id: int, limit: int) -> Sequence[OmniSecretAccessEvent]:
         return [event for event in self._uow.state.events if event.id > after_id][:limit]
+
+    async def search(self, where: AuditFilter, limit: int) -> Sequence[OmniSecretAccessEvent]:
+        return [event for event in reversed(self._uow.state.events) if where.matches(event)][:limit]
 
 
 class _InMemoryOverrides:

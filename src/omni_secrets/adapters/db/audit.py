@@ -32,6 +32,7 @@ from omni_secrets.domain import audit_chain
 from omni_secrets.domain.errors import AuditUnavailable
 from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.models import NewAccessEvent, OmniSecretAccessEvent
+from omni_secrets.domain.repositories import AuditFilter
 
 AUDIT_APPEND_LOCK_KEY = 0x6F6D6E6961756474
 """The advisory lock key serialising appends (the ASCII bytes of ``omniaudt``)."""
@@ -138,6 +139,20 @@ class SqlAuditLog:
             result = await self._conn.execute(
                 select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
             )
+        return [_from_row(row) for row in result]
+
+    async def search(self, where: AuditFilter, limit: int) -> Sequence[OmniSecretAccessEvent]:
+        query = select(events)
+        if where.secret_type is not None:
+            query = query.where(events.c.secret_type == where.secret_type)
+        if where.action is not None:
+            query = query.where(events.c.action == where.action)
+        if where.actor is not None:
+            query = query.where(events.c.actor == where.actor)
+        if where.since is not None:
+            query = query.where(events.c.occurred_at >= where.since)
+        with translate_db_errors(doing="audit read"):
+            result = await self._conn.execute(query.order_by(events.c.id.desc()).limit(limit))
         return [_from_row(row) for row in result]
 
 

@@ -39,6 +39,8 @@ class ApiClient:
     Args:
         base_url: ``http(s)://host[:port]``, no path (the resolved ``--url``).
         token: the bearer token.
+        token_source: where the token came from (``OMNI_TOKEN``, ``--token``, …): a 401 or 403
+            says it, so a person knows which token to replace.
         timeout: seconds for each request.
         transport: an httpx transport to use instead of the network (tests).
 
@@ -51,12 +53,16 @@ class ApiClient:
         base_url: str,
         token: str,
         *,
+        token_source: str = "",
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"the API URL must start with http:// or https://, got {base_url!r}")
         import httpx  # here, so that `--help` and local commands never load it
+
+        self._token_source = token_source
+        self._timeout = timeout
 
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -164,14 +170,16 @@ class ApiClient:
         try:
             response = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
-            raise ApiUnreachable(str(self._http.base_url), type(exc).__name__) from None
+            raise ApiUnreachable(str(self._http.base_url), _why(exc, self._timeout)) from None
         if not response.is_success:
-            raise _status_error(response)
+            raise _status_error(response, self._token_source)
         return response
 
 
-def _status_error(response: httpx.Response) -> ApiStatusError:
+def _status_error(response: httpx.Response, token_source: str = "") -> ApiStatusError:
     """The error for a 4xx/5xx answer, with the contract's envelope when the body is one."""
+    if response.status_code in (401, 403) and token_source:
+        return _with_token_source(_status_error(response), token_source)
     try:
         error = response.json()["error"]
         details = error.get("details")
@@ -184,3 +192,34 @@ def _status_error(response: httpx.Response) -> ApiStatusError:
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return ApiStatusError(response.status_code)
+
+
+def _with_token_source(error: ApiStatusError, token_source: str) -> ApiStatusError:
+    """``error`` saying where the refused token came from."""
+    return ApiStatusError(
+        error.status_code,
+        code=error.code,
+        error_message=error.error_message,
+        correlation_id=error.correlation_id,
+        details=error.details,
+        token_source=token_source,
+    )
+
+
+def _why(exc: Exception, timeout: float) -> str:
+    """What a person can do about a failed connection (the exception's own words in brackets,
+    never a URL: httpx's messages name the error, not the request)."""
+    import httpx
+
+    said = " ".join(str(exc).split())[:160] or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            f"no answer within {timeout:g} s ({type(exc).__name__}): is the service overloaded, "
+            "or a firewall dropping the connection?"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return (
+            f"could not connect ({said}): check that the service is running and that --url or "
+            "OMNI_URL points at it (after `make run`: source .omni-dev/env)"
+        )
+    return f"{type(exc).__name__}: {said}"

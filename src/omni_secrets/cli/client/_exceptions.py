@@ -15,6 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+def without_user_info(url: str) -> str:
+    """``url`` without ``user:password@`` (contract section 17: user-info is never printed)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<the API URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 class ApiError(Exception):
@@ -29,6 +41,7 @@ class ApiUnreachable(ApiError):
     """Raised when no HTTP answer came back (connection refused, timeout, TLS, DNS)."""
 
     def __init__(self, base_url: str, reason: str) -> None:
+        base_url = without_user_info(base_url)
         super().__init__(f"cannot reach {base_url}: {reason}")
         self.base_url = base_url
         self.reason = reason
@@ -49,8 +62,10 @@ class ApiStatusError(ApiError):
         error_message: str | None = None,
         correlation_id: str | None = None,
         details: Mapping[str, Any] | None = None,
+        token_source: str | None = None,
     ) -> None:
         self.status_code = status_code
+        self.token_source = token_source
         self.code = code
         self.error_message = error_message
         self.correlation_id = correlation_id
@@ -58,12 +73,13 @@ class ApiStatusError(ApiError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
+        source = f"; the token came from {self.token_source}" if self.token_source else ""
         if self.code is None or self.correlation_id is None:
-            return f"HTTP {self.status_code} from the API"
+            return f"HTTP {self.status_code} from the API{source}"
         text = f"{self.code}: {self.error_message}"
         if self.details:
             text += " (" + ", ".join(f"{key}={value}" for key, value in self.details.items()) + ")"
-        return f"{text} (HTTP {self.status_code}, correlation id {self.correlation_id})"
+        return f"{text} (HTTP {self.status_code}, correlation id {self.correlation_id}){source}"
 
 
 class UnexpectedAnswer(ApiError):

@@ -37,6 +37,7 @@ class RotationState:
     status: str
     days_until_due: int | None
     candidate_version: str | None
+    preview_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class SecretState:
     rotation: RotationState
     override: ActiveOverride | None
     last_error: LastFetchError | None
+    active_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ def _secret_state(item: Fields) -> SecretState:
             status=rotation.optional_text("status") or "?",
             days_until_due=rotation.optional_int("daysUntilDue"),
             candidate_version=rotation.optional_text("candidateVersion"),
+            preview_open=rotation.optional_flag("previewOpen"),
         ),
         override=_override(secret_type, glass) if glass and glass.optional_flag("active") else None,
         last_error=None
@@ -131,6 +134,7 @@ def _secret_state(item: Fields) -> SecretState:
             message=error.optional_text("message"),
             at=error.optional_instant("at"),
         ),
+        active_version=item.optional_text("activeVersion"),
     )
 
 

@@ -59,12 +59,15 @@ def rotation_status(due_at: datetime, now: datetime, warning_days: int) -> Rotat
 
 
 def days_until_due(due_at: datetime, now: datetime) -> int:
-    """Whole days from ``now`` to ``due_at``, rounded down.
+    """Whole days from ``now`` to ``due_at``, a started day counted as a day.
 
-    Negative once ``due_at`` has passed (one second late is -1); 0 from 24 hours before
-    ``due_at`` up to and including ``due_at`` itself.
+    365 right after a 365-day rotation (not 364 a millisecond later), 1 during the last 24 hours
+    before ``due_at``, 0 at ``due_at`` itself, and negative once it has passed (one second late
+    is -1, a day and a microsecond late is -2).
     """
-    return (due_at - now) // timedelta(days=1)
+    if now <= due_at:
+        return -((now - due_at) // timedelta(days=1))  # rounded up
+    return (due_at - now) // timedelta(days=1)  # rounded down: -1 from the first instant late
 
 
 _DAY = timedelta(days=1)
@@ -76,16 +79,19 @@ def status_unchanged_until(due_at: datetime, now: datetime, warning_days: int) -
     of ``due_at`` differs from its value at ``now`` (``days_until_due`` changes every day, overdue
     or not, so there always is one).
 
-    Lets a caller that shows both (status, on every call) reuse them while ``now`` is earlier:
-    ``days_until_due`` keeps its value ``d`` up to and including ``due_at - d days``, and each
-    status boundary belongs to the later status (the package docstring).
+    Lets a caller that shows both (status, on every call) reuse them while ``now`` is earlier
+    (how long ``days_until_due`` keeps a value is in the comment below; each status boundary
+    belongs to the later status, the package docstring).
 
     Raises:
         ValueError: ``warning_days`` is negative (misuse).
     """
     if warning_days < 0:
         raise ValueError(f"warning_days must be >= 0, got {warning_days}")
-    days_change = due_at - days_until_due(due_at, now) * _DAY + _RESOLUTION
+    days = days_until_due(due_at, now)
+    # Ahead of due_at a value d holds from due_at - d days up to (not including) due_at - (d-1)
+    # days; at and after due_at a value d holds up to and including due_at - d days.
+    days_change = due_at - (days - 1) * _DAY if days > 0 else due_at - days * _DAY + _RESOLUTION
     warning_opens = due_at - warning_days * _DAY
     if now < warning_opens:
         status_change = warning_opens
