@@ -259,8 +259,16 @@ class GsmEmulator:
         return added
 
     def apply_seed(self, seed: Seed) -> int:
-        """:meth:`seed` from a parsed seed document."""
-        return self.seed(seed.project_id, seed.secrets)
+        """:meth:`seed` from a parsed seed document, then its aliases.
+
+        Raises:
+            RpcFault: an alias naming a missing (NOT_FOUND) or destroyed version, or a malformed
+                alias (INVALID_ARGUMENT); the versions are added by then.
+        """
+        added = self.seed(seed.project_id, seed.secrets)
+        for secret_id, aliases in seed.aliases.items():
+            self.set_aliases(seed.project_id, secret_id, aliases)
+        return added
 
     def enable(self, project_id: str, secret_id: str, version: int | str) -> None:
         """Enable a version. Raises RpcFault NOT_FOUND / FAILED_PRECONDITION (destroyed)."""
