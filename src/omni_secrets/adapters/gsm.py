@@ -53,7 +53,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 from google.cloud.secretmanager_v1.types import service
 
 from omni_secrets.adapters import gsm_errors, gsm_messages
-from omni_secrets.adapters.gsm_messages import as_datetime, version_of
+from omni_secrets.adapters.gsm_messages import version_of
 from omni_secrets.adapters.retry import RetryPolicy, retry_async
 from omni_secrets.domain.clock import Clock, SystemClock
 from omni_secrets.domain.errors import ChecksumMismatch, SecretStoreError
@@ -83,7 +83,6 @@ _PAYLOAD_LOGGERS = (
     "google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc",
 )
 
-_STATES = {state.value: state for state in VersionState}
 _log = structlog.get_logger(__name__)
 
 
@@ -321,6 +320,19 @@ class GsmSecretManagerClient:
         attempt = functools.partial(self._write_once, method, secret_id, request)
         return await self._call_once(method, attempt)
 
+    async def destroy_version(self, secret_id: str, version: str) -> VersionInfo:
+        """DestroySecretVersion, once (irreversible; delayed where the secret has a TTL).
+
+        Raises:
+            SecretStoreError: as :meth:`access`.
+        """
+        _check_ids(secret_id, version)
+        name = f"projects/{self._project_id}/secrets/{secret_id}/versions/{version}"
+        request = service.DestroySecretVersionRequest(name=name)
+        method = "DestroySecretVersion"
+        attempt = functools.partial(self._write_once, method, secret_id, request)
+        return await self._call_once(method, attempt)
+
     async def aclose(self) -> None:
         """Close the gRPC channel, if one was opened. Idempotent."""
         client, self._client = self._client, None
@@ -391,16 +403,15 @@ class GsmSecretManagerClient:
             item = await client.get_secret_version(
                 request=service.GetSecretVersionRequest(name=name), retry=None, timeout=deadline
             )
-        version = version_of(item.name)
-        if version is None:
+        info = gsm_messages.version_info(item)
+        if info is None:
             raise SecretStoreError(
                 f"Secret Manager GetSecretVersion for {secret_id!r} named no version",
                 reason=INVALID_RESPONSE,
                 transient=False,
                 secret_id=secret_id,
             )
-        state = _STATES.get(item.state.name, VersionState.DISABLED)
-        return VersionInfo(version, state, as_datetime(item.create_time))
+        return info
 
     async def _list_page_once(
         self, parent: str, secret_id: str, token: str, deadline: float
@@ -414,12 +425,9 @@ class GsmSecretManagerClient:
             pager = await client.list_secret_versions(request=request, retry=None, timeout=deadline)
         page: list[VersionInfo] = []
         for item in pager.versions:
-            version = version_of(item.name)
-            if version is None:
-                continue
-            # STATE_UNSPECIFIED is never sent by GSM; never treat an unknown state as ENABLED.
-            state = _STATES.get(item.state.name, VersionState.DISABLED)
-            page.append(VersionInfo(version, state, as_datetime(item.create_time)))
+            info = gsm_messages.version_info(item)
+            if info is not None:
+                page.append(info)
         return page, str(pager.next_page_token)
 
     async def _write_once(
@@ -430,16 +438,15 @@ class GsmSecretManagerClient:
         with gsm_errors.translated(method, secret_id):
             client = self._client_for_running_loop()
             answer = await getattr(client, rpc)(request=request, retry=None, timeout=deadline)
-        version = version_of(answer.name)
-        if version is None:
+        info = gsm_messages.version_info(answer)
+        if info is None:
             raise SecretStoreError(
                 f"Secret Manager {method} for {secret_id!r} named no version",
                 reason=INVALID_RESPONSE,
                 transient=False,
                 secret_id=secret_id,
             )
-        state = _STATES.get(answer.state.name, VersionState.DISABLED)
-        return VersionInfo(version, state, as_datetime(answer.create_time))
+        return info
 
     # --- retries, hooks, channel -------------------------------------------------------------
 

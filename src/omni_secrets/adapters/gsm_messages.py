@@ -16,7 +16,9 @@ from typing import Any
 from google.cloud.secretmanager_v1.types import resources, service
 
 from omni_secrets.domain.errors import SecretStoreError
-from omni_secrets.domain.secret_store import SecretInfo
+from omni_secrets.domain.secret_store import SecretInfo, VersionInfo, VersionState
+
+_STATES = {state.value: state for state in VersionState}
 
 #: An alias GSM accepts: letters, digits, ``-`` and ``_``, at most 63, not all digits, and
 #: not ``latest`` (checked in :func:`check_aliases`).
@@ -44,6 +46,21 @@ def as_datetime(value: Any) -> datetime:
         value.microsecond,
         tzinfo=UTC,
     )
+
+
+def version_info(item: Any) -> VersionInfo | None:
+    """A ``resources.SecretVersion`` as :class:`VersionInfo`, or None when it names no number.
+
+    STATE_UNSPECIFIED is never sent by GSM; an unknown state is never taken for ENABLED.
+    """
+    version = version_of(item.name)
+    if version is None:
+        return None
+    state = _STATES.get(item.state.name, VersionState.DISABLED)
+    scheduled = (
+        as_datetime(item.scheduled_destroy_time) if "scheduled_destroy_time" in item else None
+    )
+    return VersionInfo(version, state, as_datetime(item.create_time), scheduled)
 
 
 def secret_info(secret_id: str, secret: Any) -> SecretInfo:

@@ -54,11 +54,16 @@ class AccessedSecret:
 
 @dataclass(frozen=True, slots=True)
 class VersionInfo:
-    """A version's metadata (no payload)."""
+    """A version's metadata (no payload).
+
+    ``scheduled_destroy_time`` is set while a destruction waits out the secret's
+    ``version_destroy_ttl`` (the version is DISABLED until then).
+    """
 
     version: str
     state: VersionState
     create_time: datetime
+    scheduled_destroy_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +236,17 @@ class SecretVersionAdmin(Protocol):
         Raises:
             SecretStoreError: as :meth:`SecretStore.access` (``FAILED_PRECONDITION`` for a
                 destroyed version, ``NOT_FOUND``).
-            ValueError: ``state`` is DESTROYED (destroying is irreversible: use gcloud).
+            ValueError: ``state`` is DESTROYED (see :meth:`destroy_version`).
+        """
+        ...
+
+    async def destroy_version(self, secret_id: str, version: str) -> VersionInfo:
+        """Destroy one version (irreversible; DISABLED with ``scheduled_destroy_time`` first
+        where the secret has a ``version_destroy_ttl``). Sent once.
+
+        Raises:
+            SecretStoreError: as :meth:`SecretStore.access` (``FAILED_PRECONDITION`` for a
+                version already destroyed, ``NOT_FOUND``).
         """
         ...
 
