@@ -69,7 +69,7 @@ case "$KEYS_FROM_GSM" in true|false) ;; *) die "OMNI_KEYS_FROM_GSM='$KEYS_FROM_G
 # The catalog (contract section 3): secret ids are the prefix plus these.
 CATALOG_SUFFIXES=(api-key api-secret api-passphrase zk-seeds zk-l2-key)
 # What the service's GSM adapter calls, per secret (src/omni_secrets/adapters/gsm_permissions.py).
-SECRET_PERMISSIONS=(secretmanager.versions.access secretmanager.versions.get secretmanager.versions.list)
+SECRET_PERMISSIONS=(secretmanager.secrets.get secretmanager.secrets.update secretmanager.versions.access secretmanager.versions.get secretmanager.versions.list)
 KEY_SECRETS=(omni-secrets-breakglass-private-key omni-secrets-integrity-key)
 
 GSA_EMAIL="$GSA_NAME@$PROJECT.iam.gserviceaccount.com"

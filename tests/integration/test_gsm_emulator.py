@@ -184,12 +184,12 @@ class TestEmulatorSemantics:
         )
         assert disabled.etag != version.etag
 
-    async def test_stale_etag_is_aborted(self, sm_client: Any) -> None:
-        """A state change with an outdated etag is ABORTED and changes nothing."""
+    async def test_stale_etag_is_failed_precondition(self, sm_client: Any) -> None:
+        """A state change with a stale etag is FAILED_PRECONDITION (as GSM); nothing changes."""
         await create(sm_client)
         version = await add(sm_client, b"fake-v1")
         await sm_client.disable_secret_version(name=version.name, **NO_RETRY)
-        with pytest.raises(core_exceptions.Aborted):
+        with pytest.raises(core_exceptions.FailedPrecondition):
             await sm_client.enable_secret_version(
                 request={"name": version.name, "etag": version.etag}, **NO_RETRY
             )

@@ -25,7 +25,16 @@ CALLS: dict[str, Callable[[Any], Awaitable[object]]] = {
     "access": lambda store: store.access(KEY, "1"),
     "list_versions": lambda store: store.list_versions(KEY),
     "get_version": lambda store: store.get_version(KEY, "1"),
+    "get_secret": lambda store: store.get_secret(KEY),
+    "update_aliases": lambda store: _with_etag(store, store.update_aliases, {"current": "1"}),
+    "update_annotations": lambda store: _with_etag(store, store.update_annotations, {"a": "b"}),
+    "update_rotation": lambda store: _with_etag(store, store.update_rotation, None, None),
 }
+
+
+async def _with_etag(store: Any, update: Callable[..., Awaitable[object]], *args: Any) -> object:
+    info = await store.get_secret(KEY)
+    return await update(KEY, *args, info.etag)
 
 
 async def test_every_rpc_the_adapter_makes_is_listed(

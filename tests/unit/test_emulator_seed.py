@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from omni_secrets.emulator import SeedError, load_seed_file, parse_seed
+from omni_secrets.emulator import GsmEmulator, SeedError, load_seed_file, parse_seed
 from omni_secrets.emulator.faults import FaultPlan
 
 
@@ -88,3 +88,40 @@ class TestFaultPlan:
         """A fault count below 1 is refused."""
         with pytest.raises(ValueError, match="count"):
             FaultPlan().fail_next("*", "UNAVAILABLE", count)
+
+
+class TestSeedAliases:
+    def test_aliases_parsed(self) -> None:
+        seed = parse_seed(
+            {
+                "projectId": "omni-dev",
+                "secrets": {"apex-omni-x": ["fake-a", "fake-b"]},
+                "aliases": {"apex-omni-x": {"current": 2, "previous": 1}},
+            }
+        )
+        assert seed.aliases == {"apex-omni-x": {"current": 2, "previous": 1}}
+
+    @pytest.mark.parametrize(
+        "aliases",
+        [
+            [],
+            {"a/b": {"current": 1}},
+            {"apex-omni-x": {"current": "2"}},
+            {"apex-omni-x": {"current": 0}},
+        ],
+    )
+    def test_bad_aliases_refused(self, aliases: object) -> None:
+        with pytest.raises(SeedError):
+            parse_seed({"projectId": "omni-dev", "secrets": {}, "aliases": aliases})
+
+    def test_apply_seed_sets_aliases(self) -> None:
+        emulator = GsmEmulator()
+        seed = parse_seed(
+            {
+                "projectId": "omni-dev",
+                "secrets": {"apex-omni-x": ["fake-a", "fake-b"]},
+                "aliases": {"apex-omni-x": {"current": 2}},
+            }
+        )
+        assert emulator.apply_seed(seed) == 2
+        assert emulator.aliases("omni-dev", "apex-omni-x") == {"current": 2}

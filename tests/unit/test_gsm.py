@@ -219,7 +219,9 @@ class TestRetries:
         client = scripted(access_response(b"fake-v3"), on_call=broken_hook)
         assert (await client.access("s")).version == "3"
 
-    @pytest.mark.parametrize(("secret_id", "version"), [("a/b", "latest"), ("s", "v1"), ("", "1")])
+    @pytest.mark.parametrize(
+        ("secret_id", "version"), [("a/b", "latest"), ("s", "v.1"), ("s", "-1"), ("", "1")]
+    )
     async def test_malformed_ids_make_no_call(self, secret_id: str, version: str) -> None:
         """A malformed secret id or version is INVALID_ARGUMENT without touching the network."""
         client = scripted(access_response(b"fake-v3"))

@@ -37,9 +37,9 @@ import functools
 import logging
 import random as _random
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -52,13 +52,16 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 from google.cloud.secretmanager_v1.types import service
 
-from omni_secrets.adapters import gsm_errors
+from omni_secrets.adapters import gsm_errors, gsm_messages
+from omni_secrets.adapters.gsm_messages import version_of
 from omni_secrets.adapters.retry import RetryPolicy, retry_async
 from omni_secrets.domain.clock import Clock, SystemClock
 from omni_secrets.domain.errors import ChecksumMismatch, SecretStoreError
 from omni_secrets.domain.secret_store import (
     LATEST,
     AccessedSecret,
+    SecretChanged,
+    SecretInfo,
     VersionInfo,
     VersionState,
 )
@@ -73,13 +76,13 @@ INVALID_RESPONSE = "INVALID_RESPONSE"
 
 _LIST_PAGE_SIZE = 1000
 _SECRET_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
-_VERSION_RE = re.compile(r"latest|[1-9][0-9]{0,18}")
+# A number, latest, or a version alias (current, previous, ...).
+_VERSION_RE = re.compile(r"latest|[1-9][0-9]{0,18}|[A-Za-z][A-Za-z0-9_-]{0,62}")
 _PAYLOAD_LOGGERS = (
     "google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc_asyncio",
     "google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc",
 )
 
-_STATES = {state.value: state for state in VersionState}
 _log = structlog.get_logger(__name__)
 
 
@@ -116,26 +119,6 @@ def _verified_text(payload: Any) -> str | _PayloadProblem:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return _PayloadProblem.NOT_UTF8
-
-
-def _version_of(name: str) -> str | None:
-    number = name.rsplit("/", 1)[-1]
-    return number if number.isdigit() else None
-
-
-def _as_datetime(value: Any) -> datetime:
-    if value is None:
-        return datetime.fromtimestamp(0, UTC)
-    return datetime(
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-        tzinfo=UTC,
-    )
 
 
 def _silence_payload_logging() -> None:
@@ -258,6 +241,46 @@ class GsmSecretManagerClient:
         attempt = functools.partial(self._get_version_once, name, secret_id)
         return await self._call("GetSecretVersion", secret_id, attempt)
 
+    async def get_secret(self, secret_id: str) -> SecretInfo:
+        """GetSecret: aliases, etag, annotations, rotation schedule; retried like reads.
+
+        Raises:
+            SecretStoreError: as :meth:`access`.
+        """
+        _check_ids(secret_id, LATEST)
+        name = f"projects/{self._project_id}/secrets/{secret_id}"
+        attempt = functools.partial(self._get_secret_once, name, secret_id)
+        return await self._call("GetSecret", secret_id, attempt)
+
+    async def update_aliases(
+        self, secret_id: str, aliases: Mapping[str, str], etag: str
+    ) -> SecretInfo:
+        """UpdateSecret ``version_aliases`` under ``etag``, once (see the port).
+
+        Raises:
+            SecretChanged: FAILED_PRECONDITION (the etag is stale, or a destroyed target).
+            SecretStoreError: as :meth:`access`.
+        """
+        value = gsm_messages.check_aliases(secret_id, aliases)
+        return await self._update(secret_id, etag, "version_aliases", value)
+
+    async def update_annotations(
+        self, secret_id: str, annotations: Mapping[str, str], etag: str
+    ) -> SecretInfo:
+        """UpdateSecret ``annotations`` under ``etag``, once. Raises as :meth:`update_aliases`."""
+        return await self._update(secret_id, etag, "annotations", dict(annotations))
+
+    async def update_rotation(
+        self,
+        secret_id: str,
+        next_rotation_time: datetime | None,
+        rotation_period: timedelta | None,
+        etag: str,
+    ) -> SecretInfo:
+        """UpdateSecret ``rotation`` under ``etag``, once. Raises as :meth:`update_aliases`."""
+        value = gsm_messages.rotation_value(next_rotation_time, rotation_period)
+        return await self._update(secret_id, etag, "rotation", value)
+
     async def add_version(self, secret_id: str, value: SecretValue) -> VersionInfo:
         """AddSecretVersion with the value's CRC32C, once (never retried: it is not idempotent).
 
@@ -297,6 +320,19 @@ class GsmSecretManagerClient:
         attempt = functools.partial(self._write_once, method, secret_id, request)
         return await self._call_once(method, attempt)
 
+    async def destroy_version(self, secret_id: str, version: str) -> VersionInfo:
+        """DestroySecretVersion, once (irreversible; delayed where the secret has a TTL).
+
+        Raises:
+            SecretStoreError: as :meth:`access`.
+        """
+        _check_ids(secret_id, version)
+        name = f"projects/{self._project_id}/secrets/{secret_id}/versions/{version}"
+        request = service.DestroySecretVersionRequest(name=name)
+        method = "DestroySecretVersion"
+        attempt = functools.partial(self._write_once, method, secret_id, request)
+        return await self._call_once(method, attempt)
+
     async def aclose(self) -> None:
         """Close the gRPC channel, if one was opened. Idempotent."""
         client, self._client = self._client, None
@@ -304,7 +340,35 @@ class GsmSecretManagerClient:
         if client is not None:
             await client.transport.close()
 
+    async def _update(self, secret_id: str, etag: str, path: str, value: Any) -> SecretInfo:
+        _check_ids(secret_id, LATEST)
+        name = f"projects/{self._project_id}/secrets/{secret_id}"
+        request = gsm_messages.update_request(name, etag, path, value)
+        attempt = functools.partial(self._update_secret_once, request, secret_id)
+        return await self._call_once("UpdateSecret", attempt)
+
     # --- one attempt each --------------------------------------------------------------------
+
+    async def _get_secret_once(self, name: str, secret_id: str, deadline: float) -> SecretInfo:
+        with gsm_errors.translated("GetSecret", secret_id):
+            client = self._client_for_running_loop()
+            secret = await client.get_secret(
+                request=service.GetSecretRequest(name=name), retry=None, timeout=deadline
+            )
+        return gsm_messages.secret_info(secret_id, secret)
+
+    async def _update_secret_once(
+        self, request: Any, secret_id: str, deadline: float
+    ) -> SecretInfo:
+        try:
+            with gsm_errors.translated("UpdateSecret", secret_id):
+                client = self._client_for_running_loop()
+                secret = await client.update_secret(request=request, retry=None, timeout=deadline)
+        except SecretStoreError as exc:
+            if exc.reason != "FAILED_PRECONDITION":
+                raise
+            raise SecretChanged(secret_id) from exc
+        return gsm_messages.secret_info(secret_id, secret)
 
     async def _access_once(self, name: str, secret_id: str, deadline: float) -> AccessedSecret:
         with gsm_errors.translated("AccessSecretVersion", secret_id, resource=name):
@@ -312,7 +376,7 @@ class GsmSecretManagerClient:
             response = await client.access_secret_version(
                 request=service.AccessSecretVersionRequest(name=name), retry=None, timeout=deadline
             )
-        version = _version_of(response.name)
+        version = version_of(response.name)
         text = _verified_text(response.payload)
         del response  # no frame on the way out of an error below may keep the payload
         if version is None:
@@ -339,16 +403,15 @@ class GsmSecretManagerClient:
             item = await client.get_secret_version(
                 request=service.GetSecretVersionRequest(name=name), retry=None, timeout=deadline
             )
-        version = _version_of(item.name)
-        if version is None:
+        info = gsm_messages.version_info(item)
+        if info is None:
             raise SecretStoreError(
                 f"Secret Manager GetSecretVersion for {secret_id!r} named no version",
                 reason=INVALID_RESPONSE,
                 transient=False,
                 secret_id=secret_id,
             )
-        state = _STATES.get(item.state.name, VersionState.DISABLED)
-        return VersionInfo(version, state, _as_datetime(item.create_time))
+        return info
 
     async def _list_page_once(
         self, parent: str, secret_id: str, token: str, deadline: float
@@ -362,12 +425,9 @@ class GsmSecretManagerClient:
             pager = await client.list_secret_versions(request=request, retry=None, timeout=deadline)
         page: list[VersionInfo] = []
         for item in pager.versions:
-            version = _version_of(item.name)
-            if version is None:
-                continue
-            # STATE_UNSPECIFIED is never sent by GSM; never treat an unknown state as ENABLED.
-            state = _STATES.get(item.state.name, VersionState.DISABLED)
-            page.append(VersionInfo(version, state, _as_datetime(item.create_time)))
+            info = gsm_messages.version_info(item)
+            if info is not None:
+                page.append(info)
         return page, str(pager.next_page_token)
 
     async def _write_once(
@@ -378,16 +438,15 @@ class GsmSecretManagerClient:
         with gsm_errors.translated(method, secret_id, resource=getattr(request, "name", None)):
             client = self._client_for_running_loop()
             answer = await getattr(client, rpc)(request=request, retry=None, timeout=deadline)
-        version = _version_of(answer.name)
-        if version is None:
+        info = gsm_messages.version_info(answer)
+        if info is None:
             raise SecretStoreError(
                 f"Secret Manager {method} for {secret_id!r} named no version",
                 reason=INVALID_RESPONSE,
                 transient=False,
                 secret_id=secret_id,
             )
-        state = _STATES.get(answer.state.name, VersionState.DISABLED)
-        return VersionInfo(version, state, _as_datetime(answer.create_time))
+        return info
 
     # --- retries, hooks, channel -------------------------------------------------------------
 

@@ -23,6 +23,12 @@ PERMISSION_BY_RPC: Mapping[str, str] = MappingProxyType(
         # Confirms a GSM event's revocation before failing closed (contract section 12).
         "GetSecretVersion": "secretmanager.versions.get",
         "ListSecretVersions": "secretmanager.versions.list",
+        # Reads the version aliases (which version is served) and the etag (contract section 15).
+        "GetSecret": "secretmanager.secrets.get",
+        # Moves the aliases (compare-and-set on the etag), annotations and GSM's rotation
+        # reminder. It could also change labels, topics or the destroy TTL: the service never
+        # sends those mask paths (adapters/gsm.py writes one path per call).
+        "UpdateSecret": "secretmanager.secrets.update",
     }
 )
 

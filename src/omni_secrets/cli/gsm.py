@@ -1,4 +1,4 @@
-"""``omni-secrets gsm versions list|add|enable|disable``: a catalog secret's versions in GSM.
+"""``omni-secrets gsm versions list|add|enable|disable|retire``: a catalog secret's versions.
 
 Uses the official client against ``OMNI_GSM_ENDPOINT`` (the emulator of ``omni-secrets dev``) or,
 when unset, Google with Application Default Credentials, in the project ``GCP_PROJECT_ID``; the
@@ -27,7 +27,7 @@ from omni_secrets.domain.catalog import SecretType, parse_secret_type
 from omni_secrets.domain.clock import to_rfc3339
 from omni_secrets.domain.errors import SecretStoreError
 from omni_secrets.domain.secret_store import VersionInfo, VersionState
-from omni_secrets.service.gsm_versions import GsmVersions
+from omni_secrets.service.gsm_versions import GsmVersions, RetireRefused, RetireResult
 
 T = TypeVar("T")
 
@@ -55,13 +55,14 @@ VersionArgument = Annotated[
 def register(app: typer.Typer) -> None:
     """Add the ``gsm`` group (with its ``versions`` subgroup) to ``app``."""
     versions = typer.Typer(
-        help="List, add, enable or disable versions of a catalog secret in GSM.",
+        help="List, add, enable, disable or retire versions of a catalog secret in GSM.",
         no_args_is_help=True,
     )
     versions.command("list")(list_versions)
     versions.command("add")(add_version)
     versions.command("enable")(enable_version)
     versions.command("disable")(disable_version)
+    versions.command("retire")(retire_versions)
     group = typer.Typer(
         help="Google Secret Manager (OMNI_GSM_ENDPOINT, else Google with ADC; GCP_PROJECT_ID).",
         no_args_is_help=True,
@@ -160,6 +161,60 @@ def disable_version(
     checked = parse_secret_type(secret_type)
     changed = _run(lambda tool: tool.set_state(checked, version, VersionState.DISABLED))
     _print_version(checked, changed, "disabled", as_json=as_json)
+
+
+DestroyOption = Annotated[
+    bool,
+    typer.Option(
+        "--destroy",
+        help="Destroy (irreversible) instead of disable; delayed where the secret has a TTL.",
+    ),
+]
+
+
+def retire_versions(
+    secret_type: SecretTypeOption, destroy: DestroyOption = False, as_json: JsonOption = False
+) -> None:
+    """Disable every ENABLED version of the type's secret that no alias names.
+
+    With --destroy, destroy every version no alias names instead (GSM's delayed destruction
+    applies where the secret has a version_destroy_ttl). Never touches a version an alias
+    (current, previous) names; refuses, changing nothing, when the secret has no `current`
+    alias. Running it again changes nothing. Revoke the old keys at ApeX Omni first.
+
+    Exit 0 done (also when nothing was left to retire); 1 no `current` alias, the aliases moved
+    meanwhile, the secret does not exist or access is denied; 2 bad input; 3 GSM unreachable.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "aliases": {"current": "3", "previous": "2"}, "disabled": ["1"], "destroyed": []}.
+    """
+    checked = parse_secret_type(secret_type)
+    try:
+        result = _run(lambda tool: tool.retire(checked, destroy=destroy))
+    except RetireRefused as exc:
+        fail(str(exc), code=EXIT_FAILED)
+    _print_retired(checked, result, as_json=as_json)
+
+
+def _print_retired(secret_type: SecretType, result: RetireResult, *, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "secretType": secret_type.value,
+                "gsmSecretId": result.secret_id,
+                "aliases": dict(result.aliases),
+                "disabled": list(result.disabled),
+                "destroyed": list(result.destroyed),
+            }
+        )
+        return
+    kept = ", ".join(f"{alias}={version}" for alias, version in sorted(result.aliases.items()))
+    if not result.disabled and not result.destroyed:
+        print(f"nothing to retire in {result.secret_id} (kept {kept})")
+        return
+    for verb, versions in (("disabled", result.disabled), ("destroyed", result.destroyed)):
+        if versions:
+            print(f"{verb} {result.secret_id} versions {', '.join(versions)} (kept {kept})")
 
 
 def _print_version(secret_type: SecretType, info: VersionInfo, verb: str, *, as_json: bool) -> None:

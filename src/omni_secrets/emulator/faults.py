@@ -24,6 +24,7 @@ RPC_NAMES = (
     "EnableSecretVersion",
     "DisableSecretVersion",
     "DestroySecretVersion",
+    "UpdateSecret",
 )
 ANY_METHOD = "*"
 

@@ -3,16 +3,19 @@
 ::
 
     {"projectId": "omni-dev",
-     "secrets": {"apex-omni-api-key": ["v1-value", "v2-value"], ...}}
+     "secrets": {"apex-omni-api-key": ["v1-value", "v2-value"], ...},
+     "aliases": {"apex-omni-api-key": {"current": 2}}}
 
 Each list holds the payloads of versions 1, 2, ... in order (UTF-8 strings, at most 64 KiB
-each). Seeding a secret that already exists adds versions after its existing ones.
+each). Seeding a secret that already exists adds versions after its existing ones. The optional
+``aliases`` set each named secret's version aliases (replacing its earlier ones) once the
+versions are added, as ``gcloud secrets update --update-version-aliases`` would.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ class Seed:
 
     project_id: str
     secrets: dict[str, list[str]]
+    aliases: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def version_count(self) -> int:
@@ -59,7 +63,22 @@ def parse_seed(document: Any) -> Seed:
             if len(value.encode()) > MAX_PAYLOAD_BYTES:
                 raise SeedError(f"seed secrets[{secret_id!r}] version {index} exceeds 64 KiB")
         parsed[secret_id] = list(values)
-    return Seed(project_id=project_id, secrets=parsed)
+    return Seed(project_id=project_id, secrets=parsed, aliases=_parse_aliases(document))
+
+
+def _parse_aliases(document: dict[str, Any]) -> dict[str, dict[str, int]]:
+    aliases = document.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise SeedError("seed aliases must be an object of secret id -> {alias: version}")
+    parsed: dict[str, dict[str, int]] = {}
+    for secret_id, names in aliases.items():
+        if not SECRET_ID_RE.fullmatch(secret_id) or not isinstance(names, dict):
+            raise SeedError(f"seed aliases[{secret_id!r}] must be an object of alias -> version")
+        for alias, version in names.items():
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise SeedError(f"seed aliases[{secret_id!r}][{alias!r}] must be a version >= 1")
+        parsed[secret_id] = dict(names)
+    return parsed
 
 
 def load_seed_file(path: Path) -> Seed:

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "google.cloud.secretmanager.v1.SecretManagerService"
 DEFAULT_MAX_WORKERS = 64
+#: How often the emulator does what is due (scheduled destructions, rotation reminders) when no
+#: RPC arrives; every RPC does it first anyway.
+TICK_SECONDS = 1.0
 
 _Impl = Callable[[Any], Any]
 
@@ -119,6 +122,7 @@ class GsmEmulator:
         self._executor: ThreadPoolExecutor | None = None
         self._control: ControlServer | None = None
         self._address: str | None = None
+        self._ticker: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -153,6 +157,10 @@ class GsmEmulator:
                 ) from cause
             server.start()
             self._server, self._executor = server, executor
+            self._ticker = threading.Thread(
+                target=self._tick_until_stopped, name="gsm-emulator-tick", daemon=True
+            )
+            self._ticker.start()
             self._address = join_host_port(self._host, bound)
             if self._control_port is not None:
                 try:
@@ -172,6 +180,13 @@ class GsmEmulator:
                 self._control.stop()
                 self._control = None
             self._shutdown_grpc()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
+
+    def _tick_until_stopped(self) -> None:
+        while not self._stopping.wait(TICK_SECONDS):
+            self.tick()
 
     def _shutdown_grpc(self) -> None:
         if self._server is not None:
@@ -244,8 +259,16 @@ class GsmEmulator:
         return added
 
     def apply_seed(self, seed: Seed) -> int:
-        """:meth:`seed` from a parsed seed document."""
-        return self.seed(seed.project_id, seed.secrets)
+        """:meth:`seed` from a parsed seed document, then its aliases.
+
+        Raises:
+            RpcFault: an alias naming a missing (NOT_FOUND) or destroyed version, or a malformed
+                alias (INVALID_ARGUMENT); the versions are added by then.
+        """
+        added = self.seed(seed.project_id, seed.secrets)
+        for secret_id, aliases in seed.aliases.items():
+            self.set_aliases(seed.project_id, secret_id, aliases)
+        return added
 
     def enable(self, project_id: str, secret_id: str, version: int | str) -> None:
         """Enable a version. Raises RpcFault NOT_FOUND / FAILED_PRECONDITION (destroyed)."""
@@ -262,13 +285,49 @@ class GsmEmulator:
         )
 
     def destroy(self, project_id: str, secret_id: str, version: int | str) -> None:
-        """Destroy a version (its payload is cleared). Raises RpcFault as :meth:`enable`."""
-        self._emit(
-            "SECRET_VERSION_DESTROY",
-            self.state.set_state(
-                _version_name(project_id, secret_id, version), State.DESTROYED, ""
-            ),
+        """Destroy a version (its payload is cleared; later where the secret has a destroy TTL).
+
+        Raises RpcFault as :meth:`enable`.
+        """
+        message = self.state.set_state(
+            _version_name(project_id, secret_id, version), State.DESTROYED, ""
         )
+        self._emit(_destroy_event(message), message)
+
+    def set_aliases(self, project_id: str, secret_id: str, aliases: Mapping[str, int]) -> None:
+        """Replace a secret's version aliases (as ``gcloud secrets update`` would).
+
+        Raises:
+            RpcFault: NOT_FOUND / FAILED_PRECONDITION / INVALID_ARGUMENT as UpdateSecret.
+        """
+        self.update_secret(
+            resources.Secret(
+                name=f"projects/{project_id}/secrets/{secret_id}", version_aliases=dict(aliases)
+            ),
+            ["version_aliases"],
+        )
+
+    def update_secret(self, secret: Any, paths: Sequence[str]) -> Any:
+        """UpdateSecret from Python (``secret.etag`` compared when set); publishes SECRET_UPDATE."""
+        updated = self.state.update_secret(secret, list(paths))
+        self._emit("SECRET_UPDATE", updated)
+        return updated
+
+    def aliases(self, project_id: str, secret_id: str) -> dict[str, int]:
+        """A secret's version aliases. Raises RpcFault NOT_FOUND."""
+        secret = self.state.get_secret(f"projects/{project_id}/secrets/{secret_id}")
+        return {alias: int(number) for alias, number in secret.version_aliases.items()}
+
+    def tick(self) -> int:
+        """Do what is due now (scheduled destructions, rotation reminders); return events sent.
+
+        Runs before every RPC and every :data:`TICK_SECONDS` in the background; tests with an
+        injected clock call it after moving the clock.
+        """
+        events = self.state.tick()
+        for event_type, resource in events:
+            self._emit(event_type, resource)
+        return len(events)
 
     def enabled_payloads(self, project_id: str, secret_id: str) -> list[bytes]:
         """The payloads of every ENABLED version of a secret, newest first ([] when unknown)."""
@@ -369,6 +428,11 @@ class GsmEmulator:
                 resources.SecretVersion,
                 lambda r: state.set_state(r.name, State.DESTROYED, r.etag),
             ),
+            "UpdateSecret": (
+                service.UpdateSecretRequest,
+                resources.Secret,
+                lambda r: state.update_secret(r.secret, list(r.update_mask.paths)),
+            ),
         }
         for rpc, event_type in _EVENTS_BY_RPC.items():
             request_type, response_type, impl = rpcs[rpc]
@@ -386,7 +450,10 @@ class GsmEmulator:
     def _emitting(self, event_type: str, impl: _Impl) -> _Impl:
         def run(request: Any) -> Any:
             response = impl(request)
-            self._emit(event_type, response)
+            if event_type == "SECRET_VERSION_DESTROY":
+                self._emit(_destroy_event(response), response)
+            else:
+                self._emit(event_type, response)
             return response
 
         return run
@@ -404,6 +471,7 @@ class GsmEmulator:
             admission = self.faults.admit(method)
             code = "OK"
             try:
+                self.tick()
                 if admission.latency and self._stopping.wait(admission.latency):
                     raise RpcFault(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping")
                 if admission.fail is not None:
@@ -439,7 +507,15 @@ _EVENTS_BY_RPC = {
     "EnableSecretVersion": "SECRET_VERSION_ENABLE",
     "DisableSecretVersion": "SECRET_VERSION_DISABLE",
     "DestroySecretVersion": "SECRET_VERSION_DESTROY",
+    "UpdateSecret": "SECRET_UPDATE",
 }
+
+
+def _destroy_event(version: Any) -> str:
+    """SECRET_VERSION_DESTROY, or ..._SCHEDULED when the secret's destroy TTL delays it."""
+    if version.state != State.DESTROYED and "scheduled_destroy_time" in version:
+        return "SECRET_VERSION_DESTROY_SCHEDULED"
+    return "SECRET_VERSION_DESTROY"
 
 
 def _version_name(project_id: str, secret_id: str, version: int | str) -> str:

@@ -11,7 +11,14 @@ message), which the server turns into the RPC's status. The rules follow Secret 
 - DESTROYED is terminal (enable/disable/destroy refuse it) and clears the payload;
 - a payload holds at most 64 KiB; a ``data_crc32c`` sent on add must match the data;
 - etags are quoted opaque strings, renewed on every change; a stale etag sent with a state
-  change is ABORTED (AIP-154).
+  change or an ``UpdateSecret`` is FAILED_PRECONDITION, as Secret Manager answers;
+- version aliases (``version_aliases``) name versions: access and GetSecretVersion take them in
+  place of a number; an alias may not name a missing (NOT_FOUND) or DESTROYED
+  (FAILED_PRECONDITION) version, nor be ``latest`` or a number (INVALID_ARGUMENT);
+- a secret with ``version_destroy_ttl`` destroys late: DestroySecretVersion disables the version
+  and sets ``scheduled_destroy_time``; :meth:`SecretManagerState.tick` destroys it once that
+  time has passed, and announces a passed ``rotation.next_rotation_time`` (moving it on by
+  ``rotation_period``, or clearing it).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import google_crc32c
@@ -32,6 +39,12 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PAGE_SIZE = 25_000
 
 _ID = r"[A-Za-z0-9_-]{1,255}"
+_ALIAS_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+#: ``UpdateSecret`` mask paths the emulator applies (any other path is INVALID_ARGUMENT).
+UPDATABLE_FIELDS = frozenset(
+    {"version_aliases", "labels", "annotations", "rotation", "topics", "version_destroy_ttl"}
+)
+_ETAG_MISMATCH = "The etag provided in the request does not match the current etag."
 _PROJECT_RE = re.compile(r"projects/(?P<project>[^/]+)")
 _SECRET_RE = re.compile(rf"projects/(?P<project>[^/]+)/secrets/(?P<secret>{_ID})")
 _VERSION_RE = re.compile(
@@ -61,6 +74,7 @@ class _Version:
     client_checksum: bool
     state: Any = State.ENABLED
     destroy_time: datetime | None = None
+    scheduled_destroy_time: datetime | None = None
 
 
 @dataclass
@@ -236,30 +250,99 @@ class SecretManagerState:
     def set_state(self, name: str, target: Any, etag: str) -> Any:
         """Enable/Disable/DestroySecretVersion.
 
+        Destroying a version of a secret with ``version_destroy_ttl`` disables it and sets its
+        ``scheduled_destroy_time`` instead (see :meth:`tick`); enabling it again cancels that.
+
         Raises:
-            RpcFault: NOT_FOUND; ABORTED for a stale ``etag``; FAILED_PRECONDITION when the
-                version is already DESTROYED.
+            RpcFault: NOT_FOUND; FAILED_PRECONDITION for a stale ``etag`` or a version already
+                DESTROYED.
         """
         with self._lock:
             secret, version = self._version(name)
             if etag and etag != version.etag:
-                raise RpcFault(
-                    grpc.StatusCode.ABORTED,
-                    "The etag provided in the request does not match the current etag.",
-                )
+                raise RpcFault(grpc.StatusCode.FAILED_PRECONDITION, _ETAG_MISMATCH)
             if version.state == State.DESTROYED:
                 raise RpcFault(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Secret Version [{secret.message.name}/versions/{version.number}] "
                     "is in DESTROYED state.",
                 )
-            version.state = target
-            if target == State.DESTROYED:
-                version.data = b""
-                version.crc32c = google_crc32c.value(b"")
-                version.destroy_time = self._now()
+            ttl = _ttl(secret.message)
+            if target == State.DESTROYED and ttl is not None:
+                version.state = State.DISABLED
+                if version.scheduled_destroy_time is None:
+                    version.scheduled_destroy_time = self._now() + ttl
+            elif target == State.DESTROYED:
+                self._destroy(version)
+            else:
+                version.state = target
+                if target == State.ENABLED:
+                    version.scheduled_destroy_time = None
             version.etag = _new_etag()
             return self._version_message(secret, version)
+
+    def update_secret(self, secret: Any, paths: list[str]) -> Any:
+        """UpdateSecret: copy the fields the mask names, compare-and-set on ``secret.etag``.
+
+        Raises:
+            RpcFault: INVALID_ARGUMENT (no mask, a path not emulated, a malformed alias,
+                rotation without topics); NOT_FOUND (no such secret, or an alias naming a
+                missing version); FAILED_PRECONDITION (the etag sent is not the current one,
+                or an alias names a DESTROYED version).
+        """
+        if not paths:
+            raise RpcFault(grpc.StatusCode.INVALID_ARGUMENT, "update_mask is required.")
+        unknown = sorted(set(paths) - UPDATABLE_FIELDS)
+        if unknown:
+            raise RpcFault(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"The emulator cannot update {', '.join(unknown)}.",
+            )
+        with self._lock:
+            stored = self._secret(secret.name)
+            if secret.etag and secret.etag != stored.message.etag:
+                raise RpcFault(grpc.StatusCode.FAILED_PRECONDITION, _ETAG_MISMATCH)
+            if "version_aliases" in paths:
+                self._check_aliases(stored, dict(secret.version_aliases))
+            updated = resources.Secret(stored.message)
+            for path in paths:
+                if path in secret:
+                    setattr(updated, path, getattr(secret, path))
+                else:
+                    updated._pb.ClearField(path)
+            if "next_rotation_time" in updated.rotation and not updated.topics:
+                raise RpcFault(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "A secret with a rotation schedule must have at least one topic.",
+                )
+            updated.etag = _new_etag()
+            stored.message = updated
+            return resources.Secret(updated)
+
+    def tick(self) -> list[tuple[str, Any]]:
+        """Do what is due: scheduled destructions and passed rotation times.
+
+        Returns:
+            The events to publish, in order: ``SECRET_VERSION_DESTROY`` (the version) and
+            ``SECRET_ROTATE`` (the secret, whose ``next_rotation_time`` moved on by its
+            ``rotation_period``, or was cleared when it has none).
+        """
+        now = self._now()
+        events: list[tuple[str, Any]] = []
+        with self._lock:
+            for secret in self._secrets.values():
+                for version in secret.versions.values():
+                    due = version.scheduled_destroy_time
+                    if due is not None and due <= now and version.state != State.DESTROYED:
+                        self._destroy(version)
+                        version.etag = _new_etag()
+                        events.append(
+                            ("SECRET_VERSION_DESTROY", self._version_message(secret, version))
+                        )
+                rotated = self._rotate_if_due(secret, now)
+                if rotated is not None:
+                    events.append(("SECRET_ROTATE", rotated))
+        return events
 
     # --- helpers (caller holds the lock) -----------------------------------------------------
 
@@ -280,12 +363,57 @@ class SecretManagerState:
             number = secret.last_number
         elif label.isdigit():
             number = int(label)
+        elif _ALIAS_RE.fullmatch(label):
+            aliases = secret.message.version_aliases
+            if label not in aliases:
+                raise RpcFault(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
+            number = int(aliases[label])
         else:
             raise RpcFault(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid version [{label}]")
         version = secret.versions.get(number)
         if version is None:
             raise RpcFault(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
         return secret, version
+
+    def _check_aliases(self, secret: _Secret, aliases: dict[str, int]) -> None:
+        for alias, number in aliases.items():
+            if alias == "latest" or alias.isdigit() or not _ALIAS_RE.fullmatch(alias):
+                raise RpcFault(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid alias [{alias}].")
+            target = f"{secret.message.name}/versions/{number}"
+            version = secret.versions.get(int(number))
+            if version is None:
+                raise RpcFault(grpc.StatusCode.NOT_FOUND, f"Secret Version [{target}] not found.")
+            if version.state == State.DESTROYED:
+                raise RpcFault(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"Secret Version [{target}] is in DESTROYED state: it cannot have an alias.",
+                )
+
+    def _destroy(self, version: _Version) -> None:
+        version.state = State.DESTROYED
+        version.data = b""
+        version.crc32c = google_crc32c.value(b"")
+        version.destroy_time = self._now()
+        version.scheduled_destroy_time = None
+
+    @staticmethod
+    def _rotate_if_due(secret: _Secret, now: datetime) -> Any | None:
+        rotation = secret.message.rotation
+        if "next_rotation_time" not in rotation or _aware(rotation.next_rotation_time) > now:
+            return None
+        announced = resources.Secret(secret.message)
+        updated = resources.Secret(secret.message)
+        period = rotation.rotation_period if "rotation_period" in rotation else timedelta(0)
+        if period > timedelta(0):
+            following = _aware(rotation.next_rotation_time)
+            while following <= now:
+                following += period
+            updated.rotation.next_rotation_time = following
+        else:
+            updated.rotation = resources.Rotation()
+        updated.etag = _new_etag()
+        secret.message = updated
+        return announced
 
     @staticmethod
     def _version_message(secret: _Secret, version: _Version) -> Any:
@@ -298,4 +426,17 @@ class SecretManagerState:
         )
         if version.destroy_time is not None:
             message.destroy_time = version.destroy_time
+        if version.scheduled_destroy_time is not None:
+            message.scheduled_destroy_time = version.scheduled_destroy_time
         return message
+
+
+def _ttl(secret: Any) -> timedelta | None:
+    if "version_destroy_ttl" not in secret:
+        return None
+    ttl = secret.version_destroy_ttl
+    return ttl if ttl > timedelta(0) else None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

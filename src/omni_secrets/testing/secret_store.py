@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from omni_secrets.domain.clock import Clock, SystemClock
 from omni_secrets.domain.errors import ChecksumMismatch, SecretStoreError
@@ -15,14 +17,30 @@ from omni_secrets.domain.secret_store import (
     LATEST,
     TRANSIENT_REASONS,
     AccessedSecret,
+    SecretChanged,
+    SecretInfo,
     VersionInfo,
     VersionState,
 )
 from omni_secrets.domain.values import SecretValue
 
 _FAKE_SECRET_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
-_FAKE_VERSION_RE = re.compile(r"latest|[1-9][0-9]{0,18}")
-FAKE_STORE_METHODS = ("access", "list_versions", "get_version")
+_FAKE_VERSION_RE = re.compile(r"latest|[1-9][0-9]{0,18}|[A-Za-z][A-Za-z0-9_-]{0,62}")
+_FAKE_ALIAS_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+FAKE_STORE_METHODS = (
+    "access",
+    "list_versions",
+    "get_version",
+    "get_secret",
+    "update_aliases",
+    "update_annotations",
+    "update_rotation",
+)
+_ETAGS = itertools.count(1)
+
+
+def _new_etag() -> str:
+    return f'"fake-etag-{next(_ETAGS)}"'
 
 
 @dataclass
@@ -30,6 +48,27 @@ class _FakeVersion:
     value: str
     state: VersionState
     created_at: datetime
+
+
+@dataclass
+class _FakeMeta:
+    etag: str = field(default_factory=_new_etag)
+    aliases: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    next_rotation_time: datetime | None = None
+    rotation_period: timedelta | None = None
+    has_topics: bool = False
+
+    def info(self, secret_id: str) -> SecretInfo:
+        return SecretInfo(
+            secret_id=secret_id,
+            etag=self.etag,
+            aliases=MappingProxyType(dict(self.aliases)),
+            annotations=MappingProxyType(dict(self.annotations)),
+            next_rotation_time=self.next_rotation_time,
+            rotation_period=self.rotation_period,
+            has_topics=self.has_topics,
+        )
 
 
 @dataclass
@@ -67,6 +106,7 @@ class FakeSecretStore:
         self._clock = clock or SystemClock()
         self._sleep = sleep or asyncio.sleep
         self._secrets: dict[str, list[_FakeVersion]] = {}
+        self._meta: dict[str, _FakeMeta] = {}
         self._failures: dict[str, list[_FakeFailure]] = {}
         self._corrupt = 0
         self.calls: Counter[str] = Counter()
@@ -77,6 +117,7 @@ class FakeSecretStore:
     def add_version(self, secret_id: str, value: str) -> str:
         """Add an ENABLED version (creating the secret if needed); return its number."""
         versions = self._secrets.setdefault(secret_id, [])
+        self._meta.setdefault(secret_id, _FakeMeta())
         versions.append(_FakeVersion(value, VersionState.ENABLED, self._clock.now()))
         return str(len(versions))
 
@@ -96,6 +137,16 @@ class FakeSecretStore:
         """Destroy a version: its value is cleared for good."""
         self._set_state(secret_id, version, VersionState.DESTROYED)
         self._secrets[secret_id][int(version) - 1].value = ""
+
+    def set_aliases(self, secret_id: str, aliases: Mapping[str, str]) -> None:
+        """Replace the aliases as someone else would (gcloud): no etag check, a new etag."""
+        meta = self._meta[secret_id]
+        meta.aliases = dict(aliases)
+        meta.etag = _new_etag()
+
+    def set_topics(self, secret_id: str, has_topics: bool = True) -> None:
+        """Give the secret notification topics (needed for a rotation schedule)."""
+        self._meta[secret_id].has_topics = has_topics
 
     # faults ------------------------------------------------------------------------------------
 
@@ -158,6 +209,66 @@ class FakeSecretStore:
         number, found = self._resolve(secret_id, version)
         return VersionInfo(number, found.state, found.created_at)
 
+    async def get_secret(self, secret_id: str) -> SecretInfo:
+        """As :meth:`SecretStore.get_secret`: aliases, etag, annotations, schedule."""
+        await self._enter("get_secret", secret_id)
+        self._check_ids(secret_id, LATEST)
+        self._existing(secret_id)
+        return self._meta[secret_id].info(secret_id)
+
+    async def update_aliases(
+        self, secret_id: str, aliases: Mapping[str, str], etag: str
+    ) -> SecretInfo:
+        """As :meth:`SecretStore.update_aliases`: compare-and-set on ``etag``."""
+        await self._enter("update_aliases", secret_id)
+        meta = self._checked_meta(secret_id, etag)
+        for alias, version in aliases.items():
+            valid = _FAKE_ALIAS_RE.fullmatch(alias) and alias != LATEST and not alias.isdigit()
+            if not valid or not version.isdigit():
+                raise SecretStoreError(
+                    f"invalid alias {alias!r} -> {version!r}",
+                    reason="INVALID_ARGUMENT",
+                    transient=False,
+                    secret_id=secret_id,
+                )
+            number, found = self._resolve(secret_id, version)
+            if found.state is VersionState.DESTROYED:
+                raise SecretChanged(secret_id, f"version {number} is DESTROYED")
+        meta.aliases = {alias: str(int(version)) for alias, version in aliases.items()}
+        meta.etag = _new_etag()
+        return meta.info(secret_id)
+
+    async def update_annotations(
+        self, secret_id: str, annotations: Mapping[str, str], etag: str
+    ) -> SecretInfo:
+        """As :meth:`SecretStore.update_annotations`."""
+        await self._enter("update_annotations", secret_id)
+        meta = self._checked_meta(secret_id, etag)
+        meta.annotations = dict(annotations)
+        meta.etag = _new_etag()
+        return meta.info(secret_id)
+
+    async def update_rotation(
+        self,
+        secret_id: str,
+        next_rotation_time: datetime | None,
+        rotation_period: timedelta | None,
+        etag: str,
+    ) -> SecretInfo:
+        """As :meth:`SecretStore.update_rotation` (a time needs topics: INVALID_ARGUMENT)."""
+        await self._enter("update_rotation", secret_id)
+        meta = self._checked_meta(secret_id, etag)
+        if next_rotation_time is not None and not meta.has_topics:
+            raise SecretStoreError(
+                f"secret {secret_id!r} has no topics for a rotation schedule",
+                reason="INVALID_ARGUMENT",
+                transient=False,
+                secret_id=secret_id,
+            )
+        meta.next_rotation_time, meta.rotation_period = next_rotation_time, rotation_period
+        meta.etag = _new_etag()
+        return meta.info(secret_id)
+
     # internals ---------------------------------------------------------------------------------
 
     async def _enter(self, method: str, secret_id: str) -> None:
@@ -207,8 +318,26 @@ class FakeSecretStore:
             )
         return versions
 
+    def _checked_meta(self, secret_id: str, etag: str) -> _FakeMeta:
+        self._check_ids(secret_id, LATEST)
+        self._existing(secret_id)
+        meta = self._meta[secret_id]
+        if etag and etag != meta.etag:
+            raise SecretChanged(secret_id)
+        return meta
+
     def _resolve(self, secret_id: str, version: str) -> tuple[str, _FakeVersion]:
         versions = self._existing(secret_id)
+        if version != LATEST and not version.isdigit():
+            alias = self._meta[secret_id].aliases.get(version)
+            if alias is None:
+                raise SecretStoreError(
+                    f"secret {secret_id!r} has no alias {version!r}",
+                    reason="NOT_FOUND",
+                    transient=False,
+                    secret_id=secret_id,
+                )
+            version = alias
         number = len(versions) if version == LATEST else int(version)
         if not 1 <= number <= len(versions):
             raise SecretStoreError(
