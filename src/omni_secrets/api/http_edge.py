@@ -93,6 +93,9 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         # Bytes the current request's head may still take; None once its headers are complete.
         self._head_budget: int | None = self.limits.max_header_bytes
         self._reading_head = False
+        # Set when a request completes: the next one may begin in the rest of the same packet,
+        # whose bytes were counted for the one before. Such a head's size is recomputed.
+        self._head_uncounted = False
         self._head_timer: asyncio.TimerHandle | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -118,7 +121,9 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             self._feed(data)
         else:
             self._feed_over_budget(data)
-        if self._reading_head and self._head_timer is None and not self.transport.is_closing():
+        if not self._reading_head:
+            self._head_uncounted = False
+        elif self._head_timer is None and not self.transport.is_closing():
             self._arm_head_timer()
 
     def _feed_over_budget(self, data: bytes) -> None:
@@ -185,15 +190,20 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._head_budget = None
-        self._cancel_head_timer()
-        if self._head_size() > self.limits.max_header_bytes:
-            self._refuse_too_large()
-            raise _HeadersTooLarge
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if self._head_uncounted:
+            self._head_uncounted = False
+            if self._head_size() > self.limits.max_header_bytes:
+                self._refuse_too_large()
+                raise _HeadersTooLarge
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_budget = self.limits.max_header_bytes
+        self._head_uncounted = True
 
     def _head_size(self) -> int:
         """The head as sent, recomputed (a pipelined request's bytes were not all counted)."""
