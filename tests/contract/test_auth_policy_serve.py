@@ -192,7 +192,21 @@ async def test_sighup_adds_a_grant_and_a_malformed_reload_keeps_the_old_policy(
     assert "invalid YAML at line" in rejected["reason"]
     assert await served.status_code(NEWCOMER) == 200
 
-    # Three SIGHUPs later the process is still the one that started, and still serving.
+    # A repeated key (section 17): PyYAML alone would keep the second principal, granting the
+    # intruder what the first line gave the workload. Refused; the policy in force stays.
+    served.policy.write_text(
+        f"grants:\n  - principal: email:{WORKLOAD}\n    principal: email:intruder@example.com\n"
+        "    scopes: [omni-secrets:read]\n",
+        encoding="utf-8",
+    )
+    mark = len(served.events())
+    served.proc.send_signal(signal.SIGHUP)
+    rejected = await served.wait_for_event("auth_policy.reload_rejected", mark)
+    assert "duplicate key 'principal'" in rejected["reason"]
+    assert await served.status_code("intruder@example.com") == 403
+    assert await served.status_code(NEWCOMER) == 200
+
+    # Four SIGHUPs later the process is still the one that started, and still serving.
     assert served.proc.poll() is None
     assert [e["event"] for e in served.events()].count("Application startup complete.") == 1
 
@@ -326,6 +340,12 @@ class TestCliIdToken:
             id="duplicate",
         ),
         pytest.param("grants:\n  - {principal: sub:a\n", "invalid YAML at line", id="invalid-yaml"),
+        pytest.param(
+            "grants:\n  - principal: sub:a\n    scopes: [omni-secrets:read]\n"
+            "    scopes: [omni-secrets:rotate]\n",
+            "invalid YAML at line 4, column 5: duplicate key 'scopes'",
+            id="duplicate-key",
+        ),
     ],
 )
 async def test_serve_refuses_an_invalid_policy_file(

@@ -15,6 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
+from structlog.testing import capture_logs
 
 from omni_secrets.api.auth import (
     Hs256Verifier,
@@ -273,6 +274,92 @@ class TestJwks:
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "AUTH_UNAVAILABLE"
         assert "www-authenticate" not in response.headers
+
+
+class TestEveryTokenFailureIs401:
+    """Contract section 17: a token that does not verify is 401, never 500."""
+
+    @pytest.mark.parametrize(
+        ("alg", "kid"),
+        [
+            pytest.param("ES256", "rsa-1", id="es256-naming-an-rsa-key"),
+            pytest.param("RS256", "ec-1", id="rs256-naming-an-ec-key"),
+        ],
+    )
+    async def test_algorithm_naming_a_key_of_the_other_type(
+        self, jwks_server: tuple[str, Any, Any], alg: str, kid: str
+    ) -> None:
+        """Signed by the key of its own algorithm but naming the other key's ``kid``: PyJWT
+        raised TypeError (a 500 with a traceback); now a clean 401."""
+        url, rsa_key, ec_key = jwks_server
+        token = jwt.encode(
+            {"sub": "svc", "aud": AUDIENCE, "exp": 4102444800, "scope": "omni-secrets:read"},
+            ec_key if alg == "ES256" else rsa_key,
+            algorithm=alg,
+            headers={"kid": kid},
+        )
+        app = shell_app(JwksVerifier(jwks_url=url, audience=AUDIENCE))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://t",
+        ) as c:
+            response = await get(c, token)
+        assert_unauthenticated(response)
+        assert response.json()["error"]["message"] == (
+            "token algorithm does not match its signing key"
+        )
+
+    async def test_unexpected_verifier_error_is_401(
+        self, monkeypatch: pytest.MonkeyPatch, hs_client: httpx.AsyncClient
+    ) -> None:
+        """Whatever else PyJWT might raise while checking a token is a 401, logged by type."""
+
+        def broken_decode(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
+            raise TypeError("a key the algorithm cannot use")
+
+        monkeypatch.setattr(jwt, "decode", broken_decode)
+        with capture_logs() as logs:
+            assert_unauthenticated(await get(hs_client, hs_token()))
+        [line] = [e for e in logs if e["event"] == "auth.token_unverifiable"]
+        assert line["error_type"] == "TypeError"
+        assert line["algorithm"] == "HS256"
+
+    async def test_key_set_that_is_not_json_is_503(self) -> None:
+        """A key set endpoint answering HTML with 200 (a captive proxy) is the service's
+        problem: 503 AUTH_UNAVAILABLE, as when it does not answer; not a 500."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        token = jwt.encode(
+            {"sub": "svc", "aud": AUDIENCE, "exp": 4102444800},
+            key,
+            algorithm="RS256",
+            headers={"kid": "rsa-1"},
+        )
+
+        class Html(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(b"<html>sign in to the proxy</html>")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+            app = shell_app(JwksVerifier(jwks_url=url, audience=AUDIENCE))
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                base_url="http://t",
+            ) as c:
+                response = await get(c, token)
+        finally:
+            server.shutdown()
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "AUTH_UNAVAILABLE"
 
 
 class TestSubjectBounds:

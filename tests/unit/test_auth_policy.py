@@ -326,3 +326,174 @@ def test_the_example_policy_in_deploy_is_valid() -> None:
     example = Path(__file__).parents[2] / "deploy" / "auth-policy.example.yaml"
     policy = load_policy_file(str(example))
     assert {g.principal.partition(":")[0] for g in policy.grants} == {"email", "group"}
+
+
+class TestAsciiCaseOnly:
+    """Contract section 17: e-mail principals match after ASCII lower-casing only."""
+
+    def test_ascii_case_still_matches(self, tmp_path: Path) -> None:
+        """``OPS@STRASSE.Example`` is the grant's ``ops@strasse.example`` (ASCII case)."""
+        policy = load_policy_file(
+            write(
+                tmp_path,
+                "grants:\n  - principal: email:ops@strasse.example\n"
+                "    scopes: [omni-secrets:read]\n",
+            )
+        )
+        caller = Principal("x", frozenset(), email="OPS@STRASSE.Example")
+        assert policy.scopes_for(caller) == {"omni-secrets:read"}
+
+    @pytest.mark.parametrize(
+        ("granted", "presented"),
+        [
+            pytest.param("ops@strasse.example", "ops@straße.example", id="sharp-s-folds-to-ss"),
+            pytest.param("ops@straße.example", "ops@strasse.example", id="ss-is-not-sharp-s"),
+            pytest.param("ops@key.example", "ops@\u212aey.example", id="kelvin-sign-lowers-to-k"),
+            pytest.param("ops@i.example", "ops@\u0130.example", id="dotted-capital-i"),
+            pytest.param("\u03c3@example.com", "\u03c2@example.com", id="final-sigma"),
+        ],
+    )
+    def test_unicode_case_folding_does_not_match(
+        self, tmp_path: Path, granted: str, presented: str
+    ) -> None:
+        """An address that equals the grant only under Unicode folding or lower-casing gets
+        nothing (``str.casefold`` and ``str.lower`` would both have matched some of these)."""
+        policy = load_policy_file(
+            write(
+                tmp_path,
+                f"grants:\n  - principal: 'email:{granted}'\n    scopes: [omni-secrets:read]\n",
+            )
+        )
+        assert policy.scopes_for(Principal("x", frozenset(), email=presented)) == frozenset()
+        assert policy.scopes_for(Principal("x", frozenset(), email=granted.upper())) == (
+            {"omni-secrets:read"} if granted.isascii() else frozenset()
+        )
+
+    def test_unicode_lookalikes_are_distinct_principals(self, tmp_path: Path) -> None:
+        """Two grants that differ beyond ASCII case are two principals, not a duplicate."""
+        policy = load_policy_file(
+            write(
+                tmp_path,
+                "grants:\n"
+                "  - {principal: 'email:ops@strasse.example', scopes: [omni-secrets:read]}\n"
+                "  - {principal: 'email:ops@straße.example', scopes: [omni-secrets:rotate]}\n",
+            )
+        )
+        assert len(policy.grants) == 2
+        assert policy.scopes_for(Principal("x", frozenset(), email="ops@straße.example")) == {
+            "omni-secrets:rotate"
+        }
+
+    async def test_through_the_verifier(self, tmp_path: Path) -> None:
+        """End to end: a verified ``ops@straße.example`` token gets no grant of
+        ``ops@strasse.example``; the granted address does."""
+        source = AuthPolicySource(
+            write(
+                tmp_path,
+                "grants:\n  - principal: email:ops@strasse.example\n"
+                "    scopes: [omni-secrets:read]\n",
+            )
+        )
+        verifier = PolicyVerifier(Hs256Verifier(secret=SECRET, audience=AUDIENCE), source)
+        folded = await verifier.verify(token(email="ops@straße.example", email_verified=True))
+        assert folded.scopes == frozenset()
+        exact = await verifier.verify(token(email="Ops@Strasse.example", email_verified=True))
+        assert exact.scopes == {"omni-secrets:read"}
+
+
+DUPLICATE_KEY_FILES = [
+    pytest.param(
+        "grants:\n"
+        "  - principal: sub:robot-7\n"
+        "    scopes: [omni-secrets:read]\n"
+        "    scopes: [omni-secrets:read, omni-secrets:rotate]\n",
+        "duplicate key 'scopes'",
+        "line 4",
+        id="scopes-twice",
+    ),
+    pytest.param(
+        "grants:\n"
+        "  - principal: sub:robot-7\n"
+        "    principal: sub:robot-8\n"
+        "    scopes: [omni-secrets:read]\n",
+        "duplicate key 'principal'",
+        "line 3",
+        id="principal-twice",
+    ),
+    pytest.param(
+        "grants: []\ngrants:\n  - {principal: sub:robot-7, scopes: [omni-secrets:rotate]}\n",
+        "duplicate key 'grants'",
+        "line 2",
+        id="grants-twice",
+    ),
+    pytest.param(
+        "grants:\n"
+        "  - {principal: sub:a, scopes: [omni-secrets:read], scopes: [omni-secrets:rotate]}\n",
+        "duplicate key 'scopes'",
+        "line 2",
+        id="flow-mapping",
+    ),
+]
+
+
+class TestDuplicateKeys:
+    """Contract section 17: a policy file with duplicate keys is refused (startup and SIGHUP)."""
+
+    @pytest.mark.parametrize(("text", "problem", "where"), DUPLICATE_KEY_FILES)
+    def test_yaml_duplicate_key_is_refused_naming_it(
+        self, tmp_path: Path, text: str, problem: str, where: str
+    ) -> None:
+        """PyYAML alone keeps the last value (a silent grant); the loader refuses instead."""
+        import yaml
+
+        assert isinstance(yaml.safe_load(text), dict)  # what the old loader silently accepted
+        path = write(tmp_path, text)
+        with pytest.raises(AuthPolicyInvalid) as caught:
+            load_policy_file(path)
+        message = caught.value.message
+        assert "\n" not in message
+        assert f"OMNI_AUTH_POLICY_FILE={path!r}: " in message
+        assert problem in message and where in message
+
+    def test_json_duplicate_key_is_refused(self, tmp_path: Path) -> None:
+        """The same rule for a ``.json`` policy (``json.loads`` keeps the last value)."""
+        text = (
+            '{"grants": [{"principal": "sub:a", "scopes": ["omni-secrets:read"],'
+            ' "scopes": ["omni-secrets:rotate"]}]}'
+        )
+        path = write(tmp_path, text, "policy.json")
+        with pytest.raises(AuthPolicyInvalid, match="duplicate key 'scopes'"):
+            load_policy_file(path)
+
+    def test_refused_at_startup(self, tmp_path: Path) -> None:
+        """Constructing the source (what ``serve`` and ``api.install`` do) refuses it."""
+        with pytest.raises(AuthPolicyInvalid, match="duplicate key 'scopes'"):
+            AuthPolicySource(write(tmp_path, DUPLICATE_KEY_FILES[0].values[0]))
+
+    async def test_refused_on_reload_keeping_the_policy_in_force(self, tmp_path: Path) -> None:
+        """A reload of a file with a duplicate key is rejected and changes nothing."""
+        path = write(
+            tmp_path, "grants:\n  - {principal: sub:robot-7, scopes: [omni-secrets:read]}\n"
+        )
+        source = AuthPolicySource(path)
+        verifier = PolicyVerifier(Hs256Verifier(secret=SECRET, audience=AUDIENCE), source)
+        write(tmp_path, DUPLICATE_KEY_FILES[0].values[0])
+        with capture_logs() as logs:
+            assert source.reload() is False
+        assert logs[-1]["event"] == "auth_policy.reload_rejected"
+        assert "duplicate key 'scopes'" in logs[-1]["reason"]
+        assert (await verifier.verify(token(sub="robot-7"))).scopes == {"omni-secrets:read"}
+
+    def test_anchors_and_distinct_keys_still_load(self, tmp_path: Path) -> None:
+        """The check refuses repeated keys only: anchors and aliases, and the same key in
+        different mappings, load as before."""
+        policy = load_policy_file(
+            write(
+                tmp_path,
+                "grants:\n"
+                "  - {principal: sub:a, scopes: &both [omni-secrets:read, omni-secrets:rotate]}\n"
+                "  - {principal: sub:b, scopes: *both}\n",
+            )
+        )
+        assert [g.principal for g in policy.grants] == ["sub:a", "sub:b"]
+        assert policy.grants[1].scopes == {"omni-secrets:read", "omni-secrets:rotate"}

@@ -151,6 +151,9 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> Fas
         docs_url=None,  # replaced by install_docs: same pages, assets served locally
         redoc_url=None,
     )
+    # Starlette answers /path/ with a redirect to /path built from the Host header (an open
+    # redirect for whoever controls that header): unknown paths are a 404, with or without "/".
+    app.router.redirect_slashes = False
     if with_docs:
         install_docs(app)
     install(app, settings, overrides=overrides)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import jwt
+import structlog
 
 from omni_secrets.api.scopes import Scope as Scope  # re-exported: callers import it from here
 from omni_secrets.api.subject import SubjectRefused, checked_subject
@@ -35,6 +36,8 @@ JWKS_REFETCH_COOLDOWN_SECONDS = 30.0
 JWKS_CACHE_SECONDS = 300
 # An email is at most 254 characters (RFC 5321).
 MAX_EMAIL_LENGTH = 254
+
+log = structlog.get_logger("omni_secrets.auth")
 
 
 class AuthError(Exception):
@@ -179,18 +182,13 @@ class Hs256Verifier:
         return f"Hs256Verifier(audience={self._audience!r}, issuer={self._issuer!r})"
 
     async def verify(self, token: str) -> Principal:
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=list(HS256_ALGORITHMS),
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options=_decode_options(),
-            )
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(_describe(exc)) from None
+        claims = _decode_checked(
+            token,
+            self._secret,
+            algorithm=HS256_ALGORITHMS[0],
+            audience=self._audience,
+            issuer=self._issuer,
+        )
         return _principal_from(claims)
 
 
@@ -238,24 +236,63 @@ class JwksVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_describe(exc)) from None
-        if header.get("alg") not in JWKS_ALGORITHMS:
+        algorithm = header.get("alg")
+        if algorithm not in JWKS_ALGORITHMS:
             raise Unauthenticated("token algorithm not allowed")
         try:
             signing_key = await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
-            claims = jwt.decode(
-                token,
-                signing_key.key,
-                algorithms=list(JWKS_ALGORITHMS),
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options=_decode_options(),
-            )
         except jwt.PyJWKClientConnectionError:
             raise AuthUnavailable("the token signing keys could not be fetched") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_describe(exc)) from None
+        except (ValueError, OSError):
+            # The key set endpoint answered something that is not JSON (a proxy's HTML page) or
+            # dropped the connection mid-body: the keys could not be fetched, as above.
+            raise AuthUnavailable("the token signing keys could not be fetched") from None
+        # The key named by ``kid`` decides the algorithm, never the token: an ES256 token naming
+        # an RSA key (or the reverse) is refused here, before the signature check would fail
+        # with a TypeError deep inside PyJWT (a 500, contract section 17).
+        if signing_key.algorithm_name != algorithm:
+            raise Unauthenticated("token algorithm does not match its signing key")
+        claims = _decode_checked(
+            token,
+            signing_key.key,
+            algorithm=algorithm,
+            audience=self._audience,
+            issuer=self._issuer,
+        )
         return _principal_from(claims)
+
+
+def _decode_checked(
+    token: str,
+    key: Any,
+    *,
+    algorithm: str,
+    audience: str,
+    issuer: str | Sequence[str] | None,
+) -> dict[str, Any]:
+    """``jwt.decode`` with the house options; any failure of the token is :class:`Unauthenticated`.
+
+    PyJWT raises :class:`jwt.PyJWTError` for what it anticipates; anything else it raises while
+    checking a token (a key it cannot use with the algorithm, say) is still a token that did not
+    verify, so a 401 and never a 500. Such a case is logged by type so it can be looked into.
+    """
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            leeway=LEEWAY_SECONDS,
+            options=_decode_options(),
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(_describe(exc)) from None
+    except Exception as exc:
+        log.warning("auth.token_unverifiable", algorithm=algorithm, error_type=type(exc).__name__)
+        raise Unauthenticated("token invalid") from None
 
 
 def _describe(exc: jwt.PyJWTError) -> str:

@@ -9,20 +9,24 @@ Contract section 14. ``OMNI_AUTH_POLICY_FILE`` holds YAML or JSON::
         scopes: [omni-secrets:read, omni-secrets:rotate]
 
 A principal is ``sub:VALUE`` (the token's ``sub``), ``email:VALUE`` (the token's ``email``, only
-when ``email_verified`` is true; compared without regard to case) or ``group:VALUE`` (a member of
-the token's ``groups`` array). A caller's scopes are the union of its token's scopes and of every
-grant whose principal matches it.
+when ``email_verified`` is true; compared after ASCII lower-casing only, so ``A-Z`` match
+``a-z`` and nothing else folds: ``ops@straße.example`` is not ``ops@strasse.example``) or
+``group:VALUE`` (a member of the token's ``groups`` array). A caller's scopes are the union of
+its token's scopes and of every grant whose principal matches it.
 
 The file is parsed strictly (:func:`parse_policy`): an unknown scope, a principal without a known
-prefix, a duplicate principal, an unknown key or invalid YAML/JSON is refused with one line naming
-the file and the entry. :class:`AuthPolicySource` holds the policy in force and reloads it
+prefix, a duplicate principal, an unknown key, a key repeated within one mapping (YAML and JSON
+would silently keep the last one) or invalid YAML/JSON is refused with one line naming the file
+and the entry. :class:`AuthPolicySource` holds the policy in force and reloads it
 (``SIGHUP``); a bad reload keeps the policy in force and logs why.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+import string
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,16 @@ log = structlog.get_logger("omni_secrets.auth_policy")
 PRINCIPAL_KINDS = ("sub", "email", "group")
 _ENTRY_KEYS = frozenset({"principal", "scopes"})
 _KNOWN_SCOPES = frozenset(s.value for s in Scope)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def email_key(address: str) -> str:
+    """``address`` as e-mail principals are compared: ASCII ``A-Z`` lowered, nothing else.
+
+    Neither ``str.casefold`` (``ß`` → ``ss``) nor ``str.lower`` (U+212A KELVIN SIGN → ``k``) is
+    used: either would let an address the identity provider treats as distinct match a grant.
+    """
+    return address.translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +76,7 @@ class AuthPolicy:
         index: dict[str, dict[str, frozenset[str]]] = {kind: {} for kind in PRINCIPAL_KINDS}
         for grant in grants:
             kind, value = _split_principal(grant.principal)
-            key = value.casefold() if kind == "email" else value
+            key = email_key(value) if kind == "email" else value
             index[kind][key] = grant.scopes
         return cls(grants, index["sub"], index["email"], index["group"])
 
@@ -70,7 +84,7 @@ class AuthPolicy:
         """Every scope the policy grants to ``principal`` (empty when nothing matches)."""
         granted: frozenset[str] = self._by_sub.get(principal.subject, frozenset())
         if principal.email is not None and self._by_email:
-            granted = granted | self._by_email.get(principal.email.casefold(), frozenset())
+            granted = granted | self._by_email.get(email_key(principal.email), frozenset())
         if principal.groups and self._by_group:
             for group in principal.groups:
                 scopes = self._by_group.get(group)
@@ -105,7 +119,7 @@ def parse_policy(document: Any, *, source: str) -> AuthPolicy:
     for index, entry in enumerate(entries):
         grant = _parse_entry(entry, index=index, source=source)
         kind, value = _split_principal(grant.principal)
-        identity = f"{kind}:{value.casefold() if kind == 'email' else value}"
+        identity = f"{kind}:{email_key(value) if kind == 'email' else value}"
         if identity in seen:
             raise AuthPolicyInvalid(
                 source,
@@ -176,21 +190,67 @@ def load_policy_file(path: str) -> AuthPolicy:
 def _decode(text: str, path: str) -> Any:
     if path.endswith(".json"):
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as exc:
             raise AuthPolicyInvalid(
                 path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+        except _DuplicateKey as exc:
+            raise AuthPolicyInvalid(path, f"invalid JSON: duplicate key {exc.key!r}") from None
     # PyYAML loads only when a YAML policy file is read (most deployments have none).
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_strict_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or type(exc).__name__
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise AuthPolicyInvalid(path, f"invalid YAML{at}: {problem}") from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
+
+
+@functools.cache
+def _strict_yaml_loader() -> type[Any]:
+    """``yaml.SafeLoader`` that refuses a key repeated within one mapping (it keeps the last)."""
+    import yaml
+
+    class StrictSafeLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if isinstance(key, Hashable):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        return loader.construct_mapping(node)
+
+    StrictSafeLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
+    )
+    return StrictSafeLoader
 
 
 class AuthPolicySource:

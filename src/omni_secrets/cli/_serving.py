@@ -16,6 +16,7 @@ def serve_app(settings: Settings, *, host: str, port: int) -> None:
     from prometheus_client import disable_created_metrics
 
     from omni_secrets.api.app import create_app
+    from omni_secrets.api.http_edge import uvicorn_options
     from omni_secrets.bootstrap import Overrides
 
     # The *_created samples doubled every scrape's size and cost and no rule or dashboard uses
@@ -30,7 +31,8 @@ def serve_app(settings: Settings, *, host: str, port: int) -> None:
     # a completed graceful shutdown exit 0, as orchestrators expect.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     _freeze_startup_objects()
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    # The header cap, header deadline and connection bound of contract section 17.
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options())
 
 
 def _freeze_startup_objects() -> None:
