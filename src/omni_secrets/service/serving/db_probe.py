@@ -3,6 +3,10 @@
 Kubernetes, load balancers and monitors probe ``/readyz`` often and in bursts; each check is a
 database round trip (on SQLite it takes the write lock). The outcome is kept for
 :data:`PROBE_TTL_SECONDS`, and concurrent probes in that window share one check.
+
+A check is given :data:`PROBE_TIMEOUT_SECONDS`: a database that accepts the connection and then
+never answers (a partition) is reported unavailable in time, so ``/readyz`` always answers
+within 2 s (contract section 18).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 PROBE_TTL_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 1.5
 
 
 class CachedDatabaseProbe:
@@ -20,6 +25,7 @@ class CachedDatabaseProbe:
     Args:
         check: the real check; it raises when the database does not answer.
         ttl_seconds: how long an outcome (success or failure) is reused.
+        timeout_seconds: how long one check may take before the database counts as unavailable.
         monotonic: the clock (injectable for tests).
     """
 
@@ -28,10 +34,12 @@ class CachedDatabaseProbe:
         check: Callable[[], Awaitable[object]],
         *,
         ttl_seconds: float = PROBE_TTL_SECONDS,
+        timeout_seconds: float = PROBE_TIMEOUT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._check = check
         self._ttl = ttl_seconds
+        self._timeout = timeout_seconds
         self._monotonic = monotonic
         self._outcome: str | None = None
         self._checked_at: float | None = None
@@ -45,8 +53,11 @@ class CachedDatabaseProbe:
             if self._fresh():  # another probe checked while this one waited
                 return self._outcome
             try:
-                await self._check()
+                async with asyncio.timeout(self._timeout):
+                    await self._check()
                 outcome = None
+            except TimeoutError:
+                outcome = f"database unavailable (no answer within {self._timeout:g} s)"
             except Exception as exc:
                 outcome = f"database unavailable ({type(exc).__name__})"
             self._outcome, self._checked_at = outcome, self._monotonic()
