@@ -59,6 +59,8 @@ RETRY_MAX_SECONDS = 2.0
 DEFAULT_WRITE_TIMEOUT_SECONDS = 10.0
 DEFAULT_DRAIN_SECONDS = 10.0
 RECORD_TIMEOUT_SECONDS = 10.0
+STOP_GRACE_SECONDS = 1.0
+"""How long :meth:`Auditor.stop` waits for the cancelled writer after the drain bound."""
 QUEUE_SIZE = MAX_PENDING  # the old name, kept for callers that size things by it
 
 log = structlog.get_logger("omni_secrets.audit")
@@ -248,22 +250,25 @@ class Auditor:
         self._stopping = False
         self._task = asyncio.create_task(self._write_forever(), name="audit-writer")
 
-    async def stop(self) -> None:
-        """Drain what is pending (at most ``drain_seconds``), then stop the writer."""
+    async def stop(self, *, drain_seconds: float | None = None) -> None:
+        """Drain what is pending (at most ``drain_seconds``, by default the constructor's), then
+        stop the writer."""
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping = True
+        drain = self._drain_seconds if drain_seconds is None else drain_seconds
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained(task), self._drain_seconds)
+            await asyncio.wait_for(self._drained(task), drain)
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # A write stalled on the network may take seconds to honour the cancellation (the
+        # driver first tries to cancel the query on the server): do not wait for it.
+        await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
         held = [item for item in self._pending if not item.cancelled]
         self._pending.clear()
         if held:
             # Logged once and counted once (not once per event: there may be 10,000).
-            log.error("audit.drain_incomplete", lost=len(held), drain_seconds=self._drain_seconds)
+            log.error("audit.drain_incomplete", lost=len(held), drain_seconds=drain)
             for item in held:
                 if item.done is not None and not item.done.done():
                     item.done.set_exception(AuditUnavailable("the audit writer stopped"))

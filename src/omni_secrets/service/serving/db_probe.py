@@ -44,6 +44,7 @@ class CachedDatabaseProbe:
         self._outcome: str | None = None
         self._checked_at: float | None = None
         self._lock = asyncio.Lock()
+        self._running: asyncio.Future[object] | None = None
 
     async def problem(self) -> str | None:
         """None when the database answered within the last second, else why it did not."""
@@ -52,16 +53,29 @@ class CachedDatabaseProbe:
         async with self._lock:
             if self._fresh():  # another probe checked while this one waited
                 return self._outcome
-            try:
-                async with asyncio.timeout(self._timeout):
-                    await self._check()
-                outcome = None
-            except TimeoutError:
-                outcome = f"database unavailable (no answer within {self._timeout:g} s)"
-            except Exception as exc:
-                outcome = f"database unavailable ({type(exc).__name__})"
+            outcome = await self._run_check()
             self._outcome, self._checked_at = outcome, self._monotonic()
             return outcome
 
+    async def _run_check(self) -> str | None:
+        # The check runs as its own task and is waited for, not cancelled: a cancelled database
+        # call may itself take seconds to give up (psycopg tries to cancel the query on the
+        # server first). A check still stalled is not started again: later probes wait on it.
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._check())
+            self._running.add_done_callback(_consume)
+        done, _ = await asyncio.wait({self._running}, timeout=self._timeout)
+        if not done:
+            return f"database unavailable (no answer within {self._timeout:g} s)"
+        error = self._running.exception()
+        if error is not None:
+            return f"database unavailable ({type(error).__name__})"
+        return None
+
     def _fresh(self) -> bool:
         return self._checked_at is not None and self._monotonic() - self._checked_at < self._ttl
+
+
+def _consume(task: asyncio.Future[object]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed check is an answer, not an unhandled error
