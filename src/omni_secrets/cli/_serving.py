@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from types import FrameType
 
@@ -14,8 +15,31 @@ from omni_secrets.config import Settings
 from omni_secrets.observability.logging import Redactor, configure_logging
 
 
-def serve_app(settings: Settings, *, host: str, port: int) -> None:
-    """Configure logging once, build the app and serve it until interrupted."""
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, bound as uvicorn binds it (``SO_REUSEADDR``: a
+    port in TIME_WAIT is free, a listener is not).
+
+    Raises:
+        OSError: the port is in use or the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_app(
+    settings: Settings, *, host: str, port: int, sock: socket.socket | None = None
+) -> None:
+    """Configure logging once, build the app and serve it until interrupted (on ``sock`` when
+    given: bound before start-up touched anything)."""
     import uvicorn
     from prometheus_client import disable_created_metrics
 
@@ -34,7 +58,11 @@ def serve_app(settings: Settings, *, host: str, port: int) -> None:
     # a completed graceful shutdown exit 0, as orchestrators expect.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     _freeze_startup_objects()
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    if sock is None:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        return
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _freeze_startup_objects() -> None:
