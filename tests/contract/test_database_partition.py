@@ -110,6 +110,8 @@ def test_readyz_says_503_in_time_and_sigterm_exits_during_a_partition(
         pathlib_log = Path(str(tmp_path)) / "serve.log"
         pathlib_log.write_text("".join(served.lines))
         assert took < 15, (took, str(pathlib_log))
+        slowest = max(t for _, t, _ in readiness)
+        print(f"partition: slowest /readyz {slowest:.2f} s, SIGTERM {took:.2f} s")
         # ...and when the process had to stop before the database answered, it says so once.
         drained = [line for line in served.lines if "audit.drain_incomplete" in line]
         assert len(drained) == 1, "".join(served.lines[-20:])
@@ -154,6 +156,7 @@ async def test_a_full_audit_buffer_refuses_at_once_and_loses_nothing(
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "AUDIT_UNAVAILABLE"
     assert took < 1, took
+    print(f"partition: full buffer refused in {took * 1000:.0f} ms")
     assert auditor.lost == 0
     metrics = (await stack.client.get("/metrics")).text
     assert "omni_audit_events_lost_total 0.0" in metrics
