@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from types import FrameType
+from typing import Any
 
 from omni_secrets.config import Settings
 from omni_secrets.observability.logging import Redactor, configure_logging
@@ -62,7 +63,24 @@ def serve_app(
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
         return
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    _server_on(config).run(sockets=[sock])
+
+
+def _server_on(config: Any) -> Any:
+    """A uvicorn server that says where it listens once it serves, as ``uvicorn.run`` does (given
+    a socket already bound, uvicorn says nothing)."""
+    import uvicorn
+
+    class _BoundServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and sockets:
+                host, port = sockets[0].getsockname()[:2]
+                logging.getLogger("uvicorn.error").info(
+                    "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port
+                )
+
+    return _BoundServer(config)
 
 
 def _freeze_startup_objects() -> None:
