@@ -26,6 +26,7 @@ from omni_secrets.domain.errors import ConfigurationRejected, ConfigViolation
 
 DEFAULT_DATABASE_URL = "sqlite:///./omni-secrets.db"
 DEFAULT_GSM_TIMEOUT_SECONDS = 5.0
+DEFAULT_DATABASE_TIMEOUT_SECONDS = 5.0
 DEFAULT_CACHE_TTL_SECONDS = 300
 MIN_CACHE_TTL_SECONDS = 5
 MAX_CACHE_TTL_SECONDS = 86_400
@@ -93,6 +94,12 @@ class Settings(BaseSettings):
         default=DEFAULT_GSM_TIMEOUT_SECONDS, alias="OMNI_GSM_TIMEOUT_SECONDS", gt=0, le=300
     )
     database_url: str = Field(default=DEFAULT_DATABASE_URL, alias="OMNI_DATABASE_URL", min_length=1)
+    database_timeout_seconds: float = Field(
+        default=DEFAULT_DATABASE_TIMEOUT_SECONDS,
+        alias="OMNI_DATABASE_TIMEOUT_SECONDS",
+        gt=0,
+        le=300,
+    )
     cache_ttl_seconds: int = Field(
         default=DEFAULT_CACHE_TTL_SECONDS,
         alias="OMNI_CACHE_TTL_SECONDS",

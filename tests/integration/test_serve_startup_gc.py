@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from omni_secrets.adapters.db import migrate
+from tests.ports import free_port
 
 _PROBE = """
 import gc, json, sys
@@ -33,11 +34,15 @@ def probe_run(app, **_kw):
     state = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "full": len(full)}
     print("gc:", json.dumps(state))
 
+def probe_server_run(self, sockets=None):  # serve binds first, then runs uvicorn.Server
+    probe_run(self.config.app)
+
 uvicorn.run = probe_run
+uvicorn.Server.run = probe_server_run
 from omni_secrets.cli import main
 gc.collect()  # start the count from empty generations
 full.clear()
-main(["serve", "--port", "1"])
+main(["serve", "--port", sys.argv[1]])
 """
 
 
@@ -52,7 +57,7 @@ def test_serve_freezes_startup_objects_and_runs_no_full_collection(tmp_path: Pat
         OMNI_DATABASE_URL=url,
     )
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE],
+        [sys.executable, "-c", _PROBE, str(free_port())],
         env=env,
         capture_output=True,
         text=True,

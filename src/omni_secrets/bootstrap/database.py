@@ -79,9 +79,12 @@ def create_integrity_key_file(path: Path) -> None:
 # --- units of work ---------------------------------------------------------------------------
 
 
-def create_database_engine(url: str) -> AsyncEngine:
-    """The async engine (and its pool) for ``url``; the caller disposes it."""
-    return db_engine.create_engine(url)
+def create_database_engine(
+    url: str, *, timeout_seconds: float = db_engine.DEFAULT_TIMEOUT_SECONDS
+) -> AsyncEngine:
+    """The async engine (and its pool) for ``url``, every operation bounded by
+    ``timeout_seconds`` (``OMNI_DATABASE_TIMEOUT_SECONDS``); the caller disposes it."""
+    return db_engine.create_engine(url, timeout_seconds=timeout_seconds)
 
 
 def units_of_work(

@@ -96,7 +96,9 @@ def build_platform(settings: Settings, over: Overrides) -> Platform:
     engine: AsyncEngine | None = None
     uow_factory = over.uow_factory
     if uow_factory is None:
-        engine = create_database_engine(settings.database_url)
+        engine = create_database_engine(
+            settings.database_url, timeout_seconds=settings.database_timeout_seconds
+        )
         closers.append(engine.dispose)
         uow_factory = units_of_work(engine, clock=clock, keyring=keyring)
     notifier = _notifier(settings, over, engine)
@@ -187,6 +189,8 @@ def _auditor(
         on_write_failure=audit_failed,
         on_write_success=lambda: alerts.resolve(AUDIT_ALERT, "audit"),
         on_batch=metrics.audit_batch_size.observe,
+        on_lost=metrics.audit_events_lost.inc,
+        write_timeout_seconds=settings.database_timeout_seconds * 2,
     )
     metrics.track_audit_queue(lambda: auditor.pending)
     return auditor

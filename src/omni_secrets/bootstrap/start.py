@@ -6,13 +6,18 @@ before a restart is served at once even while GSM is down); cache hydration and 
 reconcile and break-glass expiry jobs; the cross-replica listener; the replica heartbeat and the
 GSM event subscriber; one rotation-monitor round, then the monitor. Exit reverses it and finally
 closes what ``build_services`` opened (engine, GSM channel, HTTP client, leader lease).
+
+Exit is bounded whatever the dependencies do (contract section 18: SIGTERM done within 15 s):
+every stop step shares :data:`STOP_BUDGET_SECONDS` and none waits more than
+:data:`STEP_SECONDS` (the audit drain: at most 10 s, less when earlier steps used the budget);
+a step past its bound is logged (``shutdown.step_timed_out``) and left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 
@@ -22,43 +27,86 @@ from omni_secrets.config import Settings
 
 log = structlog.get_logger("omni_secrets.bootstrap")
 
+STOP_BUDGET_SECONDS = 13.0
+"""All the stop steps together (uvicorn's own shutdown and the exit take the rest of 15 s)."""
+STEP_SECONDS = 2.0
+"""One stop step at most (the audit drain excepted)."""
+AUDIT_DRAIN_SECONDS = 10.0
+_AFTER_AUDIT_SECONDS = 1.5  # kept for the closers after the audit drain
+
+
+class _StopBudget:
+    """Bounds each stop step and all of them together; starts with the first step."""
+
+    def __init__(self, total: float) -> None:
+        self._total = total
+        self._ends: float | None = None
+
+    def remaining(self) -> float:
+        now = asyncio.get_running_loop().time()
+        if self._ends is None:
+            self._ends = now + self._total
+        return max(0.0, self._ends - now)
+
+    async def step(self, name: str, stop: Callable[[], Awaitable[object]]) -> None:
+        await self._bounded(name, stop(), min(STEP_SECONDS, self.remaining()))
+
+    async def audit(self, services: Services) -> None:
+        drain = max(0.0, min(AUDIT_DRAIN_SECONDS, self.remaining() - _AFTER_AUDIT_SECONDS))
+        await self._bounded(
+            "auditor", services.auditor.stop(drain_seconds=drain), drain + _AFTER_AUDIT_SECONDS
+        )
+
+    async def _bounded(self, name: str, stopping: Awaitable[object], seconds: float) -> None:
+        task = asyncio.ensure_future(stopping)
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if not done:
+            # Not awaited: a database call stalled on the network may take seconds more to
+            # honour a cancellation.
+            task.cancel()
+            log.warning("shutdown.step_timed_out", step=name, seconds=round(seconds, 2))
+            return
+        if not task.cancelled() and task.exception() is not None:
+            log.error("shutdown.step_failed", step=name, error_type=type(task.exception()).__name__)
+
 
 @contextlib.asynccontextmanager
 async def start_services(services: Services) -> AsyncIterator[Services]:
     """Start ``services``, yield them, then stop them and close their resources (module doc)."""
+    budget = _StopBudget(STOP_BUDGET_SECONDS)
     async with contextlib.AsyncExitStack() as stack:
         for close in services.closers:
-            stack.push_async_callback(close)
+            stack.push_async_callback(budget.step, _name_of(close), close)
         services.alerts.start()
-        stack.push_async_callback(services.alerts.stop)
+        stack.push_async_callback(budget.step, "alerts", services.alerts.stop)
         services.auditor.start()
-        stack.push_async_callback(services.auditor.stop)
-        stack.push_async_callback(services.secrets.stop)
+        stack.push_async_callback(budget.audit, services)
+        stack.push_async_callback(budget.step, "secrets", services.secrets.stop)
         await _restore_state(services)
         await services.cache.hydrate()
         services.cache.start()
-        stack.push_async_callback(services.cache.stop)
+        stack.push_async_callback(budget.step, "cache", services.cache.stop)
         tasks = [
             asyncio.create_task(services.reconcile.run_forever(), name="reconcile"),
             asyncio.create_task(
                 services.break_glass_expiry.run_forever(), name="break-glass-expiry"
             ),
         ]
-        stack.push_async_callback(_cancel, tasks)
+        stack.push_async_callback(budget.step, "jobs", lambda: _cancel(tasks))
         # After hydration: other replicas' changes from now on trigger an immediate reconcile.
         await services.notifier.start(services.reconcile.reconcile_now)
-        stack.push_async_callback(services.notifier.stop)
+        stack.push_async_callback(budget.step, "notifier", services.notifier.stop)
         # Section 12: register (status shows peers from the start), then the GSM event feed.
         await services.replica_heartbeat.start()
-        stack.push_async_callback(services.replica_heartbeat.stop)
-        stack.push_async_callback(services.cluster_refresh.stop)
+        stack.push_async_callback(budget.step, "replica", services.replica_heartbeat.stop)
+        stack.push_async_callback(budget.step, "cluster_refresh", services.cluster_refresh.stop)
         if services.gsm_subscriber is not None:
             services.gsm_subscriber.start()
-            stack.push_async_callback(services.gsm_subscriber.stop)
+            stack.push_async_callback(budget.step, "gsm_events", services.gsm_subscriber.stop)
         # One round now, so the rotation gauges are right from the first scrape.
         await services.rotation_monitor.tick()
         services.rotation_monitor.start()
-        stack.push_async_callback(services.rotation_monitor.stop)
+        stack.push_async_callback(budget.step, "rotation_monitor", services.rotation_monitor.stop)
         log.info(
             "service.started",
             environment=str(services.settings.environment),
@@ -87,6 +135,11 @@ async def _restore_state(services: Services) -> None:
     except Exception as exc:  # database down: the reconcile loads them later
         log.error("signals.load_failed", error_type=type(exc).__name__)
     await services.break_glass.reload_at_startup()
+
+
+def _name_of(close: Callable[[], Awaitable[object]]) -> str:
+    owner = getattr(close, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(close, "__name__", "closer")
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

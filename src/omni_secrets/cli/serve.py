@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
+import socket
 from typing import TYPE_CHECKING
 
 import typer
 
-from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.cli._common import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 
 if TYPE_CHECKING:
     # Annotations only: config (pydantic-settings) loads when `serve` runs, not for `--help`.
@@ -33,7 +34,8 @@ def serve(
     append-only triggers) unless OMNI_ALLOW_TABLE_OWNER=true; run `omni-secrets db grants --role
     ROLE --apply` as the owner and serve as ROLE. So does a database that answers but was never
     migrated. SIGHUP reloads the policy file. Does not run database migrations (use
-    `omni-secrets db upgrade`).
+    `omni-secrets db upgrade`). The port is bound before anything else is touched (the database,
+    GSM, the replica registry): a port in use exits 3 at once.
     """
     # Start-up creates ~160k objects that live as long as the process (modules, the app and its
     # services); the cyclic collector would rescan them all on the way (three full passes, about
@@ -52,9 +54,22 @@ def serve(
     load_integrity_keyring(settings)
     # So must an auth policy file that cannot be read or names an unknown scope.
     AuthPolicySource(settings.auth_policy_file)
+    # Contract section 18, start in order: bind first, then the database, hydration, the
+    # registry and the subscriptions (a busy port must not have touched any of them).
+    listener = _bind(host, port)
     _require_migrated(settings.database_url)
     _refuse_table_owner(settings)
-    serve_app(settings, host=host, port=port)
+    serve_app(settings, host=host, port=port, sock=listener)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or exit 3 with one line when the port cannot be bound."""
+    from omni_secrets.cli._serving import bind_listener
+
+    try:
+        return bind_listener(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=EXIT_UNAVAILABLE)
 
 
 def _require_migrated(url: str) -> None:

@@ -12,6 +12,7 @@ name                                               type       labels
 ``omni_gsm_request_duration_seconds``              histogram  method, code
 ``omni_secret_cache_hydration_duration_seconds``   histogram  —
 ``omni_audit_write_failures_total``                counter    —
+``omni_audit_events_lost_total``                   counter    —
 ``omni_alerts_sent_total``                         counter    alert, action, result
 ``omni_gsm_events_total``                          counter    event_type, result (section 12)
 ``omni_secret_rotation_candidate_available``       gauge 0/1  secret_type (a newer GSM version)
@@ -137,6 +138,7 @@ class OmniMetrics:
     gsm_request_duration: Histogram
     hydration_duration: Histogram
     audit_write_failures: Counter
+    audit_events_lost: Counter
     integrity_violations: Counter
     audit_queue_depth: Gauge
     audit_batch_size: Histogram
@@ -217,6 +219,12 @@ class OmniMetrics:
         self.audit_write_failures = Counter(
             "omni_audit_write_failures",
             "Audit events that could not be written.",
+            registry=registry,
+        )
+        self.audit_events_lost = Counter(
+            "omni_audit_events_lost",
+            "Audit events accepted and then never written (a full buffer on a background write, "
+            "or still held when the process stopped).",
             registry=registry,
         )
         self.integrity_violations = Counter(

@@ -6,8 +6,9 @@ takes up to :data:`BATCH_MAX` events, appends them in **one transaction under on
 removes them from the buffer, so a failed batch is retried as it was, in order.
 
 - :meth:`Auditor.submit` (async; status views, refresh requests) returns once the event is
-  buffered. When the buffer is full while the database works, the producer **waits** (at most
-  ``max_wait_seconds``) for the writer to make room instead of dropping the event.
+  buffered. When the buffer is full it raises :class:`~omni_secrets.domain.errors.AuditUnavailable`
+  at once (503 ``AUDIT_UNAVAILABLE``): the caller refuses the request instead of answering it
+  without its row (contract section 18; nothing is lost, nothing waits).
 - :meth:`Auditor.record_later` is the same for synchronous callers (cache listeners, jobs): it
   never blocks, so a full buffer drops the event.
 - :meth:`Auditor.record` (fail-closed operations: break-glass revoke, …) awaits its own row's
@@ -17,11 +18,14 @@ removes them from the buffer, so a failed batch is retried as it was, in order.
 - :meth:`Auditor.append_in` writes inside the caller's own unit of work (activation, commit).
 
 While the database is unreachable up to :data:`MAX_PENDING` (10,000) events are held and written,
-in order, when it returns (retries back off up to :data:`RETRY_MAX_SECONDS`). Only an event that
-does not fit is lost: it counts in ``omni_audit_write_failures_total`` and raises the
-``audit_write_failures`` alert (``on_write_failure``); the next successful batch resolves it
-(``on_write_success``). On :meth:`Auditor.stop` the writer drains what is pending for at most
-``drain_seconds`` (10 s), then stops; whatever is still pending is reported as lost.
+in order, when it returns (retries back off up to :data:`RETRY_MAX_SECONDS`; a batch that gets no
+answer within ``write_timeout_seconds`` counts as a failure, so a stalled network is retried like a
+refused one). Only an event that does not fit (:meth:`record_later`) is lost: it counts in
+``omni_audit_write_failures_total`` and ``omni_audit_events_lost_total`` and raises the
+``audit_write_failures`` alert (``on_write_failure``, ``on_lost``); the next successful batch
+resolves it (``on_write_success``). On :meth:`Auditor.stop` the writer drains what is pending for
+at most ``drain_seconds`` (10 s), then stops; whatever is still pending is counted as lost in one
+go (``on_lost``), logged once and paged.
 """
 
 from __future__ import annotations
@@ -52,9 +56,11 @@ BATCH_MAX = 500
 """Events per transaction at most."""
 RETRY_MIN_SECONDS = 0.05
 RETRY_MAX_SECONDS = 2.0
-DEFAULT_MAX_WAIT_SECONDS = 30.0
+DEFAULT_WRITE_TIMEOUT_SECONDS = 10.0
 DEFAULT_DRAIN_SECONDS = 10.0
 RECORD_TIMEOUT_SECONDS = 10.0
+STOP_GRACE_SECONDS = 1.0
+"""How long :meth:`Auditor.stop` waits for the cancelled writer after the drain bound."""
 QUEUE_SIZE = MAX_PENDING  # the old name, kept for callers that size things by it
 
 log = structlog.get_logger("omni_secrets.audit")
@@ -118,8 +124,9 @@ class Auditor:
             alerting).
         on_write_success: called after each committed batch (resolves the alert).
         on_batch: called with the size of each committed batch (``omni_audit_batch_size``).
+        on_lost: called with a number of events accepted and then lost (never written).
         max_pending: how many events may be held (10,000).
-        max_wait_seconds: how long :meth:`submit` waits for room while the database works.
+        write_timeout_seconds: how long one batch may take before it counts as failed.
         drain_seconds: how long :meth:`stop` drains (10 s).
     """
 
@@ -130,22 +137,22 @@ class Auditor:
         on_write_failure: Callable[[], object] = lambda: None,
         on_write_success: Callable[[], object] = lambda: None,
         on_batch: Callable[[int], object] = lambda _size: None,
+        on_lost: Callable[[int], object] = lambda _count: None,
         max_pending: int = MAX_PENDING,
-        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
+        write_timeout_seconds: float = DEFAULT_WRITE_TIMEOUT_SECONDS,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
     ) -> None:
         self._uow_factory = uow_factory
         self._on_failure = on_write_failure
         self._on_success = on_write_success
         self._on_batch = on_batch
+        self._on_lost = on_lost
         self._max_pending = max_pending
-        self._max_wait = max_wait_seconds
+        self._write_timeout = write_timeout_seconds
         self._drain_seconds = drain_seconds
         self._pending: deque[_Pending] = deque()
         self._has_work: asyncio.Event | None = None
         self._has_room: asyncio.Event | None = None
-        self._waiters: deque[asyncio.Future[bool]] = deque()
-        self._reserved = 0
         self._task: asyncio.Task[None] | None = None
         self._database_down = False
         self._stopping = False
@@ -207,60 +214,28 @@ class Auditor:
             raise AuditUnavailable("the audit event could not be written") from None
 
     async def submit(self, event: NewAccessEvent) -> None:
-        """Buffer ``event`` for the writer; wait (bounded) for room rather than drop it.
+        """Buffer ``event`` for the writer; refuse it at once when the buffer is full.
 
-        While the database is down and the buffer holds :data:`MAX_PENDING` events there is
-        nothing to wait for: the event is lost (counted, paged). Never raises.
+        Raises:
+            AuditUnavailable: :data:`MAX_PENDING` events are held (the database does not keep
+                up or does not answer): the caller must not answer its request (503).
         """
-        item = _Pending(event)
-        if self._must_wait():
-            # First come, first served: a waiter is woken with a slot reserved for it, and
-            # newcomers queue behind the waiters instead of taking the freed slots.
-            turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self._waiters.append(turn)
-            try:
-                reserved = await asyncio.wait_for(asyncio.shield(turn), self._max_wait)
-            except TimeoutError:
-                reserved = turn.done() and turn.result()
-                if not reserved:
-                    turn.cancel()
-                    with contextlib.suppress(ValueError):
-                        self._waiters.remove(turn)
-            if reserved:
-                self._reserved -= 1
-                self._pending.append(item)
-                assert self._has_work is not None
-                self._has_work.set()
-                return
-        self._enqueue(item)
+        if self._has_work is None:
+            raise RuntimeError("Auditor.start() was not called")
+        if len(self._pending) >= self._max_pending:
+            raise AuditUnavailable("the audit buffer is full: the request is refused")
+        self._pending.append(_Pending(event))
+        self._has_work.set()
 
     def record_later(self, event: NewAccessEvent) -> None:
         """Buffer ``event`` without waiting (synchronous callers); a full buffer loses it."""
-        self._enqueue(_Pending(event))
-
-    def _must_wait(self) -> bool:
-        if self._task is None or self._database_down or self._stopping:
-            return False  # nothing would make room: enqueue or lose it now
-        return bool(self._waiters) or len(self._pending) + self._reserved >= self._max_pending
-
-    def _wake_waiters(self, *, give_up: bool = False) -> None:
-        """Hand freed slots to waiting producers in arrival order (or release them all)."""
-        while self._waiters:
-            if not give_up and len(self._pending) + self._reserved >= self._max_pending:
-                return
-            turn = self._waiters.popleft()
-            if turn.done():
-                continue
-            if give_up:
-                turn.set_result(False)
-            else:
-                self._reserved += 1
-                turn.set_result(True)
+        if not self._enqueue(_Pending(event)):
+            self._on_lost(1)
 
     def _enqueue(self, item: _Pending) -> bool:
         if self._has_work is None:
             raise RuntimeError("Auditor.start() was not called")
-        if len(self._pending) + self._reserved >= self._max_pending:
+        if len(self._pending) >= self._max_pending:
             self._failed(item.event, "BufferFull")
             return False
         self._pending.append(item)
@@ -275,25 +250,31 @@ class Auditor:
         self._stopping = False
         self._task = asyncio.create_task(self._write_forever(), name="audit-writer")
 
-    async def stop(self) -> None:
-        """Drain what is pending (at most ``drain_seconds``), then stop the writer."""
+    async def stop(self, *, drain_seconds: float | None = None) -> None:
+        """Drain what is pending (at most ``drain_seconds``, by default the constructor's), then
+        stop the writer."""
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping = True
-        self._wake_waiters(give_up=True)
+        drain = self._drain_seconds if drain_seconds is None else drain_seconds
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained(task), self._drain_seconds)
+            await asyncio.wait_for(self._drained(task), drain)
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        if self._pending:
-            log.error("audit.drain_incomplete", lost=len(self._pending))
-            while self._pending:
-                item = self._pending.popleft()
+        # A write stalled on the network may take seconds to honour the cancellation (the
+        # driver first tries to cancel the query on the server): do not wait for it.
+        await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        held = [item for item in self._pending if not item.cancelled]
+        self._pending.clear()
+        if held:
+            # Logged once and counted once (not once per event: there may be 10,000).
+            log.error("audit.drain_incomplete", lost=len(held), drain_seconds=drain)
+            for item in held:
                 if item.done is not None and not item.done.done():
                     item.done.set_exception(AuditUnavailable("the audit writer stopped"))
-                self._failed(item.event, "ShutdownTimeout")
+            self.lost += len(held)
+            self._on_lost(len(held))
+            self._on_failure()
         else:
             log.info("audit.drained", written=self.written, lost=self.lost)
 
@@ -320,12 +301,11 @@ class Auditor:
             batch = [item for item in taken if not item.cancelled]
             if batch:
                 try:
-                    async with self._uow_factory() as uow:
-                        stored = await uow.audit.append_many([item.event for item in batch])
-                        await uow.commit()
+                    async with asyncio.timeout(self._write_timeout):
+                        stored = await self._write(batch)
                 except asyncio.CancelledError:
                     raise
-                except (AuditUnavailable, DatabaseUnavailable) as exc:
+                except (AuditUnavailable, DatabaseUnavailable, TimeoutError) as exc:
                     self._batch_failed(batch, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_SECONDS)
@@ -345,6 +325,8 @@ class Auditor:
                                 AuditUnavailable("the audit event could not be written")
                             )
                         self._failed(item.event, type(exc).__name__)
+                        if item.done is None:
+                            self._on_lost(1)
                     continue
                 delay = RETRY_MIN_SECONDS
             limit = BATCH_MAX
@@ -352,6 +334,12 @@ class Auditor:
                 self._pending.popleft()
             if batch:
                 self._batch_written(batch, stored)
+
+    async def _write(self, batch: list[_Pending]) -> Sequence[OmniSecretAccessEvent]:
+        async with self._uow_factory() as uow:
+            stored = await uow.audit.append_many([item.event for item in batch])
+            await uow.commit()
+        return stored
 
     def _batch_written(
         self, batch: list[_Pending], stored: Sequence[OmniSecretAccessEvent]
@@ -365,7 +353,6 @@ class Auditor:
             log.info("audit.writer_recovered", pending=len(self._pending))
             self._database_down = False
         self._on_success()
-        self._wake_waiters()
         if self._has_room is not None:
             self._has_room.set()
 
@@ -386,7 +373,6 @@ class Auditor:
                 self._failed(item.event, type(exc).__name__)
                 item.done.set_exception(AuditUnavailable("the audit event could not be written"))
         self._drop_cancelled()
-        self._wake_waiters(give_up=True)  # while the DB is down nothing will make room
         if self._has_room is not None:
             self._has_room.set()
 

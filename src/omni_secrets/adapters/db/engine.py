@@ -10,10 +10,20 @@ audit append reads the last row first) never fails half-way with "database is lo
 is that SQLite transactions run one at a time, which suits the embedded single-process mode.
 PostgreSQL connections run in READ COMMITTED, which the audit append relies on (each statement
 sees rows committed before it, in particular after the append lock was granted).
+
+Deadlines (``OMNI_DATABASE_TIMEOUT_SECONDS``, default 5; contract section 18): on PostgreSQL the
+connection attempt (``connect_timeout``), every statement (``statement_timeout``), every lock wait
+(``lock_timeout``) and the pool checkout (``pool_timeout``); on SQLite the busy timeout (the wait
+for the write lock; there is no network to stall). Pooled connections are pinged before use
+(``pool_pre_ping``) so a connection cut by a database restart fails over to a new one. The
+server-side timeouts cannot fire when the network itself stalls (a partition: nothing reaches the
+server); callers that must answer in time (readiness, the audit writer, the stop steps) also
+bound their own wait (``asyncio.timeout``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import event
@@ -21,8 +31,10 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+DEFAULT_TIMEOUT_SECONDS = 5.0
+"""``OMNI_DATABASE_TIMEOUT_SECONDS``'s default."""
 DEFAULT_SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
+"""The write-lock wait of offline schema migrations (``db upgrade``) on SQLite."""
 
 _SQLITE_NAMES = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
 _POSTGRES_NAMES = frozenset(
@@ -93,8 +105,7 @@ def create_engine(
     echo: bool = False,
     pool_size: int = 5,
     max_overflow: int = 10,
-    sqlite_busy_timeout_seconds: float = DEFAULT_SQLITE_BUSY_TIMEOUT_SECONDS,
-    connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> AsyncEngine:
     """Create the async engine for ``url`` (no connection is opened yet).
 
@@ -103,8 +114,8 @@ def create_engine(
         echo: log every SQL statement (debugging only: parameters are logged too).
         pool_size: PostgreSQL connections kept open.
         max_overflow: extra PostgreSQL connections allowed under load.
-        sqlite_busy_timeout_seconds: how long a SQLite transaction waits for the write lock.
-        connect_timeout_seconds: how long a PostgreSQL connection attempt may take.
+        timeout_seconds: the deadline of each connection attempt, statement, lock wait and pool
+            checkout (PostgreSQL); of the wait for the write lock (SQLite).
 
     Returns:
         The engine; the caller disposes it (``await engine.dispose()``).
@@ -114,9 +125,7 @@ def create_engine(
     """
     target = async_url(url)
     if target.drivername == "sqlite+aiosqlite":
-        engine = create_async_engine(
-            target, echo=echo, connect_args={"timeout": sqlite_busy_timeout_seconds}
-        )
+        engine = create_async_engine(target, echo=echo, connect_args={"timeout": timeout_seconds})
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -124,9 +133,20 @@ def create_engine(
         echo=echo,
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=timeout_seconds,
+        pool_pre_ping=True,
         isolation_level="READ COMMITTED",
-        connect_args={"connect_timeout": connect_timeout_seconds},
+        connect_args=postgres_connect_args(timeout_seconds),
     )
+
+
+def postgres_connect_args(timeout_seconds: float) -> dict[str, Any]:
+    """libpq options bounding the connection attempt, each statement and each lock wait."""
+    millis = max(1, int(timeout_seconds * 1000))
+    return {
+        "connect_timeout": max(1, math.ceil(timeout_seconds)),
+        "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
+    }
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -1,7 +1,7 @@
 """What follows each refresh event: the audit rows, the log lines and the peer announcement.
 
-- ``ClusterRefreshRequested`` → audit row ``cache_refresh_requested`` (waits, bounded, for room
-  in the audit buffer rather than drop it).
+- ``ClusterRefreshRequested`` → audit row ``cache_refresh_requested`` (buffered; when the audit
+  buffer is full it is counted as lost and paged: the refresh already happened).
 - ``RefreshShared`` → the other replicas are told (``KIND_REFRESH``).
 - ``ReplicaRefreshed`` → audit row ``refresh``: ties the request, its caller and this replica's
   outcome together (each GSM read is audited by the cache observer, actor system).
@@ -15,6 +15,7 @@ import structlog
 
 from omni_secrets.domain.changes import KIND_REFRESH, Publish
 from omni_secrets.domain.cluster import RefreshStatus
+from omni_secrets.domain.errors import AuditUnavailable
 from omni_secrets.domain.models import NewAccessEvent
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.messagebus import Reactions
@@ -39,9 +40,15 @@ def refresh_reactions(*, auditor: Auditor, publish: Publish) -> Reactions:
         publish: tells the other replicas; never raises.
     """
 
+    async def _audit(event: NewAccessEvent) -> None:
+        try:
+            await auditor.submit(event)
+        except AuditUnavailable:
+            auditor.record_later(event)  # the buffer is full: counted as lost, paged
+
     async def audit_requested(event: ClusterRefreshRequested) -> None:
         types = event.secret_types
-        await auditor.submit(
+        await _audit(
             NewAccessEvent(
                 occurred_at=event.queued_at,
                 secret_type=types[0].value if len(types) == 1 else None,
@@ -59,7 +66,7 @@ def refresh_reactions(*, auditor: Auditor, publish: Publish) -> Reactions:
         )
 
     async def audit_refreshed(event: ReplicaRefreshed) -> None:
-        await auditor.submit(
+        await _audit(
             NewAccessEvent(
                 occurred_at=event.completed_at,
                 secret_type=None,
