@@ -2,7 +2,8 @@
 
 Start-up order: alert dispatcher and auditor; metadata; stored GSM signals and break-glass
 overrides (before hydration, so a revoked version is never hydrated and an override persisted
-before a restart is served at once even while GSM is down); cache hydration and refresher; the
+before a restart is served at once even while GSM is down); cache hydration and refresher; GSM's
+``current`` alias named where hydration found it missing (contract section 15; never fatal); the
 reconcile and break-glass expiry jobs; the cross-replica listener; the replica heartbeat and the
 GSM event subscriber; one rotation-monitor round, then the monitor. Exit reverses it and finally
 closes what ``build_services`` opened (engine, GSM channel, HTTP client, leader lease).
@@ -38,6 +39,7 @@ async def start_services(services: Services) -> AsyncIterator[Services]:
         await services.cache.hydrate()
         services.cache.start()
         stack.push_async_callback(services.cache.stop)
+        await _name_current_aliases(services)
         tasks = [
             asyncio.create_task(services.reconcile.run_forever(), name="reconcile"),
             asyncio.create_task(
@@ -87,6 +89,14 @@ async def _restore_state(services: Services) -> None:
     except Exception as exc:  # database down: the reconcile loads them later
         log.error("signals.load_failed", error_type=type(exc).__name__)
     await services.break_glass.reload_at_startup()
+
+
+async def _name_current_aliases(services: Services) -> None:
+    """Name ``current`` where hydration read none; a failure is retried by the reconcile job."""
+    try:
+        await services.current_aliases.name_missing()
+    except Exception as exc:  # never fatal: the reconcile job tries again
+        log.warning("alias.startup_failed", error_type=type(exc).__name__)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -64,13 +64,18 @@ class AliasView:
         secret_id: the GSM secret id.
         etag: the etag of that ``get_secret`` (a compare-and-set on it fails once GSM moved on).
         aliases: alias -> version number, as GSM holds them.
-        enabled_versions: how many versions are ENABLED (None: the listing failed).
+        enabled: the numbers of the ENABLED versions.
     """
 
     secret_id: str
     etag: str
     aliases: Mapping[str, str]
-    enabled_versions: int | None
+    enabled: frozenset[str]
+
+    @property
+    def enabled_versions(self) -> int:
+        """How many versions are ENABLED (status ``enabledVersions``)."""
+        return len(self.enabled)
 
     @property
     def current(self) -> str | None:
@@ -136,7 +141,7 @@ class PinnedVersions:
             info.secret_id,
             info.etag,
             dict(info.aliases),
-            last.enabled_versions if last is not None else None,
+            last.enabled if last is not None else frozenset(),
         )
 
     def active_versions(self) -> dict[SecretType, str | None]:
@@ -267,7 +272,7 @@ class PinnedVersions:
                 transient=exc.transient,
             )
             return None
-        enabled = sum(1 for v in versions if v.state is VersionState.ENABLED)
+        enabled = frozenset(v.version for v in versions if v.state is VersionState.ENABLED)
         self._aliases[secret_type] = AliasView(secret_id, info.etag, dict(info.aliases), enabled)
         return versions
 
