@@ -19,6 +19,7 @@ these two reads are best effort: a failure keeps the last view and serving goes 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -213,10 +214,21 @@ class PinnedVersions:
             else:
                 if self._check_revocation is not None:
                     await self._check_revocation(secret_type, entry.gsm_secret_id, pinned)
-                versions = await self._read_aliases(secret_type, entry.gsm_secret_id, pinned)
-                if versions is not None:
-                    self._refuse_disabled_alias(secret_type, versions)
-                accessed = await self._store.access(entry.gsm_secret_id, pinned)
+                # Concurrently: a refresh stays one GSM round trip in wall time (hydration and
+                # the revocation path are measured by it); the value is used only if the
+                # aliases allow it.
+                read, got = await asyncio.gather(
+                    self._read_aliases(secret_type, entry.gsm_secret_id, pinned),
+                    self._store.access(entry.gsm_secret_id, pinned),
+                    return_exceptions=True,
+                )
+                if isinstance(read, BaseException):
+                    raise read
+                if read is not None:  # the alias verdict first: it names why the read failed
+                    self._refuse_disabled_alias(secret_type, read)
+                if isinstance(got, BaseException):
+                    raise got
+                accessed = got
                 _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
         except SecretStoreError:
             self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=False))
@@ -260,8 +272,9 @@ class PinnedVersions:
         logged and the last view kept: the pinned version is served all the same.
         """
         try:
-            info = await self._store.get_secret(secret_id)
-            versions = await self._store.list_versions(secret_id)
+            info, versions = await asyncio.gather(
+                self._store.get_secret(secret_id), self._store.list_versions(secret_id)
+            )
         except SecretStoreError as exc:
             if pinned is None:
                 raise
