@@ -2,10 +2,13 @@
 
 Service-level: it combines the metadata port and the ``SecretStore`` port. Idempotent: types that
 already have a row are kept exactly as they are (GSM is not even asked about them). For each new
-type the newest ENABLED GSM version is pinned as the active version and its ``create_time``
-becomes ``last_rotated_at``; when GSM cannot be asked (no store given, or it fails) the row is
-seeded unpinned with ``last_rotated_at`` = now, and the report says so per type. The cache pins
-the newest ENABLED version on its first successful fetch in that case.
+type the version GSM's ``current`` alias names is pinned (contract section 15: aliases are the
+truth; never "newest ENABLED" while ``current`` exists, even when it names a disabled version,
+which then fails closed at the first fetch); only a secret without ``current`` pins its newest
+ENABLED version (and the service names it ``current`` at start-up). The pinned version's
+``create_time`` becomes ``last_rotated_at``; when GSM cannot be asked (no store given, or it
+fails) the row is seeded unpinned with ``last_rotated_at`` = now, and the report says so per
+type. The cache pins on its first successful fetch in that case, by the same rule.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ class GsmLookup(StrEnum):
     """What GSM told the seed about one type."""
 
     PINNED = "pinned"
-    """The newest ENABLED version was pinned; its create time is the last rotation."""
+    """No ``current`` alias: the newest ENABLED version was pinned; its create time is the
+    last rotation."""
+    CURRENT_ALIAS = "current_alias"
+    """The version GSM's ``current`` alias names was pinned; its create time is the last
+    rotation."""
     NO_ENABLED_VERSION = "no_enabled_version"
     """GSM answered but the secret has no ENABLED version: seeded unpinned, rotated now."""
     UNREACHABLE = "unreachable"
@@ -89,9 +96,15 @@ async def _lookup(store: SecretStore | None, entry: CatalogEntry) -> _Lookup:
     if store is None:
         return _Lookup(GsmLookup.NOT_CONSULTED)
     try:
-        newest = newest_enabled(await store.list_versions(entry.gsm_secret_id))
+        current = (await store.get_secret(entry.gsm_secret_id)).current
+        versions = await store.list_versions(entry.gsm_secret_id)
     except SecretStoreError as exc:
         return _Lookup(GsmLookup.UNREACHABLE, detail=exc.reason)
+    if current is not None:
+        named = next((v for v in versions if v.version == current), None)
+        if named is not None:  # GSM refuses an alias on a missing version
+            return _Lookup(GsmLookup.CURRENT_ALIAS, version=named)
+    newest = newest_enabled(versions)
     if newest is None:
         return _Lookup(GsmLookup.NO_ENABLED_VERSION)
     return _Lookup(GsmLookup.PINNED, version=newest)

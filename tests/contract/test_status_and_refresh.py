@@ -40,6 +40,7 @@ class TestStatus:
             "cacheSource",
             "version",
             "activeVersion",
+            "enabledVersions",
             "fetchedAt",
             "ageSeconds",
             "expiresAt",
@@ -61,6 +62,10 @@ class TestStatus:
         assert rotation["previewOpen"] is False
         assert rotation["daysUntilDue"] == 365  # a started day counts (issue 26)
         assert rotation["candidateVersion"] is None
+        # Section 15: start-up named `current` after the served version; one ENABLED version.
+        assert rotation["aliasVersion"] == "1"
+        assert rotation["previousVersion"] is None
+        assert first["enabledVersions"] == 1
         # Section 12: one replica on SQLite, no GSM event subscription.
         assert body["replica"]["peers"] == 0
         assert body["replica"]["id"]

@@ -14,6 +14,7 @@ from omni_secrets.domain.errors import SecretStoreError
 from omni_secrets.domain.secret_store import (
     LATEST,
     AccessedSecret,
+    SecretInfo,
     VersionInfo,
     VersionState,
 )
@@ -25,15 +26,25 @@ CREATED = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 class StubVersionStore:
     """Answers list_versions from a table; secrets missing from it fail as UNAVAILABLE."""
 
-    def __init__(self, versions: dict[str, list[VersionInfo]]) -> None:
+    def __init__(
+        self,
+        versions: dict[str, list[VersionInfo]],
+        aliases: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.versions = versions
+        self.aliases = aliases or {}
         self.asked: list[str] = []
+
+    async def get_secret(self, secret_id: str) -> SecretInfo:
+        self.asked.append(secret_id)  # the seed's first question about a secret
+        if secret_id not in self.versions:
+            raise SecretStoreError("fake outage", reason="UNAVAILABLE", transient=True)
+        return SecretInfo(secret_id, '"fake-etag"', self.aliases.get(secret_id, {}))
 
     async def access(self, secret_id: str, version: str = LATEST) -> AccessedSecret:
         raise AssertionError("the seed never reads payloads")
 
     async def list_versions(self, secret_id: str) -> Sequence[VersionInfo]:
-        self.asked.append(secret_id)
         if secret_id not in self.versions:
             raise SecretStoreError("fake outage", reason="UNAVAILABLE", transient=True)
         return self.versions[secret_id]
@@ -102,6 +113,38 @@ class TestSeedCatalog:
         assert rows["zk_l2_key"].rotation_due_at == clock.now() + timedelta(days=365)
         assert rows["zk_l2_key"].gsm_project_id == "omni-test"
         assert report.inserted == 5
+
+    async def test_adopts_current_never_newest_enabled(
+        self, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock
+    ) -> None:
+        """Versions 1, 2 with `current`=1 and 3 added but never committed: 1 is pinned (and
+        dates the rotation); a `current` naming a disabled version is pinned all the same."""
+        enabled, disabled = VersionState.ENABLED, VersionState.DISABLED
+        store = StubVersionStore(
+            {
+                "apex-omni-api-key": versions(enabled, enabled, enabled),
+                "apex-omni-api-secret": versions(disabled, enabled),
+            },
+            aliases={
+                "apex-omni-api-key": {"current": "1", "previous": "2"},
+                "apex-omni-api-secret": {"current": "1"},
+            },
+        )
+        report = await seed_catalog(
+            uow_factory,
+            Catalog(),
+            project_id="omni-test",
+            store=store,
+            clock=clock,
+            rotation_period_days=365,
+        )
+        by_type = {o.secret_type: o for o in report.outcomes}
+        key = by_type[SecretType.API_KEY]
+        assert (key.gsm, key.active_version) == (GsmLookup.CURRENT_ALIAS, "1")
+        assert key.last_rotated_at == CREATED
+        assert uow_factory.db.committed.metadata["api_key"].active_version == "1"
+        secret = by_type[SecretType.API_SECRET]
+        assert (secret.gsm, secret.active_version) == (GsmLookup.CURRENT_ALIAS, "1")
 
     async def test_without_a_store_seeds_unpinned_now(
         self, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock

@@ -160,10 +160,34 @@ def test_wide_terminal_keeps_the_table_with_the_pin(
     render_status(StatusReport.parse(body))
     lines = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     assert lines[2].split() == [
-        "secret", "type", "req", "source", "ver", "pin", "age", "expires", "rotation",
+        "secret", "type", "req", "source", "ver", "pin", "cur", "age", "expires", "rotation",
     ]  # fmt: skip
     assert lines[3].split() == [
-        "api_secret", "yes", "break_glass", "3", "3", "12s", "in", "4m", "ok", "(due", "in",
+        "api_secret", "yes", "break_glass", "3", "3", "-", "12s", "in", "4m", "ok", "(due", "in",
         "364d,", "preview", "open)",
     ]  # fmt: skip
     assert "…" not in "\n".join(lines)
+
+
+def test_gsm_aliases_at_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aliasVersion, previousVersion and enabledVersions each on the type's own line, whole,
+    at 80 columns; in the wide table `current` sits beside the pin."""
+    monkeypatch.setenv("COLUMNS", "80")
+    body = status_body()
+    body["secrets"][2]["activeVersion"] = "2"
+    body["secrets"][2]["enabledVersions"] = 3
+    body["secrets"][2]["rotation"]["aliasVersion"] = "3"
+    body["secrets"][2]["rotation"]["previousVersion"] = "2"
+    render_status(StatusReport.parse(body))
+    lines = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
+    assert max(len(line) for line in lines) <= 80
+    assert "  gsm current 3 · previous 2 · enabled versions 3" in lines
+    assert sum(line.startswith("  gsm current") for line in lines) == 1  # only where sent
+
+    monkeypatch.setenv("COLUMNS", "120")
+    body["secrets"][2]["rotation"]["aliasVersion"] = "2"
+    render_status(StatusReport.parse(body))
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("zk_seeds"))
+    assert row.split()[3:6] == ["3", "2", "2"]

@@ -46,6 +46,7 @@ class TestNewAccessEvent:
             "cache_refresh_requested",
             "self_test",
             "rotation_alert",
+            "current_alias_named",
         }
 
     @pytest.mark.parametrize(

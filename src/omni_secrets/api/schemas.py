@@ -49,6 +49,13 @@ class RotationJson(Schema):
     days_until_due: int | None
     preview_open: bool
     candidate_version: str | None = None
+    alias_version: str | None = Field(
+        default=None,
+        description="The version GSM's `current` alias names (null when the secret has none).",
+    )
+    previous_version: str | None = Field(
+        default=None, description="The version GSM's `previous` alias names (null when absent)."
+    )
 
 
 class BreakGlassJson(Schema):
@@ -75,6 +82,10 @@ class SecretStatus(Schema):
     version: str | None
     active_version: str | None = Field(
         default=None, description="The pinned GSM version; `version` is what the cache holds."
+    )
+    enabled_versions: int | None = Field(
+        default=None,
+        description="How many of the secret's GSM versions are ENABLED (null until first read).",
     )
     fetched_at: Timestamp | None
     age_seconds: float | None

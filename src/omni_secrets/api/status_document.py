@@ -52,6 +52,8 @@ def _rotation(rotation: RotationView) -> dict[str, Any]:
         "daysUntilDue": rotation.days_until_due,
         "previewOpen": rotation.preview_open,
         "candidateVersion": rotation.candidate_version,
+        "aliasVersion": rotation.alias_version,
+        "previousVersion": rotation.previous_version,
     }
 
 
@@ -78,6 +80,7 @@ def _secret(secret: SecretStatusView) -> dict[str, Any]:
         "cacheSource": secret.cache_source,
         "version": secret.version,
         "activeVersion": secret.active_version,
+        "enabledVersions": secret.enabled_versions,
         "fetchedAt": _time(secret.fetched_at),
         "ageSeconds": secret.age_seconds,
         "expiresAt": _time(secret.expires_at),

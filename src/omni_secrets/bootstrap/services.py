@@ -39,6 +39,8 @@ from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.cache_observer import CacheObserver
 from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
+from omni_secrets.service.aliases import CurrentAliasService, build_current_aliases
+from omni_secrets.service.aliases.reactions import alias_reactions
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.break_glass import (
     BreakGlassService,
@@ -97,6 +99,8 @@ class Services:
     replica_heartbeat: ReplicaHeartbeatJob
     cluster_refresh: ClusterRefreshService
     signals: SecretSignals
+    # Contract section 15: names GSM's `current` alias where it is missing (start-up, reconcile).
+    current_aliases: CurrentAliasService
     # None when OMNI_PUBSUB_SUBSCRIPTION is unset.
     gsm_events: GsmEventService | None
     gsm_subscriber: pubsub_adapter.PubSubEventSubscriber | None
@@ -113,6 +117,7 @@ class _Serving:
     signals: SecretSignals
     break_glass: BreakGlassService
     secrets: OmniSecretService
+    current_aliases: CurrentAliasService
 
 
 def build_services(settings: Settings, overrides: Overrides | None = None) -> Services:
@@ -169,6 +174,7 @@ def _dispatcher(base: Platform) -> Dispatcher:
                 integrity=base.integrity,
             ),
             refresh_reactions(auditor=base.auditor, publish=publish),
+            alias_reactions(auditor=base.auditor),
             gsm_events_reactions(
                 alerts=base.alerts,
                 auditor=base.auditor,
@@ -243,7 +249,10 @@ def _serving(
         events_view=feed.view,
     )
     base.metrics.track_cache_age(secrets.cache_age_seconds)
-    return _Serving(signals, break_glass, secrets)
+    current_aliases = build_current_aliases(
+        catalog=base.catalog, store=base.store, pins=cached.pins, clock=base.clock, bus=bus
+    )
+    return _Serving(signals, break_glass, secrets, current_aliases)
 
 
 def _rotation(base: Platform, bus: Dispatcher, secrets: OmniSecretService) -> RotationFeature:
@@ -279,6 +288,7 @@ def _assemble(
 ) -> Services:
     """:class:`Services` from the built parts, with the jobs and the Pub/Sub subscriber."""
     secrets, break_glass, signals = serving.secrets, serving.break_glass, serving.signals
+    current_aliases = serving.current_aliases
     return Services(
         settings=base.settings,
         catalog=base.catalog,
@@ -300,6 +310,7 @@ def _assemble(
             interval_seconds=over.reconcile_interval_seconds,
             signals=signals,
             refresh=refresh,
+            aliases=current_aliases,
         ),
         break_glass_expiry=BreakGlassExpiryJob(
             break_glass, max_interval_seconds=over.break_glass_expiry_interval_seconds
@@ -311,6 +322,7 @@ def _assemble(
         ),
         cluster_refresh=refresh,
         signals=signals,
+        current_aliases=current_aliases,
         gsm_events=gsm_events,
         gsm_subscriber=(
             build_gsm_subscriber(gsm_events, base.metrics, over.pubsub_subscriber_factory)

@@ -2,7 +2,8 @@
 
 Start-up order: alert dispatcher and auditor; metadata; stored GSM signals and break-glass
 overrides (before hydration, so a revoked version is never hydrated and an override persisted
-before a restart is served at once even while GSM is down); cache hydration and refresher; the
+before a restart is served at once even while GSM is down); cache hydration and refresher; GSM's
+``current`` alias named where hydration found it missing (contract section 15; never fatal); the
 reconcile and break-glass expiry jobs; the cross-replica listener; the replica heartbeat and the
 GSM event subscriber; one rotation-monitor round, then the monitor. Exit reverses it and finally
 closes what ``build_services`` opened (engine, GSM channel, HTTP client, leader lease).
@@ -86,6 +87,7 @@ async def start_services(services: Services) -> AsyncIterator[Services]:
         await services.cache.hydrate()
         services.cache.start()
         stack.push_async_callback(budget.step, "cache", services.cache.stop)
+        await _name_current_aliases(services)
         tasks = [
             asyncio.create_task(services.reconcile.run_forever(), name="reconcile"),
             asyncio.create_task(
@@ -140,6 +142,14 @@ async def _restore_state(services: Services) -> None:
 def _name_of(close: Callable[[], Awaitable[object]]) -> str:
     owner = getattr(close, "__self__", None)
     return type(owner).__name__ if owner is not None else getattr(close, "__name__", "closer")
+
+
+async def _name_current_aliases(services: Services) -> None:
+    """Name ``current`` where hydration read none; a failure is retried by the reconcile job."""
+    try:
+        await services.current_aliases.name_missing()
+    except Exception as exc:  # never fatal: the reconcile job tries again
+        log.warning("alias.startup_failed", error_type=type(exc).__name__)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -116,6 +116,7 @@ def _status_table(report: StatusReport, now: datetime) -> Table:
         table.add_column(column, no_wrap=True)
     table.add_column("ver", no_wrap=True, justify="right")
     table.add_column("pin", no_wrap=True, justify="right")
+    table.add_column("cur", no_wrap=True, justify="right")  # GSM's `current` alias
     table.add_column("age", no_wrap=True, justify="right")
     table.add_column("expires", no_wrap=True)
     table.add_column("rotation", no_wrap=True)
@@ -132,6 +133,7 @@ def _status_row(secret: SecretState, now: datetime) -> tuple[str, ...]:
         f"[{_SOURCE_STYLE.get(source, 'red')}]{source}[/]",
         secret.version or "-",
         secret.active_version or "-",
+        _alias_text(secret),
         "-" if age is None else _seconds(age),
         "[yellow]stale[/]" if secret.stale else relative(secret.expires_at, now),
         _rotation_text(secret.rotation),
@@ -142,13 +144,29 @@ def _status_block(secret: SecretState, now: datetime) -> list[str]:
     """The narrow layout: the type and its rotation, then its cache on indented lines."""
     source, age = secret.cache_source, secret.age_seconds
     expires = "[yellow]stale[/]" if secret.stale else f"expires {relative(secret.expires_at, now)}"
-    return [
+    lines = [
         f"[bold]{secret.secret_type}[/] {_rotation_text(secret.rotation)}",
         f"  {'required' if secret.required else 'optional'} · source "
         f"[{_SOURCE_STYLE.get(source, 'red')}]{source}[/] · version {secret.version or '-'} · "
         f"pinned {secret.active_version or '-'}",
         f"  age {'-' if age is None else _seconds(age)} · {expires}",
     ]
+    previous, enabled = secret.rotation.previous_version, secret.enabled_versions
+    if secret.rotation.alias_version or previous or enabled is not None:
+        # GSM's aliases (contract section 15); absent from an older service's answer.
+        lines.append(
+            f"  gsm current {_alias_text(secret)} · previous {previous or '-'} · "
+            f"enabled versions {'-' if enabled is None else enabled}"
+        )
+    return lines
+
+
+def _alias_text(secret: SecretState) -> str:
+    """What GSM's ``current`` names, in red when it is not the pinned version."""
+    alias = secret.rotation.alias_version
+    if alias is None:
+        return "-"
+    return alias if alias == secret.active_version else f"[red]{alias}[/]"
 
 
 def _override_lines(report: StatusReport, now: datetime) -> list[str]:

@@ -215,7 +215,8 @@ async def _seed(
 # Keyed by ``catalog_seed.GsmLookup`` values, so that the module (and the pydantic models it
 # pulls in) loads only when a command seeds.
 _LOOKUP_TEXT = {
-    "pinned": "pinned newest ENABLED GSM version",
+    "pinned": "no current alias: pinned newest ENABLED GSM version",
+    "current_alias": "pinned the version GSM's current alias names",
     "no_enabled_version": "no ENABLED GSM version: unpinned, rotated now",
     "unreachable": "GSM unreachable: unpinned, rotated now",
     "not_consulted": "GSM not consulted: unpinned, rotated now",
@@ -227,7 +228,7 @@ def _print_report(report: SeedReport, *, gsm_consulted: bool) -> None:
     if not gsm_consulted:
         typer.echo(
             "GSM was not consulted: new rows have no pinned version and lastRotatedAt = now; "
-            "the service pins the newest ENABLED version on its first fetch."
+            "the service pins the version GSM's current alias names on its first fetch."
         )
     for outcome in report.outcomes:
         typer.echo(_outcome_line(outcome))

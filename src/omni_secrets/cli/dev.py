@@ -168,13 +168,25 @@ def _integrity_key_file(data_dir: Path) -> Path:
 
 
 def _start_emulator() -> tuple[GsmEmulator, str]:
-    """The in-process GSM emulator, seeded with the fake demo values, and its address."""
+    """The in-process GSM emulator, seeded with the fake demo values, and its address.
+
+    Each demo secret's one version is named ``current`` (contract section 15), as a real
+    deployment's secrets are after their first commit.
+    """
     from omni_secrets.emulator import GsmEmulator
+    from omni_secrets.emulator.seed import Seed
 
     emulator = GsmEmulator()
     address = emulator.start()
     prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
-    emulator.seed(DEV_PROJECT, {f"{prefix}{k}": [v] for k, v in DEMO_SECRETS.items()})
+    ids = {f"{prefix}{k}": v for k, v in DEMO_SECRETS.items()}
+    emulator.apply_seed(
+        Seed(
+            project_id=DEV_PROJECT,
+            secrets={secret_id: [value] for secret_id, value in ids.items()},
+            aliases={secret_id: {"current": 1} for secret_id in ids},
+        )
+    )
     return emulator, address
 
 

@@ -47,6 +47,7 @@ AuditAction = Literal[
     "cache_refresh_requested",
     "self_test",
     "rotation_alert",
+    "current_alias_named",
 ]
 """The audit actions of contract section 7."""
 

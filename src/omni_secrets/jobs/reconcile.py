@@ -2,7 +2,9 @@
 
 A reconcile reloads the GSM signals (a revocation received by another replica → stop serving),
 the metadata pins (a rotation committed elsewhere → targeted refresh) and the break-glass
-overrides (activated or ended elsewhere → installed or removed), and runs the cluster refresh
+overrides (activated or ended elsewhere → installed or removed), names GSM's ``current`` alias
+where a refresh found it missing (contract section 15; a refused move is retried once a refresh
+has read the secret anew), and runs the cluster refresh
 requests of other replicas this one has not run yet. It runs every
 ``interval_seconds`` (the fallback for lost notifications) and, on PostgreSQL, on each coalesced
 cross-replica notification (:meth:`ReconcileJob.reconcile_now` is the notifier's callback). One
@@ -15,6 +17,7 @@ import asyncio
 
 import structlog
 
+from omni_secrets.service.aliases import CurrentAliasService
 from omni_secrets.service.break_glass import BreakGlassService
 from omni_secrets.service.gsm_events.signals import SecretSignals
 from omni_secrets.service.refresh.service import ClusterRefreshService
@@ -34,6 +37,7 @@ class ReconcileJob:
         interval_seconds: the wait between two periodic reconciles.
         signals: reloads the GSM signals (revocations first: they must stop serving at once).
         refresh: runs the cluster refresh requests of other replicas this one has not run.
+        aliases: names a missing ``current`` alias after the refreshes that read it.
     """
 
     def __init__(
@@ -44,7 +48,9 @@ class ReconcileJob:
         interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
         signals: SecretSignals | None = None,
         refresh: ClusterRefreshService | None = None,
+        aliases: CurrentAliasService | None = None,
     ) -> None:
+        self._aliases = aliases
         self._signals = signals
         self._refresh = refresh
         self._secrets = secrets
@@ -76,6 +82,11 @@ class ReconcileJob:
                 await self._break_glass.reload()
             except Exception as exc:
                 log.warning("break_glass.reconcile_failed", error_type=type(exc).__name__)
+            if self._aliases is not None:
+                try:
+                    await self._aliases.name_missing()
+                except Exception as exc:
+                    log.warning("alias.reconcile_failed", error_type=type(exc).__name__)
 
     async def run_forever(self) -> None:
         """Reconcile every interval until cancelled."""

@@ -17,7 +17,7 @@ from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.service.auditor import Auditor, access_event
-from omni_secrets.service.serving.pinned_versions import PinnedVersions
+from omni_secrets.service.serving.pinned_versions import AliasView, PinnedVersions
 from omni_secrets.service.views import (
     NO_BREAK_GLASS,
     BreakGlassView,
@@ -61,6 +61,7 @@ class _ShownRotation:
 
     meta: OmniSecretMetadata
     candidate: str | None
+    aliases: AliasView | None
     computed_at: datetime
     valid_until: datetime
     view: RotationView
@@ -164,7 +165,9 @@ class StatusReporter:
         candidate = self._candidate_version(row.secret_type)
         pin = self.pins.get(row.secret_type)
         active_version = pin.active_version if pin is not None else None
-        rotation_view = self._rotation_view(row, pin, now, candidate)
+        aliases = self.pins.aliases(row.secret_type)
+        enabled = aliases.enabled_versions if aliases is not None else None
+        rotation_view = self._rotation_view(row, pin, now, candidate, aliases)
         last_error = LastErrorView(error.code, error.message, error.at) if error else None
         if served is None:
             return SecretStatusView(
@@ -181,6 +184,7 @@ class StatusReporter:
                 rotation=rotation_view,
                 break_glass=NO_BREAK_GLASS,
                 active_version=active_version,
+                enabled_versions=enabled,
             )
         if served.source is CacheSource.BREAK_GLASS:
             # The cache serves an override before the GSM entry: only then is one active.
@@ -206,6 +210,7 @@ class StatusReporter:
             rotation=rotation_view,
             break_glass=break_glass,
             active_version=active_version,
+            enabled_versions=enabled,
         )
 
     def _rotation_view(
@@ -214,9 +219,14 @@ class StatusReporter:
         meta: OmniSecretMetadata | None,
         now: datetime,
         candidate: str | None,
+        aliases: AliasView | None,
     ) -> RotationView:
+        current = aliases.current if aliases is not None else None
+        previous = aliases.previous if aliases is not None else None
         if meta is None:  # the catalog was never seeded: nothing is known about rotation
-            return RotationView(row.group, None, None, "ok", None, False, candidate)
+            return RotationView(
+                row.group, None, None, "ok", None, False, candidate, current, previous
+            )
         # The same view while the pins (replaced, never mutated, when re-read) and the candidate
         # are the same and no computed field has reached its next change.
         last = self._last_rotation.get(row.secret_type)
@@ -224,6 +234,7 @@ class StatusReporter:
             last is not None
             and last.meta is meta
             and last.candidate == candidate
+            and last.aliases is aliases
             and last.computed_at <= now < last.valid_until  # a clock set back recomputes
         ):
             return last.view
@@ -243,9 +254,11 @@ class StatusReporter:
             days_until_due=rotation.days_until_due(due, now),
             preview_open=preview_open,
             candidate_version=candidate,
+            alias_version=current,
+            previous_version=previous,
         )
         self._last_rotation[row.secret_type] = _ShownRotation(
-            meta, candidate, now, valid_until, view
+            meta, candidate, aliases, now, valid_until, view
         )
         return view
 

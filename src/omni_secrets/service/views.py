@@ -25,6 +25,10 @@ class RotationView:
     days_until_due: int | None
     preview_open: bool
     candidate_version: str | None = None
+    alias_version: str | None = None
+    """The version GSM's ``current`` alias names, as the last refresh read it (None: absent)."""
+    previous_version: str | None = None
+    """The version GSM's ``previous`` alias names (None: absent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ class SecretStatusView:
     break_glass: BreakGlassView
     active_version: str | None = None
     """The pinned GSM version (metadata), beside ``version``, what the cache holds."""
+    enabled_versions: int | None = None
+    """How many of the secret's versions are ENABLED, as the last refresh read (None: unread)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ class RotationState:
     days_until_due: int | None
     candidate_version: str | None
     preview_open: bool = False
+    alias_version: str | None = None
+    previous_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class SecretState:
     override: ActiveOverride | None
     last_error: LastFetchError | None
     active_version: str | None = None
+    enabled_versions: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,8 @@ def _secret_state(item: Fields) -> SecretState:
             days_until_due=rotation.optional_int("daysUntilDue"),
             candidate_version=rotation.optional_text("candidateVersion"),
             preview_open=rotation.optional_flag("previewOpen"),
+            alias_version=rotation.optional_text("aliasVersion"),
+            previous_version=rotation.optional_text("previousVersion"),
         ),
         override=_override(secret_type, glass) if glass and glass.optional_flag("active") else None,
         last_error=None
@@ -135,6 +140,7 @@ def _secret_state(item: Fields) -> SecretState:
             at=error.optional_instant("at"),
         ),
         active_version=item.optional_text("activeVersion"),
+        enabled_versions=item.optional_int("enabledVersions"),
     )
 
 

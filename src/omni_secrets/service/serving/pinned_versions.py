@@ -5,13 +5,23 @@ the cache needs a ``fetch``, and the fetch needs only the metadata pins, the sto
 database, not the service around the cache.
 
 The pin is the metadata's ``active_version``. When none is pinned yet (``db seed`` could not read
-GSM), the newest ENABLED version is read and pinned; when the metadata cannot be read at all the
-fetch fails closed (transient), because without the pins nothing says which version is approved.
+GSM, or a fresh database), the version GSM's ``current`` alias names is read and pinned, and only
+a secret without ``current`` pins its newest ENABLED version (contract section 15); when the
+metadata cannot be read at all the fetch fails closed (transient), because without the pins
+nothing says which version is approved.
+
+Every fetch (a refresh, never a cache hit) also reads the secret's aliases (one ``get_secret``)
+and its versions' states (one ``list_versions``): status shows them (:class:`AliasView`), the
+start-up naming of ``current`` uses them, and a ``current`` alias naming a version that is not
+ENABLED fails the type closed (``lastError.code`` ``VERSION_DISABLED``). While a type is pinned
+these two reads are best effort: a failure keeps the last view and serving goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -23,7 +33,16 @@ from omni_secrets.domain.integrity import IntegrityStatus
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.observations import SecretRead, ServiceObserver, ValueSeen
 from omni_secrets.domain.repositories import UnitOfWorkFactory
-from omni_secrets.domain.secret_store import AccessedSecret, SecretStore, newest_enabled
+from omni_secrets.domain.secret_store import (
+    CURRENT_ALIAS,
+    PREVIOUS_ALIAS,
+    AccessedSecret,
+    SecretInfo,
+    SecretStore,
+    VersionInfo,
+    VersionState,
+    newest_enabled,
+)
 from omni_secrets.service.integrity import (
     METADATA_TABLE,
     IntegrityViolation,
@@ -33,7 +52,41 @@ from omni_secrets.service.integrity import (
 log = structlog.get_logger("omni_secrets.service")
 INTEGRITY_VIOLATION = "INTEGRITY_VIOLATION"
 """``lastError.code`` of a type whose pin fails its integrity check (contract section 9)."""
+VERSION_DISABLED = "VERSION_DISABLED"
+"""``lastError.code`` of a type whose ``current`` alias names a version that is not ENABLED."""
 _KNOWN_TYPES = frozenset(t.value for t in SecretType)
+
+
+@dataclass(frozen=True, slots=True)
+class AliasView:
+    """A secret's aliases and versions as the last refresh read them (replaced, never mutated).
+
+    Attributes:
+        secret_id: the GSM secret id.
+        etag: the etag of that ``get_secret`` (a compare-and-set on it fails once GSM moved on).
+        aliases: alias -> version number, as GSM holds them.
+        enabled: the numbers of the ENABLED versions.
+    """
+
+    secret_id: str
+    etag: str
+    aliases: Mapping[str, str]
+    enabled: frozenset[str]
+
+    @property
+    def enabled_versions(self) -> int:
+        """How many versions are ENABLED (status ``enabledVersions``)."""
+        return len(self.enabled)
+
+    @property
+    def current(self) -> str | None:
+        """The version ``current`` names, or None."""
+        return self.aliases.get(CURRENT_ALIAS)
+
+    @property
+    def previous(self) -> str | None:
+        """The version ``previous`` names, or None."""
+        return self.aliases.get(PREVIOUS_ALIAS)
 
 
 CheckRevocation = Callable[[SecretType, str, str], Awaitable[None]]
@@ -72,10 +125,25 @@ class PinnedVersions:
         self._metadata: dict[SecretType, OmniSecretMetadata] = {}
         self._loaded = False
         self._unseeded: tuple[str, ...] = ()
+        self._aliases: dict[SecretType, AliasView] = {}
 
     def get(self, secret_type: SecretType) -> OmniSecretMetadata | None:
         """The metadata row of ``secret_type`` as last read (None: not seeded or not read yet)."""
         return self._metadata.get(secret_type)
+
+    def aliases(self, secret_type: SecretType) -> AliasView | None:
+        """The aliases the last refresh of ``secret_type`` read (None: never read)."""
+        return self._aliases.get(secret_type)
+
+    def record_aliases(self, secret_type: SecretType, info: SecretInfo) -> None:
+        """Replace the aliases of ``secret_type`` after this service moved them (new etag)."""
+        last = self._aliases.get(secret_type)
+        self._aliases[secret_type] = AliasView(
+            info.secret_id,
+            info.etag,
+            dict(info.aliases),
+            last.enabled if last is not None else frozenset(),
+        )
 
     def active_versions(self) -> dict[SecretType, str | None]:
         """The pinned version of every type read so far."""
@@ -142,22 +210,25 @@ class PinnedVersions:
         pinned = meta.active_version if meta else None
         try:
             if pinned is None:
-                versions = await self._store.list_versions(entry.gsm_secret_id)
-                newest = newest_enabled(versions)
-                if newest is None:
-                    raise SecretStoreError(
-                        f"{entry.gsm_secret_id} has no ENABLED version",
-                        reason="FAILED_PRECONDITION",
-                        transient=False,
-                        secret_id=entry.gsm_secret_id,
-                    )
-                accessed = await self._store.access(entry.gsm_secret_id, newest.version)
-                _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
-                await self._pin_first_version(secret_type, accessed.version, newest.create_time)
+                accessed = await self._fetch_unpinned(secret_type, entry.gsm_secret_id)
             else:
                 if self._check_revocation is not None:
                     await self._check_revocation(secret_type, entry.gsm_secret_id, pinned)
-                accessed = await self._store.access(entry.gsm_secret_id, pinned)
+                # Concurrently: a refresh stays one GSM round trip in wall time (hydration and
+                # the revocation path are measured by it); the value is used only if the
+                # aliases allow it.
+                read, got = await asyncio.gather(
+                    self._read_aliases(secret_type, entry.gsm_secret_id, pinned),
+                    self._store.access(entry.gsm_secret_id, pinned),
+                    return_exceptions=True,
+                )
+                if isinstance(read, BaseException):
+                    raise read
+                if read is not None:  # the alias verdict first: it names why the read failed
+                    self._refuse_disabled_alias(secret_type, read)
+                if isinstance(got, BaseException):
+                    raise got
+                accessed = got
                 _refuse_unusable(secret_type, entry.gsm_secret_id, accessed)
         except SecretStoreError:
             self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=False))
@@ -165,6 +236,82 @@ class PinnedVersions:
         self._observer.on_event(ValueSeen(accessed.value))
         self._observer.on_event(SecretRead(secret_type.value, "gsm", ok=True))
         return accessed
+
+    async def _fetch_unpinned(self, secret_type: SecretType, secret_id: str) -> AccessedSecret:
+        """Adopt the version ``current`` names (else the newest ENABLED one), read and pin it."""
+        versions = await self._read_aliases(secret_type, secret_id, None)
+        if versions is None:  # not reached: unpinned reads raise rather than return None
+            raise SecretStoreError(
+                f"{secret_id}: no versions", reason="UNAVAILABLE", transient=True
+            )
+        view = self._aliases[secret_type]
+        if view.current is not None:
+            self._refuse_disabled_alias(secret_type, versions)
+            chosen = next(v for v in versions if v.version == view.current)
+        else:
+            newest = newest_enabled(versions)
+            if newest is None:
+                raise SecretStoreError(
+                    f"{secret_id} has no ENABLED version",
+                    reason="FAILED_PRECONDITION",
+                    transient=False,
+                    secret_id=secret_id,
+                )
+            chosen = newest
+        accessed = await self._store.access(secret_id, chosen.version)
+        _refuse_unusable(secret_type, secret_id, accessed)
+        await self._pin_first_version(secret_type, accessed.version, chosen.create_time)
+        return accessed
+
+    async def _read_aliases(
+        self, secret_type: SecretType, secret_id: str, pinned: str | None
+    ) -> Sequence[VersionInfo] | None:
+        """One ``get_secret`` and one ``list_versions``; records the :class:`AliasView`.
+
+        Unpinned, a failure raises (nothing else says which version to pin). Pinned, it is
+        logged and the last view kept: the pinned version is served all the same.
+        """
+        try:
+            info, versions = await asyncio.gather(
+                self._store.get_secret(secret_id), self._store.list_versions(secret_id)
+            )
+        except SecretStoreError as exc:
+            if pinned is None:
+                raise
+            log.warning(
+                "aliases.read_failed",
+                secret_type=secret_type.value,
+                reason=exc.reason,
+                transient=exc.transient,
+            )
+            return None
+        enabled = frozenset(v.version for v in versions if v.state is VersionState.ENABLED)
+        self._aliases[secret_type] = AliasView(secret_id, info.etag, dict(info.aliases), enabled)
+        return versions
+
+    def _refuse_disabled_alias(
+        self, secret_type: SecretType, versions: Sequence[VersionInfo]
+    ) -> None:
+        """Fail closed when ``current`` names a version that is not ENABLED.
+
+        Raises:
+            SecretStoreError: reason ``VERSION_DISABLED``, not transient (drops the entry).
+        """
+        view = self._aliases[secret_type]
+        if view.current is None:
+            return
+        states = {v.version: v.state for v in versions}
+        state = states.get(view.current)
+        if state is VersionState.ENABLED:
+            return
+        shown = state.value if state is not None else "missing"
+        raise SecretStoreError(
+            f"the current alias of {view.secret_id} names version {view.current}, which is "
+            f"{shown}; not served",
+            reason=VERSION_DISABLED,
+            transient=False,
+            secret_id=view.secret_id,
+        )
 
     async def _pin_first_version(
         self, secret_type: SecretType, version: str, created_at: datetime
