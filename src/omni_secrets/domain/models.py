@@ -212,6 +212,9 @@ class PreviewMemberRecord(_Record):
     current_version: str | None
     candidate_version: str
     candidate_state: VersionState
+    #: Keyed digest of the candidate payload as previewed (``service/rotation/aliases``): the
+    #: commit refuses a payload that differs. Never a value; None in rows stored before it.
+    candidate_digest: str | None = Field(default=None, max_length=64)
 
 
 class PreviewCheckRecord(_Record):

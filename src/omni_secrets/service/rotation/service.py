@@ -83,6 +83,8 @@ class RotationService:
             new_id=new_id,
         )
         self._closer = PreviewCloser(
+            catalog=catalog,
+            store=store,
             uow_factory=uow_factory,
             auditor=auditor,
             bus=bus,
