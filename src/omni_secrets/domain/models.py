@@ -40,6 +40,7 @@ AuditAction = Literal[
     "rotation_preview",
     "rotation_commit",
     "rotation_cancel",
+    "rotation_rollback",
     "break_glass_activate",
     "break_glass_rejected",
     "break_glass_revoke",

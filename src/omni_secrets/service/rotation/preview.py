@@ -290,6 +290,16 @@ class PreviewOpener:
         digests = await asyncio.gather(*(digest(m) for m in members))
         return {m.secret_type: d for m, d in zip(members, digests, strict=True)}
 
+    async def read_payload(self, member: CatalogEntry, version: str) -> _Read:
+        """One payload read as a preview reads it (checksum, header safety, reported)."""
+        return await self._read(member, version)
+
+    async def self_test_with(
+        self, group: RotationGroup, reads: dict[SecretType, _Read]
+    ) -> rotation.SelfTestOutcome:
+        """The ApeX self-test of a preview, with the payloads ``reads`` holds."""
+        return await self._self_test(group, reads)
+
     async def _read(self, member: CatalogEntry, version: str) -> _Read:
         """Read one candidate payload; the store verifies its CRC32C.
 

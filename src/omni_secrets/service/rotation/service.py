@@ -33,6 +33,7 @@ from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.rotation.commit import PreviewCloser
 from omni_secrets.service.rotation.preview import PreviewOpener
+from omni_secrets.service.rotation.rollback import GroupRollback
 from omni_secrets.service.rotation.views import RotationCommitView, RotationPreviewView
 
 
@@ -80,6 +81,16 @@ class RotationService:
             bus=bus,
             clock=clock,
             period_days=period_days,
+            new_id=new_id,
+        )
+        self._rollback = GroupRollback(
+            catalog=catalog,
+            store=store,
+            uow_factory=uow_factory,
+            auditor=auditor,
+            opener=self._opener,
+            bus=bus,
+            clock=clock,
             new_id=new_id,
         )
         self._closer = PreviewCloser(
@@ -158,6 +169,29 @@ class RotationService:
             DatabaseUnavailable, AuditUnavailable: nothing was committed (503).
         """
         return await self._closer.commit(preview_id, actor=actor, correlation_id=correlation_id)
+
+    async def rollback(
+        self, secret_type: str, *, actor: str, correlation_id: str | None
+    ) -> RotationCommitView:
+        """Move ``secret_type``'s whole group back to its ``previous`` versions (contract 15).
+
+        Takes the group's lock as a preview does; re-reads every member in GSM; checks the
+        previous versions (a ``previous`` alias, ``current`` naming the version served, ENABLED,
+        checksums, header-safe, the ApeX self-test with the previous credentials for API
+        credentials); swaps ``current``/``previous`` under the etag read (moved back on a
+        mismatch); pins the versions with ``lastRotatedAt``/``dueAt`` as before the commit undone
+        (its audit row's ``datesBefore``) and appends ``rotation_rollback``, in one transaction.
+
+        Raises:
+            UnknownSecretType: not in the catalog (422).
+            RotationInProgress: a preview holds the group's lock (409).
+            RollbackNotPossible: a check failed; nothing changed (409).
+            GsmChanged: a member changed in GSM during the rollback; nothing left moved (409).
+            SecretStoreError, DatabaseUnavailable, AuditUnavailable, CatalogNotSeeded: 503.
+        """
+        return await self._rollback.rollback(
+            secret_type, actor=actor, correlation_id=correlation_id
+        )
 
     async def cancel(self, preview_id: str, *, actor: str, correlation_id: str | None) -> None:
         """Cancel an open preview and release its group's lock (if it still holds it).
