@@ -149,9 +149,7 @@ async def test_commit_row_keeps_the_dates_before(rig: Rig) -> None:
     rig.clock.advance(60)
     await rig.service.commit(preview_id, actor="tester", correlation_id=None)
     row = next(e for e in rig.db.db.committed.events if e.action == "rotation_commit")
-    assert row.details["datesBefore"]["lastRotatedAt"].startswith(
-        before.last_rotated_at.strftime("%Y-%m-%dT%H:%M:%S")
-    )
-    assert row.details["datesBefore"]["dueAt"].startswith(
-        before.rotation_due_at.strftime("%Y-%m-%dT%H:%M:%S")
-    )
+    kept = row.details["datesBefore"]["api_key"]
+    assert kept["lastRotatedAt"].startswith(before.last_rotated_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert kept["dueAt"].startswith(before.rotation_due_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert set(row.details["datesBefore"]) == {"api_key", "api_secret", "api_passphrase"}

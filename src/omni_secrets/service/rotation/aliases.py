@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from omni_secrets.domain.catalog import SecretType
 from omni_secrets.domain.clock import to_rfc3339
 from omni_secrets.domain.errors import GsmChanged, SecretStoreError
 from omni_secrets.domain.models import OmniSecretMetadata
@@ -121,9 +122,12 @@ def _failed_type(moves: Sequence[AliasMove], index: int) -> str:
     return moves[index].secret_type if index < len(moves) else ""
 
 
-def dates_of(row: OmniSecretMetadata) -> dict[str, str]:
-    """A group's rotation dates as a commit's audit row keeps them (a rollback restores them)."""
+def dates_of(rows: Mapping[SecretType, OmniSecretMetadata]) -> dict[str, dict[str, str]]:
+    """Each member's rotation dates, as a commit's audit row keeps them for a rollback."""
     return {
-        "lastRotatedAt": to_rfc3339(row.last_rotated_at),
-        "dueAt": to_rfc3339(row.rotation_due_at),
+        t.value: {
+            "lastRotatedAt": to_rfc3339(row.last_rotated_at),
+            "dueAt": to_rfc3339(row.rotation_due_at),
+        }
+        for t, row in rows.items()
     }

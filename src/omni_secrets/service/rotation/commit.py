@@ -226,7 +226,6 @@ class PreviewCloser:
         now = self._clock.now()
         due = rotation.next_due_if_committed(now, self._period_days)
         group, preview_id = record.rotation_group, record.preview_id
-        before = next(iter(rows.values()))
         async with self._uow_factory() as uow:
             # The release doubles as a compare-and-set: of two concurrent commits of one
             # preview, only the first still finds its lock (row locks serialise them).
@@ -252,7 +251,7 @@ class PreviewCloser:
                         },
                         "lastRotatedAt": to_rfc3339(now),
                         "dueAt": to_rfc3339(due),
-                        "datesBefore": dates_of(before),
+                        "datesBefore": dates_of(rows),
                     },
                 ),
             )

@@ -107,8 +107,8 @@ class GroupRollback:
         return RotationCommitView(
             group=group.value,
             members=tuple(CommittedMemberView(t, v) for t, v in versions),
-            last_rotated_at=dates[0],
-            due_at=dates[1],
+            last_rotated_at=min(d[0] for d in dates.values()),
+            due_at=min(d[1] for d in dates.values()),
         )
 
     async def _lock(
@@ -192,8 +192,8 @@ class GroupRollback:
 
     async def _dates_to_restore(
         self, group: str, rows: dict[SecretType, OmniSecretMetadata], moves: Sequence[AliasMove]
-    ) -> tuple[datetime, datetime]:
-        """The dates the commit being undone replaced, from its audit row (newest match)."""
+    ) -> dict[str, tuple[datetime, datetime]]:
+        """Each member's dates the commit being undone replaced, from its audit row."""
         served = {t.value: r.active_version for t, r in rows.items()}
         back_to = {m.secret_type: m.target["current"] for m in moves}
         async with self._uow_factory() as uow:
@@ -204,16 +204,17 @@ class GroupRollback:
                 "the dates to restore are unknown",
                 details={"group": group},
             )
-        return datetime.fromisoformat(found["lastRotatedAt"]), datetime.fromisoformat(
-            found["dueAt"]
-        )
+        return {
+            t: (datetime.fromisoformat(d["lastRotatedAt"]), datetime.fromisoformat(d["dueAt"]))
+            for t, d in found.items()
+        }
 
     async def _record(
         self,
         entry: CatalogEntry,
         moves: Sequence[AliasMove],
         rows: dict[SecretType, OmniSecretMetadata],
-        dates: tuple[datetime, datetime],
+        dates: dict[str, tuple[datetime, datetime]],
         lock_id: str,
         actor: str,
         correlation_id: str | None,
@@ -224,7 +225,10 @@ class GroupRollback:
         async with self._uow_factory() as uow:
             if not await uow.metadata.release_group(group, lock_id):
                 raise RollbackNotPossible("the group's lock lapsed during the rollback")
-            await uow.metadata.record_rotation(group, versions, dates[0], dates[1])
+            for secret_type, version in versions.items():
+                await uow.metadata.pin_active_version(
+                    secret_type, version, only_if_unpinned=False, rotation_dates=dates[secret_type]
+                )
             await self._auditor.append_in(
                 uow,
                 access_event(
@@ -237,9 +241,11 @@ class GroupRollback:
                         "group": group,
                         "activeVersions": versions,
                         "previousVersions": {t.value: r.active_version for t, r in rows.items()},
-                        "lastRotatedAt": to_rfc3339(dates[0]),
-                        "dueAt": to_rfc3339(dates[1]),
-                        "datesBefore": dates_of(next(iter(rows.values()))),
+                        "restoredDates": {
+                            t: {"lastRotatedAt": to_rfc3339(d[0]), "dueAt": to_rfc3339(d[1])}
+                            for t, d in dates.items()
+                        },
+                        "datesBefore": dates_of(rows),
                     },
                 ),
             )
@@ -269,6 +275,7 @@ async def _undone_row(
             and details.get("activeVersions") == served
             and details.get("previousVersions") == back_to
             and isinstance(details.get("datesBefore"), dict)
+            and set(details["datesBefore"]) == set(served)
         ):
             dates: dict[str, Any] = details["datesBefore"]
             return dates
