@@ -179,7 +179,8 @@ def rollback(
     Exit codes: 0 rolled back; 1 409 ROLLBACK_NOT_POSSIBLE (nothing changed), GSM_CHANGED,
     ROTATION_IN_PROGRESS, or token refused; 2 unknown type; 3 API unreachable or 5xx.
 
-    --json prints the API's body, as `rotation commit` does.
+    --json prints the API's body, e.g. {"group": "api_credentials", "members":
+    [{"secretType": "api_key", "activeVersion": "3"}], "lastRotatedAt": "...", "dueAt": "..."}
     """
     checked = parse_secret_type(secret_type)
     with api.connect() as client:
