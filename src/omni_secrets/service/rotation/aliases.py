@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from omni_secrets.domain.catalog import SecretType
 from omni_secrets.domain.clock import to_rfc3339
 from omni_secrets.domain.errors import GsmChanged, SecretStoreError
+from omni_secrets.domain.integrity import IntegrityKeyring, IntegrityStatus
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.secret_store import (
     CURRENT_ALIAS,
@@ -57,14 +58,41 @@ def swapped_aliases(read: SecretInfo, new_current: str, old_current: str) -> dic
     return aliases
 
 
-def payload_digest(preview_id: str, value: SecretValue) -> str:
-    """A digest of a candidate payload, keyed by its preview's id (stored with the preview).
+class PayloadDigests:
+    """Digests of candidate payloads, stored with a preview and compared at commit; never shown.
 
-    Keyed so that the same value never has the same digest in two previews, and a digest table
-    computed once cannot be reused; it is compared at commit, never shown.
+    With the integrity keys configured they are MACs under the signing key, which the database
+    does not hold: a database reader cannot test guesses of a credential against them, and a
+    commit after a key change still verifies a preview digested with the older key. Without
+    integrity keys (development only: production refuses to start) they are keyed by the
+    preview id, so the same value never has the same digest in two previews.
     """
-    key = f"omni-secrets/preview-digest/v1/{preview_id}".encode()
-    return hmac.new(key, value.reveal().encode("utf-8"), hashlib.sha256).hexdigest()
+
+    _PURPOSE = "preview_payload"
+    _NAMES = ("previewId", "value")
+
+    def __init__(self, keyring: IntegrityKeyring | None = None) -> None:
+        self._keyring = keyring
+
+    def of(self, preview_id: str, value: SecretValue) -> str:
+        """The digest of ``value`` as a candidate of preview ``preview_id``."""
+        if self._keyring is not None:
+            return self._keyring.sign(self._PURPOSE, self._NAMES, self._fields(preview_id, value))
+        key = f"omni-secrets/preview-digest/v1/{preview_id}".encode()
+        return hmac.new(key, value.reveal().encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def matches(self, preview_id: str, value: SecretValue, digest: str) -> bool:
+        """Whether ``digest`` is what :meth:`of` gave (under any configured key) for ``value``."""
+        if self._keyring is not None and ":" in digest:
+            status = self._keyring.verify(
+                self._PURPOSE, self._NAMES, self._fields(preview_id, value), digest
+            )
+            return status is IntegrityStatus.VERIFIED
+        return hmac.compare_digest(self.of(preview_id, value), digest)
+
+    @staticmethod
+    def _fields(preview_id: str, value: SecretValue) -> dict[str, object]:
+        return {"previewId": preview_id, "value": value.reveal()}
 
 
 async def move_group(store: SecretStore, moves: Sequence[AliasMove]) -> list[SecretInfo]:

@@ -9,7 +9,6 @@ other replicas) is a reaction to :class:`RotationCommitted` / :class:`RotationCa
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 import time
 from datetime import datetime
@@ -36,10 +35,10 @@ from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.rotation.aliases import (
     AliasMove,
+    PayloadDigests,
     dates_of,
     move_back,
     move_group,
-    payload_digest,
     swapped_aliases,
 )
 from omni_secrets.service.rotation.events import (
@@ -79,7 +78,9 @@ class PreviewCloser:
         bus: EventBus,
         clock: Clock,
         period_days: int,
+        digests: PayloadDigests,
     ) -> None:
+        self._digests = digests
         self._catalog = catalog
         self._store = store
         self._uow_factory = uow_factory
@@ -203,8 +204,8 @@ class PreviewCloser:
                 raise
             accessed = None
         await self._bus.emit(CandidateRead(name, accessed.value if accessed else None))
-        if accessed is None or not hmac.compare_digest(
-            payload_digest(preview_id, accessed.value), member.candidate_digest
+        if accessed is None or not self._digests.matches(
+            preview_id, accessed.value, member.candidate_digest
         ):
             raise CandidateChanged(
                 f"{name}: candidate version {version} no longer holds the payload previewed",

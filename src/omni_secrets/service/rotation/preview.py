@@ -48,7 +48,7 @@ from omni_secrets.domain.secret_store import LATEST, SecretStore, VersionInfo
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.messagebus import EventBus
-from omni_secrets.service.rotation.aliases import payload_digest
+from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.events import CandidateRead, LockReleaseFailed, PreviewStored
 from omni_secrets.service.rotation.failures import reported_failures
 from omni_secrets.service.rotation.views import (
@@ -122,7 +122,9 @@ class PreviewOpener:
         clock: Clock,
         period_days: int,
         new_id: Callable[[], str],
+        digests: PayloadDigests,
     ) -> None:
+        self._digests = digests
         self._catalog = catalog
         self._store = store
         self._uow_factory = uow_factory
@@ -259,7 +261,7 @@ class PreviewOpener:
         ]
         assessment = rotation.assess_preview(attempt.group, member_candidates, self_test)
         digests = {
-            t: payload_digest(attempt.preview_id, r.value)
+            t: self._digests.of(attempt.preview_id, r.value)
             for t, r in read_by_type.items()
             if r.value is not None
         }

@@ -31,6 +31,7 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.messagebus import EventBus
+from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.commit import PreviewCloser
 from omni_secrets.service.rotation.preview import PreviewOpener
 from omni_secrets.service.rotation.rollback import GroupRollback
@@ -69,9 +70,11 @@ class RotationService:
         clock: Clock,
         period_days: int,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        digests: PayloadDigests | None = None,
     ) -> None:
         if period_days < 1:
             raise ValueError(f"period_days must be >= 1, got {period_days}")
+        digests = digests or PayloadDigests()
         self._opener = PreviewOpener(
             catalog=catalog,
             store=store,
@@ -82,6 +85,7 @@ class RotationService:
             clock=clock,
             period_days=period_days,
             new_id=new_id,
+            digests=digests,
         )
         self._rollback = GroupRollback(
             catalog=catalog,
@@ -101,6 +105,7 @@ class RotationService:
             bus=bus,
             clock=clock,
             period_days=period_days,
+            digests=digests,
         )
 
     async def preview(
