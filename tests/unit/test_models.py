@@ -31,7 +31,7 @@ def event(**changes: Any) -> NewAccessEvent:
 
 class TestNewAccessEvent:
     def test_actions_are_the_contracts(self) -> None:
-        """The accepted actions are exactly contract section 7's list."""
+        """The accepted actions are contract section 7's list, plus section 15's rollback."""
         assert set(AUDIT_ACTIONS) == {
             "hydrate",
             "refresh",
@@ -39,6 +39,7 @@ class TestNewAccessEvent:
             "rotation_preview",
             "rotation_commit",
             "rotation_cancel",
+            "rotation_rollback",
             "break_glass_activate",
             "break_glass_rejected",
             "break_glass_revoke",

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,7 @@ from omni_secrets.domain.errors import (
     AuditUnavailable,
     CandidateVersionInvalid,
     CatalogNotSeeded,
+    GsmChanged,
     PreviewNotFound,
     RotationInProgress,
     SecretStoreError,
@@ -136,6 +138,12 @@ class RecordingNotifier(LocalNotifier):
 
 @pytest.fixture
 async def rig(clean_env: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+    async for built in make_rig():
+        yield built
+
+
+async def make_rig() -> AsyncIterator[Rig]:
+    """The rig, built on fakes (run under the ``clean_env`` fixture)."""
     clock = ManualClock()
     store = FakeSecretStore(clock=clock)
     store.seed({secret_id: [value] for secret_id, value in V1.items()})
@@ -402,14 +410,15 @@ class TestCommit:
         """GSM failing right after the commit does not undo or fail the commit."""
         rig.add_v2(API_IDS)
         preview_id = await rig.preview()
-        rig.store.fail_next("access", "UNAVAILABLE", count=10)
+        _fail_access_after_the_moves(rig)
         view = await rig.service.commit(preview_id, actor="tester", correlation_id=None)
         assert view.group == "api_credentials"
         rows = {r.secret_type.value: r for r in rig.db.db.committed.metadata.values()}
         assert rows["api_key"].active_version == "2"
 
     async def test_concurrent_commits_one_wins(self, rig: Rig) -> None:
-        """Two commits of one preview at once: one succeeds, the other is 404."""
+        """Two commits of one preview at once: one succeeds, the other is 404 (or 409
+        ``GSM_CHANGED`` when it loses in GSM's compare-and-set rather than in the database)."""
         rig.add_v2(API_IDS)
         preview_id = await rig.preview()
         results = await asyncio.gather(
@@ -417,7 +426,9 @@ class TestCommit:
             rig.service.commit(preview_id, actor="b", correlation_id=None),
             return_exceptions=True,
         )
-        assert sum(isinstance(r, PreviewNotFound) for r in results) == 1
+        assert sum(isinstance(r, PreviewNotFound | GsmChanged) for r in results) == 1
+        for secret_id in API_IDS:
+            assert (await rig.store.get_secret(secret_id)).current == "2"
         await asyncio.wait_for(_until(lambda: len(_commit_events(rig)) == 2), 5)
         assert sorted(e.result for e in _commit_events(rig)) == ["failure", "success"]
 
@@ -538,7 +549,7 @@ class TestLogLines:
     async def test_refresh_failure_after_commit(self, rig: Rig) -> None:
         rig.add_v2(API_IDS)
         preview_id = await rig.preview()
-        rig.store.fail_next("access", "UNAVAILABLE", count=10)
+        _fail_access_after_the_moves(rig)
         with capture_logs() as logs:
             await rig.service.commit(preview_id, actor="tester", correlation_id=None)
         failed = [line for line in logs if line["event"] == "rotation.refresh_after_commit_failed"]
@@ -550,6 +561,22 @@ class TestLogLines:
                 "secret_types": ["api_key", "api_secret", "api_passphrase"],
             }
         ]
+
+
+def _fail_access_after_the_moves(rig: Rig) -> None:
+    """GSM fails every read that follows the commit's alias moves (the commit's own re-reads
+    of the candidates come before them)."""
+    move = rig.store.update_aliases
+    moved: list[str] = []
+
+    async def then_fail(secret_id: str, aliases: Any, etag: str) -> Any:
+        info = await move(secret_id, aliases, etag)
+        moved.append(secret_id)
+        if len(moved) == len(API_IDS):
+            rig.store.fail_next("access", "UNAVAILABLE", count=10)
+        return info
+
+    rig.store.update_aliases = then_fail  # type: ignore[method-assign]
 
 
 def _commit_events(rig: Rig) -> list[OmniSecretAccessEvent]:

@@ -1,4 +1,5 @@
-"""Rotation routes: preview, commit, cancel (contract section 5); scope ``omni-secrets:rotate``."""
+"""Rotation routes: preview, commit, cancel (contract section 5), rollback (section 15); scope
+``omni-secrets:rotate``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from omni_secrets.api.schemas import (
     RotationCommitResponse,
     RotationPreviewRequest,
     RotationPreviewResponse,
+    RotationRollbackRequest,
 )
 from omni_secrets.api.state import services_of
 from omni_secrets.domain import errors
@@ -65,7 +67,13 @@ async def preview_rotation(
     paths.ROTATION_COMMIT_PATH,
     response_model=RotationCommitResponse,
     response_model_by_alias=True,
-    responses=error_responses(errors.PreviewNotFound, errors.PreviewNotReady, *_UNAVAILABLE),
+    responses=error_responses(
+        errors.PreviewNotFound,
+        errors.PreviewNotReady,
+        errors.CandidateChanged,
+        errors.GsmChanged,
+        *_UNAVAILABLE,
+    ),
 )
 async def commit_rotation(
     request: Request,
@@ -76,6 +84,31 @@ async def commit_rotation(
     """Pin the preview's candidate versions as active and release the group's lock."""
     view = await services_of(request).rotation.commit(
         preview_id, actor=principal.actor, correlation_id=correlation_id
+    )
+    return RotationCommitResponse.model_validate(view, from_attributes=True)
+
+
+@router.post(
+    paths.ROTATION_ROLLBACK_PATH,
+    response_model=RotationCommitResponse,
+    response_model_by_alias=True,
+    responses=error_responses(
+        errors.RollbackNotPossible,
+        errors.RotationInProgress,
+        errors.GsmChanged,
+        errors.UnknownSecretType,
+        *_UNAVAILABLE,
+    ),
+)
+async def rollback_rotation(
+    request: Request,
+    body: RotationRollbackRequest,
+    principal: RotatePrincipal,
+    correlation_id: CorrelationId,
+) -> RotationCommitResponse:
+    """Move the type's whole group back to its ``previous`` versions (same checks as a preview)."""
+    view = await services_of(request).rotation.rollback(
+        body.secret_type, actor=principal.actor, correlation_id=correlation_id
     )
     return RotationCommitResponse.model_validate(view, from_attributes=True)
 

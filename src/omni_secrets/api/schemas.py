@@ -169,6 +169,10 @@ class RotationPreviewRequest(Schema):
     ) = None
 
 
+class RotationRollbackRequest(Schema):
+    secret_type: SecretTypeName
+
+
 class PreviewMemberJson(Schema):
     secret_type: str
     current_version: str | None

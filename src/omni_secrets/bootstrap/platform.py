@@ -32,6 +32,7 @@ from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.changes import ChangeNotifier
 from omni_secrets.domain.clock import Clock, SystemClock
 from omni_secrets.domain.exchange import ApexGateway
+from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.observations import ObserverFanOut, ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
@@ -56,6 +57,8 @@ class Platform:
     Attributes:
         engine: the SQL engine, or None when a test supplied its own units of work.
         observer: counts reads and failures and teaches the log redactor every value seen.
+        keyring: the integrity keys (None only outside production), for MACs services compute
+            themselves (a preview's candidate digests).
         integrity: reports rows that fail their integrity check (metric and alert).
         cluster_store: the replica registry, refresh ledger and signal store in one.
         closers: what ``start_services`` closes last, in reverse order.
@@ -72,6 +75,7 @@ class Platform:
     notifier: ChangeNotifier
     alerts: AlertDispatcher
     auditor: Auditor
+    keyring: IntegrityKeyring | None
     integrity: IntegrityViolations
     apex: ApexGateway
     observer: ServiceObserver
@@ -125,6 +129,7 @@ def build_platform(settings: Settings, over: Overrides) -> Platform:
         store=store,
         notifier=notifier,
         alerts=alerts,
+        keyring=keyring,
         auditor=_auditor(settings, uow_factory, alerts, metrics),
         integrity=_integrity(settings, alerts, metrics),
         apex=over.apex

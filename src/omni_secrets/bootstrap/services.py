@@ -275,6 +275,7 @@ def _rotation(base: Platform, bus: Dispatcher, secrets: OmniSecretService) -> Ro
         period_days=settings.rotation_period_days,
         warning_days=settings.rotation_warning_days,
         check_interval_seconds=settings.rotation_check_interval_seconds,
+        keyring=base.keyring,
     )
 
 

@@ -28,10 +28,11 @@ PreviewIdArgument = Annotated[
 
 
 def register(app: typer.Typer, rotation_app: typer.Typer) -> None:
-    """Add ``preview``, ``commit``, ``cancel`` to the ``rotation`` group; ``self-test`` to app."""
+    """Add ``preview``, ``commit``, ``cancel``, ``rollback`` to rotation; ``self-test`` to app."""
     rotation_app.command("preview")(preview)
     rotation_app.command("commit")(commit)
     rotation_app.command("cancel")(cancel)
+    rotation_app.command("rollback")(rollback)
     app.command("self-test")(self_test)
 
 
@@ -152,6 +153,38 @@ def commit(preview_id: PreviewIdArgument, api: ApiOptions) -> None:
     """
     with api.connect() as client:
         result = client.commit_rotation(preview_id)
+    show(result, as_json=api.as_json)
+
+
+@api_command(Scope.ROTATE)
+def rollback(
+    secret_type: Annotated[
+        str,
+        typer.Option(
+            "--secret-type",
+            metavar="T",
+            help="Any member of the group to roll back, e.g. api_key (the whole group moves).",
+        ),
+    ],
+    api: ApiOptions,
+) -> None:
+    """Serve the group's `previous` GSM versions again, undoing the last commit.
+
+    Needs the omni-secrets:rotate scope. Takes the group's lock as a preview does, checks the
+    previous versions (ENABLED, checksums, ApeX self-test with the previous credentials for API
+    credentials), swaps the `current` and `previous` aliases in GSM, pins the versions and puts
+    lastRotatedAt/dueAt back to their values before the undone commit. Audited
+    (rotation_rollback).
+
+    Exit codes: 0 rolled back; 1 409 ROLLBACK_NOT_POSSIBLE (nothing changed), GSM_CHANGED,
+    ROTATION_IN_PROGRESS, or token refused; 2 unknown type; 3 API unreachable or 5xx.
+
+    --json prints the API's body, e.g. {"group": "api_credentials", "members":
+    [{"secretType": "api_key", "activeVersion": "3"}], "lastRotatedAt": "...", "dueAt": "..."}
+    """
+    checked = parse_secret_type(secret_type)
+    with api.connect() as client:
+        result = client.rollback_rotation(checked.value)
     show(result, as_json=api.as_json)
 
 

@@ -208,6 +208,27 @@ class PreviewNotReady(Conflict):
     code = "PREVIEW_NOT_READY"
 
 
+class CandidateChanged(Conflict):
+    """Raised when a commit finds a candidate no longer ENABLED, or its payload not the one
+    previewed (contract section 15): nothing was moved."""
+
+    code = "CANDIDATE_CHANGED"
+
+
+class GsmChanged(Conflict):
+    """Raised when a member's aliases changed in GSM since the preview (or during the commit):
+    nothing is left moved (contract section 15)."""
+
+    code = "GSM_CHANGED"
+
+
+class RollbackNotPossible(Conflict):
+    """Raised when a rollback finds no ``previous`` version, one not ENABLED, or a failed check:
+    nothing was changed (contract section 15)."""
+
+    code = "ROLLBACK_NOT_POSSIBLE"
+
+
 class ReplayDetected(Conflict):
     """Raised when a break-glass payload's nonce was used before."""
 

@@ -40,6 +40,7 @@ AuditAction = Literal[
     "rotation_preview",
     "rotation_commit",
     "rotation_cancel",
+    "rotation_rollback",
     "break_glass_activate",
     "break_glass_rejected",
     "break_glass_revoke",
@@ -213,6 +214,10 @@ class PreviewMemberRecord(_Record):
     current_version: str | None
     candidate_version: str
     candidate_state: VersionState
+    #: Keyed digest of the candidate payload as previewed (``service/rotation/aliases``; a MAC
+    #: ``key_id:hex`` under the integrity key when one is configured): the commit refuses a
+    #: payload that differs. Never a value; None in rows stored before it.
+    candidate_digest: str | None = Field(default=None, max_length=160)
 
 
 class PreviewCheckRecord(_Record):

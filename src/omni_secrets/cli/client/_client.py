@@ -106,6 +106,11 @@ class ApiClient:
         path = paths.fill(paths.ROTATION_COMMIT_PATH, previewId=preview_id)
         return CommitAnswer.parse(self._json("POST", path))
 
+    def rollback_rotation(self, secret_type: str) -> CommitAnswer:
+        """Move ``secret_type``'s group back to its ``previous`` versions."""
+        body = {"secretType": secret_type}
+        return CommitAnswer.parse(self._json("POST", paths.ROTATION_ROLLBACK_PATH, body))
+
     def cancel_rotation(self, preview_id: str) -> None:
         """Cancel an open preview, releasing its group's lock."""
         self._send("DELETE", paths.fill(paths.ROTATION_PATH, previewId=preview_id))

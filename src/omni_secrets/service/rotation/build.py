@@ -17,6 +17,7 @@ from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.changes import Publish
 from omni_secrets.domain.clock import Clock, Sleep
 from omni_secrets.domain.exchange import ApexGateway
+from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.observations import ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
@@ -24,6 +25,7 @@ from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.messagebus import EventBus, Reactions
+from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
 from omni_secrets.service.rotation.reactions import MonitorReactions, RotationReactions
 from omni_secrets.service.rotation.service import RotationService
@@ -65,6 +67,7 @@ def build_rotation(
     check_interval_seconds: float,
     sleep: Sleep = asyncio.sleep,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    keyring: IntegrityKeyring | None = None,
 ) -> RotationFeature:
     """Build the rotation service and monitor on ``bus``, and their reactions.
 
@@ -87,6 +90,7 @@ def build_rotation(
             ``OMNI_ROTATION_WARNING_DAYS``, ``OMNI_ROTATION_CHECK_INTERVAL_SECONDS``.
         sleep: the monitor's sleep between rounds (tests gate it).
         new_id: makes preview ids.
+        keyring: the integrity keys; candidate digests are MACs under them (else preview-keyed).
 
     Raises:
         ValueError: a period, warning window or interval out of range.
@@ -111,6 +115,7 @@ def build_rotation(
         clock=clock,
         period_days=period_days,
         new_id=new_id,
+        digests=PayloadDigests(keyring),
     )
     service_reactions = RotationReactions(
         catalog=catalog,

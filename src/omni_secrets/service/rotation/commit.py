@@ -8,20 +8,44 @@ other replicas) is a reaction to :class:`RotationCommitted` / :class:`RotationCa
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import datetime
 from typing import Any
 
 from omni_secrets.domain import rotation
-from omni_secrets.domain.catalog import SecretType
+from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import Clock, to_rfc3339
-from omni_secrets.domain.errors import PreviewNotFound, PreviewNotReady
-from omni_secrets.domain.models import RotationPreviewRecord
+from omni_secrets.domain.errors import (
+    CandidateChanged,
+    GsmChanged,
+    PreviewNotFound,
+    PreviewNotReady,
+    SecretStoreError,
+)
+from omni_secrets.domain.models import (
+    OmniSecretMetadata,
+    PreviewMemberRecord,
+    RotationPreviewRecord,
+)
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
+from omni_secrets.domain.secret_store import PREVIOUS_ALIAS, SecretStore, VersionState
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.messagebus import EventBus
-from omni_secrets.service.rotation.events import RotationCancelled, RotationCommitted
+from omni_secrets.service.rotation.aliases import (
+    AliasMove,
+    PayloadDigests,
+    dates_of,
+    move_back,
+    move_group,
+    swapped_aliases,
+)
+from omni_secrets.service.rotation.events import (
+    CandidateRead,
+    RotationCancelled,
+    RotationCommitted,
+)
 from omni_secrets.service.rotation.failures import reported_failures
 from omni_secrets.service.rotation.views import CommittedMemberView, RotationCommitView
 
@@ -35,6 +59,8 @@ class PreviewCloser:
     """Commits and cancels previews (:class:`RotationService` documents the behaviour).
 
     Args:
+        catalog: the secret types (their GSM secret ids).
+        store: GSM: re-read at commit, and the aliases moved.
         uow_factory: database units of work (metadata, previews, audit).
         auditor: writes the audit rows inside the change's unit of work.
         bus: where commits, cancels and failures are reported.
@@ -45,12 +71,18 @@ class PreviewCloser:
     def __init__(
         self,
         *,
+        catalog: Catalog,
+        store: SecretStore,
         uow_factory: UnitOfWorkFactory,
         auditor: Auditor,
         bus: EventBus,
         clock: Clock,
         period_days: int,
+        digests: PayloadDigests,
     ) -> None:
+        self._digests = digests
+        self._catalog = catalog
+        self._store = store
         self._uow_factory = uow_factory
         self._auditor = auditor
         self._bus = bus
@@ -62,23 +94,44 @@ class PreviewCloser:
     ) -> RotationCommitView:
         _require_plausible_id(preview_id)
         started = time.perf_counter()
-        now = self._clock.now()
-        due = rotation.next_due_if_committed(now, self._period_days)
         types: list[SecretType] = []
         context: dict[str, Any] = {"previewId": preview_id[:_MAX_ID_IN_AUDIT]}
-        async with (
-            reported_failures(
-                self._bus,
-                self._clock,
-                "rotation_commit",
-                types,
-                actor=actor,
-                correlation_id=correlation_id,
-                details=context,
-            ),
-            self._uow_factory() as uow,
+        async with reported_failures(
+            self._bus,
+            self._clock,
+            "rotation_commit",
+            types,
+            actor=actor,
+            correlation_id=correlation_id,
+            details=context,
         ):
-            record = await self._open_preview(uow, preview_id, now, types, context)
+            record, rows = await self._ready_preview(preview_id, types, context)
+            moves = await self._recheck(record, rows)
+            afters = await move_group(self._store, moves)
+            try:
+                now, due = await self._record(record, rows, actor, correlation_id, started)
+            except BaseException:
+                # The database refused (or the lock lapsed): GSM goes back to where it was.
+                await move_back(self._store, moves, afters)
+                raise
+        versions = tuple((m.secret_type.value, m.candidate_version) for m in record.members)
+        await self._bus.emit(RotationCommitted(record.rotation_group.value, preview_id, versions))
+        return RotationCommitView(
+            group=record.rotation_group.value,
+            members=tuple(
+                CommittedMemberView(m.secret_type.value, m.candidate_version)
+                for m in record.members
+            ),
+            last_rotated_at=now,
+            due_at=due,
+        )
+
+    async def _ready_preview(
+        self, preview_id: str, types: list[SecretType], context: dict[str, Any]
+    ) -> tuple[RotationPreviewRecord, dict[SecretType, OmniSecretMetadata]]:
+        """The open, unexpired, ready preview and its members' rows (its lock still held)."""
+        async with self._uow_factory() as uow:
+            record = await self._open_preview(uow, preview_id, self._clock.now(), types, context)
             if not record.ready:
                 raise PreviewNotReady(
                     f"rotation preview {preview_id!r} is not ready: "
@@ -86,7 +139,95 @@ class PreviewCloser:
                     + " failed",
                     details={"previewId": preview_id},
                 )
-            group = record.rotation_group
+            rows: dict[SecretType, OmniSecretMetadata] = {}
+            for member in record.members:
+                row = await uow.metadata.get(member.secret_type.value)
+                if row is None or row.preview_id != preview_id:
+                    raise PreviewNotFound(preview_id)
+                rows[member.secret_type] = row
+        return record, rows
+
+    async def _recheck(
+        self, record: RotationPreviewRecord, rows: dict[SecretType, OmniSecretMetadata]
+    ) -> list[AliasMove]:
+        """Re-read every member in GSM; the moves to make, or why not (contract section 15).
+
+        A member with no ``current`` alias yet counts its pinned version as its current one.
+
+        Raises:
+            CandidateChanged: a candidate is no longer ENABLED, or its payload is not the one
+                previewed.
+            GsmChanged: a member's ``current`` no longer names the preview's current version.
+        """
+        members = record.members
+        ids = [self._catalog.entry(m.secret_type).gsm_secret_id for m in members]
+        reads = await asyncio.gather(*(self._store.get_secret(i) for i in ids))
+        for member, secret_id in zip(members, ids, strict=True):
+            await self._check_candidate(record.preview_id, member, secret_id)
+        moves: list[AliasMove] = []
+        for member, secret_id, read in zip(members, ids, reads, strict=True):
+            current = read.current or rows[member.secret_type].active_version
+            if current != member.current_version:
+                raise GsmChanged(
+                    f"{member.secret_type.value}: the current version in Secret Manager is "
+                    f"{current}, the preview was made against {member.current_version}",
+                    details={"secretType": member.secret_type.value, "currentVersion": current},
+                )
+            target = swapped_aliases(read, member.candidate_version, current or "")
+            if current is None:
+                target.pop(PREVIOUS_ALIAS)
+            moves.append(AliasMove(member.secret_type.value, secret_id, read, target))
+        return moves
+
+    async def _check_candidate(
+        self, preview_id: str, member: PreviewMemberRecord, secret_id: str
+    ) -> None:
+        name, version = member.secret_type.value, member.candidate_version
+        try:
+            info = await self._store.get_version(secret_id, version)
+            enabled = info.state is VersionState.ENABLED
+        except SecretStoreError as exc:
+            if exc.transient:
+                raise
+            enabled = False
+        if not enabled:
+            raise CandidateChanged(
+                f"{name}: candidate version {version} is no longer ENABLED",
+                details={"secretType": name, "candidateVersion": version},
+            )
+        if member.candidate_digest is None:
+            return  # a preview stored before digests were kept
+        try:
+            accessed = await self._store.access(secret_id, version)
+        except SecretStoreError as exc:
+            if exc.transient and exc.reason != "CHECKSUM_MISMATCH":
+                raise
+            accessed = None
+        await self._bus.emit(CandidateRead(name, accessed.value if accessed else None))
+        if accessed is None or not self._digests.matches(
+            preview_id, accessed.value, member.candidate_digest
+        ):
+            raise CandidateChanged(
+                f"{name}: candidate version {version} no longer holds the payload previewed",
+                details={"secretType": name, "candidateVersion": version},
+            )
+
+    async def _record(
+        self,
+        record: RotationPreviewRecord,
+        rows: dict[SecretType, OmniSecretMetadata],
+        actor: str,
+        correlation_id: str | None,
+        started: float,
+    ) -> tuple[datetime, datetime]:
+        """Pin, stamp the dates, release the lock and append the audit row, in one unit of work.
+
+        The dates before the commit go in the audit row: a rollback restores them.
+        """
+        now = self._clock.now()
+        due = rotation.next_due_if_committed(now, self._period_days)
+        group, preview_id = record.rotation_group, record.preview_id
+        async with self._uow_factory() as uow:
             # The release doubles as a compare-and-set: of two concurrent commits of one
             # preview, only the first still finds its lock (row locks serialise them).
             if not await uow.metadata.release_group(group.value, preview_id):
@@ -111,20 +252,12 @@ class PreviewCloser:
                         },
                         "lastRotatedAt": to_rfc3339(now),
                         "dueAt": to_rfc3339(due),
+                        "datesBefore": dates_of(rows),
                     },
                 ),
             )
             await uow.commit()
-        await self._bus.emit(RotationCommitted(group.value, preview_id, tuple(versions.items())))
-        return RotationCommitView(
-            group=group.value,
-            members=tuple(
-                CommittedMemberView(m.secret_type.value, m.candidate_version)
-                for m in record.members
-            ),
-            last_rotated_at=now,
-            due_at=due,
-        )
+        return now, due
 
     async def cancel(self, preview_id: str, *, actor: str, correlation_id: str | None) -> None:
         _require_plausible_id(preview_id)

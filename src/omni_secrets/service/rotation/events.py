@@ -95,6 +95,23 @@ class RotationCommitted:
 
 
 @dataclass(frozen=True, slots=True)
+class RotationRolledBack:
+    """A group is back on its ``previous`` versions (committed with the audit row).
+
+    Attributes:
+        group: the rotation group.
+        versions: each member's active version now, in the group's order.
+    """
+
+    group: str
+    versions: tuple[tuple[str, str], ...]
+
+    @property
+    def secret_types(self) -> tuple[str, ...]:
+        return tuple(secret_type for secret_type, _ in self.versions)
+
+
+@dataclass(frozen=True, slots=True)
 class RotationCancelled:
     """An open preview was cancelled and its group's lock released (if it still held it)."""
 

@@ -48,6 +48,7 @@ from omni_secrets.domain.secret_store import LATEST, SecretStore, VersionInfo
 from omni_secrets.domain.values import SecretValue
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.messagebus import EventBus
+from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.events import CandidateRead, LockReleaseFailed, PreviewStored
 from omni_secrets.service.rotation.failures import reported_failures
 from omni_secrets.service.rotation.views import (
@@ -121,7 +122,9 @@ class PreviewOpener:
         clock: Clock,
         period_days: int,
         new_id: Callable[[], str],
+        digests: PayloadDigests,
     ) -> None:
+        self._digests = digests
         self._catalog = catalog
         self._store = store
         self._uow_factory = uow_factory
@@ -257,7 +260,12 @@ class PreviewOpener:
             for m in members
         ]
         assessment = rotation.assess_preview(attempt.group, member_candidates, self_test)
-        record = _record(attempt, member_candidates, candidates, assessment)
+        digests = {
+            t: self._digests.of(attempt.preview_id, r.value)
+            for t, r in read_by_type.items()
+            if r.value is not None
+        }
+        record = _record(attempt, member_candidates, candidates, assessment, digests)
         async with self._uow_factory() as uow:
             await uow.previews.add(record)
             await self._auditor.append_in(uow, _audit_event(attempt, record))
@@ -283,6 +291,16 @@ class PreviewOpener:
 
         digests = await asyncio.gather(*(digest(m) for m in members))
         return {m.secret_type: d for m, d in zip(members, digests, strict=True)}
+
+    async def read_payload(self, member: CatalogEntry, version: str) -> _Read:
+        """One payload read as a preview reads it (checksum, header safety, reported)."""
+        return await self._read(member, version)
+
+    async def self_test_with(
+        self, group: RotationGroup, reads: dict[SecretType, _Read]
+    ) -> rotation.SelfTestOutcome:
+        """The ApeX self-test of a preview, with the payloads ``reads`` holds."""
+        return await self._self_test(group, reads)
 
     async def _read(self, member: CatalogEntry, version: str) -> _Read:
         """Read one candidate payload; the store verifies its CRC32C.
@@ -348,8 +366,9 @@ def _record(
     member_candidates: Sequence[rotation.MemberCandidate],
     candidates: dict[SecretType, VersionInfo],
     assessment: rotation.PreviewAssessment,
+    digests: dict[SecretType, str],
 ) -> RotationPreviewRecord:
-    """The preview as stored: versions and checks, never a value or a digest."""
+    """The preview as stored: versions, keyed payload digests and checks, never a value."""
     return RotationPreviewRecord(
         preview_id=attempt.preview_id,
         rotation_group=attempt.group,
@@ -363,6 +382,7 @@ def _record(
                 current_version=m.current_version,
                 candidate_version=candidates[m.secret_type].version,
                 candidate_state=candidates[m.secret_type].state,
+                candidate_digest=digests.get(m.secret_type),
             )
             for m in member_candidates
         ),

@@ -70,6 +70,7 @@ from omni_secrets.service.rotation.events import (
     RotationCommitted,
     RotationFailed,
     RotationReportComputed,
+    RotationRolledBack,
     RotationStatusChanged,
 )
 from omni_secrets.service.rotation.monitor import RotationMonitor
@@ -126,6 +127,12 @@ class RotationReactions:
                 self.log_committed,
                 self.serve_new_pins,
                 self.resolve_alerts,
+                self.wake_monitor,
+                self.announce,
+            ],
+            RotationRolledBack: [
+                self.log_rolled_back,
+                self.serve_new_pins,
                 self.wake_monitor,
                 self.announce,
             ],
@@ -194,7 +201,10 @@ class RotationReactions:
             versions=dict(event.versions),
         )
 
-    async def serve_new_pins(self, event: RotationCommitted) -> None:
+    def log_rolled_back(self, event: RotationRolledBack) -> None:
+        log.info("rotation.rolled_back", group=event.group, versions=dict(event.versions))
+
+    async def serve_new_pins(self, event: RotationCommitted | RotationRolledBack) -> None:
         try:
             outcomes = await self._catch_up([SecretType(t) for t in event.secret_types])
         except Exception as exc:  # the commit stands; reconcile picks the pins up later
@@ -214,13 +224,13 @@ class RotationReactions:
         for name in ROTATION_ALERT_NAMES:
             self._alerts.resolve(name, event.group)
 
-    def wake_monitor(self, _event: RotationCommitted) -> None:
+    def wake_monitor(self, _event: RotationCommitted | RotationRolledBack) -> None:
         try:
             self._monitor.wake()
         except Exception as exc:
             log.warning("rotation.on_commit_failed", error_type=type(exc).__name__)
 
-    async def announce(self, _event: RotationCommitted) -> None:
+    async def announce(self, _event: RotationCommitted | RotationRolledBack) -> None:
         try:
             # The other replicas refresh the new pins at once instead of at their next reconcile.
             await self._publish(KIND_ROTATION)

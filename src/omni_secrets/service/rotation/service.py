@@ -31,8 +31,10 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.messagebus import EventBus
+from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.commit import PreviewCloser
 from omni_secrets.service.rotation.preview import PreviewOpener
+from omni_secrets.service.rotation.rollback import GroupRollback
 from omni_secrets.service.rotation.views import RotationCommitView, RotationPreviewView
 
 
@@ -68,9 +70,11 @@ class RotationService:
         clock: Clock,
         period_days: int,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        digests: PayloadDigests | None = None,
     ) -> None:
         if period_days < 1:
             raise ValueError(f"period_days must be >= 1, got {period_days}")
+        digests = digests or PayloadDigests()
         self._opener = PreviewOpener(
             catalog=catalog,
             store=store,
@@ -81,13 +85,27 @@ class RotationService:
             clock=clock,
             period_days=period_days,
             new_id=new_id,
+            digests=digests,
+        )
+        self._rollback = GroupRollback(
+            catalog=catalog,
+            store=store,
+            uow_factory=uow_factory,
+            auditor=auditor,
+            opener=self._opener,
+            bus=bus,
+            clock=clock,
+            new_id=new_id,
         )
         self._closer = PreviewCloser(
+            catalog=catalog,
+            store=store,
             uow_factory=uow_factory,
             auditor=auditor,
             bus=bus,
             clock=clock,
             period_days=period_days,
+            digests=digests,
         )
 
     async def preview(
@@ -156,6 +174,29 @@ class RotationService:
             DatabaseUnavailable, AuditUnavailable: nothing was committed (503).
         """
         return await self._closer.commit(preview_id, actor=actor, correlation_id=correlation_id)
+
+    async def rollback(
+        self, secret_type: str, *, actor: str, correlation_id: str | None
+    ) -> RotationCommitView:
+        """Move ``secret_type``'s whole group back to its ``previous`` versions (contract 15).
+
+        Takes the group's lock as a preview does; re-reads every member in GSM; checks the
+        previous versions (a ``previous`` alias, ``current`` naming the version served, ENABLED,
+        checksums, header-safe, the ApeX self-test with the previous credentials for API
+        credentials); swaps ``current``/``previous`` under the etag read (moved back on a
+        mismatch); pins the versions with ``lastRotatedAt``/``dueAt`` as before the commit undone
+        (its audit row's ``datesBefore``) and appends ``rotation_rollback``, in one transaction.
+
+        Raises:
+            UnknownSecretType: not in the catalog (422).
+            RotationInProgress: a preview holds the group's lock (409).
+            RollbackNotPossible: a check failed; nothing changed (409).
+            GsmChanged: a member changed in GSM during the rollback; nothing left moved (409).
+            SecretStoreError, DatabaseUnavailable, AuditUnavailable, CatalogNotSeeded: 503.
+        """
+        return await self._rollback.rollback(
+            secret_type, actor=actor, correlation_id=correlation_id
+        )
 
     async def cancel(self, preview_id: str, *, actor: str, correlation_id: str | None) -> None:
         """Cancel an open preview and release its group's lock (if it still holds it).
