@@ -84,7 +84,8 @@ class TestCompareAndSetCommit:
         response = await omni_stack.request("POST", commit_path(body["previewId"]), scopes=ROTATE)
         assert response.status_code == 409, response.text
         assert response.json()["error"]["code"] == "CANDIDATE_CHANGED"
-        assert aliases(omni_stack) == {i: {} for i in NEW_API}
+        # Start-up named `current` on every secret; nothing moved it since.
+        assert aliases(omni_stack) == {i: {"current": 1} for i in NEW_API}
         assert all(r["version"] == "1" for r in (await rotation_of(omni_stack)).values())
 
     async def test_current_moved_elsewhere_is_409(self, omni_stack: OmniStack) -> None:
@@ -96,8 +97,8 @@ class TestCompareAndSetCommit:
         assert response.json()["error"]["code"] == "GSM_CHANGED"
         assert aliases(omni_stack) == {
             "apex-omni-api-key": {"current": 2},
-            "apex-omni-api-secret": {},
-            "apex-omni-api-passphrase": {},
+            "apex-omni-api-secret": {"current": 1},
+            "apex-omni-api-passphrase": {"current": 1},
         }
         assert all(r["version"] == "1" for r in (await rotation_of(omni_stack)).values())
 
@@ -121,7 +122,8 @@ class TestRollback:
         assert response.status_code == 409, response.text
         assert response.json()["error"]["code"] == "ROLLBACK_NOT_POSSIBLE"
         assert await rotation_of(omni_stack) == before
-        assert aliases(omni_stack) == {i: {} for i in NEW_API}
+        # Start-up named `current` on every secret; nothing moved it since.
+        assert aliases(omni_stack) == {i: {"current": 1} for i in NEW_API}
 
     async def test_previous_disabled_is_409(self, omni_stack: OmniStack) -> None:
         await commit(omni_stack)
