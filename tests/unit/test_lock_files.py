@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 from pathlib import Path
 
@@ -86,9 +87,18 @@ def test_the_runtime_lock_is_the_runtime_part_of_the_lock() -> None:
 def test_make_run_installs_the_runtime_and_takes_a_port() -> None:
     import subprocess
 
+    # Run under `make test` too: a sub-make inherits MAKEFLAGS/MAKELEVEL and would print
+    # "Leaving directory" lines, so start a make of its own.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+
     def dry(*args: str) -> str:
         return subprocess.run(
-            ["make", "-n", "-B", *args], cwd=ROOT, capture_output=True, text=True, check=True
+            ["make", "--no-print-directory", "-n", "-B", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         ).stdout
 
     run = dry("run", "PORT=8081")
