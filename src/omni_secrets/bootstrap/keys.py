@@ -6,7 +6,7 @@ from pathlib import Path
 
 import structlog
 
-from omni_secrets.adapters import integrity_keys
+from omni_secrets.bootstrap.database import load_integrity_keyring
 from omni_secrets.config import Settings
 from omni_secrets.domain.break_glass import BreakGlassKeyPair, load_key_pair
 from omni_secrets.domain.errors import BreakGlassKeyInvalid
@@ -51,7 +51,7 @@ def load_break_glass_key_pair(settings: Settings) -> BreakGlassKeyPair | None:
 def load_service_keyring(settings: Settings) -> IntegrityKeyring | None:
     """The integrity keys ``serve`` signs and checks with; without them it says what that means
     (only possible outside production: the environment guard refuses it there)."""
-    keyring = integrity_keys.load_keyring(settings.integrity_key_files)
+    keyring = load_integrity_keyring(settings)
     if keyring is None:
         log.warning(
             "integrity.disabled",
