@@ -31,7 +31,8 @@ def event(**changes: Any) -> NewAccessEvent:
 
 class TestNewAccessEvent:
     def test_actions_are_the_contracts(self) -> None:
-        """The accepted actions are contract section 7's list, plus section 15's rollback."""
+        """The accepted actions are contract section 7's list, plus section 15's rollback,
+        recovery and adoption."""
         assert set(AUDIT_ACTIONS) == {
             "hydrate",
             "refresh",
@@ -48,6 +49,8 @@ class TestNewAccessEvent:
             "self_test",
             "rotation_alert",
             "current_alias_named",
+            "rotation_recovered",
+            "rotation_adopted",
         }
 
     @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from omni_secrets.domain.observations import ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.jobs.break_glass_expiry import DEFAULT_MAX_INTERVAL_SECONDS
+from omni_secrets.jobs.journal_recovery import DEFAULT_INTERVAL_SECONDS as JOURNAL_RECOVERY_SECONDS
 from omni_secrets.jobs.reconcile import DEFAULT_INTERVAL_SECONDS as RECONCILE_INTERVAL_SECONDS
 from omni_secrets.jobs.replica_heartbeat import DEFAULT_INTERVAL_SECONDS as HEARTBEAT_SECONDS
 from omni_secrets.observability.alerts import AlertSink
@@ -55,5 +56,6 @@ class Overrides:
     cluster_store: ClusterStore | None = None
     replica_id: str | None = None
     heartbeat_interval_seconds: float = HEARTBEAT_SECONDS
+    journal_recovery_interval_seconds: float = JOURNAL_RECOVERY_SECONDS
     # Builds the Pub/Sub subscriber (tests stand in for it or shorten its probe and backoff).
     pubsub_subscriber_factory: Callable[..., pubsub_adapter.PubSubEventSubscriber] | None = None

@@ -31,8 +31,10 @@ from omni_secrets.domain.changes import ChangeNotifier
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.rotation.journal import OWNER_SILENT_SECONDS
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.jobs.break_glass_expiry import BreakGlassExpiryJob
+from omni_secrets.jobs.journal_recovery import JournalRecoveryJob
 from omni_secrets.jobs.reconcile import ReconcileJob
 from omni_secrets.jobs.replica_heartbeat import ReplicaHeartbeatJob
 from omni_secrets.observability.alerts import AlertDispatcher
@@ -62,6 +64,7 @@ from omni_secrets.service.refresh.reactions import refresh_reactions
 from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.replicas import ReplicaService
 from omni_secrets.service.rotation.build import RotationFeature, build_rotation
+from omni_secrets.service.rotation.journal import JournalOwner
 from omni_secrets.service.rotation.monitor import RotationMonitor
 from omni_secrets.service.rotation.service import RotationService
 from omni_secrets.service.serving.build import build_cache, build_secret_service
@@ -91,6 +94,8 @@ class Services:
     rotation: RotationService
     rotation_monitor: RotationMonitor
     reconcile: ReconcileJob
+    # Contract section 15: commits a dead replica left half-done (start-up and every 5 s).
+    journal_recovery: JournalRecoveryJob
     break_glass_expiry: BreakGlassExpiryJob
     # Cross-replica notifications (LISTEN/NOTIFY on PostgreSQL, a no-op otherwise).
     notifier: ChangeNotifier
@@ -276,6 +281,9 @@ def _rotation(base: Platform, bus: Dispatcher, secrets: OmniSecretService) -> Ro
         warning_days=settings.rotation_warning_days,
         check_interval_seconds=settings.rotation_check_interval_seconds,
         keyring=base.keyring,
+        owner=JournalOwner(replica_id=base.replicas.replica_id, host=base.replicas.host),
+        live_replicas=lambda: base.replicas.live_ids(OWNER_SILENT_SECONDS),
+        integrity=base.integrity,
     )
 
 
@@ -312,6 +320,9 @@ def _assemble(
             signals=signals,
             refresh=refresh,
             aliases=current_aliases,
+        ),
+        journal_recovery=JournalRecoveryJob(
+            rotation.recovery, interval_seconds=over.journal_recovery_interval_seconds
         ),
         break_glass_expiry=BreakGlassExpiryJob(
             break_glass, max_interval_seconds=over.break_glass_expiry_interval_seconds

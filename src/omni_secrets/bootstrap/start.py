@@ -2,11 +2,13 @@
 
 Start-up order: alert dispatcher and auditor; metadata; stored GSM signals and break-glass
 overrides (before hydration, so a revoked version is never hydrated and an override persisted
-before a restart is served at once even while GSM is down); cache hydration and refresher; GSM's
-``current`` alias named where hydration found it missing (contract section 15; never fatal); the
-reconcile and break-glass expiry jobs; the cross-replica listener; the replica heartbeat and the
-GSM event subscriber; one rotation-monitor round, then the monitor. Exit reverses it and finally
-closes what ``build_services`` opened (engine, GSM channel, HTTP client, leader lease).
+before a restart is served at once even while GSM is down); the commit journal's recovery of what
+this host's previous process left half-done (contract section 15; never fatal); cache hydration
+and refresher; GSM's ``current`` alias named where hydration found it missing (contract section
+15; never fatal); the reconcile, break-glass expiry and journal recovery jobs; the cross-replica
+listener; the replica heartbeat and the GSM event subscriber; one rotation-monitor round, then
+the monitor. Exit reverses it and finally closes what ``build_services`` opened (engine, GSM
+channel, HTTP client, leader lease).
 
 Exit is bounded whatever the dependencies do (contract section 18: SIGTERM done within 15 s):
 every stop step shares :data:`STOP_BUDGET_SECONDS` and none waits more than
@@ -84,6 +86,9 @@ async def start_services(services: Services) -> AsyncIterator[Services]:
         stack.push_async_callback(budget.audit, services)
         stack.push_async_callback(budget.step, "secrets", services.secrets.stop)
         await _restore_state(services)
+        # Before hydration: a commit this host's previous process left half-done is resolved
+        # to one generation first, so the pins hydrated are the ones GSM names.
+        await services.journal_recovery.recover_at_startup()
         await services.cache.hydrate()
         services.cache.start()
         stack.push_async_callback(budget.step, "cache", services.cache.stop)
@@ -93,6 +98,7 @@ async def start_services(services: Services) -> AsyncIterator[Services]:
             asyncio.create_task(
                 services.break_glass_expiry.run_forever(), name="break-glass-expiry"
             ),
+            asyncio.create_task(services.journal_recovery.run_forever(), name="journal-recovery"),
         ]
         stack.push_async_callback(budget.step, "jobs", lambda: _cancel(tasks))
         # After hydration: other replicas' changes from now on trigger an immediate reconcile.

@@ -49,6 +49,8 @@ AuditAction = Literal[
     "self_test",
     "rotation_alert",
     "current_alias_named",
+    "rotation_recovered",
+    "rotation_adopted",
 ]
 """The audit actions of contract section 7."""
 

@@ -34,10 +34,12 @@ from omni_secrets.domain.models import (
     PreviewStatus,
     RotationPreviewRecord,
 )
+from omni_secrets.domain.rotation.journal import JournalEntry, JournalStatus
 
 __all__ = [
     "AuditLog",
     "ChainVerdict",
+    "CommitJournal",
     "GroupLock",
     "MetadataRepository",
     "OverrideRepository",
@@ -296,6 +298,53 @@ class PreviewRepository(Protocol):
         ...
 
 
+class CommitJournal(Protocol):
+    """The commit journal ``omni_commit_journal`` (contract section 15; see
+    :mod:`omni_secrets.domain.rotation.journal`). Entries are never deleted."""
+
+    async def open(self, entry: JournalEntry) -> None:
+        """Store a new ``open`` entry (MAC'd with the integrity key).
+
+        Raises:
+            ValueError: an entry with that id exists.
+        """
+        ...
+
+    async def get(self, journal_id: str) -> JournalEntry | None:
+        """The entry whatever its status (``integrity`` says what its MAC says), or None."""
+        ...
+
+    async def list_open(self) -> Sequence[JournalEntry]:
+        """Every ``open`` entry, oldest first."""
+        ...
+
+    async def claim(self, journal_id: str, replica_id: str, now: datetime) -> bool:
+        """Mark ``replica_id`` as recovering the open entry (compare-and-set).
+
+        Succeeds when the entry is open and unclaimed, claimed by ``replica_id`` already, or its
+        claim is older than :data:`~omni_secrets.domain.rotation.journal.CLAIM_SECONDS`.
+
+        Returns:
+            True when ``replica_id`` now holds the claim.
+        """
+        ...
+
+    async def close(
+        self,
+        journal_id: str,
+        status: JournalStatus,
+        now: datetime,
+        outcome: str | None = None,
+    ) -> bool:
+        """Close the entry if it is still open (compare-and-set; re-signs its MAC).
+
+        Returns:
+            True when it was open and is now ``status``; False when unknown or already closed
+            (someone else closed or recovered it: the caller must not act as if it had).
+        """
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction and the repositories that work inside it.
 
@@ -320,6 +369,9 @@ class UnitOfWork(Protocol):
 
     @property
     def previews(self) -> PreviewRepository: ...
+
+    @property
+    def journal(self) -> CommitJournal: ...
 
     async def __aenter__(self) -> Self:
         """Start the transaction.

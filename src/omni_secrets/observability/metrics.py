@@ -108,7 +108,7 @@ GSM_EVENT_TYPES = (
 # format; duplicate: seen before; unconfirmed: GSM contradicts the event (nothing changed);
 # failed: acting failed (the message is redelivered).
 GSM_EVENT_RESULTS = ("applied", "ignored", "rejected", "duplicate", "unconfirmed", "failed")
-INTEGRITY_TABLES = ("omni_secret_metadata", "omni_break_glass_overrides")
+INTEGRITY_TABLES = ("omni_secret_metadata", "omni_break_glass_overrides", "omni_commit_journal")
 AUDIT_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 ALERT_ACTIONS = ("trigger", "resolve")
 ALERT_RESULTS = ("success", "failure", "dropped")

@@ -19,7 +19,8 @@ log = structlog.get_logger("omni_secrets.integrity")
 
 METADATA_TABLE = "omni_secret_metadata"
 OVERRIDES_TABLE = "omni_break_glass_overrides"
-TABLES = (METADATA_TABLE, OVERRIDES_TABLE)
+JOURNAL_TABLE = "omni_commit_journal"
+TABLES = (METADATA_TABLE, OVERRIDES_TABLE, JOURNAL_TABLE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,16 @@ class ReplicaService:
         self._saw(live)
         return live
 
+    async def live_ids(self, window_seconds: float) -> frozenset[str]:
+        """The ids of the replicas seen within ``window_seconds`` (a narrower window than the
+        registry's own, for the commit journal's recovery).
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached.
+        """
+        live = await self._registry.live(self._clock.now(), window_seconds)
+        return frozenset(r.replica_id for r in live)
+
     async def leave(self) -> None:
         """Remove this replica's row (clean shutdown); never raises."""
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -22,6 +22,7 @@ from omni_secrets.domain.models import (
     RotationPreviewRecord,
 )
 from omni_secrets.domain.repositories import AuditFilter, GroupLock, UnitOfWorkFactory
+from omni_secrets.domain.rotation.journal import JournalEntry, JournalStatus, claimable
 
 
 @dataclass(slots=True)
@@ -34,6 +35,7 @@ class InMemoryState:
         overrides: break-glass overrides by id.
         nonces: used break-glass nonces and when they were used (never pruned).
         previews: rotation previews by id.
+        journal: commit journal entries by id.
     """
 
     metadata: dict[str, OmniSecretMetadata] = field(default_factory=dict)
@@ -41,6 +43,7 @@ class InMemoryState:
     overrides: dict[str, BreakGlassOverrideRecord] = field(default_factory=dict)
     nonces: dict[str, datetime] = field(default_factory=dict)
     previews: dict[str, RotationPreviewRecord] = field(default_factory=dict)
+    journal: dict[str, JournalEntry] = field(default_factory=dict)
 
     def copy(self) -> InMemoryState:
         return InMemoryState(
@@ -49,6 +52,7 @@ class InMemoryState:
             overrides=dict(self.overrides),
             nonces=dict(self.nonces),
             previews=dict(self.previews),
+            journal=dict(self.journal),
         )
 
 
@@ -288,6 +292,45 @@ class _InMemoryPreviews:
         return True
 
 
+class _InMemoryJournal:
+    def __init__(self, uow: InMemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    async def open(self, entry: JournalEntry) -> None:
+        if entry.journal_id in self._uow.state.journal:
+            raise ValueError(f"journal entry {entry.journal_id!r} exists")
+        self._uow.state.journal[entry.journal_id] = replace(
+            entry, status="open", closed_at=None, outcome=None
+        )
+
+    async def get(self, journal_id: str) -> JournalEntry | None:
+        return self._uow.state.journal.get(journal_id)
+
+    async def list_open(self) -> Sequence[JournalEntry]:
+        entries = [e for e in self._uow.state.journal.values() if e.status == "open"]
+        return sorted(entries, key=lambda e: (e.started_at, e.journal_id))
+
+    async def claim(self, journal_id: str, replica_id: str, now: datetime) -> bool:
+        entry = self._uow.state.journal.get(journal_id)
+        if entry is None or entry.status != "open":
+            return False
+        if not claimable(entry, replica_id=replica_id, now=now):
+            return False
+        self._uow.state.journal[journal_id] = replace(entry, claimed_by=replica_id, claimed_at=now)
+        return True
+
+    async def close(
+        self, journal_id: str, status: JournalStatus, now: datetime, outcome: str | None = None
+    ) -> bool:
+        entry = self._uow.state.journal.get(journal_id)
+        if entry is None or entry.status != "open":
+            return False
+        self._uow.state.journal[journal_id] = replace(
+            entry, status=status, closed_at=now, outcome=outcome
+        )
+        return True
+
+
 class InMemoryUnitOfWork:
     """The :class:`~omni_secrets.domain.repositories.UnitOfWork` port over an
     :class:`InMemoryDatabase`: works on a private copy, publishes it on :meth:`commit`.
@@ -305,6 +348,7 @@ class InMemoryUnitOfWork:
         self._audit = _InMemoryAudit(self)
         self._overrides = _InMemoryOverrides(self)
         self._previews = _InMemoryPreviews(self)
+        self._journal = _InMemoryJournal(self)
 
     @property
     def state(self) -> InMemoryState:
@@ -336,6 +380,11 @@ class InMemoryUnitOfWork:
     def previews(self) -> _InMemoryPreviews:
         self.state  # noqa: B018
         return self._previews
+
+    @property
+    def journal(self) -> _InMemoryJournal:
+        self.state  # noqa: B018
+        return self._journal
 
     async def __aenter__(self) -> Self:
         if self._state is not None:

@@ -40,6 +40,8 @@ RUNTIME_PRIVILEGES: Mapping[str, tuple[str, ...]] = {
     "omni_refresh_results": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     # GSM event signals (revocations, candidates), one upserted row per type.
     "omni_secret_signals": ("SELECT", "INSERT", "UPDATE"),
+    # Section 15: commit journal entries are written, claimed and closed, never deleted.
+    "omni_commit_journal": ("SELECT", "INSERT", "UPDATE"),
     # Read-only: which schema revision the database is at.
     "omni_alembic_version": ("SELECT",),
 }

@@ -235,3 +235,32 @@ secret_signals = Table(
     Column("candidate_version", String(32), nullable=True),
     Column("candidate_at", UtcDateTime, nullable=True),
 )
+
+# --- the commit journal (contract section 15) ---------------------------------------------------
+
+commit_journal = Table(
+    "omni_commit_journal",
+    metadata,
+    _id_column("journal_id"),
+    Column("kind", String(16), nullable=False),
+    Column("rotation_group", String(64), nullable=False),
+    Column("lock_id", String(64), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("owner_replica_id", String(64), nullable=False),
+    Column("owner_host", String(255), nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    # Canonical JSON text (domain/rotation/journal.py), exactly what the MAC covers.
+    Column("members", Text, nullable=False),
+    Column("dates", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_at", UtcDateTime, nullable=True),
+    # MAC over domain.rotation.journal.JOURNAL_FIELDS under the integrity key; NULL without one.
+    Column("mac", String(96), nullable=True),
+    CheckConstraint("kind IN ('commit', 'rollback')", name="kind_known"),
+    CheckConstraint("status IN ('open', 'closed', 'aborted', 'recovered')", name="status_known"),
+    CheckConstraint("(status = 'open') = (closed_at IS NULL)", name="closed_pair"),
+)

@@ -1,4 +1,4 @@
-"""``SqlUnitOfWork``: one connection, one transaction, the four SQL repositories.
+"""``SqlUnitOfWork``: one connection, one transaction, the five SQL repositories.
 
 The transaction begins with the first statement (SQLAlchemy autobegin) and ends with
 :meth:`SqlUnitOfWork.commit` or a rollback; leaving the ``async with`` block rolls back whatever
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from omni_secrets.adapters.db.audit import SqlAuditLog
 from omni_secrets.adapters.db.errors import translate_db_errors
+from omni_secrets.adapters.db.journal import SqlCommitJournal
 from omni_secrets.adapters.db.repository import (
     SqlMetadataRepository,
     SqlOverrideRepository,
@@ -52,6 +53,7 @@ class SqlUnitOfWork:
         self._audit: SqlAuditLog | None = None
         self._overrides: SqlOverrideRepository | None = None
         self._previews: SqlPreviewRepository | None = None
+        self._journal: SqlCommitJournal | None = None
 
     @property
     def metadata(self) -> SqlMetadataRepository:
@@ -68,6 +70,10 @@ class SqlUnitOfWork:
     @property
     def previews(self) -> SqlPreviewRepository:
         return self._entered(self._previews)
+
+    @property
+    def journal(self) -> SqlCommitJournal:
+        return self._entered(self._journal)
 
     @property
     def connection(self) -> AsyncConnection:
@@ -90,6 +96,7 @@ class SqlUnitOfWork:
         self._audit = SqlAuditLog(conn, self._keyring)
         self._overrides = SqlOverrideRepository(conn, self._keyring)
         self._previews = SqlPreviewRepository(conn)
+        self._journal = SqlCommitJournal(conn, self._keyring)
         return self
 
     async def __aexit__(
@@ -103,6 +110,7 @@ class SqlUnitOfWork:
         self._audit = None
         self._overrides = None
         self._previews = None
+        self._journal = None
         if conn is None:
             return
         # Cleanup must not mask the error that ended the block: a broken connection cannot

@@ -24,10 +24,13 @@ from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.integrity import IntegrityViolations
 from omni_secrets.service.messagebus import EventBus, Reactions
 from omni_secrets.service.rotation.aliases import PayloadDigests
+from omni_secrets.service.rotation.journal import JournalOwner, JournalWriter
 from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
 from omni_secrets.service.rotation.reactions import MonitorReactions, RotationReactions
+from omni_secrets.service.rotation.recovery import JournalRecovery, LiveReplicas
 from omni_secrets.service.rotation.service import RotationService
 from omni_secrets.service.serving.secrets import OmniSecretService
 
@@ -39,11 +42,13 @@ class RotationFeature:
     Attributes:
         service: preview, commit and cancel (the API's).
         monitor: the rotation rounds (started by ``start_services``).
+        recovery: resolves commits a dead replica left open (start-up and a periodic job).
         reactions: what follows each of their events; add it to ``bus``.
     """
 
     service: RotationService
     monitor: RotationMonitor
+    recovery: JournalRecovery
     reactions: Reactions
 
 
@@ -68,6 +73,9 @@ def build_rotation(
     sleep: Sleep = asyncio.sleep,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     keyring: IntegrityKeyring | None = None,
+    owner: JournalOwner | None = None,
+    live_replicas: LiveReplicas | None = None,
+    integrity: IntegrityViolations | None = None,
 ) -> RotationFeature:
     """Build the rotation service and monitor on ``bus``, and their reactions.
 
@@ -91,6 +99,10 @@ def build_rotation(
         sleep: the monitor's sleep between rounds (tests gate it).
         new_id: makes preview ids.
         keyring: the integrity keys; candidate digests are MACs under them (else preview-keyed).
+        owner: this process, as the commit journal names it (default: replica ``local``).
+        live_replicas: the replicas heard from within the journal's owner window (default:
+            none but this one, i.e. every other owner counts as dead).
+        integrity: told of journal entries whose MAC does not verify.
 
     Raises:
         ValueError: a period, warning window or interval out of range.
@@ -105,6 +117,23 @@ def build_rotation(
         interval_seconds=check_interval_seconds,
         sleep=sleep,
     )
+    journal = JournalWriter(
+        uow_factory=uow_factory, clock=clock, owner=owner or JournalOwner(replica_id="local")
+    )
+
+    async def only_me() -> frozenset[str]:
+        return frozenset({journal.owner.replica_id})
+
+    recovery = JournalRecovery(
+        store=store,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        bus=bus,
+        clock=clock,
+        writer=journal,
+        live_replicas=live_replicas or only_me,
+        integrity=integrity,
+    )
     service = RotationService(
         catalog=catalog,
         store=store,
@@ -116,6 +145,7 @@ def build_rotation(
         period_days=period_days,
         new_id=new_id,
         digests=PayloadDigests(keyring),
+        journal=journal,
     )
     service_reactions = RotationReactions(
         catalog=catalog,
@@ -130,5 +160,6 @@ def build_rotation(
     return RotationFeature(
         service=service,
         monitor=monitor,
+        recovery=recovery,
         reactions={**service_reactions.table(), **monitor_reactions.table()},
     )

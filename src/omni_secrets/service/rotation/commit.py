@@ -30,6 +30,7 @@ from omni_secrets.domain.models import (
     RotationPreviewRecord,
 )
 from omni_secrets.domain.repositories import UnitOfWork, UnitOfWorkFactory
+from omni_secrets.domain.rotation.journal import JournalEntry
 from omni_secrets.domain.secret_store import PREVIOUS_ALIAS, SecretStore, VersionState
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.messagebus import EventBus
@@ -47,6 +48,7 @@ from omni_secrets.service.rotation.events import (
     RotationCommitted,
 )
 from omni_secrets.service.rotation.failures import reported_failures
+from omni_secrets.service.rotation.journal import JournalWriter
 from omni_secrets.service.rotation.views import CommittedMemberView, RotationCommitView
 
 _MAX_ID_IN_AUDIT = 64  # preview ids come from the URL: keep audit rows bounded
@@ -66,6 +68,8 @@ class PreviewCloser:
         bus: where commits, cancels and failures are reported.
         clock: time source.
         period_days: ``OMNI_ROTATION_PERIOD_DAYS``; a commit sets ``dueAt`` = now + period.
+        digests: the candidate payload digests the preview stored.
+        journal: journals the alias moves before the first one.
     """
 
     def __init__(
@@ -79,7 +83,9 @@ class PreviewCloser:
         clock: Clock,
         period_days: int,
         digests: PayloadDigests,
+        journal: JournalWriter,
     ) -> None:
+        self._journal = journal
         self._digests = digests
         self._catalog = catalog
         self._store = store
@@ -107,13 +113,24 @@ class PreviewCloser:
         ):
             record, rows = await self._ready_preview(preview_id, types, context)
             moves = await self._recheck(record, rows)
-            afters = await move_group(self._store, moves)
+            now = self._clock.now()
+            due = rotation.next_due_if_committed(now, self._period_days)
+            # The intent goes to the database before the first move: a replica that dies
+            # between two moves is recovered from it (.recovery).
+            entry = await self._journal.open(
+                kind="commit",
+                group=record.rotation_group.value,
+                lock_id=preview_id,
+                actor=actor,
+                moves=moves,
+                dates={m.secret_type: (now, due) for m in moves},
+            )
             try:
-                now, due = await self._record(record, rows, actor, correlation_id, started)
-            except BaseException:
-                # The database refused (or the lock lapsed): GSM goes back to where it was.
-                await move_back(self._store, moves, afters)
-                raise
+                await self._move_and_record(
+                    entry, moves, record, rows, actor, correlation_id, started
+                )
+            finally:
+                self._journal.done(entry)
         versions = tuple((m.secret_type.value, m.candidate_version) for m in record.members)
         await self._bus.emit(RotationCommitted(record.rotation_group.value, preview_id, versions))
         return RotationCommitView(
@@ -125,6 +142,35 @@ class PreviewCloser:
             last_rotated_at=now,
             due_at=due,
         )
+
+    async def _move_and_record(
+        self,
+        entry: JournalEntry,
+        moves: list[AliasMove],
+        record: RotationPreviewRecord,
+        rows: dict[SecretType, OmniSecretMetadata],
+        actor: str,
+        correlation_id: str | None,
+        started: float,
+    ) -> None:
+        """Move the aliases, then record the commit and close the journal entry together.
+
+        A refusal moves GSM back; the entry is closed ``aborted`` only when every member is
+        known to be back (else recovery resolves it).
+        """
+        try:
+            afters = await move_group(self._store, moves)
+        except GsmChanged as exc:
+            if "notMovedBack" not in exc.details:
+                await self._journal.abort_quietly(entry)
+            raise
+        try:
+            await self._record(entry, record, rows, actor, correlation_id, started)
+        except BaseException:
+            # The database refused (or the lock lapsed): GSM goes back to where it was.
+            if not await move_back(self._store, moves, afters):
+                await self._journal.abort_quietly(entry)
+            raise
 
     async def _ready_preview(
         self, preview_id: str, types: list[SecretType], context: dict[str, Any]
@@ -214,23 +260,27 @@ class PreviewCloser:
 
     async def _record(
         self,
+        entry: JournalEntry,
         record: RotationPreviewRecord,
         rows: dict[SecretType, OmniSecretMetadata],
         actor: str,
         correlation_id: str | None,
         started: float,
-    ) -> tuple[datetime, datetime]:
-        """Pin, stamp the dates, release the lock and append the audit row, in one unit of work.
+    ) -> None:
+        """Pin, stamp the dates, release the lock, close the journal entry and append the audit
+        row, in one unit of work.
 
         The dates before the commit go in the audit row: a rollback restores them.
         """
-        now = self._clock.now()
-        due = rotation.next_due_if_committed(now, self._period_days)
+        now, due = next(iter(entry.dates.values()))
         group, preview_id = record.rotation_group, record.preview_id
         async with self._uow_factory() as uow:
             # The release doubles as a compare-and-set: of two concurrent commits of one
             # preview, only the first still finds its lock (row locks serialise them).
             if not await uow.metadata.release_group(group.value, preview_id):
+                raise PreviewNotFound(preview_id)
+            # So does the close: an entry a recovery already resolved is not ours to record.
+            if not await uow.journal.close(entry.journal_id, "closed", self._clock.now()):
                 raise PreviewNotFound(preview_id)
             versions = {m.secret_type.value: m.candidate_version for m in record.members}
             await uow.metadata.record_rotation(group.value, versions, now, due)
@@ -253,11 +303,11 @@ class PreviewCloser:
                         "lastRotatedAt": to_rfc3339(now),
                         "dueAt": to_rfc3339(due),
                         "datesBefore": dates_of(rows),
+                        "journalId": entry.journal_id,
                     },
                 ),
             )
             await uow.commit()
-        return now, due
 
     async def cancel(self, preview_id: str, *, actor: str, correlation_id: str | None) -> None:
         _require_plausible_id(preview_id)

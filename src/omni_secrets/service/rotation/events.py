@@ -14,6 +14,11 @@ Service (preview, commit, cancel), in the order a call emits them:
 - :class:`RotationCommitted` / :class:`RotationCancelled` — the state change was committed;
 - :class:`RotationFailed` — an expected failure, raised to the caller after this.
 
+Recovery of the commit journal (:mod:`.recovery`):
+
+- :class:`RotationRecovered` — a dead replica's journaled commit or rollback was resolved;
+- :class:`RecoveryDeferred` — an open entry could not be resolved this round (retried).
+
 Monitor, in the order a round emits them:
 
 - :class:`MonitorLeadershipUnknown` — leadership could not be checked (this round follows);
@@ -109,6 +114,49 @@ class RotationRolledBack:
     @property
     def secret_types(self) -> tuple[str, ...]:
         return tuple(secret_type for secret_type, _ in self.versions)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRecovered:
+    """An open journal entry was resolved to one whole generation (committed with its audit row).
+
+    Attributes:
+        group: the rotation group.
+        journal_id: the entry resolved.
+        kind: ``commit`` or ``rollback`` (what the dead replica was doing).
+        outcome: ``forward`` (finished) or ``back`` (undone).
+        owner_replica_id: the replica that died mid-way.
+        versions: each member's active version now, in the group's order.
+    """
+
+    group: str
+    journal_id: str
+    kind: str
+    outcome: str
+    owner_replica_id: str
+    versions: tuple[tuple[str, str], ...]
+
+    @property
+    def secret_types(self) -> tuple[str, ...]:
+        return tuple(secret_type for secret_type, _ in self.versions)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryDeferred:
+    """An open journal entry was left for a later round.
+
+    Attributes:
+        group: the rotation group.
+        journal_id: the entry.
+        reason: ``integrity`` (its MAC does not verify: never acted on), ``gsm`` (GSM failed or
+            kept changing), ``database`` (the resolution could not be recorded).
+        error_type: the exception class, when one was the reason.
+    """
+
+    group: str
+    journal_id: str
+    reason: str
+    error_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

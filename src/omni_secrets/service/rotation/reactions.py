@@ -16,6 +16,9 @@ Service events (logger ``omni_secrets.rotation``):
   (``rotation.on_commit_failed``); the other replicas told (``publish("rotation")``,
   ``rotation.notify_failed``).
 - ``RotationCancelled`` → ``rotation.cancelled``; the metadata re-read, as after a preview.
+- ``RotationRecovered`` → ``rotation.recovered`` (warning: a replica died mid-commit); the pins
+  served at once, the monitor woken and the other replicas told, as after a commit.
+- ``RecoveryDeferred`` → ``rotation.recovery_deferred`` (the entry is retried next round).
 
 Monitor events (logger ``omni_secrets.rotation_monitor``):
 
@@ -65,10 +68,12 @@ from omni_secrets.service.rotation.events import (
     MonitorLeadershipUnknown,
     MonitorRoundFailed,
     PreviewStored,
+    RecoveryDeferred,
     RotationAlertsAsserted,
     RotationCancelled,
     RotationCommitted,
     RotationFailed,
+    RotationRecovered,
     RotationReportComputed,
     RotationRolledBack,
     RotationStatusChanged,
@@ -137,6 +142,13 @@ class RotationReactions:
                 self.announce,
             ],
             RotationCancelled: [self.log_cancelled, self.show_previews],
+            RotationRecovered: [
+                self.log_recovered,
+                self.serve_new_pins,
+                self.wake_monitor,
+                self.announce,
+            ],
+            RecoveryDeferred: [self.log_deferred],
         }
 
     # -- preview -----------------------------------------------------------------------------
@@ -204,7 +216,9 @@ class RotationReactions:
     def log_rolled_back(self, event: RotationRolledBack) -> None:
         log.info("rotation.rolled_back", group=event.group, versions=dict(event.versions))
 
-    async def serve_new_pins(self, event: RotationCommitted | RotationRolledBack) -> None:
+    async def serve_new_pins(
+        self, event: RotationCommitted | RotationRolledBack | RotationRecovered
+    ) -> None:
         try:
             outcomes = await self._catch_up([SecretType(t) for t in event.secret_types])
         except Exception as exc:  # the commit stands; reconcile picks the pins up later
@@ -224,18 +238,42 @@ class RotationReactions:
         for name in ROTATION_ALERT_NAMES:
             self._alerts.resolve(name, event.group)
 
-    def wake_monitor(self, _event: RotationCommitted | RotationRolledBack) -> None:
+    def wake_monitor(
+        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered
+    ) -> None:
         try:
             self._monitor.wake()
         except Exception as exc:
             log.warning("rotation.on_commit_failed", error_type=type(exc).__name__)
 
-    async def announce(self, _event: RotationCommitted | RotationRolledBack) -> None:
+    async def announce(
+        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered
+    ) -> None:
         try:
             # The other replicas refresh the new pins at once instead of at their next reconcile.
             await self._publish(KIND_ROTATION)
         except Exception as exc:
             log.warning("rotation.notify_failed", error_type=type(exc).__name__)
+
+    def log_recovered(self, event: RotationRecovered) -> None:
+        log.warning(
+            "rotation.recovered",
+            group=event.group,
+            journal_id=event.journal_id,
+            kind=event.kind,
+            outcome=event.outcome,
+            owner_replica_id=event.owner_replica_id,
+            versions=dict(event.versions),
+        )
+
+    def log_deferred(self, event: RecoveryDeferred) -> None:
+        log.warning(
+            "rotation.recovery_deferred",
+            group=event.group,
+            journal_id=event.journal_id,
+            reason=event.reason,
+            error_type=event.error_type,
+        )
 
     def log_cancelled(self, event: RotationCancelled) -> None:
         log.info("rotation.cancelled", group=event.group, preview_id=event.preview_id)

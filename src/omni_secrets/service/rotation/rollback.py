@@ -22,12 +22,14 @@ from omni_secrets.domain.catalog import Catalog, CatalogEntry, SecretType, parse
 from omni_secrets.domain.clock import Clock, to_rfc3339
 from omni_secrets.domain.errors import (
     CatalogNotSeeded,
+    GsmChanged,
     RollbackNotPossible,
     RotationInProgress,
     SecretStoreError,
 )
 from omni_secrets.domain.models import OmniSecretAccessEvent, OmniSecretMetadata
 from omni_secrets.domain.repositories import AuditFilter, UnitOfWork, UnitOfWorkFactory
+from omni_secrets.domain.rotation.journal import JournalEntry
 from omni_secrets.domain.secret_store import SecretInfo, SecretStore, VersionState
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.messagebus import EventBus
@@ -40,6 +42,7 @@ from omni_secrets.service.rotation.aliases import (
 )
 from omni_secrets.service.rotation.events import RotationRolledBack
 from omni_secrets.service.rotation.failures import reported_failures
+from omni_secrets.service.rotation.journal import JournalWriter
 from omni_secrets.service.rotation.preview import PreviewOpener
 from omni_secrets.service.rotation.views import CommittedMemberView, RotationCommitView
 
@@ -60,7 +63,9 @@ class GroupRollback:
         bus: EventBus,
         clock: Clock,
         new_id: Callable[[], str],
+        journal: JournalWriter,
     ) -> None:
+        self._journal = journal
         self._catalog = catalog
         self._store = store
         self._uow_factory = uow_factory
@@ -91,14 +96,28 @@ class GroupRollback:
             try:
                 moves = await self._check(entry, members, rows)
                 dates = await self._dates_to_restore(group.value, rows, moves)
-                afters = await move_group(self._store, moves)
+                journaled = await self._journal.open(
+                    kind="rollback",
+                    group=group.value,
+                    lock_id=lock_id,
+                    actor=actor,
+                    moves=moves,
+                    dates=dates,
+                )
                 try:
-                    await self._record(
-                        entry, moves, rows, dates, lock_id, actor, correlation_id, started
+                    await self._move_and_record(
+                        journaled,
+                        entry,
+                        moves,
+                        rows,
+                        dates,
+                        lock_id,
+                        actor,
+                        correlation_id,
+                        started,
                     )
-                except BaseException:
-                    await move_back(self._store, moves, afters)
-                    raise
+                finally:
+                    self._journal.done(journaled)
             except BaseException:
                 await self._release(group.value, lock_id)
                 raise
@@ -110,6 +129,34 @@ class GroupRollback:
             last_rotated_at=min(d[0] for d in dates.values()),
             due_at=min(d[1] for d in dates.values()),
         )
+
+    async def _move_and_record(
+        self,
+        journaled: JournalEntry,
+        entry: CatalogEntry,
+        moves: Sequence[AliasMove],
+        rows: dict[SecretType, OmniSecretMetadata],
+        dates: dict[str, tuple[datetime, datetime]],
+        lock_id: str,
+        actor: str,
+        correlation_id: str | None,
+        started: float,
+    ) -> None:
+        """Swap the aliases, then record the rollback and close the journal entry together."""
+        try:
+            afters = await move_group(self._store, moves)
+        except GsmChanged as exc:
+            if "notMovedBack" not in exc.details:
+                await self._journal.abort_quietly(journaled)
+            raise
+        try:
+            await self._record(
+                journaled, entry, moves, rows, dates, lock_id, actor, correlation_id, started
+            )
+        except BaseException:
+            if not await move_back(self._store, moves, afters):
+                await self._journal.abort_quietly(journaled)
+            raise
 
     async def _lock(
         self, entry: CatalogEntry, members: Sequence[CatalogEntry], lock_id: str
@@ -211,6 +258,7 @@ class GroupRollback:
 
     async def _record(
         self,
+        journaled: JournalEntry,
         entry: CatalogEntry,
         moves: Sequence[AliasMove],
         rows: dict[SecretType, OmniSecretMetadata],
@@ -225,6 +273,8 @@ class GroupRollback:
         async with self._uow_factory() as uow:
             if not await uow.metadata.release_group(group, lock_id):
                 raise RollbackNotPossible("the group's lock lapsed during the rollback")
+            if not await uow.journal.close(journaled.journal_id, "closed", self._clock.now()):
+                raise RollbackNotPossible("the rollback was resolved by recovery meanwhile")
             for secret_type, version in versions.items():
                 await uow.metadata.pin_active_version(
                     secret_type, version, only_if_unpinned=False, rotation_dates=dates[secret_type]
@@ -246,6 +296,7 @@ class GroupRollback:
                             for t, d in dates.items()
                         },
                         "datesBefore": dates_of(rows),
+                        "journalId": journaled.journal_id,
                     },
                 ),
             )
@@ -265,7 +316,7 @@ async def _undone_row(
 ) -> dict[str, Any] | None:
     """``datesBefore`` of the newest commit or rollback that moved ``back_to`` → ``served``."""
     rows: list[OmniSecretAccessEvent] = []
-    for action in ("rotation_commit", "rotation_rollback"):
+    for action in ("rotation_commit", "rotation_rollback", "rotation_recovered"):
         rows.extend(await uow.audit.search(AuditFilter(action=action), _AUDIT_LOOKBACK))
     for row in sorted(rows, key=lambda r: r.id, reverse=True):
         details = row.details

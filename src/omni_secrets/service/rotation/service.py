@@ -33,6 +33,7 @@ from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.commit import PreviewCloser
+from omni_secrets.service.rotation.journal import JournalOwner, JournalWriter
 from omni_secrets.service.rotation.preview import PreviewOpener
 from omni_secrets.service.rotation.rollback import GroupRollback
 from omni_secrets.service.rotation.views import RotationCommitView, RotationPreviewView
@@ -53,6 +54,9 @@ class RotationService:
         clock: time source.
         period_days: ``OMNI_ROTATION_PERIOD_DAYS``; a commit sets ``dueAt`` = now + period.
         new_id: makes preview ids (random UUIDs by default).
+        digests: candidate payload digests (keyed by the integrity keys when configured).
+        journal: journals each commit's and rollback's alias moves before the first one
+            (default: a journal owned by replica ``local``, for tests without a registry).
 
     Raises:
         ValueError: ``period_days`` is below 1.
@@ -71,10 +75,14 @@ class RotationService:
         period_days: int,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         digests: PayloadDigests | None = None,
+        journal: JournalWriter | None = None,
     ) -> None:
         if period_days < 1:
             raise ValueError(f"period_days must be >= 1, got {period_days}")
         digests = digests or PayloadDigests()
+        journal = journal or JournalWriter(
+            uow_factory=uow_factory, clock=clock, owner=JournalOwner(replica_id="local")
+        )
         self._opener = PreviewOpener(
             catalog=catalog,
             store=store,
@@ -96,6 +104,7 @@ class RotationService:
             bus=bus,
             clock=clock,
             new_id=new_id,
+            journal=journal,
         )
         self._closer = PreviewCloser(
             catalog=catalog,
@@ -106,6 +115,7 @@ class RotationService:
             clock=clock,
             period_days=period_days,
             digests=digests,
+            journal=journal,
         )
 
     async def preview(
