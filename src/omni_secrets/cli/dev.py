@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from omni_secrets.api.scopes import Scope
-from omni_secrets.cli._common import EXIT_USAGE, fail
+from omni_secrets.cli import _dev_data
+from omni_secrets.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from omni_secrets.cli._target import token_env_var
 from omni_secrets.domain.catalog import DEFAULT_GSM_SECRET_PREFIX
 from omni_secrets.domain.clock import SystemClock
@@ -37,12 +38,13 @@ from omni_secrets.domain.exchange import ApexCredentials
 if TYPE_CHECKING:
     # Annotations only (config pulls in pydantic-settings; `--help` must not pay for it).
     from omni_secrets.config import Settings
+    from omni_secrets.domain.models import OmniSecretMetadata
     from omni_secrets.emulator import GsmEmulator
     from omni_secrets.testing import FakeApexServer
 
 DEV_PROJECT = "omni-dev"
 DEV_TOKEN_TTL = timedelta(hours=12)
-ENV_FILE_NAME = "env"
+ENV_FILE_NAME = _dev_data.ENV_FILE_NAME
 INTEGRITY_KEY_FILE_NAME = "integrity.key"
 # Obviously fake demo values: they exist only inside the in-process emulator.
 DEMO_SECRETS: dict[str, str] = {
@@ -74,14 +76,23 @@ def dev(
     data_dir: Path = typer.Option(
         Path(".omni-dev"), "--data-dir", metavar="DIR", help="Where state and the env file live."
     ),
+    reset: bool = typer.Option(
+        False, "--reset", help="Wipe the data dir (after a confirmation) instead of serving."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="With --reset: do not ask for confirmation."),
 ) -> None:
     """Run the whole service embedded, for development (OMNI_ENVIRONMENT=development).
 
     Usage: omni-secrets dev [--host 127.0.0.1] [--port 8080] [--data-dir .omni-dev]
 
     Checks that the port is free before anything else (exit 2 with one line otherwise). The
-    data dir keeps the SQLite database, the break-glass key pair, the dev token secret and the
-    integrity key; delete it to start from scratch. Each start writes DATA_DIR/env (mode 0600):
+    data dir keeps the SQLite database, the break-glass key pair, the dev token secret, the
+    integrity key and the GSM emulator's state (gsm-emulator.json: versions, states, aliases,
+    etags, annotations; fake values, mode 0600), so a restart serves what it served before.
+    When the database pins a version the emulator lacks (a data dir from an older version),
+    dev exits 1 with one line. `omni-secrets dev --reset` wipes the data dir after a
+    confirmation (--yes skips it) and refuses a directory holding files dev did not write.
+    Each start writes DATA_DIR/env (mode 0600):
     `source .omni-dev/env` exports OMNI_URL, OMNI_DATABASE_URL, OMNI_AUTH_HS256_SECRET,
     OMNI_INTEGRITY_KEY_FILE, OMNI_GSM_ENDPOINT, GCP_PROJECT_ID, OMNI_ENVIRONMENT and one
     OMNI_TOKEN_<SCOPE> per scope (e.g. OMNI_TOKEN_OMNI_SECRETS_READ), so every CLI command works
@@ -94,9 +105,15 @@ def dev(
     # Here, not at the top: pydantic-settings loads only when `dev` runs.
     from omni_secrets.config import load_checked_settings
 
+    if reset:
+        _dev_data.reset(data_dir, yes=yes)
+        return
+    if yes:
+        fail("--yes goes with --reset", code=EXIT_USAGE)
     if os.environ.get("OMNI_ENVIRONMENT", "development") == "production":
         fail("omni-secrets dev never runs with OMNI_ENVIRONMENT=production", code=EXIT_USAGE)
     require_free_port(host, port)
+    given_data_dir = data_dir
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -105,7 +122,7 @@ def dev(
     private_file, public_b64 = _break_glass_key_pair(data_dir)
     hs256_secret = _write_once(data_dir / "token.secret", secrets.token_urlsafe(48))
     integrity_key_file = _integrity_key_file(data_dir)
-    emulator, gsm_address = _start_emulator()
+    emulator, gsm_address = _start_emulator(data_dir, given_data_dir)
     fake_apex = None
     forced: dict[str, str] = {
         "OMNI_ENVIRONMENT": "development",
@@ -124,6 +141,7 @@ def dev(
             forced["OMNI_APEX_BASE_URL"] = fake_apex.base_url
         settings = load_checked_settings(**forced)
         _migrate_and_seed(settings)
+        _require_agreement(settings, emulator, given_data_dir)
         env_file = data_dir / ENV_FILE_NAME
         _write_private(
             env_file,
@@ -167,19 +185,40 @@ def _integrity_key_file(data_dir: Path) -> Path:
     return path
 
 
-def _start_emulator() -> tuple[GsmEmulator, str]:
-    """The in-process GSM emulator, seeded with the fake demo values, and its address.
+def _start_emulator(data_dir: Path, given_data_dir: Path) -> tuple[GsmEmulator, str]:
+    """The in-process GSM emulator with the state kept in ``data_dir``, and its address.
 
-    Each demo secret's one version is named ``current`` (contract section 15), as a real
-    deployment's secrets are after their first commit.
+    The first start seeds the fake demo values, each demo secret's one version named
+    ``current`` (contract section 15), as a real deployment's secrets are after their first
+    commit; later starts load what the last one left (a demo secret missing from it is seeded).
     """
-    from omni_secrets.emulator import GsmEmulator
+    import grpc
+
+    from omni_secrets.emulator import GsmEmulator, RpcFault
     from omni_secrets.emulator.seed import Seed
 
-    emulator = GsmEmulator()
+    state_file = data_dir / _dev_data.EMULATOR_STATE_FILE_NAME
+    try:
+        emulator = GsmEmulator(state_file=state_file)
+    except ValueError as exc:
+        fail(
+            f"cannot load the dev GSM emulator state {state_file}: {exc}; start afresh with: "
+            f"{_dev_data.reset_command(given_data_dir)}",
+            code=EXIT_FAILED,
+        )
     address = emulator.start()
     prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
     ids = {f"{prefix}{k}": v for k, v in DEMO_SECRETS.items()}
+    for secret_id in list(ids):
+        try:
+            emulator.aliases(DEV_PROJECT, secret_id)
+        except RpcFault as fault:
+            if fault.code is not grpc.StatusCode.NOT_FOUND:
+                raise
+        else:
+            del ids[secret_id]  # kept from the last start
+    if not ids:
+        return emulator, address
     emulator.apply_seed(
         Seed(
             project_id=DEV_PROJECT,
@@ -215,6 +254,26 @@ def _migrate_and_seed(settings: Settings) -> None:
     # A data dir from before the integrity key has unsigned pins: in dev (only) we vouch for
     # them, so an old data dir keeps working.
     asyncio.run(_sign_dev_pins(settings))
+
+
+def _require_agreement(settings: Settings, emulator: GsmEmulator, given_data_dir: Path) -> None:
+    """Exit 1 with one line when the database pins a version the emulator lacks."""
+    import asyncio
+
+    from omni_secrets.bootstrap.database import open_database
+
+    async def pinned() -> list[OmniSecretMetadata]:
+        async with open_database(settings.database_url) as uow_factory, uow_factory() as uow:
+            return list(await uow.metadata.list_all())
+
+    problem = _dev_data.first_disagreement(asyncio.run(pinned()), emulator, DEV_PROJECT)
+    if problem is not None:
+        emulator.stop()
+        fail(
+            f"{given_data_dir} disagrees with itself: {problem} (a data dir from an older "
+            f"omni-secrets dev?); start afresh with: {_dev_data.reset_command(given_data_dir)}",
+            code=EXIT_FAILED,
+        )
 
 
 async def _sign_dev_pins(settings: Settings) -> None:

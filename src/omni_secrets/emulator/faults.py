@@ -25,6 +25,7 @@ RPC_NAMES = (
     "DisableSecretVersion",
     "DestroySecretVersion",
     "UpdateSecret",
+    "TestIamPermissions",
 )
 ANY_METHOD = "*"
 

@@ -20,14 +20,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import grpc
 from google.cloud.secretmanager_v1.types import resources, service
+from google.iam.v1 import iam_policy_pb2
 
 from omni_secrets.emulator.control import ControlServer
 from omni_secrets.emulator.faults import CallRecord, FaultPlan
+from omni_secrets.emulator.persistence import StateFile
 from omni_secrets.emulator.seed import Seed
 from omni_secrets.emulator.state import RpcFault, SecretManagerState, State
 
@@ -94,9 +97,18 @@ class GsmEmulator:
         events: called with (GSM event type, resource) after every change, through the RPCs
             and the Python API alike (:class:`~omni_secrets.emulator.events.PubSubEventPublisher`
             ``.publish``); its failures are logged, never raised into the call.
+        state_file: when given, the state is loaded from this JSON file if it exists and the
+            file is rewritten (atomically, mode 0600) after every change, so versions, states,
+            aliases, etags and annotations survive a restart (``omni-secrets dev``);
+            :attr:`restored` says whether it was loaded.
+
+    TestIamPermissions answers, for a secret that exists, the permissions asked that are in
+    :attr:`granted_permissions` (None, the default, grants every permission), as Secret
+    Manager answers the subset the caller holds.
 
     Raises:
-        ValueError: ``host`` is not a loopback address.
+        ValueError: ``host`` is not a loopback address, or ``state_file`` holds no emulator
+            state.
     """
 
     def __init__(
@@ -108,6 +120,7 @@ class GsmEmulator:
         max_workers: int = DEFAULT_MAX_WORKERS,
         now: Callable[[], datetime] | None = None,
         events: Callable[[str, Any], None] | None = None,
+        state_file: Path | None = None,
     ) -> None:
         self._host = require_loopback(host)
         self._events = events
@@ -116,6 +129,15 @@ class GsmEmulator:
         self._max_workers = max_workers
         self.state = SecretManagerState(now)
         self.faults = FaultPlan()
+        self.granted_permissions: frozenset[str] | None = None
+        self.restored = False
+        if state_file is not None:
+            stored = StateFile(state_file)
+            document = stored.read()
+            if document is not None:
+                self.state.load(document)
+                self.restored = True
+            self.state.persist_to(stored.write)
         self._stopping = threading.Event()
         self._lifecycle = threading.Lock()
         self._server: grpc.Server | None = None
@@ -433,6 +455,11 @@ class GsmEmulator:
                 resources.Secret,
                 lambda r: state.update_secret(r.secret, list(r.update_mask.paths)),
             ),
+            "TestIamPermissions": (
+                _Protobuf(iam_policy_pb2.TestIamPermissionsRequest),
+                _Protobuf(iam_policy_pb2.TestIamPermissionsResponse),
+                self._test_iam_permissions,
+            ),
         }
         for rpc, event_type in _EVENTS_BY_RPC.items():
             request_type, response_type, impl = rpcs[rpc]
@@ -488,6 +515,13 @@ class GsmEmulator:
 
         return handle
 
+    def _test_iam_permissions(self, request: Any) -> Any:
+        self.state.get_secret(request.resource)  # NOT_FOUND / INVALID_ARGUMENT as GSM
+        granted = self.granted_permissions
+        return iam_policy_pb2.TestIamPermissionsResponse(
+            permissions=[p for p in request.permissions if granted is None or p in granted]
+        )
+
     def _access(self, request: Any) -> Any:
         response = self.state.access(request.name)
         if self.faults.take_corruption():
@@ -498,6 +532,14 @@ class GsmEmulator:
         if self.faults.take_checksum_omission():
             response.payload = resources.SecretPayload(data=response.payload.data)
         return response
+
+
+class _Protobuf:
+    """A plain protobuf message class (the IAM ones) with proto-plus's (de)serialize names."""
+
+    def __init__(self, message_type: Any) -> None:
+        self.deserialize = message_type.FromString
+        self.serialize = message_type.SerializeToString
 
 
 # GSM's event type for each mutating RPC (contract section 12).

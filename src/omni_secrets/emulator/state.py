@@ -35,6 +35,8 @@ import google_crc32c
 import grpc
 from google.cloud.secretmanager_v1.types import resources, service
 
+from omni_secrets.emulator import persistence
+
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PAGE_SIZE = 25_000
 
@@ -109,6 +111,35 @@ class SecretManagerState:
         self._now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._secrets: dict[tuple[str, str], _Secret] = {}
+        self._on_change: Callable[[dict[str, Any]], None] | None = None
+
+    # --- persistence (``omni-secrets dev`` keeps its state across restarts) ------------------
+
+    def persist_to(self, on_change: Callable[[dict[str, Any]], None] | None) -> None:
+        """Call ``on_change`` with :meth:`export`'s document after every change (under the lock,
+        so documents arrive in the order of the changes); None stops it."""
+        with self._lock:
+            self._on_change = on_change
+
+    def export(self) -> dict[str, Any]:
+        """Every secret and version as a JSON-ready document (:func:`.persistence.encode`)."""
+        with self._lock:
+            return persistence.encode(self._secrets)
+
+    def load(self, document: dict[str, Any]) -> None:
+        """Replace every secret and version with those of an :meth:`export` document.
+
+        Raises:
+            ValueError: the document is not one :meth:`export` wrote.
+        """
+        secrets = persistence.decode(document, _Secret, _Version)
+        with self._lock:
+            self._secrets = secrets
+
+    def _changed(self) -> None:
+        """After a change (caller holds the lock): hand the new state to the persister."""
+        if self._on_change is not None:
+            self._on_change(persistence.encode(self._secrets))
 
     # --- secrets -----------------------------------------------------------------------------
 
@@ -133,6 +164,7 @@ class SecretManagerState:
             stored.create_time = self._now()
             stored.etag = _new_etag()
             self._secrets[(project, secret_id)] = _Secret(message=stored)
+            self._changed()
             return resources.Secret(stored)
 
     def get_secret(self, name: str) -> Any:
@@ -174,6 +206,7 @@ class SecretManagerState:
                 client_checksum=sent_checksum,
             )
             secret.versions[version.number] = version
+            self._changed()
             return self._version_message(secret, version)
 
     def get_version(self, name: str) -> Any:
@@ -279,6 +312,7 @@ class SecretManagerState:
                 if target == State.ENABLED:
                     version.scheduled_destroy_time = None
             version.etag = _new_etag()
+            self._changed()
             return self._version_message(secret, version)
 
     def update_secret(self, secret: Any, paths: list[str]) -> Any:
@@ -317,6 +351,7 @@ class SecretManagerState:
                 )
             updated.etag = _new_etag()
             stored.message = updated
+            self._changed()
             return resources.Secret(updated)
 
     def tick(self) -> list[tuple[str, Any]]:
@@ -342,6 +377,8 @@ class SecretManagerState:
                 rotated = self._rotate_if_due(secret, now)
                 if rotated is not None:
                     events.append(("SECRET_ROTATE", rotated))
+            if events:
+                self._changed()
         return events
 
     # --- helpers (caller holds the lock) -----------------------------------------------------
