@@ -28,6 +28,7 @@ from omni_secrets.service.messagebus import EventBus, Reactions
 from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
 from omni_secrets.service.rotation.reactions import MonitorReactions, RotationReactions
+from omni_secrets.service.rotation.reminder import GsmRotationReminder
 from omni_secrets.service.rotation.service import RotationService
 from omni_secrets.service.serving.secrets import OmniSecretService
 
@@ -40,11 +41,14 @@ class RotationFeature:
         service: preview, commit and cancel (the API's).
         monitor: the rotation rounds (started by ``start_services``).
         reactions: what follows each of their events; add it to ``bus``.
+        reminder: GSM's own rotation reminder; a commit and a rollback move it, and so must
+            any other decision that moves a group's ``dueAt`` (adoption).
     """
 
     service: RotationService
     monitor: RotationMonitor
     reactions: Reactions
+    reminder: GsmRotationReminder
 
 
 def build_rotation(
@@ -117,6 +121,9 @@ def build_rotation(
         new_id=new_id,
         digests=PayloadDigests(keyring),
     )
+    reminder = GsmRotationReminder(
+        catalog=catalog, store=store, clock=clock, warning_days=warning_days
+    )
     service_reactions = RotationReactions(
         catalog=catalog,
         secrets=secrets,
@@ -125,10 +132,12 @@ def build_rotation(
         auditor=auditor,
         monitor=monitor,
         publish=publish,
+        reminder=reminder,
     )
     monitor_reactions = MonitorReactions(metrics=metrics, alerts=alerts, auditor=auditor)
     return RotationFeature(
         service=service,
         monitor=monitor,
         reactions={**service_reactions.table(), **monitor_reactions.table()},
+        reminder=reminder,
     )

@@ -115,7 +115,9 @@ class PreviewCloser:
                 await move_back(self._store, moves, afters)
                 raise
         versions = tuple((m.secret_type.value, m.candidate_version) for m in record.members)
-        await self._bus.emit(RotationCommitted(record.rotation_group.value, preview_id, versions))
+        await self._bus.emit(
+            RotationCommitted(record.rotation_group.value, preview_id, versions, due_at=due)
+        )
         return RotationCommitView(
             group=record.rotation_group.value,
             members=tuple(
