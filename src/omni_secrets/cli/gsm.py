@@ -1,4 +1,4 @@
-"""``omni-secrets gsm versions list|add|enable|disable|retire``: a catalog secret's versions.
+"""``omni-secrets gsm versions list|add|enable|disable|destroy|retire``: a secret's versions.
 
 Uses the official client against ``OMNI_GSM_ENDPOINT`` (the emulator of ``omni-secrets dev``) or,
 when unset, Google with Application Default Credentials, in the project ``GCP_PROJECT_ID``; the
@@ -27,7 +27,13 @@ from omni_secrets.domain.catalog import SecretType, parse_secret_type
 from omni_secrets.domain.clock import to_rfc3339
 from omni_secrets.domain.errors import SecretStoreError
 from omni_secrets.domain.secret_store import VersionInfo, VersionState
-from omni_secrets.service.gsm_versions import GsmVersions, RetireRefused, RetireResult
+from omni_secrets.service.gsm_versions import (
+    AliasedVersionRefused,
+    GsmVersions,
+    RetireRefused,
+    RetireResult,
+    VersionListing,
+)
 
 T = TypeVar("T")
 
@@ -55,13 +61,14 @@ VersionArgument = Annotated[
 def register(app: typer.Typer) -> None:
     """Add the ``gsm`` group (with its ``versions`` subgroup) to ``app``."""
     versions = typer.Typer(
-        help="List, add, enable, disable or retire versions of a catalog secret in GSM.",
+        help="List, add, enable, disable, destroy or retire versions of a catalog secret in GSM.",
         no_args_is_help=True,
     )
     versions.command("list")(list_versions)
     versions.command("add")(add_version)
     versions.command("enable")(enable_version)
     versions.command("disable")(disable_version)
+    versions.command("destroy")(destroy_version)
     versions.command("retire")(retire_versions)
     group = typer.Typer(
         help="Google Secret Manager (OMNI_GSM_ENDPOINT, else Google with ADC; GCP_PROJECT_ID).",
@@ -72,36 +79,57 @@ def register(app: typer.Typer) -> None:
 
 
 def list_versions(secret_type: SecretTypeOption, as_json: JsonOption = False) -> None:
-    """List every version of the type's secret with its state and create time, newest first.
+    """List every version of the type's secret, newest first: state, create time, aliases.
 
-    Read-only; never reads or prints a value. Exit 0; 1 the secret does not exist or access is
-    denied; 2 bad input or GCP_PROJECT_ID unset; 3 GSM unreachable.
+    The version the `current` alias names is the one the service serves (marked "served");
+    `previous` is the one a `rotation rollback` returns to. Read-only; never reads or prints a
+    value. Exit 0; 1 the secret does not exist or access is denied; 2 bad input or
+    GCP_PROJECT_ID unset; 3 GSM unreachable.
 
     --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
-    "versions": [{"version": "2", "state": "ENABLED", "createTime": "..."}]}.
+    "servedVersion": "2", "versions": [{"version": "2", "state": "ENABLED",
+    "createTime": "...", "aliases": ["current"]}]} (servedVersion null without `current`).
     """
     checked = parse_secret_type(secret_type)
-    versions = _run(lambda tool: tool.list(checked))
-    secret_id = _secret_id(checked)
+    listing = _run(lambda tool: tool.listing(checked))
     if as_json:
         print_json(
             {
                 "secretType": checked.value,
-                "gsmSecretId": secret_id,
-                "versions": [_version_json(v) for v in versions],
+                "gsmSecretId": listing.secret_id,
+                "servedVersion": listing.served,
+                "versions": [
+                    {**_version_json(v), "aliases": list(listing.aliases_of(v.version))}
+                    for v in listing.versions
+                ],
             }
         )
         return
+    _print_listing(checked, listing)
+
+
+def _print_listing(secret_type: SecretType, listing: VersionListing) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{secret_id} ({checked.value})", box=None, pad_edge=False)
-    for column in ("version", "state", "created"):
+    table = Table(title=f"{listing.secret_id} ({secret_type.value})", box=None, pad_edge=False)
+    for column in ("version", "state", "created", "aliases", "served"):
         table.add_column(column, no_wrap=True)
     style = {"ENABLED": "green", "DISABLED": "yellow", "DESTROYED": "red"}
-    for v in versions:
+    for v in listing.versions:
         state = v.state.value
-        table.add_row(v.version, f"[{style[state]}]{state}[/]", to_rfc3339(v.create_time))
+        table.add_row(
+            v.version,
+            f"[{style[state]}]{state}[/]",
+            to_rfc3339(v.create_time),
+            ", ".join(listing.aliases_of(v.version)) or "-",
+            "[bold]served[/]" if v.version == listing.served else "",
+        )
     console().print(table)
+    if listing.served is None:
+        console().print(
+            "no 'current' alias: the service serves the version pinned in its database "
+            "(omni-secrets status shows it)"
+        )
 
 
 def add_version(
@@ -146,21 +174,67 @@ def enable_version(
     _print_version(checked, changed, "enabled", as_json=as_json)
 
 
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Also when an alias (current: the served version; previous) names the version.",
+    ),
+]
+
+
 def disable_version(
-    secret_type: SecretTypeOption, version: VersionArgument, as_json: JsonOption = False
+    secret_type: SecretTypeOption,
+    version: VersionArgument,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Disable one version of the type's secret (reversible with `enable`).
 
-    Safety: disabling the version the service serves makes that type fail closed at its next
-    read from GSM. Disable an old version only after a rotation commit moved the pin away
-    from it (`omni-secrets status` shows the served version). Exit codes as `enable`.
+    Safety: refuses, changing nothing, a version that an alias names: `current` is the version
+    the service serves (disabling it makes that type fail closed at its next read from GSM) and
+    `previous` is where `rotation rollback` goes. --force disables it anyway. Exit 0; 1 refused
+    (aliased), unknown or destroyed version, access denied; 2 bad input; 3 GSM unreachable.
 
     --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
     "version": "1", "state": "DISABLED", "createTime": "..."}.
     """
     checked = parse_secret_type(secret_type)
-    changed = _run(lambda tool: tool.set_state(checked, version, VersionState.DISABLED))
+    try:
+        changed = _run(
+            lambda tool: tool.set_state(checked, version, VersionState.DISABLED, force=force)
+        )
+    except AliasedVersionRefused as exc:
+        fail(str(exc), code=EXIT_FAILED)
     _print_version(checked, changed, "disabled", as_json=as_json)
+
+
+def destroy_version(
+    secret_type: SecretTypeOption,
+    version: VersionArgument,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Destroy one version of the type's secret: irreversible, its value is gone.
+
+    Where the secret has a version_destroy_ttl (deploy/gcp/setup.sh sets 7 days) GSM disables
+    the version now and destroys it when the TTL passes; `enable` before then cancels it.
+    Safety: refuses, changing nothing, a version that an alias (current, previous) names unless
+    --force. Revoke the key at ApeX Omni first. Exit 0; 1 refused (aliased), unknown or already
+    destroyed version, access denied; 2 bad input; 3 GSM unreachable.
+
+    --json prints {"secretType": "api_key", "gsmSecretId": "apex-omni-api-key",
+    "version": "1", "state": "DESTROYED" (or "DISABLED" while scheduled), "createTime": "..."}.
+    """
+    checked = parse_secret_type(secret_type)
+    try:
+        changed = _run(lambda tool: tool.destroy(checked, version, force=force))
+    except AliasedVersionRefused as exc:
+        fail(str(exc), code=EXIT_FAILED)
+    scheduled = changed.state is not VersionState.DESTROYED
+    _print_version(
+        checked, changed, "scheduled destruction of" if scheduled else "destroyed", as_json=as_json
+    )
 
 
 DestroyOption = Annotated[

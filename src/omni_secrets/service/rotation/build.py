@@ -31,6 +31,7 @@ from omni_secrets.service.rotation.journal import JournalOwner, JournalWriter
 from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
 from omni_secrets.service.rotation.reactions import MonitorReactions, RotationReactions
 from omni_secrets.service.rotation.recovery import JournalRecovery, LiveReplicas
+from omni_secrets.service.rotation.reminder import GsmRotationReminder
 from omni_secrets.service.rotation.service import RotationService
 from omni_secrets.service.serving.secrets import OmniSecretService
 
@@ -44,12 +45,15 @@ class RotationFeature:
         monitor: the rotation rounds (started by ``start_services``).
         recovery: resolves commits a dead replica left open (start-up and a periodic job).
         reactions: what follows each of their events; add it to ``bus``.
+        reminder: GSM's own rotation reminder; a commit and a rollback move it, and so must
+            any other decision that moves a group's ``dueAt`` (adoption).
     """
 
     service: RotationService
     monitor: RotationMonitor
     recovery: JournalRecovery
     reactions: Reactions
+    reminder: GsmRotationReminder
 
 
 def build_rotation(
@@ -147,6 +151,9 @@ def build_rotation(
         digests=PayloadDigests(keyring),
         journal=journal,
     )
+    reminder = GsmRotationReminder(
+        catalog=catalog, store=store, clock=clock, warning_days=warning_days
+    )
     service_reactions = RotationReactions(
         catalog=catalog,
         secrets=secrets,
@@ -155,6 +162,7 @@ def build_rotation(
         auditor=auditor,
         monitor=monitor,
         publish=publish,
+        reminder=reminder,
     )
     monitor_reactions = MonitorReactions(metrics=metrics, alerts=alerts, auditor=auditor)
     return RotationFeature(
@@ -162,4 +170,5 @@ def build_rotation(
         monitor=monitor,
         recovery=recovery,
         reactions={**service_reactions.table(), **monitor_reactions.table()},
+        reminder=reminder,
     )

@@ -132,7 +132,9 @@ class PreviewCloser:
             finally:
                 self._journal.done(entry)
         versions = tuple((m.secret_type.value, m.candidate_version) for m in record.members)
-        await self._bus.emit(RotationCommitted(record.rotation_group.value, preview_id, versions))
+        await self._bus.emit(
+            RotationCommitted(record.rotation_group.value, preview_id, versions, due_at=due)
+        )
         return RotationCommitView(
             group=record.rotation_group.value,
             members=tuple(

@@ -31,7 +31,7 @@ Monitor, in the order a round emits them:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -88,11 +88,13 @@ class RotationCommitted:
         group: the rotation group.
         preview_id: the preview committed.
         versions: each member's new active version, in the group's order.
+        due_at: the group's new ``dueAt`` (GSM's reminder follows it); None when not known.
     """
 
     group: str
     preview_id: str
     versions: tuple[tuple[str, str], ...]
+    due_at: datetime | None = field(default=None, compare=False)
 
     @property
     def secret_types(self) -> tuple[str, ...]:
@@ -106,10 +108,12 @@ class RotationRolledBack:
     Attributes:
         group: the rotation group.
         versions: each member's active version now, in the group's order.
+        due_at: the group's ``dueAt`` restored (GSM's reminder follows it); None when not known.
     """
 
     group: str
     versions: tuple[tuple[str, str], ...]
+    due_at: datetime | None = field(default=None, compare=False)
 
     @property
     def secret_types(self) -> tuple[str, ...]:

@@ -14,7 +14,11 @@ Service events (logger ``omni_secrets.rotation``):
   stands, the periodic reconcile retries); the group's ``rotation_due_soon`` and
   ``rotation_overdue`` alerts resolved; the rotation monitor woken
   (``rotation.on_commit_failed``); the other replicas told (``publish("rotation")``,
-  ``rotation.notify_failed``).
+  ``rotation.notify_failed``); GSM's own reminder moved to the new ``dueAt`` minus the warning
+  window on each member that has topics (``rotation.gsm_reminder_set``, or
+  ``rotation.gsm_reminder_failed`` per secret GSM refused).
+- ``RotationRolledBack`` → ``rotation.rolled_back``, then as a commit (pins served, monitor
+  woken, replicas told, GSM's reminder moved to the restored ``dueAt``).
 - ``RotationCancelled`` → ``rotation.cancelled``; the metadata re-read, as after a preview.
 - ``RotationRecovered`` → ``rotation.recovered`` (warning: a replica died mid-commit); the pins
   served at once, the monitor woken and the other replicas told, as after a commit.
@@ -79,6 +83,7 @@ from omni_secrets.service.rotation.events import (
     RotationStatusChanged,
 )
 from omni_secrets.service.rotation.monitor import RotationMonitor
+from omni_secrets.service.rotation.reminder import GsmRotationReminder, ReminderOutcome
 from omni_secrets.service.rotation.report import GroupRotation
 from omni_secrets.service.serving.secrets import OmniSecretService
 
@@ -101,6 +106,7 @@ class RotationReactions:
         auditor: queues the audit rows of failures.
         monitor: woken after a commit so the gauges and alerts follow at once.
         publish: tells the other replicas (``KIND_ROTATION``); must not raise.
+        reminder: moves GSM's own rotation reminder after a commit or rollback (None: off).
     """
 
     def __init__(
@@ -113,7 +119,9 @@ class RotationReactions:
         auditor: BackgroundAudit,
         monitor: RotationMonitor,
         publish: Publish,
+        reminder: GsmRotationReminder | None = None,
     ) -> None:
+        self._reminder = reminder
         self._catalog = catalog
         self._secrets = secrets
         self._alerts = alerts
@@ -134,12 +142,14 @@ class RotationReactions:
                 self.resolve_alerts,
                 self.wake_monitor,
                 self.announce,
+                self.move_gsm_reminder,
             ],
             RotationRolledBack: [
                 self.log_rolled_back,
                 self.serve_new_pins,
                 self.wake_monitor,
                 self.announce,
+                self.move_gsm_reminder,
             ],
             RotationCancelled: [self.log_cancelled, self.show_previews],
             RotationRecovered: [
@@ -274,6 +284,35 @@ class RotationReactions:
             reason=event.reason,
             error_type=event.error_type,
         )
+
+    async def move_gsm_reminder(self, event: RotationCommitted | RotationRolledBack) -> None:
+        """GSM publishes ``SECRET_ROTATE`` at the new ``dueAt`` minus the warning window."""
+        if self._reminder is None or event.due_at is None:
+            return
+        try:
+            results = await self._reminder.schedule(event.secret_types, event.due_at)
+        except Exception as exc:
+            log.warning(
+                "rotation.gsm_reminder_failed", group=event.group, error_type=type(exc).__name__
+            )
+            return
+        for item in results:
+            if item.outcome is ReminderOutcome.FAILED:
+                log.warning(
+                    "rotation.gsm_reminder_failed",
+                    group=event.group,
+                    secret_type=item.secret_type,
+                    reason=item.reason,
+                )
+        # A secret without topics has no reminder to keep (dev, or events not set up): silence.
+        done = [r for r in results if r.outcome in (ReminderOutcome.SET, ReminderOutcome.UNCHANGED)]
+        if done:
+            log.info(
+                "rotation.gsm_reminder_set",
+                group=event.group,
+                outcomes={r.secret_type: r.outcome.value for r in done},
+                next_rotation_time=to_rfc3339(self._reminder.reminder_time(event.due_at)),
+            )
 
     def log_cancelled(self, event: RotationCancelled) -> None:
         log.info("rotation.cancelled", group=event.group, preview_id=event.preview_id)

@@ -122,12 +122,13 @@ class GroupRollback:
                 await self._release(group.value, lock_id)
                 raise
         versions = tuple((m.secret_type, m.target["current"]) for m in moves)
-        await self._bus.emit(RotationRolledBack(group.value, versions))
+        due_at = min(d[1] for d in dates.values())
+        await self._bus.emit(RotationRolledBack(group.value, versions, due_at=due_at))
         return RotationCommitView(
             group=group.value,
             members=tuple(CommittedMemberView(t, v) for t, v in versions),
             last_rotated_at=min(d[0] for d in dates.values()),
-            due_at=min(d[1] for d in dates.values()),
+            due_at=due_at,
         )
 
     async def _move_and_record(
