@@ -268,7 +268,8 @@ class TestIdentity:
             assert pod["serviceAccountName"] == "omni-secrets", kind
 
     def test_job_is_owner_and_deployment_is_runtime(self, objects: list[dict[str, Any]]) -> None:
-        """Schema changes run as the owner role, serving as the runtime role."""
+        """Schema changes run as the owner role, serving (and the Job's last step, doctor,
+        which checks what serving will see) as the runtime role."""
 
         def database_secret(container: dict[str, Any]) -> str:
             (entry,) = [e for e in container["env"] if e["name"] == "OMNI_DATABASE_URL"]
@@ -277,8 +278,11 @@ class TestIdentity:
 
         pods = pod_specs(objects)
         assert database_secret(pods["Deployment"]["containers"][0]) == "omni-secrets-runtime"
-        for container in containers(pods["Job"]):
+        job = containers(pods["Job"])
+        for container in job[:-1]:
             assert database_secret(container) == "omni-secrets-migrate", container["name"]
+        assert job[-1]["name"] == "doctor"
+        assert database_secret(job[-1]) == "omni-secrets-runtime"
 
 
 class TestConfiguration:
@@ -394,9 +398,11 @@ class TestConfiguration:
             ["db", "upgrade"],
             ["db", "seed"],
             ["db", "grants", "--role", runtime_role, "--apply"],
+            ["doctor", "--skip", "break-glass"],
         ]
-        # The last step is the only regular container: the Job completes when it does.
-        assert [c["name"] for c in pod["containers"]] == ["db-grants"]
+        # The last step (doctor, after db upgrade) is the only regular container: the Job
+        # completes, or fails, when it does.
+        assert [c["name"] for c in pod["containers"]] == ["doctor"]
         runner = CliRunner()
         for args in steps:
             result = runner.invoke(cli_app, [*args, "--help"])

@@ -252,6 +252,30 @@ class GsmSecretManagerClient:
         attempt = functools.partial(self._get_secret_once, name, secret_id)
         return await self._call("GetSecret", secret_id, attempt)
 
+    async def held_permissions(self, secret_id: str, permissions: Sequence[str]) -> tuple[str, ...]:
+        """TestIamPermissions on the secret: which of ``permissions`` the caller holds.
+
+        Used by ``omni-secrets doctor`` (not by serving); once, not retried.
+
+        Raises:
+            SecretStoreError: as :meth:`access` (``UNIMPLEMENTED`` where the endpoint does not
+                answer it).
+        """
+        _check_ids(secret_id, LATEST)
+        name = f"projects/{self._project_id}/secrets/{secret_id}"
+
+        async def attempt(deadline: float) -> tuple[str, ...]:
+            with gsm_errors.translated("TestIamPermissions", secret_id):
+                client = self._client_for_running_loop()
+                answer = await client.test_iam_permissions(
+                    request={"resource": name, "permissions": list(permissions)},
+                    retry=None,
+                    timeout=deadline,
+                )
+            return tuple(answer.permissions)
+
+        return await self._call_once("TestIamPermissions", attempt)
+
     async def update_aliases(
         self, secret_id: str, aliases: Mapping[str, str], etag: str
     ) -> SecretInfo:

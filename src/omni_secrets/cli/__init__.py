@@ -25,6 +25,7 @@ from omni_secrets.cli import (
     break_glass,
     db,
     dev,
+    doctor,
     emulator,
     gsm,
     ops,
@@ -78,6 +79,7 @@ audit.register(app)
 break_glass.register(app)
 db.register(app)
 dev.register(app)
+doctor.register(app)
 emulator.register(app)
 gsm.register(app)
 ops.register(app)
