@@ -48,6 +48,7 @@ class TestNewAccessEvent:
             "self_test",
             "rotation_alert",
             "current_alias_named",
+            "integrity_rekeyed",
         }
 
     @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ AuditAction = Literal[
     "self_test",
     "rotation_alert",
     "current_alias_named",
+    "integrity_rekeyed",
 ]
 """The audit actions of contract section 7."""
 
@@ -241,6 +242,8 @@ class RotationPreviewRecord(_Record):
         members: one entry per group member.
         checks: the checks that ran, in order.
         status: ``open``, ``committed`` or ``cancelled``.
+        integrity: what the row's MAC says (computed on read, never stored): a preview that is
+            not ``servable`` is never committed (contract section 17).
     """
 
     preview_id: str = Field(min_length=1, max_length=64)
@@ -252,3 +255,4 @@ class RotationPreviewRecord(_Record):
     members: tuple[PreviewMemberRecord, ...]
     checks: tuple[PreviewCheckRecord, ...]
     status: PreviewStatus = "open"
+    integrity: IntegrityStatus = IntegrityStatus.UNCHECKED

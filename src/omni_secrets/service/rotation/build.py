@@ -24,6 +24,7 @@ from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
+from omni_secrets.service.integrity import IntegrityViolations
 from omni_secrets.service.messagebus import EventBus, Reactions
 from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
@@ -68,6 +69,7 @@ def build_rotation(
     sleep: Sleep = asyncio.sleep,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     keyring: IntegrityKeyring | None = None,
+    integrity: IntegrityViolations | None = None,
 ) -> RotationFeature:
     """Build the rotation service and monitor on ``bus``, and their reactions.
 
@@ -91,6 +93,7 @@ def build_rotation(
         sleep: the monitor's sleep between rounds (tests gate it).
         new_id: makes preview ids.
         keyring: the integrity keys; candidate digests are MACs under them (else preview-keyed).
+        integrity: told about each preview refused at commit for its integrity.
 
     Raises:
         ValueError: a period, warning window or interval out of range.
@@ -125,6 +128,7 @@ def build_rotation(
         auditor=auditor,
         monitor=monitor,
         publish=publish,
+        integrity=integrity,
     )
     monitor_reactions = MonitorReactions(metrics=metrics, alerts=alerts, auditor=auditor)
     return RotationFeature(
