@@ -76,6 +76,20 @@ class TestIntegrityKeyring:
         assert ring.verify(PIN_PURPOSE, PIN_FIELDS, PIN, old_mac) is IntegrityStatus.VERIFIED
         assert ring.sign(PIN_PURPOSE, PIN_FIELDS, PIN).startswith(key_id_of(KEY))
 
+    def test_live_state_accepts_the_signing_key_only(self) -> None:
+        """Contract 17: an older key's MAC on live state is STALE_KEY (not servable); the
+        audit-history check (verify) still accepts it."""
+        old_mac = IntegrityKeyring([OLD]).sign(PIN_PURPOSE, PIN_FIELDS, PIN)
+        ring = IntegrityKeyring([KEY, OLD])
+        stale = ring.verify_live(PIN_PURPOSE, PIN_FIELDS, PIN, old_mac)
+        assert stale is IntegrityStatus.STALE_KEY and not stale.servable
+        assert verify_or_unchecked(ring, PIN_PURPOSE, PIN_FIELDS, PIN, old_mac) is stale
+        new_mac = ring.sign(PIN_PURPOSE, PIN_FIELDS, PIN)
+        assert ring.verify_live(PIN_PURPOSE, PIN_FIELDS, PIN, new_mac) is IntegrityStatus.VERIFIED
+        forged = {**PIN, "active_version": "9"}
+        assert ring.verify_live(PIN_PURPOSE, PIN_FIELDS, forged, old_mac) is IntegrityStatus.INVALID
+        assert not IntegrityStatus.REPLAYED.servable
+
     def test_without_a_key_nothing_is_checked(self) -> None:
         """No keyring: UNCHECKED, which is servable; MISSING and INVALID are not."""
         status = verify_or_unchecked(None, PIN_PURPOSE, PIN_FIELDS, PIN, None)

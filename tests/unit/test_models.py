@@ -51,6 +51,7 @@ class TestNewAccessEvent:
             "current_alias_named",
             "rotation_recovered",
             "rotation_adopted",
+            "integrity_rekeyed",
         }
 
     @pytest.mark.parametrize(

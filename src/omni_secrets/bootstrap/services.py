@@ -62,6 +62,7 @@ from omni_secrets.service.messagebus import Dispatcher
 from omni_secrets.service.refresh.build import build_refresh
 from omni_secrets.service.refresh.reactions import refresh_reactions
 from omni_secrets.service.refresh.service import ClusterRefreshService
+from omni_secrets.service.rekey import LiveStateRekey
 from omni_secrets.service.replicas import ReplicaService
 from omni_secrets.service.rotation.build import RotationFeature, build_rotation
 from omni_secrets.service.rotation.journal import JournalOwner
@@ -109,6 +110,8 @@ class Services:
     # None when OMNI_PUBSUB_SUBSCRIPTION is unset.
     gsm_events: GsmEventService | None
     gsm_subscriber: pubsub_adapter.PubSubEventSubscriber | None
+    # Contract section 17: re-signs live state at start-up after an integrity key change.
+    rekey: LiveStateRekey
     # What start_services closes last, in reverse order (engine, GSM channel, HTTP client, ...).
     closers: tuple[Callable[[], Awaitable[object]], ...] = ()
 
@@ -340,6 +343,12 @@ def _assemble(
             build_gsm_subscriber(gsm_events, base.metrics, over.pubsub_subscriber_factory)
             if gsm_events is not None
             else None
+        ),
+        rekey=LiveStateRekey(
+            uow_factory=base.uow_factory,
+            auditor=base.auditor,
+            clock=base.clock,
+            signing_key_id=base.keyring.signing_key_id if base.keyring else None,
         ),
         closers=base.closers,
     )

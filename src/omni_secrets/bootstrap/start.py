@@ -1,6 +1,7 @@
 """Start-up and shutdown: :func:`start_services` runs what ``build_services`` constructed.
 
-Start-up order: alert dispatcher and auditor; metadata; stored GSM signals and break-glass
+Start-up order: alert dispatcher and auditor; live state re-signed after an integrity key
+change; metadata; stored GSM signals and break-glass
 overrides (before hydration, so a revoked version is never hydrated and an override persisted
 before a restart is served at once even while GSM is down); the commit journal's recovery of what
 this host's previous process left half-done (contract section 15; never fatal); cache hydration
@@ -135,7 +136,24 @@ async def run_services(
 
 
 async def _restore_state(services: Services) -> None:
-    """What the database holds from before: metadata, GSM signals, break-glass overrides."""
+    """What the database holds from before: metadata, GSM signals, break-glass overrides.
+
+    First, after an integrity key change, the live state signed by the previous key and still
+    fresh is re-signed (contract section 17, ``service/rekey.py``); a failure leaves those rows
+    refused (violations) and is logged, never fatal.
+    """
+    try:
+        rekeyed = await services.rekey.run()
+    except Exception as exc:
+        log.error("integrity.rekey_failed", error_type=type(exc).__name__)
+    else:
+        if rekeyed.count:
+            log.warning(
+                "integrity.rekeyed",
+                pins=list(rekeyed.pins),
+                overrides=list(rekeyed.overrides),
+                previews=list(rekeyed.previews),
+            )
     await services.secrets.load_metadata()
     # Signals other replicas stored: a revoked version is never hydrated.
     try:

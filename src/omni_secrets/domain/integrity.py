@@ -57,6 +57,26 @@ OVERRIDE_FIELDS = (
 them; ``reason`` and ``ticket`` are free text that changes nothing served.
 """
 
+PREVIEW_PURPOSE = "omni-secrets/rotation-preview/v1"
+PREVIEW_FIELDS = (
+    "preview_id",
+    "rotation_group",
+    "actor",
+    "created_at",
+    "expires_at",
+    "ready",
+    "members",
+    "checks",
+    "status",
+)
+"""The fields of an ``omni_rotation_previews`` row that its ``mac`` covers (contract section 17).
+
+``members`` (versions and candidate digests) and ``checks`` are covered as their canonical JSON,
+so a writer can neither swap a candidate nor flip a check; ``ready`` is re-derived from the
+checks at commit anyway; ``status`` is covered so a committed or cancelled preview cannot be
+reopened with its old MAC.
+"""
+
 
 class IntegrityStatus(StrEnum):
     """What the MAC of a stored row says about it."""
@@ -69,6 +89,10 @@ class IntegrityStatus(StrEnum):
     """A key is configured but the row carries no MAC (written without the key, or forged)."""
     INVALID = "invalid"
     """The MAC does not match (edited row) or names a key that is not configured."""
+    STALE_KEY = "stale_key"
+    """Live state signed by an older (verify-only) key and not re-signed at a key change."""
+    REPLAYED = "replayed"
+    """A once-valid row that a later audit event supersedes (restored from the past)."""
 
     @property
     def servable(self) -> bool:
@@ -181,6 +205,26 @@ class IntegrityKeyring:
             return IntegrityStatus.VERIFIED
         return IntegrityStatus.INVALID
 
+    def verify_live(
+        self,
+        purpose: str,
+        names: Sequence[str],
+        fields: Mapping[str, object],
+        mac: str | None,
+    ) -> IntegrityStatus:
+        """:meth:`verify` for live state (pins, overrides, previews): signing key only.
+
+        Contract section 17: older keys verify audit history only. A live row whose MAC is
+        right under an older key is ``STALE_KEY`` (not servable); start-up re-signs such rows
+        when they are the legitimate live state at a key change (``integrity_rekeyed``).
+        """
+        status = self.verify(purpose, names, fields, mac)
+        if status is IntegrityStatus.VERIFIED and not (mac or "").startswith(
+            self._signing.key_id + ":"
+        ):
+            return IntegrityStatus.STALE_KEY
+        return status
+
     # -- the audit chain -----------------------------------------------------------------------
 
     def chain_digest(self, data: bytes, key_id: str | None = None) -> str | None:
@@ -210,7 +254,7 @@ def verify_or_unchecked(
     fields: Mapping[str, object],
     mac: str | None,
 ) -> IntegrityStatus:
-    """:meth:`IntegrityKeyring.verify`, or ``UNCHECKED`` when no key is configured."""
+    """:meth:`IntegrityKeyring.verify_live` (signing key only), or ``UNCHECKED`` without a key."""
     if keyring is None:
         return IntegrityStatus.UNCHECKED
-    return keyring.verify(purpose, names, fields, mac)
+    return keyring.verify_live(purpose, names, fields, mac)

@@ -51,6 +51,7 @@ AuditAction = Literal[
     "current_alias_named",
     "rotation_recovered",
     "rotation_adopted",
+    "integrity_rekeyed",
 ]
 """The audit actions of contract section 7."""
 
@@ -243,6 +244,8 @@ class RotationPreviewRecord(_Record):
         members: one entry per group member.
         checks: the checks that ran, in order.
         status: ``open``, ``committed`` or ``cancelled``.
+        integrity: what the row's MAC says (computed on read, never stored): a preview that is
+            not ``servable`` is never committed (contract section 17).
     """
 
     preview_id: str = Field(min_length=1, max_length=64)
@@ -254,3 +257,4 @@ class RotationPreviewRecord(_Record):
     members: tuple[PreviewMemberRecord, ...]
     checks: tuple[PreviewCheckRecord, ...]
     status: PreviewStatus = "open"
+    integrity: IntegrityStatus = IntegrityStatus.UNCHECKED

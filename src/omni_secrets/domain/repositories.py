@@ -103,6 +103,12 @@ class MetadataRepository(Protocol):
         """The row of ``secret_type``, or None when it was never seeded."""
         ...
 
+    async def resign_stale(self) -> Sequence[str]:
+        """Re-sign, under the signing key, the live rows whose MAC verifies only under an
+        older key and that no later audit event supersedes (contract section 17: start-up after
+        a key change). Returns their keys; nothing without an integrity key."""
+        ...
+
     async def insert_missing(self, rows: Iterable[OmniSecretMetadata]) -> int:
         """Insert the rows whose secret type has no row yet; existing rows stay as they are.
 
@@ -265,6 +271,12 @@ class OverrideRepository(Protocol):
         """Overrides not ended and with ``expires_at > now``, oldest activation first."""
         ...
 
+    async def resign_stale(self, now: datetime) -> Sequence[str]:
+        """Re-sign, under the signing key, the live rows whose MAC verifies only under an
+        older key and that no later audit event supersedes (contract section 17: start-up after
+        a key change). Returns their keys; nothing without an integrity key."""
+        ...
+
     async def end(self, override_id: str, ended_at: datetime, reason: OverrideEndReason) -> bool:
         """Mark an override ended (revoked early, or expired by the expiry job).
 
@@ -287,6 +299,12 @@ class PreviewRepository(Protocol):
 
     async def get(self, preview_id: str) -> RotationPreviewRecord | None:
         """The preview whatever its status, or None when unknown."""
+        ...
+
+    async def resign_stale(self, now: datetime) -> Sequence[str]:
+        """Re-sign, under the signing key, the live rows whose MAC verifies only under an
+        older key and that no later audit event supersedes (contract section 17: start-up after
+        a key change). Returns their keys; nothing without an integrity key."""
         ...
 
     async def set_status(self, preview_id: str, status: PreviewStatus) -> bool:

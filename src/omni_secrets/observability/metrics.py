@@ -108,7 +108,12 @@ GSM_EVENT_TYPES = (
 # format; duplicate: seen before; unconfirmed: GSM contradicts the event (nothing changed);
 # failed: acting failed (the message is redelivered).
 GSM_EVENT_RESULTS = ("applied", "ignored", "rejected", "duplicate", "unconfirmed", "failed")
-INTEGRITY_TABLES = ("omni_secret_metadata", "omni_break_glass_overrides", "omni_commit_journal")
+INTEGRITY_TABLES = (
+    "omni_secret_metadata",
+    "omni_break_glass_overrides",
+    "omni_rotation_previews",
+    "omni_commit_journal",
+)
 AUDIT_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 ALERT_ACTIONS = ("trigger", "resolve")
 ALERT_RESULTS = ("success", "failure", "dropped")
@@ -229,8 +234,9 @@ class OmniMetrics:
         )
         self.integrity_violations = Counter(
             "omni_integrity_violations",
-            "Rows refused because their integrity MAC is missing or wrong (or, for overrides, "
-            "their window exceeds 30 minutes), once per row per process.",
+            "Rows refused because their integrity MAC is missing, wrong or made by a retired key, "
+            "or because a later audit event supersedes them (replayed), or (overrides) their "
+            "window exceeds 30 minutes; once per row and problem per process.",
             ["table"],
             registry=registry,
         )

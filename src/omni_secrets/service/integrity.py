@@ -20,7 +20,8 @@ log = structlog.get_logger("omni_secrets.integrity")
 METADATA_TABLE = "omni_secret_metadata"
 OVERRIDES_TABLE = "omni_break_glass_overrides"
 JOURNAL_TABLE = "omni_commit_journal"
-TABLES = (METADATA_TABLE, OVERRIDES_TABLE, JOURNAL_TABLE)
+PREVIEWS_TABLE = "omni_rotation_previews"
+TABLES = (METADATA_TABLE, OVERRIDES_TABLE, PREVIEWS_TABLE, JOURNAL_TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,10 @@ class IntegrityViolation:
 
     Attributes:
         table: the table holding it (:data:`TABLES`).
-        row: its key (secret type or override id).
-        problem: ``missing`` (no MAC), ``invalid`` (wrong MAC) or ``window_too_long``.
+        row: its key (secret type, override id or preview id).
+        problem: ``missing`` (no MAC), ``invalid`` (wrong MAC), ``stale_key`` (signed by a
+            verify-only key), ``replayed`` (superseded by a later audit event) or
+            ``window_too_long``.
         secret_type: the type concerned.
     """
 

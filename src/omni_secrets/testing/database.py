@@ -112,6 +112,9 @@ class _InMemoryMetadata:
     def _group(self, group: str) -> list[OmniSecretMetadata]:
         return [row for _, row in sorted(self._rows.items()) if row.rotation_group == group]
 
+    async def resign_stale(self) -> Sequence[str]:
+        return ()  # the in-memory fake signs nothing
+
     async def list_all(self) -> Sequence[OmniSecretMetadata]:
         return [row for _, row in sorted(self._rows.items())]
 
@@ -262,6 +265,9 @@ class _InMemoryOverrides:
         active = [r for r in self._uow.state.overrides.values() if r.is_active(now)]
         return sorted(active, key=lambda r: (r.activated_at, r.override_id))
 
+    async def resign_stale(self, now: datetime) -> Sequence[str]:  # noqa: ARG002
+        return ()  # the in-memory fake signs nothing
+
     async def end(self, override_id: str, ended_at: datetime, reason: OverrideEndReason) -> bool:
         record = self._uow.state.overrides.get(override_id)
         if record is None or record.ended_at is not None:
@@ -283,6 +289,9 @@ class _InMemoryPreviews:
 
     async def get(self, preview_id: str) -> RotationPreviewRecord | None:
         return self._uow.state.previews.get(preview_id)
+
+    async def resign_stale(self, now: datetime) -> Sequence[str]:  # noqa: ARG002
+        return ()  # the in-memory fake signs nothing
 
     async def set_status(self, preview_id: str, status: PreviewStatus) -> bool:
         record = self._uow.state.previews.get(preview_id)

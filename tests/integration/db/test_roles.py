@@ -202,7 +202,7 @@ class TestProductionRefusals:
         assert cli(env, "db", "upgrade").returncode == 0
         refused = cli(env, "db", "downgrade", "0004")
         assert refused.returncode == 2 and "--force" in refused.stderr
-        assert cli(env, "db", "current").stdout.startswith("0007")
+        assert cli(env, "db", "current").stdout.startswith("0009")
         forced = cli(env, "db", "downgrade", "0004", "--force")
         assert forced.returncode == 0, forced.stderr
         assert cli(env, "db", "current").stdout.strip() == "0004"

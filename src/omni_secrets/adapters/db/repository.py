@@ -15,14 +15,16 @@ columns never leave this module.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from omni_secrets.adapters.db import freshness
 from omni_secrets.adapters.db.errors import translate_db_errors
 from omni_secrets.adapters.db.tables import (
     break_glass_nonces,
@@ -37,7 +39,10 @@ from omni_secrets.domain.integrity import (
     OVERRIDE_PURPOSE,
     PIN_FIELDS,
     PIN_PURPOSE,
+    PREVIEW_FIELDS,
+    PREVIEW_PURPOSE,
     IntegrityKeyring,
+    IntegrityStatus,
     sign_or_none,
     verify_or_unchecked,
 )
@@ -86,18 +91,36 @@ class SqlMetadataRepository:
     def _pin_mac(self, fields: Mapping[str, Any]) -> str | None:
         return sign_or_none(self._keyring, PIN_PURPOSE, PIN_FIELDS, fields)
 
-    def _metadata(self, row: Row[Any]) -> OmniSecretMetadata:
+    def _metadata(
+        self, row: Row[Any], history: Mapping[str, freshness.PinSince]
+    ) -> OmniSecretMetadata:
         fields = dict(row._mapping)
         mac = fields.pop("pin_mac", None)
         status = verify_or_unchecked(self._keyring, PIN_PURPOSE, PIN_FIELDS, fields, mac)
+        since = history.get(fields["secret_type"])
+        if (
+            status is not IntegrityStatus.UNCHECKED
+            and since is not None
+            and since.supersedes(fields["active_version"], fields["last_rotated_at"])
+        ):
+            # A pin older than the newest rotation audited for its type (contract section 17).
+            status = IntegrityStatus.REPLAYED
         return OmniSecretMetadata.model_validate({**fields, "pin_integrity": status})
+
+    async def _history(self, rows: Sequence[Row[Any]]) -> Mapping[str, freshness.PinSince]:
+        if self._keyring is None or not rows:
+            return {}
+        return await freshness.newest_pins(self._conn, [row.secret_type for row in rows])
 
     async def list_all(self) -> Sequence[OmniSecretMetadata]:
         with translate_db_errors(doing="metadata read"):
-            result = await self._conn.execute(
-                select(secret_metadata).order_by(secret_metadata.c.secret_type)
-            )
-        return [self._metadata(row) for row in result]
+            rows = (
+                await self._conn.execute(
+                    select(secret_metadata).order_by(secret_metadata.c.secret_type)
+                )
+            ).all()
+            history = await self._history(rows)
+        return [self._metadata(row, history) for row in rows]
 
     async def get(self, secret_type: str) -> OmniSecretMetadata | None:
         with translate_db_errors(doing="metadata read"):
@@ -106,7 +129,8 @@ class SqlMetadataRepository:
                     select(secret_metadata).where(secret_metadata.c.secret_type == secret_type)
                 )
             ).first()
-        return self._metadata(row) if row else None
+            history = await self._history([row] if row else [])
+        return self._metadata(row, history) if row else None
 
     async def insert_missing(self, rows: Iterable[OmniSecretMetadata]) -> int:
         inserted = 0
@@ -177,6 +201,28 @@ class SqlMetadataRepository:
             for row in await self._pins_for_update():
                 current = await self.get(row.secret_type)
                 if current is None or current.pin_integrity.servable:
+                    continue
+                await self._conn.execute(
+                    update(secret_metadata)
+                    .where(secret_metadata.c.secret_type == row.secret_type)
+                    .values(pin_mac=self._pin_mac(dict(row._mapping)), updated_at=self._clock.now())
+                )
+                signed.append(row.secret_type)
+        return signed
+
+    async def resign_stale(self) -> Sequence[str]:
+        if self._keyring is None:
+            return ()
+        signed: list[str] = []
+        with translate_db_errors(doing="metadata update"):
+            rows = await self._pins_for_update()
+            stale = {
+                m.secret_type
+                for m in await self.list_all()
+                if m.pin_integrity is IntegrityStatus.STALE_KEY
+            }
+            for row in rows:
+                if row.secret_type not in stale:
                     continue
                 await self._conn.execute(
                     update(secret_metadata)
@@ -304,11 +350,24 @@ class SqlOverrideRepository:
     def _mac(self, fields: Mapping[str, Any]) -> str | None:
         return sign_or_none(self._keyring, OVERRIDE_PURPOSE, OVERRIDE_FIELDS, fields)
 
-    def _override(self, row: Row[Any]) -> BreakGlassOverrideRecord:
+    def _override(self, row: Row[Any], ended: Iterable[str] = ()) -> BreakGlassOverrideRecord:
         fields = dict(row._mapping)
         mac = fields.pop("mac", None)
         status = verify_or_unchecked(self._keyring, OVERRIDE_PURPOSE, OVERRIDE_FIELDS, fields, mac)
+        if status is not IntegrityStatus.UNCHECKED and fields["override_id"] in ended:
+            # Its revoke or expiry is in the audit chain: a row saying otherwise was restored
+            # from before it (contract section 17).
+            status = IntegrityStatus.REPLAYED
         return BreakGlassOverrideRecord.model_validate({**fields, "integrity": status})
+
+    async def _ended(self, rows: Sequence[Row[Any]]) -> set[str]:
+        open_rows = [row for row in rows if row.ended_at is None]
+        if self._keyring is None or not open_rows:
+            return set()
+        since = min(row.activated_at for row in open_rows) - _CLOCK_SLACK
+        return await freshness.ended_overrides(
+            self._conn, [row.override_id for row in open_rows], since
+        )
 
     async def add(self, record: BreakGlassOverrideRecord) -> None:
         with translate_db_errors(doing="break-glass activation"):
@@ -333,7 +392,8 @@ class SqlOverrideRepository:
                     )
                 )
             ).first()
-        return self._override(row) if row else None
+            ended = await self._ended([row] if row else [])
+        return self._override(row, ended) if row else None
 
     async def list_active(self, now: datetime) -> Sequence[BreakGlassOverrideRecord]:
         with translate_db_errors(doing="break-glass read"):
@@ -345,7 +405,26 @@ class SqlOverrideRepository:
                 )
                 .order_by(break_glass_overrides.c.activated_at, break_glass_overrides.c.override_id)
             )
-        return [self._override(row) for row in result]
+            rows = result.all()
+            ended = await self._ended(rows)
+        return [self._override(row, ended) for row in rows]
+
+    async def resign_stale(self, now: datetime) -> Sequence[str]:
+        if self._keyring is None:
+            return ()
+        signed: list[str] = []
+        with translate_db_errors(doing="break-glass re-sign"):
+            for record in await self.list_active(now):
+                if record.integrity is not IntegrityStatus.STALE_KEY:
+                    continue
+                values = record.model_dump(exclude={"integrity"})
+                await self._conn.execute(
+                    update(break_glass_overrides)
+                    .where(break_glass_overrides.c.override_id == record.override_id)
+                    .values(mac=self._mac(values))
+                )
+                signed.append(record.override_id)
+        return signed
 
     async def end(self, override_id: str, ended_at: datetime, reason: OverrideEndReason) -> bool:
         with translate_db_errors(doing="break-glass end"):
@@ -383,17 +462,31 @@ class SqlOverrideRepository:
 class SqlPreviewRepository:
     """The :class:`~omni_secrets.domain.repositories.PreviewRepository` port.
 
+    With an integrity key every write stores ``mac`` over :data:`PREVIEW_FIELDS` (members with
+    their candidate digests, checks, ``ready``, expiry, status) and every read reports in the
+    record's ``integrity`` whether it verified under the signing key and is not closed by a
+    later audited commit or cancel (contract section 17).
+
     Args:
         connection: the unit of work's connection.
+        keyring: signs and checks preview rows; None writes no MAC and checks nothing.
     """
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(
+        self, connection: AsyncConnection, keyring: IntegrityKeyring | None = None
+    ) -> None:
         self._conn = connection
+        self._keyring = keyring
+
+    def _mac(self, row: Mapping[str, Any]) -> str | None:
+        return sign_or_none(self._keyring, PREVIEW_PURPOSE, PREVIEW_FIELDS, _preview_fields(row))
 
     async def add(self, record: RotationPreviewRecord) -> None:
+        row = _preview_row(record)
+        row["mac"] = self._mac(row)
         with translate_db_errors(doing="rotation preview write"):
             fresh = await _insert_ignoring_conflict(
-                self._conn, rotation_previews, _preview_row(record), "preview_id"
+                self._conn, rotation_previews, row, "preview_id"
             )
         if not fresh:
             raise ValueError(f"rotation preview {record.preview_id!r} exists")
@@ -405,20 +498,90 @@ class SqlPreviewRepository:
                     select(rotation_previews).where(rotation_previews.c.preview_id == preview_id)
                 )
             ).first()
-        return RotationPreviewRecord.model_validate(dict(row._mapping)) if row else None
+            if row is None:
+                return None
+            fields = dict(row._mapping)
+            mac = fields.pop("mac", None)
+            status = verify_or_unchecked(
+                self._keyring, PREVIEW_PURPOSE, PREVIEW_FIELDS, _preview_fields(fields), mac
+            )
+            if status is IntegrityStatus.VERIFIED and fields["status"] == "open":
+                since = fields["created_at"] - _CLOCK_SLACK
+                if await freshness.closed_previews(self._conn, [preview_id], since):
+                    status = IntegrityStatus.REPLAYED
+        return RotationPreviewRecord.model_validate({**fields, "integrity": status})
+
+    async def resign_stale(self, now: datetime) -> Sequence[str]:
+        if self._keyring is None:
+            return ()
+        signed: list[str] = []
+        with translate_db_errors(doing="rotation preview re-sign"):
+            ids = (
+                await self._conn.execute(
+                    select(rotation_previews.c.preview_id).where(
+                        rotation_previews.c.status == "open", rotation_previews.c.expires_at > now
+                    )
+                )
+            ).scalars()
+            for preview_id in list(ids):
+                record = await self.get(preview_id)
+                if record is None or record.integrity is not IntegrityStatus.STALE_KEY:
+                    continue
+                row = _preview_row(record)
+                await self._conn.execute(
+                    update(rotation_previews)
+                    .where(rotation_previews.c.preview_id == preview_id)
+                    .values(mac=self._mac(row))
+                )
+                signed.append(preview_id)
+        return signed
 
     async def set_status(self, preview_id: str, status: PreviewStatus) -> bool:
         with translate_db_errors(doing="rotation preview write"):
+            row = (
+                await self._conn.execute(
+                    select(rotation_previews)
+                    .where(rotation_previews.c.preview_id == preview_id)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None:
+                return False
+            fields = dict(row._mapping)
+            old_mac = fields.pop("mac", None)
+            was_ok = verify_or_unchecked(
+                self._keyring, PREVIEW_PURPOSE, PREVIEW_FIELDS, _preview_fields(fields), old_mac
+            ).servable
+            # A row whose MAC was already bad stays bad: closing it must not launder it.
+            mac = self._mac({**fields, "status": status}) if was_ok else old_mac
             result = await self._conn.execute(
                 update(rotation_previews)
                 .where(rotation_previews.c.preview_id == preview_id)
-                .values(status=status)
+                .values(status=status, mac=mac)
             )
         return result.rowcount == 1
 
 
+_CLOCK_SLACK = timedelta(hours=1)
+"""How far before a row's own timestamp its superseding audit events are looked for (clocks of
+different replicas disagree a little; these reads are small)."""
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _preview_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A preview row's MAC'd fields, members and checks as canonical JSON."""
+    fields = {name: row.get(name) for name in PREVIEW_FIELDS}
+    fields["ready"] = bool(fields["ready"])
+    fields["members"] = _canonical_json(list(row.get("members") or []))
+    fields["checks"] = _canonical_json(list(row.get("checks") or []))
+    return fields
+
+
 def _preview_row(record: RotationPreviewRecord) -> dict[str, Any]:
-    row = record.model_dump()
+    row = record.model_dump(exclude={"integrity"})
     # members/checks are JSON columns: store their plain JSON form (enums as strings).
     row["members"] = [member.model_dump(mode="json") for member in record.members]
     row["checks"] = [check.model_dump(mode="json") for check in record.checks]

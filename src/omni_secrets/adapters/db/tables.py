@@ -128,6 +128,8 @@ secret_access_events = Table(
     Column("key_id", String(64), nullable=True),
     CheckConstraint(AUDIT_RESULTS_SQL, name="result_known"),
     CheckConstraint("id > 0", name="id_positive"),
+    # The freshness checks (contract section 17) read the newest rows of a few actions.
+    Index("ix_omni_secret_access_events_action", "action", "id"),
 )
 
 break_glass_overrides = Table(
@@ -180,6 +182,8 @@ rotation_previews = Table(
     Column("members", JSON, nullable=False),
     Column("checks", JSON, nullable=False),
     Column("status", String(16), nullable=False),
+    # MAC over domain.integrity.PREVIEW_FIELDS under the integrity key; NULL without a key.
+    Column("mac", String(96), nullable=True),
     CheckConstraint("status IN ('open', 'committed', 'cancelled')", name="status_known"),
 )
 

@@ -95,7 +95,7 @@ class SqlUnitOfWork:
         self._metadata = SqlMetadataRepository(conn, self._clock, self._keyring)
         self._audit = SqlAuditLog(conn, self._keyring)
         self._overrides = SqlOverrideRepository(conn, self._keyring)
-        self._previews = SqlPreviewRepository(conn)
+        self._previews = SqlPreviewRepository(conn, self._keyring)
         self._journal = SqlCommitJournal(conn, self._keyring)
         return self
 

@@ -106,7 +106,8 @@ def build_rotation(
         owner: this process, as the commit journal names it (default: replica ``local``).
         live_replicas: the replicas heard from within the journal's owner window (default:
             none but this one, i.e. every other owner counts as dead).
-        integrity: told of journal entries whose MAC does not verify.
+        integrity: told of journal entries whose MAC does not verify and of each preview
+            refused at commit for its integrity.
 
     Raises:
         ValueError: a period, warning window or interval out of range.
@@ -163,6 +164,7 @@ def build_rotation(
         monitor=monitor,
         publish=publish,
         reminder=reminder,
+        integrity=integrity,
     )
     monitor_reactions = MonitorReactions(metrics=metrics, alerts=alerts, auditor=auditor)
     return RotationFeature(

@@ -44,6 +44,7 @@ from omni_secrets.service.rotation.aliases import (
 )
 from omni_secrets.service.rotation.events import (
     CandidateRead,
+    PreviewUntrusted,
     RotationCancelled,
     RotationCommitted,
 )
@@ -180,11 +181,25 @@ class PreviewCloser:
         """The open, unexpired, ready preview and its members' rows (its lock still held)."""
         async with self._uow_factory() as uow:
             record = await self._open_preview(uow, preview_id, self._clock.now(), types, context)
-            if not record.ready:
+            if not record.integrity.servable:
+                # Contract section 17: the row is not the one this service wrote last (edited,
+                # signed by a retired key, or reopened after its commit or cancel).
+                await self._bus.emit(
+                    PreviewUntrusted(
+                        record.rotation_group.value, preview_id, record.integrity.value
+                    )
+                )
+                raise PreviewNotReady(
+                    f"rotation preview {preview_id!r} fails its integrity check "
+                    f"({record.integrity.value}); not committed",
+                    details={"previewId": preview_id},
+                )
+            # ``ready`` is re-derived from the checks, never taken from the row.
+            failed = [c.name for c in record.checks if not c.ok]
+            if failed or not record.checks:
                 raise PreviewNotReady(
                     f"rotation preview {preview_id!r} is not ready: "
-                    + ", ".join(c.name for c in record.checks if not c.ok)
-                    + " failed",
+                    + (", ".join(failed) + " failed" if failed else "no checks ran"),
                     details={"previewId": preview_id},
                 )
             rows: dict[SecretType, OmniSecretMetadata] = {}

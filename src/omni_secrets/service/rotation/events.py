@@ -81,6 +81,16 @@ class LockReleaseFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class PreviewUntrusted:
+    """A stored preview fails its integrity check (``problem``: an ``IntegrityStatus`` value)
+    and is not committed (contract section 17)."""
+
+    group: str
+    preview_id: str
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
 class RotationCommitted:
     """A preview's candidates are the group's active versions (committed with the audit row).
 

@@ -9,6 +9,8 @@ Service events (logger ``omni_secrets.rotation``):
 - ``PreviewStored`` → ``rotation.previewed``; this replica re-reads the metadata, so status shows
   ``previewOpen`` at once (``rotation.metadata_reload_failed`` if it cannot).
 - ``LockReleaseFailed`` → ``rotation.lock_release_failed``.
+- ``PreviewUntrusted`` → an integrity violation (``omni_rotation_previews``): logged, counted
+  and paged once per preview and problem.
 - ``RotationCommitted`` → ``rotation.committed``; the new pins (and any other pin that changed)
   served on this replica at once (``rotation.refresh_after_commit_failed`` if not: the commit
   stands, the periodic reconcile retries); the group's ``rotation_due_soon`` and
@@ -65,6 +67,7 @@ from omni_secrets.observability.alert_catalog import DUE_SOON_ALERT, OVERDUE_ALE
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import access_event
+from omni_secrets.service.integrity import PREVIEWS_TABLE, IntegrityViolation, IntegrityViolations
 from omni_secrets.service.messagebus import Reactions
 from omni_secrets.service.rotation.events import (
     CandidateRead,
@@ -72,6 +75,7 @@ from omni_secrets.service.rotation.events import (
     MonitorLeadershipUnknown,
     MonitorRoundFailed,
     PreviewStored,
+    PreviewUntrusted,
     RecoveryDeferred,
     RotationAlertsAsserted,
     RotationCancelled,
@@ -107,6 +111,7 @@ class RotationReactions:
         monitor: woken after a commit so the gauges and alerts follow at once.
         publish: tells the other replicas (``KIND_ROTATION``); must not raise.
         reminder: moves GSM's own rotation reminder after a commit or rollback (None: off).
+        integrity: told about each preview refused for its integrity (contract section 17).
     """
 
     def __init__(
@@ -120,8 +125,10 @@ class RotationReactions:
         monitor: RotationMonitor,
         publish: Publish,
         reminder: GsmRotationReminder | None = None,
+        integrity: IntegrityViolations | None = None,
     ) -> None:
         self._reminder = reminder
+        self._integrity = integrity or IntegrityViolations()
         self._catalog = catalog
         self._secrets = secrets
         self._alerts = alerts
@@ -136,6 +143,7 @@ class RotationReactions:
             RotationFailed: [self.count_failures, self.audit_failure],
             PreviewStored: [self.log_previewed, self.show_previews],
             LockReleaseFailed: [self.log_lock_release_failed],
+            PreviewUntrusted: [self.report_untrusted],
             RotationCommitted: [
                 self.log_committed,
                 self.serve_new_pins,
@@ -162,6 +170,16 @@ class RotationReactions:
         }
 
     # -- preview -----------------------------------------------------------------------------
+
+    def report_untrusted(self, event: PreviewUntrusted) -> None:
+        self._integrity.report(
+            IntegrityViolation(
+                table=PREVIEWS_TABLE,
+                row=event.preview_id,
+                problem=event.problem,
+                secret_type=event.group,
+            )
+        )
 
     def count_read(self, event: CandidateRead) -> None:
         self._observer.on_event(SecretRead(event.secret_type, "gsm", ok=event.ok))
