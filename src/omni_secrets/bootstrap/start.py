@@ -1,12 +1,13 @@
 """Start-up and shutdown: :func:`start_services` runs what ``build_services`` constructed.
 
-Start-up order: alert dispatcher and auditor; metadata; stored GSM signals and break-glass
-overrides (before hydration, so a revoked version is never hydrated and an override persisted
-before a restart is served at once even while GSM is down); cache hydration and refresher; GSM's
-``current`` alias named where hydration found it missing (contract section 15; never fatal); the
-reconcile and break-glass expiry jobs; the cross-replica listener; the replica heartbeat and the
-GSM event subscriber; one rotation-monitor round, then the monitor. Exit reverses it and finally
-closes what ``build_services`` opened (engine, GSM channel, HTTP client, leader lease).
+Start-up order: the offset from the database clock (section 18); alert dispatcher and auditor;
+metadata; stored GSM signals and break-glass overrides (before hydration, so a revoked version is
+never hydrated and an override persisted before a restart is served at once even while GSM is
+down); cache hydration and refresher; GSM's ``current`` alias named where hydration found it
+missing (contract section 15; never fatal); the reconcile and break-glass expiry jobs; the cross-
+replica listener; the replica heartbeat and the GSM event subscriber; one rotation-monitor round,
+then the monitor. Exit reverses it and finally closes what ``build_services`` opened (engine, GSM
+channel, HTTP client, leader lease).
 
 Exit is bounded whatever the dependencies do (contract section 18: SIGTERM done within 15 s):
 every stop step shares :data:`STOP_BUDGET_SECONDS` and none waits more than
@@ -75,6 +76,9 @@ class _StopBudget:
 async def start_services(services: Services) -> AsyncIterator[Services]:
     """Start ``services``, yield them, then stop them and close their resources (module doc)."""
     budget = _StopBudget(STOP_BUDGET_SECONDS)
+    # Section 18: the offset from the database clock first, so nothing restored, expired or
+    # stamped below uses this host's clock (never fatal: the heartbeat measures it again).
+    await services.replicas.sync_clock()
     async with contextlib.AsyncExitStack() as stack:
         for close in services.closers:
             stack.push_async_callback(budget.step, _name_of(close), close)
