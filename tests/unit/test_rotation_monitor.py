@@ -116,6 +116,7 @@ async def rig() -> AsyncIterator[Rig]:
         leader_lock=lock,
         warning_days=30,
         interval_seconds=3600,
+        lease_interval_seconds=1800,
         sleep=sleep,
     )
     yield Rig(clock, db, sink, metrics, lock, sleep, monitor)
@@ -230,18 +231,50 @@ class TestRounds:
 
 class TestLoop:
     async def test_runs_every_interval_and_stops(self, rig: Rig) -> None:
-        """The loop sleeps the configured interval between rounds; stop releases leadership."""
+        """The loop checks its lease every lease interval and runs a round every interval; stop
+        releases leadership."""
+        await rig.monitor.run_once()  # start-up's round: this replica leads already
         rig.monitor.start()
         await rig.settle(lambda: len(rig.sleep.delays) == 1)
         rig.clock.advance(400 * DAY)
-        rig.sleep.gate.put_nowait(None)
+        rig.sleep.gate.put_nowait(None)  # a lease check only: the leader keeps its lease
         await rig.settle(lambda: len(rig.sleep.delays) == 2)
-        assert rig.sleep.delays == [3600, 3600]
+        assert rig.gauge("omni_secret_rotation_overdue", "api_key") == 0
+        rig.sleep.gate.put_nowait(None)  # the interval is over: a round
+        await rig.settle(lambda: len(rig.sleep.delays) == 3)
+        assert rig.sleep.delays == [1800, 1800, 1800]
         assert rig.gauge("omni_secret_rotation_overdue", "api_key") == 1
         with pytest.raises(RuntimeError):
             rig.monitor.start()
         await rig.monitor.stop()
         assert rig.lock.released == 1
+
+    async def test_a_lease_freed_between_rounds_is_taken_and_acted_on_at_once(
+        self, rig: Rig
+    ) -> None:
+        """Contract section 18: a follower takes a lease freed by a database blip at its next
+        lease check (not the next hourly round) and re-asserts every alert at once."""
+        rig.lock.leader = False
+        rig.clock.advance(400 * DAY)
+        first = await rig.monitor.run_once()
+        assert first.leader is False and rig.delivered() == []
+        rig.monitor.start()
+        await rig.settle(lambda: len(rig.sleep.delays) == 1)
+        rig.sleep.gate.put_nowait(None)  # still not free
+        await rig.settle(lambda: len(rig.sleep.delays) == 2)
+        assert rig.delivered() == []
+        rig.lock.leader = True  # the old leader's session died
+        rig.sleep.gate.put_nowait(None)
+        await rig.settle(lambda: len(rig.sleep.delays) == 3)
+        await rig.settle(lambda: {d[1] for d in rig.delivered()} == {"rotation_overdue"})
+        assert rig.sleep.delays == [1800, 1800, 1800]
+
+    async def test_an_unanswered_lease_check_is_not_leadership(self, rig: Rig) -> None:
+        """A lease check the database cannot answer leaves this replica a follower."""
+        rig.lock.fail = True
+        assert await rig.monitor.check_lease() is False
+        rig.lock.fail = False
+        assert await rig.monitor.check_lease() is True
 
     async def test_wake_runs_a_round(self, rig: Rig) -> None:
         """wake() runs a round without waiting for the timer."""

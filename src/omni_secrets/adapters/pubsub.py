@@ -8,8 +8,12 @@ messages in flight. ``PUBSUB_EMULATOR_HOST`` is honoured by the client itself; i
 uses Application Default Credentials (Workload Identity).
 
 Connection state: the client retries a broken stream internally and never says so, so a probe
-(``GetSubscription`` every few seconds) tells whether Pub/Sub answers; a message received also
-proves it. When the stream ends with an error (subscription deleted, permission revoked), the
+(``GetSubscription`` every few seconds, one attempt, 3 s deadline) tells whether Pub/Sub answers;
+a message received also proves it. ``connected`` is true only while a stream is open (its future
+not done) and the last probe was answered; when Pub/Sub answers again after a failed probe the
+stream is replaced at once rather than left to the client's own reconnect backoff. Leases are
+10 s (contract section 18): a message held by a replica that died goes to a live one within
+about 10 s. When the stream ends with an error (subscription deleted, permission revoked), the
 subscriber starts a new one after an exponential backoff, for ever. :meth:`stop` cancels the
 stream, lets handlers in flight finish and closes the client.
 
@@ -46,6 +50,9 @@ DEFAULT_PROBE_INTERVAL_SECONDS = 5.0
 DEFAULT_PROBE_TIMEOUT_SECONDS = 3.0
 DEFAULT_INITIAL_BACKOFF_SECONDS = 1.0
 DEFAULT_MAX_BACKOFF_SECONDS = 60.0
+LEASE_EXTENSION_SECONDS = 10
+"""The ack deadline of every lease (Pub/Sub's minimum): how long a dead replica's messages wait
+before they are redelivered to a live one."""
 _STOP_TIMEOUT_SECONDS = 5.0
 _UNREACHABLE = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError, gexc.NotFound)
 
@@ -83,7 +90,18 @@ class PubSubEventSubscriber:
         self._subscription = subscription
         self._handler = handler
         self._on_connected = on_connected
-        self._flow = pubsub_v1.types.FlowControl(max_messages=max_messages, max_bytes=max_bytes)
+        self._flow = pubsub_v1.types.FlowControl(
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            # Contract section 18 (dead peers): every replica shares one subscription, so a
+            # message leased by a replica that dies is redelivered only when its lease lapses.
+            # Leases of LEASE_EXTENSION_SECONDS (Pub/Sub's minimum) put the redelivery to a live
+            # replica within ~10 s instead of the client's default 60 s stream ack deadline
+            # (renewed for up to an hour); a live replica keeps extending what it holds.
+            min_duration_per_lease_extension=LEASE_EXTENSION_SECONDS,
+            max_duration_per_lease_extension=LEASE_EXTENSION_SECONDS,
+            max_lease_duration=handle_timeout_seconds + 2 * LEASE_EXTENSION_SECONDS,
+        )
         self._handle_timeout = handle_timeout_seconds
         self._probe_interval = probe_interval_seconds
         self._initial_backoff = initial_backoff_seconds
@@ -171,11 +189,25 @@ class PubSubEventSubscriber:
             backoff = min(backoff * 2, self._max_backoff)
 
     async def _watch(self, client: Any, future: concurrent.futures.Future[Any]) -> bool:
-        """Probe while the stream runs; return whether it was ever healthy. Raises its error."""
+        """Probe while the stream runs; return whether it was ever healthy. Raises its error.
+
+        Connected means this stream is open *and* Pub/Sub answered the last probe: a future
+        that is done (failed or cancelled) is never connected. When Pub/Sub answers again after
+        a probe failed (a partition healed), the stream is replaced at once: the client's own
+        reconnection of a broken stream backs off for up to a minute, and a revocation must
+        not wait for it.
+        """
         wrapped = asyncio.wrap_future(future)
         healthy = False
+        unreachable = False
         while True:
-            healthy = await self._probe(client) or healthy
+            answered = False if wrapped.done() else await self._probe(client, wrapped)
+            if answered and unreachable and not self._stopping:
+                log.info("pubsub.stream_replaced", reason="reachable_again")
+                await _cancel_stream(future)
+                return True
+            unreachable = unreachable or not answered
+            healthy = answered or healthy
             done, _ = await asyncio.wait({wrapped}, timeout=self._probe_interval)
             if done:
                 break
@@ -188,7 +220,7 @@ class PubSubEventSubscriber:
             raise exc
         return healthy
 
-    async def _probe(self, client: Any) -> bool:
+    async def _probe(self, client: Any, stream: asyncio.Future[Any]) -> bool:
         if self._probe_denied:
             return self._connected
         loop = asyncio.get_running_loop()
@@ -204,7 +236,7 @@ class PubSubEventSubscriber:
         except gexc.PermissionDenied:
             self._probe_denied = True
             log.warning("pubsub.probe_denied", hint="grant pubsub.subscriptions.get for status")
-            self._set_connected(True)
+            self._set_connected(not stream.done())
             return True
         except _UNREACHABLE as exc:
             self._set_connected(False)
@@ -214,7 +246,7 @@ class PubSubEventSubscriber:
             self._set_connected(False)
             log.warning("pubsub.probe_failed", error_type=type(exc).__name__)
             return False
-        self._set_connected(True)
+        self._set_connected(not stream.done())  # an answer is not a stream
         return True
 
     # -- messages (on the client's threads) ------------------------------------------------------
@@ -250,6 +282,12 @@ class PubSubEventSubscriber:
 
 def _aware(moment: Any) -> datetime | None:
     return moment if isinstance(moment, datetime) and moment.tzinfo is not None else None
+
+
+async def _cancel_stream(future: concurrent.futures.Future[Any]) -> None:
+    """Cancel a stream off the loop (it joins the client's threads), waiting a bounded time."""
+    cancelling = asyncio.ensure_future(asyncio.to_thread(future.cancel))
+    await asyncio.wait({cancelling}, timeout=_STOP_TIMEOUT_SECONDS)
 
 
 def _close_quietly(client: Any) -> None:

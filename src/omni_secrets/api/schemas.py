@@ -106,6 +106,7 @@ class CacheJson(Schema):
 class ReplicaJson(Schema):
     id: str
     peers: int
+    clock_offset_seconds: float | None = None
 
 
 class EventsJson(Schema):

@@ -108,7 +108,13 @@ def status_document(view: StatusView) -> dict[str, Any]:
         "cache": _cache(view.cache),
         "secrets": [_secret(secret) for secret in view.secrets],
         # Contract section 12: this replica and the GSM event feed (null when off).
-        "replica": {"id": view.replica.id, "peers": view.replica.peers}
+        # Section 18: clockOffsetSeconds, this host's clock minus the database's (null before
+        # the first heartbeat measured it).
+        "replica": {
+            "id": view.replica.id,
+            "peers": view.replica.peers,
+            "clockOffsetSeconds": view.replica.clock_offset_seconds,
+        }
         if view.replica is not None
         else None,
         "events": {

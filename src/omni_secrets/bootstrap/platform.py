@@ -22,6 +22,7 @@ from omni_secrets.adapters import notify, pagerduty
 from omni_secrets.adapters.db import cluster as db_cluster
 from omni_secrets.adapters.db import engine as db_engine
 from omni_secrets.adapters.db import leader as db_leader
+from omni_secrets.adapters.db.clock import SqlReferenceTime
 from omni_secrets.adapters.local_cluster import LocalClusterStore
 from omni_secrets.bootstrap.database import create_database_engine, units_of_work
 from omni_secrets.bootstrap.gsm import build_secret_store
@@ -30,7 +31,7 @@ from omni_secrets.bootstrap.overrides import ClusterStore, Overrides
 from omni_secrets.config import Settings
 from omni_secrets.domain.catalog import Catalog
 from omni_secrets.domain.changes import ChangeNotifier
-from omni_secrets.domain.clock import Clock, SystemClock
+from omni_secrets.domain.clock import Clock, HostReferenceTime, SharedClock, SystemClock
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.observations import ObserverFanOut, ServiceObserver
@@ -46,6 +47,7 @@ from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.integrity import IntegrityViolation, IntegrityViolations
 from omni_secrets.service.replicas import ReplicaService, new_replica_id
 from omni_secrets.service.rotation.monitor import LeaderLock
+from omni_secrets.service.shared_time import ClockSync
 
 Closer = Callable[[], Awaitable[object]]
 
@@ -91,7 +93,9 @@ class Platform:
 
 def build_platform(settings: Settings, over: Overrides) -> Platform:
     """Construct the shared adapters for ``settings``, with ``over``'s in place of the real ones."""
-    clock = over.clock or SystemClock()
+    # One clock for shared time (contract section 18): the host's, corrected to the database's
+    # at every heartbeat. A clock a test injects keeps driving time (measured, not corrected).
+    clock = SharedClock(over.clock or SystemClock(), correct=over.clock is None)
     keyring = load_service_keyring(settings)
     catalog = Catalog(settings.gsm_secret_prefix)
     metrics = OmniMetrics(over.registry or CollectorRegistry(), [t.value for t in catalog.types])
@@ -118,6 +122,12 @@ def build_platform(settings: Settings, over: Overrides) -> Platform:
         db_cluster.SqlClusterStore(engine) if engine is not None else LocalClusterStore()
     )
     leader_lock = _leader_lock(over, engine, closers)
+    clock_sync = ClockSync(
+        clock=clock,
+        reference=SqlReferenceTime(engine) if engine is not None else HostReferenceTime(),
+        on_offset=metrics.clock_offset.set,
+        timeout_seconds=settings.database_timeout_seconds,
+    )
     return Platform(
         settings=settings,
         catalog=catalog,
@@ -142,6 +152,7 @@ def build_platform(settings: Settings, over: Overrides) -> Platform:
             replica_id=over.replica_id or new_replica_id(),
             host=socket.gethostname(),
             on_peers=metrics.replica_peers.set,
+            clock_sync=clock_sync,
         ),
         leader_lock=leader_lock,
         closers=tuple(closers),

@@ -253,7 +253,11 @@ def _serving(
         clock=base.clock,
         signals=signals,
         break_glass_view=break_glass.view,
-        replica_view=lambda: ReplicaView(id=replicas.replica_id, peers=replicas.peers),
+        replica_view=lambda: ReplicaView(
+            id=replicas.replica_id,
+            peers=replicas.peers,
+            clock_offset_seconds=_rounded(replicas.clock_offset_seconds),
+        ),
         events_view=feed.view,
     )
     base.metrics.track_cache_age(secrets.cache_age_seconds)
@@ -352,3 +356,8 @@ def _assemble(
         ),
         closers=base.closers,
     )
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """An offset as status shows it (milliseconds; the measurement is no finer)."""
+    return None if seconds is None else round(seconds, 3)

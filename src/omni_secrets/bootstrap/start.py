@@ -1,7 +1,7 @@
 """Start-up and shutdown: :func:`start_services` runs what ``build_services`` constructed.
 
-Start-up order: alert dispatcher and auditor; live state re-signed after an integrity key
-change; metadata; stored GSM signals and break-glass
+Start-up order: the offset from the database clock (section 18); alert dispatcher and auditor;
+live state re-signed after an integrity key change; metadata; stored GSM signals and break-glass
 overrides (before hydration, so a revoked version is never hydrated and an override persisted
 before a restart is served at once even while GSM is down); the commit journal's recovery of what
 this host's previous process left half-done (contract section 15; never fatal); cache hydration
@@ -78,6 +78,9 @@ class _StopBudget:
 async def start_services(services: Services) -> AsyncIterator[Services]:
     """Start ``services``, yield them, then stop them and close their resources (module doc)."""
     budget = _StopBudget(STOP_BUDGET_SECONDS)
+    # Section 18: the offset from the database clock first, so nothing restored, expired or
+    # stamped below uses this host's clock (never fatal: the heartbeat measures it again).
+    await services.replicas.sync_clock()
     async with contextlib.AsyncExitStack() as stack:
         for close in services.closers:
             stack.push_async_callback(budget.step, _name_of(close), close)

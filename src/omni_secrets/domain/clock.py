@@ -70,3 +70,77 @@ def to_rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("naive datetime")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class ReferenceTime(Protocol):
+    """The clock every replica agrees on: the shared database's (contract section 18)."""
+
+    async def reference_now(self) -> datetime | None:
+        """The database's current time, or None when the database runs on this host's clock
+        (SQLite: nothing to correct).
+
+        Raises:
+            DatabaseUnavailable: the database did not answer.
+        """
+        ...
+
+
+class SharedClock:
+    """Wall time on the database's clock: ``base`` corrected by the last measured offset.
+
+    A replica measures its offset from the database clock at every heartbeat
+    (:meth:`observe`) and applies it to :meth:`now` in between, so times other replicas act on
+    (override activation and expiry, rotation dates, replica liveness, refresh requests,
+    preview expiry, audit rows) do not depend on this host's clock. Between two measurements the
+    two clocks drift by at most a few microseconds; a step of this host's clock is corrected at
+    the next heartbeat. ``monotonic`` is the host's own: durations never depend on the offset.
+
+    Args:
+        base: the host's clock.
+        correct: False keeps ``base``'s time (tests that drive time themselves) but still
+            measures the offset.
+    """
+
+    def __init__(self, base: Clock, *, correct: bool = True) -> None:
+        self._base = base
+        self._correct = correct
+        self._offset: timedelta | None = None
+
+    @property
+    def offset_seconds(self) -> float | None:
+        """This host's clock minus the database's, in seconds (positive: the host is ahead);
+        None before the first measurement."""
+        return None if self._offset is None else self._offset.total_seconds()
+
+    def host_now(self) -> datetime:
+        """The host's own wall time (to measure the offset with)."""
+        return self._base.now()
+
+    def observe(self, before: datetime, reference: datetime | None, after: datetime) -> float:
+        """Record one measurement: ``reference`` read between ``before`` and ``after`` (host
+        times); the round trip is split evenly. A None reference means the same clock.
+
+        Returns:
+            The offset in seconds.
+        """
+        if reference is None:
+            self._offset = timedelta(0)
+        else:
+            self._offset = before + (after - before) / 2 - reference
+        return self._offset.total_seconds()
+
+    def now(self) -> datetime:
+        moment = self._base.now()
+        if self._correct and self._offset is not None:
+            return moment - self._offset
+        return moment
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
+
+
+class HostReferenceTime:
+    """The reference clock of a single-host deployment (SQLite, in-memory fakes): this host's."""
+
+    async def reference_now(self) -> datetime | None:
+        return None

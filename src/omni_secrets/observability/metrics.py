@@ -18,6 +18,7 @@ name                                               type       labels
 ``omni_secret_rotation_candidate_available``       gauge 0/1  secret_type (a newer GSM version)
 ``omni_gsm_events_connected``                      gauge 0/1  subscription (only when configured)
 ``omni_replica_peers``                             gauge      — (other live replicas)
+``omni_clock_offset_seconds``                      gauge      — (host minus database clock)
 ``omni_integrity_violations_total``                counter    table
 ``omni_audit_queue_depth``                         gauge      —
 ``omni_audit_batch_size``                          histogram  —
@@ -152,6 +153,7 @@ class OmniMetrics:
     rotation_candidate_available: Gauge
     gsm_events_connected: Gauge
     replica_peers: Gauge
+    clock_offset: Gauge
 
     def __init__(self, registry: CollectorRegistry, secret_types: Iterable[str]) -> None:
         self.registry = registry
@@ -286,6 +288,12 @@ class OmniMetrics:
         self.replica_peers = Gauge(
             "omni_replica_peers",
             "Other live replicas seen in the replica registry.",
+            registry=registry,
+        )
+        self.clock_offset = Gauge(
+            "omni_clock_offset_seconds",
+            "This replica's clock minus the database's, measured at every heartbeat "
+            "(positive: ahead). Shared times come from the database's clock.",
             registry=registry,
         )
 

@@ -15,6 +15,7 @@ import structlog
 
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import REPLICA_LIVENESS_SECONDS, ReplicaInfo, ReplicaRegistry
+from omni_secrets.service.shared_time import ClockSync
 
 log = structlog.get_logger("omni_secrets.replicas")
 
@@ -36,6 +37,8 @@ class ReplicaService:
         replica_id: this process's id (:func:`new_replica_id`).
         host: the host name shown in the registry.
         on_peers: called with the peer count after each successful beat (a gauge).
+        clock_sync: measures this replica's offset from the database clock at every beat
+            (contract section 18), before the beat's own times are taken.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class ReplicaService:
         replica_id: str,
         host: str,
         on_peers: Callable[[int], None] = lambda _n: None,
+        clock_sync: ClockSync | None = None,
     ) -> None:
         self._registry = registry
         self._clock = clock
@@ -53,6 +57,7 @@ class ReplicaService:
         self.host = host
         self.started_at: datetime = clock.now()
         self._on_peers = on_peers
+        self._clock_sync = clock_sync
         self._peers = 0
         self._beats = 0
 
@@ -60,6 +65,26 @@ class ReplicaService:
     def peers(self) -> int:
         """Other live replicas as of the last successful beat (0 before the first)."""
         return self._peers  # counted when read: status shows it on every call
+
+    @property
+    def clock_offset_seconds(self) -> float | None:
+        """This host's clock minus the database's at the last heartbeat (None: not measured)."""
+        return None if self._clock_sync is None else self._clock_sync.offset_seconds
+
+    async def sync_clock(self) -> bool:
+        """Measure the offset from the database clock now; never raises.
+
+        Returns:
+            Whether the database answered (a failed measurement keeps the last offset).
+        """
+        if self._clock_sync is None:
+            return True
+        try:
+            await self._clock_sync.sync()
+        except Exception as exc:
+            log.warning("replica.clock_sync_failed", error_type=type(exc).__name__)
+            return False
+        return True
 
     def _saw(self, live: Sequence[ReplicaInfo]) -> None:
         self._peers = sum(1 for r in live if r.replica_id != self.replica_id)
@@ -70,7 +95,12 @@ class ReplicaService:
         Returns:
             Whether the database answered (a failed beat keeps the last known peers).
         """
+        await self.sync_clock()
         now = self._clock.now()
+        if self._beats == 0:
+            # Stamped on the database's clock (measured just above), not the host's: a
+            # refresh queued after this replica started must count it in.
+            self.started_at = now
         try:
             await self._registry.heartbeat(
                 ReplicaInfo(self.replica_id, self.host, self.started_at, now)

@@ -77,6 +77,7 @@ class CacheView:
 class ReplicaView:
     id: str
     peers: int
+    clock_offset_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,9 @@ from omni_secrets.adapters.db.errors import translate_db_errors
 ROTATION_MONITOR_LOCK_KEY = 0x6F6D6E69726F746E
 """The advisory lock key of the rotation monitor (the ASCII bytes of ``omnirotn``)."""
 
+DEFAULT_TIMEOUT_SECONDS = 5.0
+"""The longest wait for one step of leader election, ping or release."""
+
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 _PING = text("SELECT 1")
@@ -35,11 +38,20 @@ class PostgresLeaderLock:
     Args:
         engine: the service's async engine; one of its connections is kept while leading.
         key: the advisory lock key (one per job).
+        timeout_seconds: the longest wait for any one step (a partition does not fail a call
+            on its own: the network just stays silent).
     """
 
-    def __init__(self, engine: AsyncEngine, key: int = ROTATION_MONITOR_LOCK_KEY) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        key: int = ROTATION_MONITOR_LOCK_KEY,
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self._engine = engine
         self._key = key
+        self._timeout = timeout_seconds
         self._conn: AsyncConnection | None = None
         self._mutex = asyncio.Lock()
 
@@ -52,17 +64,20 @@ class PostgresLeaderLock:
         async with self._mutex:
             if self._conn is not None:
                 try:
-                    await self._conn.execute(_PING)
+                    async with asyncio.timeout(self._timeout):
+                        await self._conn.execute(_PING)
                     return True
                 except Exception:
                     # The session is gone, and with it our lock: compete again below.
                     await self._discard()
             with translate_db_errors(doing="leader election"):
-                conn = await self._engine.connect()
+                async with asyncio.timeout(self._timeout):
+                    conn = await self._engine.connect()
                 try:
                     # Autocommit: the lock is session-level, and no transaction stays open.
-                    await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    won = bool((await conn.execute(_TRY_LOCK, {"key": self._key})).scalar())
+                    async with asyncio.timeout(self._timeout):
+                        await conn.execution_options(isolation_level="AUTOCOMMIT")
+                        won = bool((await conn.execute(_TRY_LOCK, {"key": self._key})).scalar())
                 except BaseException:
                     await _drop(conn)
                     raise
@@ -79,8 +94,9 @@ class PostgresLeaderLock:
             if conn is None:
                 return
             try:
-                await conn.execute(_UNLOCK, {"key": self._key})
-                await conn.close()
+                async with asyncio.timeout(self._timeout):
+                    await conn.execute(_UNLOCK, {"key": self._key})
+                    await conn.close()
             except Exception:
                 # A pooled session would keep the lock: make sure this one ends.
                 await _drop(conn)

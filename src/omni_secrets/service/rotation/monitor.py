@@ -45,6 +45,10 @@ from omni_secrets.service.rotation.events import (
 )
 from omni_secrets.service.rotation.report import RotationReport, build_report
 
+LEASE_INTERVAL_SECONDS = 15.0
+"""How often the monitor checks its lease between rounds (a lost lease is re-taken well
+within 60 s: one interval, plus the database's deadline)."""
+
 
 class LeaderLock(Protocol):
     """Cluster-wide leadership for jobs that must run on one replica at a time."""
@@ -95,6 +99,9 @@ class RotationMonitor:
         leader_lock: cluster-wide leadership.
         warning_days: ``OMNI_ROTATION_WARNING_DAYS``.
         interval_seconds: ``OMNI_ROTATION_CHECK_INTERVAL_SECONDS``.
+        lease_interval_seconds: how often the loop checks leadership between rounds (contract
+            section 18: a lost lease is re-taken within 60 s by a live replica; a replica that
+            becomes the leader runs a round at once).
         sleep: awaitable sleep between rounds (``asyncio.sleep``; tests inject their own).
     """
 
@@ -108,10 +115,11 @@ class RotationMonitor:
         leader_lock: LeaderLock,
         warning_days: int,
         interval_seconds: float,
+        lease_interval_seconds: float = LEASE_INTERVAL_SECONDS,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if interval_seconds <= 0:
-            raise ValueError("interval_seconds must be positive")
+        if interval_seconds <= 0 or lease_interval_seconds <= 0:
+            raise ValueError("interval_seconds and lease_interval_seconds must be positive")
         if warning_days < 0:
             raise ValueError("warning_days must not be negative")
         self._catalog = catalog
@@ -121,6 +129,7 @@ class RotationMonitor:
         self._leader_lock = leader_lock
         self._warning_days = warning_days
         self._interval = interval_seconds
+        self._lease_interval = min(lease_interval_seconds, interval_seconds)
         self._sleep = sleep
         self._previous: dict[str, rotation.RotationStatus] = {}
         self._was_leader = False
@@ -211,7 +220,30 @@ class RotationMonitor:
         await self._leader_lock.release()
         self._was_leader = False
 
-    async def _loop(self) -> None:
-        while True:
-            await self._sleep(self._interval)
+    async def check_lease(self) -> bool:
+        """Between rounds: take the lease when it is free, or confirm this replica still holds
+        it; a replica that has just become the leader runs a round at once (re-asserting every
+        alert), so leadership lost in a database blip is back within one lease interval.
+
+        Returns:
+            Whether this replica is the leader now.
+        """
+        async with self._round_lock:
+            leader = await self._lead()
+            newly = leader and not self._was_leader
+            if not leader:
+                self._was_leader = False
+        if newly:
             await self.tick()
+        return leader
+
+    async def _loop(self) -> None:
+        waited = 0.0
+        while True:
+            await self._sleep(self._lease_interval)
+            waited += self._lease_interval
+            if waited + 1e-9 >= self._interval:
+                waited = 0.0
+                await self.tick()
+            else:
+                await self.check_lease()
