@@ -19,6 +19,11 @@ Service events (logger ``omni_secrets.rotation``):
 - ``RotationRecovered`` → ``rotation.recovered`` (warning: a replica died mid-commit); the pins
   served at once, the monitor woken and the other replicas told, as after a commit.
 - ``RecoveryDeferred`` → ``rotation.recovery_deferred`` (the entry is retried next round).
+- ``RotationAdopted`` → ``rotation.adopted`` (warning: GSM was changed outside this service);
+  as after a commit, plus ``omni_secret_alias_drift`` 0 and ``alias_drift`` resolved.
+- ``AliasDrift`` → ``rotation.drift`` / ``rotation.drift_cleared`` /
+  ``rotation.follow_failed``; ``omni_secret_alias_drift`` per member; after 10 minutes alert
+  ``alias_drift`` (warning), resolved when the group is in step or adopted.
 
 Monitor events (logger ``omni_secrets.rotation_monitor``):
 
@@ -57,18 +62,24 @@ from omni_secrets.domain.observations import (
     ValueSeen,
 )
 from omni_secrets.observability import alert_catalog
-from omni_secrets.observability.alert_catalog import DUE_SOON_ALERT, OVERDUE_ALERT
+from omni_secrets.observability.alert_catalog import (
+    ALIAS_DRIFT_ALERT,
+    DUE_SOON_ALERT,
+    OVERDUE_ALERT,
+)
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import access_event
 from omni_secrets.service.messagebus import Reactions
 from omni_secrets.service.rotation.events import (
+    AliasDrift,
     CandidateRead,
     LockReleaseFailed,
     MonitorLeadershipUnknown,
     MonitorRoundFailed,
     PreviewStored,
     RecoveryDeferred,
+    RotationAdopted,
     RotationAlertsAsserted,
     RotationCancelled,
     RotationCommitted,
@@ -101,6 +112,8 @@ class RotationReactions:
         auditor: queues the audit rows of failures.
         monitor: woken after a commit so the gauges and alerts follow at once.
         publish: tells the other replicas (``KIND_ROTATION``); must not raise.
+        metrics: ``omni_secret_alias_drift`` follows the drift.
+        environment: named in the ``alias_drift`` alert.
     """
 
     def __init__(
@@ -113,7 +126,11 @@ class RotationReactions:
         auditor: BackgroundAudit,
         monitor: RotationMonitor,
         publish: Publish,
+        metrics: OmniMetrics,
+        environment: str,
     ) -> None:
+        self._metrics = metrics
+        self._environment = environment
         self._catalog = catalog
         self._secrets = secrets
         self._alerts = alerts
@@ -149,6 +166,15 @@ class RotationReactions:
                 self.announce,
             ],
             RecoveryDeferred: [self.log_deferred],
+            RotationAdopted: [
+                self.log_adopted,
+                self.serve_new_pins,
+                self.resolve_alerts,
+                self.resolve_drift,
+                self.wake_monitor,
+                self.announce,
+            ],
+            AliasDrift: [self.follow_drift],
         }
 
     # -- preview -----------------------------------------------------------------------------
@@ -217,7 +243,7 @@ class RotationReactions:
         log.info("rotation.rolled_back", group=event.group, versions=dict(event.versions))
 
     async def serve_new_pins(
-        self, event: RotationCommitted | RotationRolledBack | RotationRecovered
+        self, event: RotationCommitted | RotationRolledBack | RotationRecovered | RotationAdopted
     ) -> None:
         try:
             outcomes = await self._catch_up([SecretType(t) for t in event.secret_types])
@@ -234,12 +260,12 @@ class RotationReactions:
                 "rotation.refresh_after_commit_failed", group=event.group, secret_types=failed
             )
 
-    def resolve_alerts(self, event: RotationCommitted) -> None:
+    def resolve_alerts(self, event: RotationCommitted | RotationAdopted) -> None:
         for name in ROTATION_ALERT_NAMES:
             self._alerts.resolve(name, event.group)
 
     def wake_monitor(
-        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered
+        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered | RotationAdopted
     ) -> None:
         try:
             self._monitor.wake()
@@ -247,7 +273,7 @@ class RotationReactions:
             log.warning("rotation.on_commit_failed", error_type=type(exc).__name__)
 
     async def announce(
-        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered
+        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered | RotationAdopted
     ) -> None:
         try:
             # The other replicas refresh the new pins at once instead of at their next reconcile.
@@ -264,6 +290,44 @@ class RotationReactions:
             outcome=event.outcome,
             owner_replica_id=event.owner_replica_id,
             versions=dict(event.versions),
+        )
+
+    def log_adopted(self, event: RotationAdopted) -> None:
+        log.warning("rotation.adopted", group=event.group, versions=dict(event.versions))
+
+    def resolve_drift(self, event: RotationAdopted) -> None:
+        for secret_type in event.secret_types:
+            self._metrics.show_alias_drift(secret_type, False)
+        if event.had_drift:
+            self._alerts.resolve(ALIAS_DRIFT_ALERT, event.group)
+
+    def follow_drift(self, event: AliasDrift) -> None:
+        """Log each change, keep the gauge, page once the drift has lasted 10 minutes."""
+        if event.error_type is not None:
+            log.warning("rotation.follow_failed", group=event.group, error_type=event.error_type)
+            return
+        for secret_type in event.secret_types:
+            self._metrics.show_alias_drift(secret_type, event.reason is not None)
+        if event.reason is None or event.since is None:
+            log.info("rotation.drift_cleared", group=event.group)
+            self._alerts.resolve(ALIAS_DRIFT_ALERT, event.group)
+            return
+        if event.overdue:
+            self._alerts.trigger(
+                alert_catalog.alias_drift(
+                    self._environment,
+                    group=event.group,
+                    reason=event.reason,
+                    since=event.since,
+                    secret_types=event.secret_types,
+                )
+            )
+            return
+        log.warning(
+            "rotation.drift",
+            group=event.group,
+            reason=event.reason,
+            since=to_rfc3339(event.since),
         )
 
     def log_deferred(self, event: RecoveryDeferred) -> None:
