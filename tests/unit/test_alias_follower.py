@@ -7,6 +7,7 @@ as every refresh does, then one follower round decides.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -161,3 +162,22 @@ async def test_adopted_group_can_be_rolled_back(rig: Rig) -> None:
 async def _delivered(rig: Rig, name: str, action: str = "trigger") -> None:
     while not [e for e in rig.sink.delivered if e.alert.name == name and e.action == action]:
         await asyncio.sleep(0.01)
+
+
+async def test_a_stale_alias_view_never_undoes_a_commit(rig: Rig) -> None:
+    """After a commit, an alias view older than the pin (its refresh's alias read failed) says
+    ``current`` = 1: GSM is asked again, says 2, nothing is adopted, nothing drifts."""
+    rig.add_v2(API_IDS)
+    preview_id = await rig.preview()
+    await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+    pins_ = rig.secrets.pins
+    for secret_type in API_TYPES:
+        view = pins_.aliases(secret_type)
+        assert view is not None
+        pins_._aliases[secret_type] = dataclasses.replace(
+            view, aliases={"current": "1"}, enabled=frozenset({"1", "2"})
+        )
+    rig.apex.accepted.add(V1["apex-omni-api-key"])
+    assert await rig.follower.follow() == FollowResult()
+    assert set((await pins(rig)).values()) == {"2"}
+    assert await adopted_rows(rig) == []

@@ -3,7 +3,8 @@
 GSM's aliases are the source of truth, so a rotation done in GSM alone (``gcloud``, another
 tool) is followed. :meth:`AliasFollower.follow` compares each group's pins with the aliases the
 last refreshes read (:class:`~omni_secrets.service.serving.pinned_versions.AliasView`, in
-memory: the hit path never calls GSM for this) and decides with
+memory: the hit path never calls GSM for this); a group that looks out of step is re-read from
+GSM (``GetSecret``, and ``GetSecretVersion`` of each new ``current``) and decided with
 :func:`~omni_secrets.domain.rotation.drift.assess_group`:
 
 - in step: any drift the group showed is cleared;
@@ -34,6 +35,7 @@ from datetime import datetime
 from omni_secrets.domain import rotation
 from omni_secrets.domain.catalog import Catalog, CatalogEntry, RotationGroup, SecretType
 from omni_secrets.domain.clock import Clock, to_rfc3339
+from omni_secrets.domain.errors import SecretStoreError
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.rotation.drift import (
@@ -43,7 +45,7 @@ from omni_secrets.domain.rotation.drift import (
     GroupAliases,
     assess_group,
 )
-from omni_secrets.domain.secret_store import VersionState
+from omni_secrets.domain.secret_store import SecretStore, VersionState
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.messagebus import EventBus
 from omni_secrets.service.rotation.aliases import dates_of
@@ -72,6 +74,7 @@ class AliasFollower:
         uow_factory: database units of work.
         auditor: ``rotation_adopted`` in the adoption's unit of work.
         checks: reads payloads and runs the ApeX self-test as a preview does.
+        store: GSM: a group that looks out of step is re-read (``GetSecret``) before judging.
         bus: told of each adoption and each drift change.
         clock: time source.
         board: the drift each type shows in status.
@@ -87,6 +90,7 @@ class AliasFollower:
         uow_factory: UnitOfWorkFactory,
         auditor: Auditor,
         checks: PreviewOpener,
+        store: SecretStore,
         bus: EventBus,
         clock: Clock,
         board: DriftBoard,
@@ -98,6 +102,7 @@ class AliasFollower:
         self._uow_factory = uow_factory
         self._auditor = auditor
         self._checks = checks
+        self._store = store
         self._bus = bus
         self._clock = clock
         self._board = board
@@ -143,6 +148,11 @@ class AliasFollower:
         if any(_locked(m, now) for m in metas.values()):
             return None  # a preview, commit or rollback holds the group: not ours to judge
         types = [m.secret_type.value for m in members]
+        if not assess_group(read).in_step:
+            # The views may be older than the pins (a refresh's alias read failed, a commit
+            # elsewhere): judge only what GSM says now. Costs GSM reads only while a group
+            # looks out of step, never on the hit path.
+            read = await self._read_now(members, read)
         verdict = assess_group(read)
         if verdict.in_step:
             if self._board.clear(types):
@@ -163,6 +173,32 @@ class AliasFollower:
                 AliasDrift(group.value, tuple(types), reason, drift.since, overdue)
             )
         return reason
+
+    async def _read_now(
+        self, members: Sequence[CatalogEntry], read: dict[str, GroupAliases]
+    ) -> dict[str, GroupAliases]:
+        """Each member's ``current`` and its state, read from GSM now.
+
+        Raises:
+            SecretStoreError: GSM failed transiently (the group is judged next round).
+        """
+        infos = await asyncio.gather(*(self._store.get_secret(m.gsm_secret_id) for m in members))
+        fresh: dict[str, GroupAliases] = {}
+        for member, info in zip(members, infos, strict=True):
+            name = member.secret_type.value
+            current = info.current
+            enabled: frozenset[str] = frozenset()
+            if current is not None and current.isdigit() and current != read[name].pinned:
+                try:
+                    state = (await self._store.get_version(member.gsm_secret_id, current)).state
+                except SecretStoreError as exc:
+                    if exc.transient:
+                        raise
+                    state = None
+                if state is VersionState.ENABLED:
+                    enabled = frozenset({current})
+            fresh[name] = GroupAliases(read[name].pinned, current, enabled)
+        return fresh
 
     async def _checks_pass(
         self,

@@ -94,6 +94,7 @@ def build_alias_follower(
         uow_factory=uow_factory,
         auditor=auditor,
         checks=checks,
+        store=store,
         bus=bus,
         clock=clock,
         board=board,
