@@ -1,8 +1,8 @@
 """Commit as a compare-and-set in GSM, and rollback (contract section 15), through the real app.
 
 The stack is the contract harness (real gRPC to the GSM emulator, a real database, a fake ApeX);
-the emulator's aliases are read back directly. The commit journal and kill -9 recovery are not
-built here.
+the emulator's aliases are read back directly. The commit journal and kill -9 recovery are
+tested in ``tests/integration/test_commit_recovery.py``.
 """
 
 from __future__ import annotations

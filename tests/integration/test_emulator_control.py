@@ -89,3 +89,45 @@ def test_omit_checksum_route(emulator: GsmEmulator) -> None:
     assert status_of(answer) == 200
     assert emulator.faults.take_checksum_omission() is True
     assert emulator.faults.take_checksum_omission() is False
+
+
+def _post(emulator: GsmEmulator, path: str, body: bytes) -> int:
+    return status_of(
+        exchange(
+            emulator,
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body,
+        )
+    )
+
+
+def test_latency_route_delays_only_the_nth_call(emulator: GsmEmulator) -> None:
+    """/latency with ``nth`` delays exactly that later call of the method, none before or after."""
+    body = b'{"method": "UpdateSecret", "seconds": 7.5, "nth": 2}'
+    assert _post(emulator, "/latency", body) == 200
+    plan = emulator.faults
+    assert plan.admit("GetSecret").latency == 0  # another method does not count
+    assert [plan.admit("UpdateSecret").latency for _ in range(3)] == [0, 7.5, 0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"method": "*", "seconds": 1, "nth": 1}',
+        b'{"method": "UpdateSecret", "seconds": 1, "nth": 0}',
+        b'{"method": "UpdateSecret", "seconds": 0, "nth": 1}',
+        b'{"method": "UpdateSecret", "seconds": 1, "nth": true}',
+        b'{"method": "NoSuchRpc", "seconds": 1, "nth": 1}',
+    ],
+)
+def test_latency_route_refuses_a_bad_nth(emulator: GsmEmulator, body: bytes) -> None:
+    """A wildcard, a non-positive ``nth`` or delay, or an unknown RPC is a 400, nothing set."""
+    assert _post(emulator, "/latency", body) == 400
+    assert emulator.faults.admit("UpdateSecret").latency == 0
+
+
+def test_reset_clears_a_pending_nth_delay(emulator: GsmEmulator) -> None:
+    assert _post(emulator, "/latency", b'{"method": "UpdateSecret", "seconds": 3, "nth": 1}') == 200
+    assert _post(emulator, "/reset", b"{}") == 200
+    assert emulator.faults.admit("UpdateSecret").latency == 0

@@ -120,6 +120,21 @@ class TestCurrentNotEnabled:
             await rig.pins.fetch(SecretType.API_KEY)
         assert caught.value.reason == VERSION_DISABLED
 
+    @pytest.mark.parametrize(
+        ("target", "code"), [("7", "VERSION_NOT_FOUND"), ("fake-not-a-number", "ALIAS_INVALID")]
+    )
+    async def test_current_naming_no_version_fails_closed_with_its_code(
+        self, rig: Rig, target: str, code: str
+    ) -> None:
+        """`current` naming a version GSM does not list, or no number at all: a named,
+        permanent error for that type (never a crash), whether pinned or not."""
+        await rig.seed(ask_gsm=True)
+        rig.store._meta[KEY].aliases = {"current": target}  # GSM itself would refuse both
+        with pytest.raises(SecretStoreError) as caught:
+            await rig.pins.fetch(SecretType.API_KEY)
+        assert (caught.value.reason, caught.value.transient) == (code, False)
+        assert (await rig.pins.fetch(SecretType.API_SECRET)).version == "2"
+
     async def test_enabled_current_serves(self, rig: Rig) -> None:
         """The same fetch serves when `current` names an ENABLED version."""
         rig.store.set_aliases(KEY, {"current": "2"})

@@ -123,5 +123,8 @@ class TestParseGsmMessage:
         assert isinstance(unknown, Dismissed) and unknown.result == "ignored"
         novel = parse(message({"eventType": "SECRET_TELEPORT"}))
         assert isinstance(novel, Dismissed) and novel.result == "ignored"
+        create = parse(message({"eventType": "SECRET_CREATE", "versionId": None}, b"{}"))
+        assert isinstance(create, Dismissed) and create.result == "ignored"
+        # Section 15: an alias change is a reason to look again (the follower decides).
         update = parse(message({"eventType": "SECRET_UPDATE", "versionId": None}, b"{}"))
-        assert isinstance(update, Dismissed) and update.result == "ignored"
+        assert isinstance(update, GsmEvent) and update.version is None

@@ -13,7 +13,7 @@ PACKAGE = Path(package.__file__).parent
 # Everything but reactions.py (what follows the events) and build.py (the wiring).
 DECIDING = (
     *("service", "preview", "commit", "failures", "events", "monitor", "report", "views"),
-    *("aliases", "rollback", "journal", "recovery", "reminder"),
+    *("aliases", "rollback", "journal", "recovery", "reminder", "adoption"),
 )
 # structlog, the metrics and the alert dispatcher (observability/), the notifier (adapters/).
 FORBIDDEN = ("structlog", "omni_secrets.observability", "omni_secrets.adapters")

@@ -92,6 +92,8 @@ class Rig:
     values_seen: list[str] = field(default_factory=list)
     commits: list[RotationGroup] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
+    recovery: Any = None  # the JournalRecoveryJob (tests of the commit journal)
+    follower: Any = None  # the AliasFollower (tests of following GSM)
 
     def add_v2(self, ids: list[str]) -> None:
         for secret_id in ids:
@@ -203,6 +205,8 @@ async def make_rig() -> AsyncIterator[Rig]:
         redactor.seen,
         commits,
         notifier.published,
+        services.journal_recovery,
+        services.alias_follower,
     )
     await services.auditor.stop()
     await services.alerts.stop()

@@ -41,6 +41,16 @@ class LastError(Schema):
     at: Timestamp
 
 
+class DriftJson(Schema):
+    since: Timestamp
+    reason: str = Field(
+        description=(
+            "group_incomplete, alias_invalid, not_enabled or checks_failed: why GSM's current "
+            "alias is not followed yet (the previous versions are still served, whole)."
+        )
+    )
+
+
 class RotationJson(Schema):
     group: str
     last_rotated_at: Timestamp | None
@@ -55,6 +65,10 @@ class RotationJson(Schema):
     )
     previous_version: str | None = Field(
         default=None, description="The version GSM's `previous` alias names (null when absent)."
+    )
+    drift: DriftJson | None = Field(
+        default=None,
+        description="Null, or since when and why GSM's `current` alias is not followed yet.",
     )
 
 

@@ -54,6 +54,11 @@ def _rotation(rotation: RotationView) -> dict[str, Any]:
         "candidateVersion": rotation.candidate_version,
         "aliasVersion": rotation.alias_version,
         "previousVersion": rotation.previous_version,
+        "drift": (
+            None
+            if rotation.drift is None
+            else {"since": _rfc3339(rotation.drift.since), "reason": rotation.drift.reason}
+        ),
     }
 
 

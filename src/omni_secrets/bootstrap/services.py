@@ -31,6 +31,7 @@ from omni_secrets.domain.changes import ChangeNotifier
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.rotation.drift import DriftBoard
 from omni_secrets.domain.rotation.journal import OWNER_SILENT_SECONDS
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.jobs.break_glass_expiry import BreakGlassExpiryJob
@@ -64,7 +65,12 @@ from omni_secrets.service.refresh.reactions import refresh_reactions
 from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.rekey import LiveStateRekey
 from omni_secrets.service.replicas import ReplicaService
-from omni_secrets.service.rotation.build import RotationFeature, build_rotation
+from omni_secrets.service.rotation.adoption import AliasFollower
+from omni_secrets.service.rotation.build import (
+    RotationFeature,
+    build_alias_follower,
+    build_rotation,
+)
 from omni_secrets.service.rotation.journal import JournalOwner
 from omni_secrets.service.rotation.monitor import RotationMonitor
 from omni_secrets.service.rotation.service import RotationService
@@ -107,6 +113,8 @@ class Services:
     signals: SecretSignals
     # Contract section 15: names GSM's `current` alias where it is missing (start-up, reconcile).
     current_aliases: CurrentAliasService
+    # Contract section 15: adopts groups GSM moved whole, reports drift (after each reconcile).
+    alias_follower: AliasFollower
     # None when OMNI_PUBSUB_SUBSCRIPTION is unset.
     gsm_events: GsmEventService | None
     gsm_subscriber: pubsub_adapter.PubSubEventSubscriber | None
@@ -126,6 +134,7 @@ class _Serving:
     break_glass: BreakGlassService
     secrets: OmniSecretService
     current_aliases: CurrentAliasService
+    drift: DriftBoard
 
 
 def build_services(settings: Settings, overrides: Overrides | None = None) -> Services:
@@ -145,6 +154,19 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     # Status shows the event feed; the event service and the subscriber update it later.
     feed = GsmEventFeed(settings.pubsub_subscription)
     serving = _serving(base, bus, break_glass_keys, feed)
+    follower = build_alias_follower(
+        catalog=base.catalog,
+        store=base.store,
+        pins=serving.secrets.pins,
+        uow_factory=base.uow_factory,
+        auditor=base.auditor,
+        apex=base.apex,
+        bus=bus,
+        clock=base.clock,
+        board=serving.drift,
+        period_days=settings.rotation_period_days,
+        keyring=base.keyring,
+    )
     refresh = build_refresh(
         catalog=base.catalog,
         cache=serving.secrets.cache,
@@ -163,10 +185,11 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         refresh=refresh,
         clock=base.clock,
         bus=bus,
+        follow=follower.follow,
     )
     rotation = _rotation(base, bus, serving.secrets)
     bus.add(rotation.reactions)
-    return _assemble(base, over, serving, refresh, gsm_events, rotation)
+    return _assemble(base, over, serving, refresh, gsm_events, rotation, follower)
 
 
 def _dispatcher(base: Platform) -> Dispatcher:
@@ -239,6 +262,7 @@ def _serving(
         bus=bus,
     )
     replicas = base.replicas
+    drift = DriftBoard()
     secrets = build_secret_service(
         identity=ServiceIdentity(
             environment=base.environment,
@@ -259,12 +283,13 @@ def _serving(
             clock_offset_seconds=_rounded(replicas.clock_offset_seconds),
         ),
         events_view=feed.view,
+        drift=drift.get,
     )
     base.metrics.track_cache_age(secrets.cache_age_seconds)
     current_aliases = build_current_aliases(
         catalog=base.catalog, store=base.store, pins=cached.pins, clock=base.clock, bus=bus
     )
-    return _Serving(signals, break_glass, secrets, current_aliases)
+    return _Serving(signals, break_glass, secrets, current_aliases, drift)
 
 
 def _rotation(base: Platform, bus: Dispatcher, secrets: OmniSecretService) -> RotationFeature:
@@ -291,6 +316,7 @@ def _rotation(base: Platform, bus: Dispatcher, secrets: OmniSecretService) -> Ro
         owner=JournalOwner(replica_id=base.replicas.replica_id, host=base.replicas.host),
         live_replicas=lambda: base.replicas.live_ids(OWNER_SILENT_SECONDS),
         integrity=base.integrity,
+        environment=base.environment,
     )
 
 
@@ -301,6 +327,7 @@ def _assemble(
     refresh: ClusterRefreshService,
     gsm_events: GsmEventService | None,
     rotation: RotationFeature,
+    follower: AliasFollower,
 ) -> Services:
     """:class:`Services` from the built parts, with the jobs and the Pub/Sub subscriber."""
     secrets, break_glass, signals = serving.secrets, serving.break_glass, serving.signals
@@ -327,6 +354,7 @@ def _assemble(
             signals=signals,
             refresh=refresh,
             aliases=current_aliases,
+            follow=follower.follow,
         ),
         journal_recovery=JournalRecoveryJob(
             rotation.recovery, interval_seconds=over.journal_recovery_interval_seconds
@@ -342,6 +370,7 @@ def _assemble(
         cluster_refresh=refresh,
         signals=signals,
         current_aliases=current_aliases,
+        alias_follower=follower,
         gsm_events=gsm_events,
         gsm_subscriber=(
             build_gsm_subscriber(gsm_events, base.metrics, over.pubsub_subscriber_factory)

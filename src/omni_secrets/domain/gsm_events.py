@@ -48,7 +48,11 @@ VERSION_EVENTS: Final = REVOKING | {
     GsmEventType.SECRET_VERSION_ADD,
     GsmEventType.SECRET_VERSION_ENABLE,
 }
-ACTED_ON: Final = VERSION_EVENTS | {GsmEventType.SECRET_DELETE, GsmEventType.SECRET_ROTATE}
+ACTED_ON: Final = VERSION_EVENTS | {
+    GsmEventType.SECRET_DELETE,
+    GsmEventType.SECRET_ROTATE,
+    GsmEventType.SECRET_UPDATE,
+}
 
 _SECRET_NAME = re.compile(r"projects/([A-Za-z0-9._:-]{1,100})/secrets/([A-Za-z0-9_-]{1,255})")
 _VERSION_NAME = re.compile(

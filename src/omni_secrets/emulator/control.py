@@ -12,6 +12,9 @@ Routes (POST bodies are JSON objects)::
                    fail with status `code`; successive requests queue up
     POST /latency  {"method": "*", "seconds": 0.5}
                    delay every later call of `method` (default "*"); 0 removes the delay
+    POST /latency  {"method": "UpdateSecret", "seconds": 30, "nth": 2}
+                   with `nth`: delay only the nth call of `method` from now (1 = the next);
+                   the call then runs as sent (a crash between two steps; needs an RPC name)
     POST /corrupt  {"count": 1}
                    a wrong data_crc32c in the next `count` AccessSecretVersion responses
     POST /omit-checksum {"count": 1}
@@ -69,6 +72,8 @@ class ControlledEmulator(Protocol):
     def fail_next(self, method: str, code_name: str, count: int = 1) -> None: ...
 
     def inject_latency(self, method: str, seconds: float) -> None: ...
+
+    def delay_nth(self, method: str, nth: int, seconds: float) -> None: ...
 
     def corrupt_checksum_next(self, count: int = 1) -> None: ...
 
@@ -167,6 +172,11 @@ class ControlServer:
 
         def latency(body: dict[str, Any]) -> dict[str, Any]:
             seconds = _field(body, "seconds", (int, float))
+            if "nth" in body:
+                emulator.delay_nth(
+                    _field(body, "method", str), _field(body, "nth", int), float(seconds)
+                )
+                return {"ok": True}
             emulator.inject_latency(_field(body, "method", str, "*"), float(seconds))
             return {"ok": True}
 

@@ -71,6 +71,8 @@ class FaultPlan:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latency: dict[str, float] = {}
+        # method -> [(the arrival count that is delayed, seconds)]
+        self._nth_latency: dict[str, list[tuple[int, float]]] = {}
         self._failures: dict[str, list[tuple[grpc.StatusCode, int]]] = {}
         self._corrupt = 0
         self._omit_checksum = 0
@@ -87,6 +89,24 @@ class FaultPlan:
                 self._latency[method] = seconds
             else:
                 self._latency.pop(method, None)
+
+    def delay_nth(self, method: str, nth: int, seconds: float) -> None:
+        """Delay only the ``nth`` call of ``method`` from now on (1 = the next one) by ``seconds``.
+
+        For a crash between two steps: ``delay_nth("UpdateSecret", 2, 30)`` holds the second
+        alias move of a commit while the test kills the caller. The delayed call then runs as
+        sent (with the etag it carried), like a request GSM received before its client died.
+        """
+        if method == ANY_METHOD:
+            raise ValueError("delay_nth needs an RPC name, not *")
+        check_method(method)
+        if nth < 1:
+            raise ValueError("nth must be at least 1")
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        with self._lock:
+            target = self._arrivals[method] + nth
+            self._nth_latency.setdefault(method, []).append((target, seconds))
 
     def fail_next(self, method: str, code_name: str, count: int = 1) -> None:
         """Fail the next ``count`` calls of ``method`` (or ``*``) with ``code_name``.
@@ -127,6 +147,7 @@ class FaultPlan:
         """Remove every injected latency, failure and corruption (call records stay)."""
         with self._lock:
             self._latency.clear()
+            self._nth_latency.clear()
             self._failures.clear()
             self._corrupt = 0
             self._omit_checksum = 0
@@ -142,6 +163,7 @@ class FaultPlan:
         with self._lock:
             self._arrivals[method] += 1
             latency = self._latency.get(method, self._latency.get(ANY_METHOD, 0.0))
+            latency = max(latency, self._take_nth_latency(method, self._arrivals[method]))
             return Admission(latency=latency, fail=self._take_failure(method))
 
     def take_corruption(self) -> bool:
@@ -166,6 +188,14 @@ class FaultPlan:
         """Calls per RPC name, counted on arrival (failed and abandoned calls included)."""
         with self._lock:
             return dict(self._arrivals)
+
+    def _take_nth_latency(self, method: str, arrival: int) -> float:
+        pending = self._nth_latency.get(method)
+        if not pending:
+            return 0.0
+        due = [seconds for target, seconds in pending if target == arrival]
+        pending[:] = [(target, seconds) for target, seconds in pending if target > arrival]
+        return max(due, default=0.0)
 
     def _take_failure(self, method: str) -> grpc.StatusCode | None:
         for key in (method, ANY_METHOD):

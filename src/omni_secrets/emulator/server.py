@@ -366,6 +366,10 @@ class GsmEmulator:
         """Delay every later call of ``method`` (an RPC name or ``*``); 0 removes the delay."""
         self.faults.inject_latency(method, seconds)
 
+    def delay_nth(self, method: str, nth: int, seconds: float) -> None:
+        """Delay only the ``nth`` later call of RPC ``method`` by ``seconds`` (see FaultPlan)."""
+        self.faults.delay_nth(method, nth, seconds)
+
     def fail_next(self, method: str, code_name: str, count: int = 1) -> None:
         """Fail the next ``count`` calls of ``method`` (or ``*``) with status ``code_name``."""
         self.faults.fail_next(method, code_name, count)

@@ -4,7 +4,8 @@ A reconcile reloads the GSM signals (a revocation received by another replica �
 the metadata pins (a rotation committed elsewhere → targeted refresh) and the break-glass
 overrides (activated or ended elsewhere → installed or removed), names GSM's ``current`` alias
 where a refresh found it missing (contract section 15; a refused move is retried once a refresh
-has read the secret anew), and runs the cluster refresh
+has read the secret anew), follows GSM's ``current`` aliases (adopts a group GSM moved whole,
+else reports its drift), and runs the cluster refresh
 requests of other replicas this one has not run yet. It runs every
 ``interval_seconds`` (the fallback for lost notifications) and, on PostgreSQL, on each coalesced
 cross-replica notification (:meth:`ReconcileJob.reconcile_now` is the notifier's callback). One
@@ -14,6 +15,7 @@ reconcile runs at a time, whoever asked for it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -38,6 +40,7 @@ class ReconcileJob:
         signals: reloads the GSM signals (revocations first: they must stop serving at once).
         refresh: runs the cluster refresh requests of other replicas this one has not run.
         aliases: names a missing ``current`` alias after the refreshes that read it.
+        follow: follows GSM's ``current`` aliases last (adoption, drift; contract section 15).
     """
 
     def __init__(
@@ -49,7 +52,9 @@ class ReconcileJob:
         signals: SecretSignals | None = None,
         refresh: ClusterRefreshService | None = None,
         aliases: CurrentAliasService | None = None,
+        follow: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        self._follow = follow
         self._aliases = aliases
         self._signals = signals
         self._refresh = refresh
@@ -87,6 +92,11 @@ class ReconcileJob:
                     await self._aliases.name_missing()
                 except Exception as exc:
                     log.warning("alias.reconcile_failed", error_type=type(exc).__name__)
+            if self._follow is not None:
+                try:
+                    await self._follow()
+                except Exception as exc:
+                    log.warning("rotation.follow_failed", error_type=type(exc).__name__)
 
     async def run_forever(self) -> None:
         """Reconcile every interval until cancelled."""

@@ -23,6 +23,7 @@ ROTATE_ALERT: Final = "rotation_requested"
 DUE_SOON_ALERT: Final = "rotation_due_soon"
 OVERDUE_ALERT: Final = "rotation_overdue"
 BREAK_GLASS_ALERT: Final = "break_glass_active"
+ALIAS_DRIFT_ALERT: Final = "alias_drift"
 
 _REASON_IN_ALERT_CHARS: Final = 200
 
@@ -55,6 +56,28 @@ def integrity_violation(
             "row": row,
             "problem": problem,
             "secretType": secret_type,
+        },
+    )
+
+
+def alias_drift(
+    environment: str, *, group: str, reason: str, since: datetime, secret_types: Sequence[str]
+) -> Alert:
+    """GSM's ``current`` aliases of a group have not been followed for 10 minutes."""
+    return Alert(
+        name=ALIAS_DRIFT_ALERT,
+        subject=group,
+        severity="warning",
+        summary=(
+            f"omni-secrets: {group} does not follow GSM's current aliases ({reason}) "
+            f"since {to_rfc3339(since)}; the previous versions are still served"
+        ),
+        details={
+            "environment": environment,
+            "group": group,
+            "reason": reason,
+            "since": to_rfc3339(since),
+            "secretTypes": ", ".join(secret_types),
         },
     )
 

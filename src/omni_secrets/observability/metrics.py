@@ -16,6 +16,7 @@ name                                               type       labels
 ``omni_alerts_sent_total``                         counter    alert, action, result
 ``omni_gsm_events_total``                          counter    event_type, result (section 12)
 ``omni_secret_rotation_candidate_available``       gauge 0/1  secret_type (a newer GSM version)
+``omni_secret_alias_drift``                        gauge 0/1  secret_type (current not adopted)
 ``omni_gsm_events_connected``                      gauge 0/1  subscription (only when configured)
 ``omni_replica_peers``                             gauge      — (other live replicas)
 ``omni_clock_offset_seconds``                      gauge      — (host minus database clock)
@@ -53,6 +54,8 @@ GSM_FAILURE_REASONS = (
     "FAILED_PRECONDITION",
     "CHECKSUM_MISMATCH",
     "VERSION_DISABLED",
+    "VERSION_NOT_FOUND",
+    "ALIAS_INVALID",
     "SECRET_DELETED",
     "INTEGRITY_VIOLATION",
     "UNKNOWN",
@@ -90,6 +93,7 @@ ALERT_NAMES = (
     "active_version_revoked",
     "rotation_requested",
     "integrity_violation",
+    "alias_drift",
 )
 # GSM's Pub/Sub event types (contract section 12); anything else is counted as ``OTHER``.
 GSM_EVENT_TYPES = (
@@ -151,6 +155,7 @@ class OmniMetrics:
     alerts_sent: Counter
     gsm_events: Counter
     rotation_candidate_available: Gauge
+    alias_drift: Gauge
     gsm_events_connected: Gauge
     replica_peers: Gauge
     clock_offset: Gauge
@@ -277,6 +282,13 @@ class OmniMetrics:
             ["secret_type"],
             registry=registry,
         )
+        self.alias_drift = Gauge(
+            "omni_secret_alias_drift",
+            "1 while GSM's current alias names a version this replica does not serve yet "
+            "(a group not adopted: incomplete, not enabled, or its checks failed).",
+            ["secret_type"],
+            registry=registry,
+        )
         # Labelled by the (one) subscription so the series exists only when events are on: an
         # alert on 0 then means "configured but not connected", never "switched off".
         self.gsm_events_connected = Gauge(
@@ -310,6 +322,7 @@ class OmniMetrics:
             self.rotation_due_timestamp.labels(secret_type).set(0)
             self.break_glass_active.labels(secret_type).set(0)
             self.rotation_candidate_available.labels(secret_type).set(0)
+            self.alias_drift.labels(secret_type).set(0)
         for event_type in GSM_EVENT_TYPES:
             for outcome in GSM_EVENT_RESULTS:
                 self.gsm_events.labels(event_type, outcome)
@@ -352,6 +365,10 @@ class OmniMetrics:
     def show_rotation_candidate(self, secret_type: str, available: bool) -> None:
         """Set the type's ``omni_secret_rotation_candidate_available`` to 1 or 0."""
         self.rotation_candidate_available.labels(secret_type).set(1 if available else 0)
+
+    def show_alias_drift(self, secret_type: str, drifting: bool) -> None:
+        """Set the type's ``omni_secret_alias_drift`` to 1 or 0."""
+        self.alias_drift.labels(secret_type).set(1 if drifting else 0)
 
     def count_gsm_event(self, event_type: str | None, result: str) -> None:
         """Count one GSM event notification; an unknown or missing type counts as ``OTHER``."""

@@ -16,12 +16,14 @@ from omni_secrets.domain.cache import CacheSource, OmniSecretCache
 from omni_secrets.domain.catalog import Catalog, SecretType, parse_secret_type
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.models import OmniSecretMetadata
+from omni_secrets.domain.rotation.drift import Drift
 from omni_secrets.service.auditor import Auditor, access_event
 from omni_secrets.service.serving.pinned_versions import AliasView, PinnedVersions
 from omni_secrets.service.views import (
     NO_BREAK_GLASS,
     BreakGlassView,
     CacheView,
+    DriftView,
     EventsView,
     LastErrorView,
     ReplicaView,
@@ -62,6 +64,7 @@ class _ShownRotation:
     meta: OmniSecretMetadata
     candidate: str | None
     aliases: AliasView | None
+    drift: Drift | None
     computed_at: datetime
     valid_until: datetime
     view: RotationView
@@ -83,7 +86,9 @@ class StatusReporter:
         candidate_version: Callable[[SecretType], str | None] | None = None,
         replica_view: Callable[[], ReplicaView | None] = lambda: None,
         events_view: Callable[[], EventsView | None] = lambda: None,
+        drift: Callable[[str], Drift | None] = lambda _t: None,
     ) -> None:
+        self._drift = drift
         self.identity = identity
         self.catalog = catalog
         self.pins = pins
@@ -223,6 +228,7 @@ class StatusReporter:
     ) -> RotationView:
         current = aliases.current if aliases is not None else None
         previous = aliases.previous if aliases is not None else None
+        drift = self._drift(row.name)
         if meta is None:  # the catalog was never seeded: nothing is known about rotation
             return RotationView(
                 row.group, None, None, "ok", None, False, candidate, current, previous
@@ -235,6 +241,7 @@ class StatusReporter:
             and last.meta is meta
             and last.candidate == candidate
             and last.aliases is aliases
+            and last.drift is drift
             and last.computed_at <= now < last.valid_until  # a clock set back recomputes
         ):
             return last.view
@@ -256,9 +263,10 @@ class StatusReporter:
             candidate_version=candidate,
             alias_version=current,
             previous_version=previous,
+            drift=DriftView(drift.since, drift.reason.value) if drift is not None else None,
         )
         self._last_rotation[row.secret_type] = _ShownRotation(
-            meta, candidate, aliases, now, valid_until, view
+            meta, candidate, aliases, drift, now, valid_until, view
         )
         return view
 

@@ -29,6 +29,16 @@ class RotationView:
     """The version GSM's ``current`` alias names, as the last refresh read it (None: absent)."""
     previous_version: str | None = None
     """The version GSM's ``previous`` alias names (None: absent)."""
+    drift: DriftView | None = None
+    """Why GSM's ``current`` is not followed yet (None: in step)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftView:
+    """``rotation.drift``: since when, and why, the type does not follow GSM's ``current``."""
+
+    since: datetime
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ only the alerts, the auditor, the metrics and the notifier, so it comes before a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import SignalStore
@@ -76,6 +78,7 @@ def build_gsm_events(
     refresh: ClusterRefreshService,
     clock: Clock,
     bus: EventBus,
+    follow: Callable[[], Awaitable[object]] | None = None,
 ) -> GsmEventService | None:
     """The GSM event service, or None when no subscription is configured (events are off).
 
@@ -89,6 +92,7 @@ def build_gsm_events(
         refresh: the cluster refresh service (``SECRET_VERSION_ENABLE``).
         clock: time source.
         bus: the dispatcher that runs the GSM events reactions.
+        follow: re-judges GSM's ``current`` aliases after a ``SECRET_UPDATE`` re-read them.
     """
     if feed.subscription is None:
         return None
@@ -103,4 +107,5 @@ def build_gsm_events(
         refresh=refresh,
         clock=clock,
         bus=bus,
+        follow=follow,
     )

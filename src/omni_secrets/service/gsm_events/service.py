@@ -14,6 +14,10 @@ receives a message acts on it and the others follow through the signal rows and 
 - ``SECRET_VERSION_ENABLE`` of the active version: a cluster-wide refresh of the type at once.
 - ``SECRET_VERSION_ADD``: a newer version becomes the type's rotation candidate (status only).
 - ``SECRET_ROTATE``: alert ``rotation_requested`` (warning) and an audit row ``rotation_alert``.
+- ``SECRET_UPDATE`` (aliases, labels, annotations changed): this replica re-reads the secret's
+  whole rotation group at once (a refresh reads the aliases) and follows GSM's ``current``
+  aliases (contract section 15: adopt a group moved whole, else show its drift); the others do
+  at their next reconcile. The message only says "look again": what GSM answers decides.
 - Everything else: acked, logged and counted, nothing changes. Duplicates (Pub/Sub delivers at
   least once) are recognised by message id and change nothing.
 
@@ -24,6 +28,7 @@ from the events it emits (``events.py``, ``reactions.py``).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -82,6 +87,7 @@ class GsmEventService:
         refresh: cluster-wide refreshes (``SECRET_VERSION_ENABLE``).
         clock: time source.
         bus: reports every message's outcome and what was acted on (``events.py``).
+        follow: follows GSM's ``current`` aliases after a ``SECRET_UPDATE`` re-read them.
     """
 
     def __init__(
@@ -97,7 +103,9 @@ class GsmEventService:
         refresh: ClusterRefreshService,
         clock: Clock,
         bus: EventBus,
+        follow: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        self._follow = follow
         self.subscription = subscription
         self._feed = feed
         self._projects = projects
@@ -167,6 +175,8 @@ class GsmEventService:
             return await self._enabled(event)
         if event.event_type is GsmEventType.SECRET_VERSION_ADD:
             return await self._added(event)
+        if event.event_type is GsmEventType.SECRET_UPDATE:
+            return await self._updated(event)
         return await self._rotation_requested(event)
 
     async def _revoke(self, event: GsmEvent) -> EventResult:
@@ -240,6 +250,15 @@ class GsmEventService:
             replace(current, candidate_version=version, candidate_at=self._clock.now()),
             self._secrets.cache,
         )
+        return "applied"
+
+    async def _updated(self, event: GsmEvent) -> EventResult:
+        group = self._catalog.entry(event.secret_type).rotation_group
+        types = [m.secret_type for m in self._catalog.group_members(group)]
+        # The refresh re-reads each member's aliases (one GetSecret each, never on a hit).
+        await self._secrets.cache.refresh(types, force_new=True)
+        if self._follow is not None:
+            await self._follow()
         return "applied"
 
     async def _rotation_requested(self, event: GsmEvent) -> EventResult:

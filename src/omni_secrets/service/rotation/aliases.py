@@ -5,7 +5,7 @@ Commit and rollback both re-read each member (``GetSecret``), decide, then move 
 a member changed in between (:class:`SecretChanged`) or GSM fails mid-way, the members already
 moved are moved back (with the etag their own move returned) before the error is raised, so
 nothing is left half-moved when the caller answers. What a crash between two moves leaves is
-the commit journal's business (not built here).
+the commit journal's business (:mod:`.journal`, :mod:`.recovery`).
 """
 
 from __future__ import annotations

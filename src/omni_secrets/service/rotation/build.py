@@ -20,19 +20,23 @@ from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.integrity import IntegrityKeyring
 from omni_secrets.domain.observations import ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.rotation.drift import DriftBoard
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.observability.alerts import AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.integrity import IntegrityViolations
 from omni_secrets.service.messagebus import EventBus, Reactions
+from omni_secrets.service.rotation.adoption import AliasFollower
 from omni_secrets.service.rotation.aliases import PayloadDigests
 from omni_secrets.service.rotation.journal import JournalOwner, JournalWriter
 from omni_secrets.service.rotation.monitor import LeaderLock, RotationMonitor
+from omni_secrets.service.rotation.preview import PreviewOpener
 from omni_secrets.service.rotation.reactions import MonitorReactions, RotationReactions
 from omni_secrets.service.rotation.recovery import JournalRecovery, LiveReplicas
 from omni_secrets.service.rotation.reminder import GsmRotationReminder
 from omni_secrets.service.rotation.service import RotationService
+from omni_secrets.service.serving.pinned_versions import PinnedVersions
 from omni_secrets.service.serving.secrets import OmniSecretService
 
 
@@ -54,6 +58,52 @@ class RotationFeature:
     recovery: JournalRecovery
     reactions: Reactions
     reminder: GsmRotationReminder
+
+
+def build_alias_follower(
+    *,
+    catalog: Catalog,
+    store: SecretStore,
+    pins: PinnedVersions,
+    uow_factory: UnitOfWorkFactory,
+    auditor: Auditor,
+    apex: ApexGateway,
+    bus: EventBus,
+    clock: Clock,
+    board: DriftBoard,
+    period_days: int,
+    keyring: IntegrityKeyring | None = None,
+) -> AliasFollower:
+    """The follower of GSM's ``current`` aliases (:mod:`.adoption`); its events are reacted to
+    by the rotation table (``RotationAdopted``, ``AliasDrift``).
+
+    Built before the GSM events and the reconcile job, which run it; it needs only the pins,
+    not the rotation service.
+    """
+    checks = PreviewOpener(
+        catalog=catalog,
+        store=store,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        apex=apex,
+        bus=bus,
+        clock=clock,
+        period_days=period_days,
+        new_id=lambda: uuid.uuid4().hex,
+        digests=PayloadDigests(keyring),
+    )
+    return AliasFollower(
+        catalog=catalog,
+        pins=pins,
+        uow_factory=uow_factory,
+        auditor=auditor,
+        checks=checks,
+        store=store,
+        bus=bus,
+        clock=clock,
+        board=board,
+        period_days=period_days,
+    )
 
 
 def build_rotation(
@@ -80,6 +130,7 @@ def build_rotation(
     owner: JournalOwner | None = None,
     live_replicas: LiveReplicas | None = None,
     integrity: IntegrityViolations | None = None,
+    environment: str = "",
 ) -> RotationFeature:
     """Build the rotation service and monitor on ``bus``, and their reactions.
 
@@ -108,6 +159,7 @@ def build_rotation(
             none but this one, i.e. every other owner counts as dead).
         integrity: told of journal entries whose MAC does not verify and of each preview
             refused at commit for its integrity.
+        environment: named in the ``alias_drift`` alert.
 
     Raises:
         ValueError: a period, warning window or interval out of range.
@@ -165,6 +217,8 @@ def build_rotation(
         publish=publish,
         reminder=reminder,
         integrity=integrity,
+        metrics=metrics,
+        environment=environment,
     )
     monitor_reactions = MonitorReactions(metrics=metrics, alerts=alerts, auditor=auditor)
     return RotationFeature(

@@ -1,9 +1,12 @@
 """Closing a rotation preview: commit its candidates as the active versions, or cancel it.
 
 Both change the group's state and append their audit row (``rotation_commit``,
-``rotation_cancel``) in one unit of work: no audit row, no change. What follows a commit or a
-cancel on this replica (catching the cache up, resolving alerts, waking the monitor, telling the
-other replicas) is a reaction to :class:`RotationCommitted` / :class:`RotationCancelled`.
+``rotation_cancel``) in one unit of work: no audit row, no change. A commit journals its alias
+moves before the first one (:mod:`.journal`) and closes the entry in the unit of work that pins
+the candidates, so a replica dying between two moves is recovered (:mod:`.recovery`). What
+follows a commit or a cancel on this replica (catching the cache up, resolving alerts, waking
+the monitor, telling the other replicas) is a reaction to :class:`RotationCommitted` /
+:class:`RotationCancelled`.
 """
 
 from __future__ import annotations

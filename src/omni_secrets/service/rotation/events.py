@@ -19,6 +19,11 @@ Recovery of the commit journal (:mod:`.recovery`):
 - :class:`RotationRecovered` — a dead replica's journaled commit or rollback was resolved;
 - :class:`RecoveryDeferred` — an open entry could not be resolved this round (retried).
 
+Following GSM (:mod:`.adoption`):
+
+- :class:`RotationAdopted` — a group GSM moved whole was adopted (committed with its audit row);
+- :class:`AliasDrift` — a group's drift started, changed, cleared or is overdue (10 minutes).
+
 Monitor, in the order a round emits them:
 
 - :class:`MonitorLeadershipUnknown` — leadership could not be checked (this round follows);
@@ -153,6 +158,48 @@ class RotationRecovered:
     @property
     def secret_types(self) -> tuple[str, ...]:
         return tuple(secret_type for secret_type, _ in self.versions)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationAdopted:
+    """GSM's ``current`` aliases of a whole group were adopted (pins and dates moved).
+
+    Attributes:
+        group: the rotation group.
+        versions: each member's active version now, in the group's order.
+        had_drift: the group showed a drift before (its alert, if any, resolves).
+        due_at: the group's new ``dueAt`` (GSM's own reminder follows it).
+    """
+
+    group: str
+    versions: tuple[tuple[str, str], ...]
+    had_drift: bool = False
+    due_at: datetime | None = None
+
+    @property
+    def secret_types(self) -> tuple[str, ...]:
+        return tuple(secret_type for secret_type, _ in self.versions)
+
+
+@dataclass(frozen=True, slots=True)
+class AliasDrift:
+    """A group's drift as the follower last judged it.
+
+    Attributes:
+        group: the rotation group.
+        secret_types: its members.
+        reason: why it is not followed (``group_incomplete``, ...); None: in step again.
+        since: when the drift began (None when cleared).
+        overdue: it has lasted at least 10 minutes (alert ``alias_drift``).
+        error_type: set when the round failed for this group (GSM or the database).
+    """
+
+    group: str
+    secret_types: tuple[str, ...]
+    reason: str | None
+    since: datetime | None
+    overdue: bool
+    error_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

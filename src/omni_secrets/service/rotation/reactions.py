@@ -25,6 +25,11 @@ Service events (logger ``omni_secrets.rotation``):
 - ``RotationRecovered`` → ``rotation.recovered`` (warning: a replica died mid-commit); the pins
   served at once, the monitor woken and the other replicas told, as after a commit.
 - ``RecoveryDeferred`` → ``rotation.recovery_deferred`` (the entry is retried next round).
+- ``RotationAdopted`` → ``rotation.adopted`` (warning: GSM was changed outside this service);
+  as after a commit, plus ``omni_secret_alias_drift`` 0 and ``alias_drift`` resolved.
+- ``AliasDrift`` → ``rotation.drift`` / ``rotation.drift_cleared`` /
+  ``rotation.follow_failed``; ``omni_secret_alias_drift`` per member; after 10 minutes alert
+  ``alias_drift`` (warning), resolved when the group is in step or adopted.
 
 Monitor events (logger ``omni_secrets.rotation_monitor``):
 
@@ -63,13 +68,18 @@ from omni_secrets.domain.observations import (
     ValueSeen,
 )
 from omni_secrets.observability import alert_catalog
-from omni_secrets.observability.alert_catalog import DUE_SOON_ALERT, OVERDUE_ALERT
+from omni_secrets.observability.alert_catalog import (
+    ALIAS_DRIFT_ALERT,
+    DUE_SOON_ALERT,
+    OVERDUE_ALERT,
+)
 from omni_secrets.observability.alerts import Alert, AlertDispatcher
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.auditor import access_event
 from omni_secrets.service.integrity import PREVIEWS_TABLE, IntegrityViolation, IntegrityViolations
 from omni_secrets.service.messagebus import Reactions
 from omni_secrets.service.rotation.events import (
+    AliasDrift,
     CandidateRead,
     LockReleaseFailed,
     MonitorLeadershipUnknown,
@@ -77,6 +87,7 @@ from omni_secrets.service.rotation.events import (
     PreviewStored,
     PreviewUntrusted,
     RecoveryDeferred,
+    RotationAdopted,
     RotationAlertsAsserted,
     RotationCancelled,
     RotationCommitted,
@@ -112,6 +123,8 @@ class RotationReactions:
         publish: tells the other replicas (``KIND_ROTATION``); must not raise.
         reminder: moves GSM's own rotation reminder after a commit or rollback (None: off).
         integrity: told about each preview refused for its integrity (contract section 17).
+        metrics: ``omni_secret_alias_drift`` follows the drift.
+        environment: named in the ``alias_drift`` alert.
     """
 
     def __init__(
@@ -124,9 +137,13 @@ class RotationReactions:
         auditor: BackgroundAudit,
         monitor: RotationMonitor,
         publish: Publish,
+        metrics: OmniMetrics,
+        environment: str,
         reminder: GsmRotationReminder | None = None,
         integrity: IntegrityViolations | None = None,
     ) -> None:
+        self._metrics = metrics
+        self._environment = environment
         self._reminder = reminder
         self._integrity = integrity or IntegrityViolations()
         self._catalog = catalog
@@ -167,6 +184,16 @@ class RotationReactions:
                 self.announce,
             ],
             RecoveryDeferred: [self.log_deferred],
+            RotationAdopted: [
+                self.log_adopted,
+                self.serve_new_pins,
+                self.resolve_alerts,
+                self.resolve_drift,
+                self.wake_monitor,
+                self.announce,
+                self.move_gsm_reminder,
+            ],
+            AliasDrift: [self.follow_drift],
         }
 
     # -- preview -----------------------------------------------------------------------------
@@ -245,7 +272,7 @@ class RotationReactions:
         log.info("rotation.rolled_back", group=event.group, versions=dict(event.versions))
 
     async def serve_new_pins(
-        self, event: RotationCommitted | RotationRolledBack | RotationRecovered
+        self, event: RotationCommitted | RotationRolledBack | RotationRecovered | RotationAdopted
     ) -> None:
         try:
             outcomes = await self._catch_up([SecretType(t) for t in event.secret_types])
@@ -262,12 +289,12 @@ class RotationReactions:
                 "rotation.refresh_after_commit_failed", group=event.group, secret_types=failed
             )
 
-    def resolve_alerts(self, event: RotationCommitted) -> None:
+    def resolve_alerts(self, event: RotationCommitted | RotationAdopted) -> None:
         for name in ROTATION_ALERT_NAMES:
             self._alerts.resolve(name, event.group)
 
     def wake_monitor(
-        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered
+        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered | RotationAdopted
     ) -> None:
         try:
             self._monitor.wake()
@@ -275,7 +302,7 @@ class RotationReactions:
             log.warning("rotation.on_commit_failed", error_type=type(exc).__name__)
 
     async def announce(
-        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered
+        self, _event: RotationCommitted | RotationRolledBack | RotationRecovered | RotationAdopted
     ) -> None:
         try:
             # The other replicas refresh the new pins at once instead of at their next reconcile.
@@ -294,6 +321,44 @@ class RotationReactions:
             versions=dict(event.versions),
         )
 
+    def log_adopted(self, event: RotationAdopted) -> None:
+        log.warning("rotation.adopted", group=event.group, versions=dict(event.versions))
+
+    def resolve_drift(self, event: RotationAdopted) -> None:
+        for secret_type in event.secret_types:
+            self._metrics.show_alias_drift(secret_type, False)
+        if event.had_drift:
+            self._alerts.resolve(ALIAS_DRIFT_ALERT, event.group)
+
+    def follow_drift(self, event: AliasDrift) -> None:
+        """Log each change, keep the gauge, page once the drift has lasted 10 minutes."""
+        if event.error_type is not None:
+            log.warning("rotation.follow_failed", group=event.group, error_type=event.error_type)
+            return
+        for secret_type in event.secret_types:
+            self._metrics.show_alias_drift(secret_type, event.reason is not None)
+        if event.reason is None or event.since is None:
+            log.info("rotation.drift_cleared", group=event.group)
+            self._alerts.resolve(ALIAS_DRIFT_ALERT, event.group)
+            return
+        if event.overdue:
+            self._alerts.trigger(
+                alert_catalog.alias_drift(
+                    self._environment,
+                    group=event.group,
+                    reason=event.reason,
+                    since=event.since,
+                    secret_types=event.secret_types,
+                )
+            )
+            return
+        log.warning(
+            "rotation.drift",
+            group=event.group,
+            reason=event.reason,
+            since=to_rfc3339(event.since),
+        )
+
     def log_deferred(self, event: RecoveryDeferred) -> None:
         log.warning(
             "rotation.recovery_deferred",
@@ -303,7 +368,9 @@ class RotationReactions:
             error_type=event.error_type,
         )
 
-    async def move_gsm_reminder(self, event: RotationCommitted | RotationRolledBack) -> None:
+    async def move_gsm_reminder(
+        self, event: RotationCommitted | RotationRolledBack | RotationAdopted
+    ) -> None:
         """GSM publishes ``SECRET_ROTATE`` at the new ``dueAt`` minus the warning window."""
         if self._reminder is None or event.due_at is None:
             return

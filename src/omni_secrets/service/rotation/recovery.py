@@ -325,7 +325,12 @@ class JournalRecovery:
                     actor=SYSTEM_ACTOR,
                     correlation_id=None,
                     started=started,
-                    details=_details(entry, resolution, dates_of(before)),
+                    details=_details(
+                        entry,
+                        resolution,
+                        dates_of(before),
+                        {t.value: r.active_version for t, r in before.items()},
+                    ),
                 ),
             )
             await uow.commit()
@@ -358,12 +363,16 @@ def _target(member: JournalMember, read: SecretInfo, resolution: Resolution) -> 
 
 
 def _details(
-    entry: JournalEntry, resolution: Resolution, dates_before: Mapping[str, object]
+    entry: JournalEntry,
+    resolution: Resolution,
+    dates_before: Mapping[str, object],
+    pinned: Mapping[str, str | None],
 ) -> dict[str, object]:
     """The ``rotation_recovered`` row's details (never a value).
 
     A forward resolution carries what a commit's row carries (``activeVersions``,
-    ``previousVersions``, ``datesBefore``), so a later rollback finds the dates to restore.
+    ``previousVersions``, ``datesBefore``), so a later rollback finds the dates to restore; a
+    member that had no ``current`` alias counts its pinned version as the previous one.
     """
     details: dict[str, object] = {
         "group": entry.rotation_group,
@@ -377,13 +386,17 @@ def _details(
     }
     if resolution is Resolution.FORWARD:
         details["activeVersions"] = {m.secret_type: m.new_version for m in entry.members}
-        details["previousVersions"] = {m.secret_type: m.old_version for m in entry.members}
+        details["previousVersions"] = {
+            m.secret_type: m.old_version or pinned.get(m.secret_type) for m in entry.members
+        }
         details["datesBefore"] = dict(dates_before)
         details["dates"] = {
             t: {"lastRotatedAt": to_rfc3339(d[0]), "dueAt": to_rfc3339(d[1])}
             for t, d in entry.dates.items()
         }
     else:
-        details["restoredVersions"] = {m.secret_type: m.old_version for m in entry.members}
+        details["restoredVersions"] = {
+            m.secret_type: m.old_version or pinned.get(m.secret_type) for m in entry.members
+        }
         details["abandonedVersions"] = {m.secret_type: m.new_version for m in entry.members}
     return details

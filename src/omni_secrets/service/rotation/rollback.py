@@ -317,7 +317,12 @@ async def _undone_row(
 ) -> dict[str, Any] | None:
     """``datesBefore`` of the newest commit or rollback that moved ``back_to`` → ``served``."""
     rows: list[OmniSecretAccessEvent] = []
-    for action in ("rotation_commit", "rotation_rollback", "rotation_recovered"):
+    for action in (
+        "rotation_commit",
+        "rotation_rollback",
+        "rotation_recovered",
+        "rotation_adopted",
+    ):
         rows.extend(await uow.audit.search(AuditFilter(action=action), _AUDIT_LOOKBACK))
     for row in sorted(rows, key=lambda r: r.id, reverse=True):
         details = row.details

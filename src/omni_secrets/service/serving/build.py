@@ -17,6 +17,7 @@ from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.exchange import ApexGateway
 from omni_secrets.domain.observations import ServiceObserver
 from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.rotation.drift import Drift
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.gsm_events.signals import SecretSignals
@@ -85,6 +86,7 @@ def build_secret_service(
     break_glass_view: Callable[[SecretType], BreakGlassView],
     replica_view: Callable[[], ReplicaView | None],
     events_view: Callable[[], EventsView | None],
+    drift: Callable[[str], Drift | None] = lambda _t: None,
 ) -> OmniSecretService:
     """The service the edges call: status, ApeX calls, readiness, reconcile."""
     return OmniSecretService(
@@ -100,4 +102,5 @@ def build_secret_service(
         signals=signals,
         replica_view=replica_view,
         events_view=events_view,
+        drift=drift,
     )

@@ -53,7 +53,11 @@ log = structlog.get_logger("omni_secrets.service")
 INTEGRITY_VIOLATION = "INTEGRITY_VIOLATION"
 """``lastError.code`` of a type whose pin fails its integrity check (contract section 9)."""
 VERSION_DISABLED = "VERSION_DISABLED"
-"""``lastError.code`` of a type whose ``current`` alias names a version that is not ENABLED."""
+"""``lastError.code`` of a type whose ``current`` alias names a DISABLED or DESTROYED version."""
+VERSION_NOT_FOUND = "VERSION_NOT_FOUND"
+"""``lastError.code`` of a type whose ``current`` alias names a version GSM does not list."""
+ALIAS_INVALID = "ALIAS_INVALID"
+"""``lastError.code`` of a type whose ``current`` alias is not a version number."""
 _KNOWN_TYPES = frozenset(t.value for t in SecretType)
 
 
@@ -247,7 +251,7 @@ class PinnedVersions:
         view = self._aliases[secret_type]
         if view.current is not None:
             self._refuse_disabled_alias(secret_type, versions)
-            chosen = next(v for v in versions if v.version == view.current)
+            chosen = next(v for v in versions if v.version == str(int(view.current)))
         else:
             newest = newest_enabled(versions)
             if newest is None:
@@ -292,22 +296,39 @@ class PinnedVersions:
     def _refuse_disabled_alias(
         self, secret_type: SecretType, versions: Sequence[VersionInfo]
     ) -> None:
-        """Fail closed when ``current`` names a version that is not ENABLED.
+        """Fail closed when ``current`` names anything but an ENABLED version.
 
         Raises:
-            SecretStoreError: reason ``VERSION_DISABLED``, not transient (drops the entry).
+            SecretStoreError: not transient (drops the entry); reason ``ALIAS_INVALID`` (not a
+                version number), ``VERSION_NOT_FOUND`` (GSM lists no such version) or
+                ``VERSION_DISABLED`` (DISABLED or DESTROYED).
         """
         view = self._aliases[secret_type]
         if view.current is None:
             return
+        if not view.current.isdigit():
+            raise SecretStoreError(
+                f"the current alias of {view.secret_id} is {view.current[:32]!r}, not a version "
+                "number; not served",
+                reason=ALIAS_INVALID,
+                transient=False,
+                secret_id=view.secret_id,
+            )
         states = {v.version: v.state for v in versions}
-        state = states.get(view.current)
+        state = states.get(str(int(view.current)))
         if state is VersionState.ENABLED:
             return
-        shown = state.value if state is not None else "missing"
+        if state is None:
+            raise SecretStoreError(
+                f"the current alias of {view.secret_id} names version {view.current}, which "
+                "does not exist; not served",
+                reason=VERSION_NOT_FOUND,
+                transient=False,
+                secret_id=view.secret_id,
+            )
         raise SecretStoreError(
             f"the current alias of {view.secret_id} names version {view.current}, which is "
-            f"{shown}; not served",
+            f"{state.value}; not served",
             reason=VERSION_DISABLED,
             transient=False,
             secret_id=view.secret_id,

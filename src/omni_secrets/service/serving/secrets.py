@@ -23,6 +23,7 @@ from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.exchange import ApexAccount, ApexCredentials, ApexGateway, SelfTestResult
 from omni_secrets.domain.models import OmniSecretMetadata
 from omni_secrets.domain.repositories import UnitOfWorkFactory
+from omni_secrets.domain.rotation.drift import Drift
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.gsm_events.signals import SecretSignals
 from omni_secrets.service.serving.apex_calls import ApexCalls
@@ -58,6 +59,7 @@ class OmniSecretService:
         signals: what GSM events established (revocations, candidates), for status.
         replica_view: this replica's id and live peers, for status.
         events_view: the GSM event subscriber's state, for status (None when it is off).
+        drift: each type's drift from GSM's ``current`` alias, for status.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class OmniSecretService:
         signals: SecretSignals | None = None,
         replica_view: Callable[[], ReplicaView | None] = lambda: None,
         events_view: Callable[[], EventsView | None] = lambda: None,
+        drift: Callable[[str], Drift | None] = lambda _t: None,
     ) -> None:
         self.identity = identity
         self.catalog = catalog
@@ -91,6 +94,7 @@ class OmniSecretService:
             candidate_version=signals.candidate_version if signals is not None else None,
             replica_view=replica_view,
             events_view=events_view,
+            drift=drift,
         )
         self._apex_calls = ApexCalls(
             catalog=catalog, cache=cache, apex=apex, auditor=auditor, clock=clock
