@@ -107,6 +107,7 @@ CATALOG_SUFFIXES=(api-key api-secret api-passphrase zk-seeds zk-l2-key)
 SECRET_PERMISSIONS=(secretmanager.secrets.get secretmanager.secrets.update secretmanager.versions.access secretmanager.versions.get secretmanager.versions.list)
 KEY_SECRETS=(omni-secrets-breakglass-private-key omni-secrets-integrity-key)
 # The audit chain head is written to this secret's annotations (contract section 17): no versions.
+# Its permissions: ANCHOR_PERMISSIONS in src/omni_secrets/adapters/gsm_permissions.py.
 ANCHOR_SECRET="${PREFIX}audit-anchor"
 ANCHOR_PERMISSIONS=(secretmanager.secrets.get secretmanager.secrets.update)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_secrets.adapters.gsm_permissions import SECRET_PERMISSIONS
+from omni_secrets.adapters.gsm_permissions import ANCHOR_PERMISSIONS, SECRET_PERMISSIONS
 from omni_secrets.domain.catalog import Catalog
 
 from .tools import ROOT, SETUP_SCRIPT, dry_run, flag, require_tool, run
@@ -186,7 +186,8 @@ def test_the_anchor_secret_and_its_own_narrow_grant(tmp_path: Path) -> None:
     (role,) = [
         c for c in commands if c[1:5] == ["iam", "roles", "create", "omniSecretsAnchorWriter"]
     ]
-    assert sorted((flag(role, "permissions") or "").split(",")) == [
+    assert sorted((flag(role, "permissions") or "").split(",")) == sorted(ANCHOR_PERMISSIONS)
+    assert sorted(ANCHOR_PERMISSIONS) == [
         "secretmanager.secrets.get",
         "secretmanager.secrets.update",
     ]
