@@ -210,7 +210,7 @@ def test_prints_the_settings_the_service_needs(tmp_path: Path) -> None:
     result = run("bash", str(SETUP_SCRIPT), "--dry-run", env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "OMNI_GCP_PROJECT_NUMBER=123456789012" in lines
+    assert "OMNI_GCP_PROJECT_NUMBER=123456789012" in lines  # pragma: allowlist secret
     assert f"OMNI_PUBSUB_SUBSCRIPTION=projects/{PROJECT}/subscriptions/omni-events" in lines
     assert f"GCP_PROJECT_ID={PROJECT}" in lines
     # gcloud gets the id
