@@ -60,7 +60,7 @@ audit: $(DEV_STAMP)
 ## make rules: promtool check + unit tests of deploy/prometheus (skipped without promtool, except in CI)
 PROMTOOL ?= promtool
 RULES := deploy/prometheus/omni-secrets.rules.yml
-RULES_TESTS := deploy/prometheus/omni-secrets.rules.test.yml
+RULES_TESTS := deploy/prometheus/omni-secrets.rules.test.yml deploy/prometheus/omni-secrets.rules.long.test.yml
 rules:
 	@if command -v $(PROMTOOL) >/dev/null 2>&1; then \
 	  $(PROMTOOL) check rules $(RULES) && $(PROMTOOL) test rules $(RULES_TESTS); \

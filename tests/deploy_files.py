@@ -18,6 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RULES_FILE = ROOT / "deploy" / "prometheus" / "omni-secrets.rules.yml"
 RULES_TEST_FILE = ROOT / "deploy" / "prometheus" / "omni-secrets.rules.test.yml"
+#: The alerts that wait for days, on an evaluation interval of their own.
+RULES_LONG_TEST_FILE = ROOT / "deploy" / "prometheus" / "omni-secrets.rules.long.test.yml"
 DASHBOARD_FILE = ROOT / "deploy" / "grafana" / "omni-secrets.json"
 
 #: Series Prometheus itself makes for every scrape target.
@@ -105,8 +107,11 @@ def load_rules() -> dict[str, Any]:
 
 
 def load_rule_tests() -> dict[str, Any]:
-    tests: dict[str, Any] = yaml.safe_load(RULES_TEST_FILE.read_text())
-    return tests
+    """Both promtool test files' cases, as one document (``{"tests": [...]}``)."""
+    cases: list[Any] = []
+    for path in (RULES_TEST_FILE, RULES_LONG_TEST_FILE):
+        cases.extend(yaml.safe_load(path.read_text())["tests"])
+    return {"tests": cases}
 
 
 def iter_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

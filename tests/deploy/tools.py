@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +44,49 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+#: What an operator writes into each overlay's values.yaml before the first render (the shipped
+#: files leave them out on purpose: the render fails without them).
+OPERATOR_VALUES = {
+    "projectNumber": "123456789012",
+    "breakGlassPublicKey": "fake-breakglass-public-key",
+}
+
+
+def operator_copy(dest: Path, **values: str) -> Path:
+    """A copy of deploy/k8s under ``dest`` with each overlay's values.yaml filled as an operator
+    would (:data:`OPERATOR_VALUES`, then ``values``: e.g. ``projectId``); returns its root."""
+    root = dest / "k8s"
+    shutil.copytree(K8S, root)
+    wanted = {**OPERATOR_VALUES, **values}
+    for path in root.glob("overlays/*/values.yaml"):
+        text = path.read_text()
+        for key, value in wanted.items():
+            text, count = re.subn(
+                rf"^  (?:# )?{key}: .*$", f'  {key}: "{value}"', text, flags=re.MULTILINE
+            )
+            assert count == 1, f"{path}: no {key} line"
+        path.write_text(text)
+    return root
+
+
+def render_dir(path: Path) -> subprocess.CompletedProcess[str]:
+    """``kubectl kustomize path`` (the result, whatever it is)."""
+    kubectl = require_tool("kubectl", "kubectl with Kustomize, e.g. Debian's kubernetes-client")
+    return run(kubectl, "kustomize", str(path))
+
+
 @functools.cache
 def _render(kubectl: str, overlay: str) -> str:
-    result = run(kubectl, "kustomize", str(K8S / "overlays" / overlay))
+    root = operator_copy(Path(tempfile.mkdtemp(prefix="omni-k8s-")))
+    result = run(kubectl, "kustomize", str(root / "overlays" / overlay))
+    shutil.rmtree(root.parent, ignore_errors=True)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
-    """Every object of ``kubectl kustomize deploy/k8s/overlays/<overlay>`` (a fresh copy)."""
+    """Every object of ``kubectl kustomize deploy/k8s/overlays/<overlay>``, rendered from a copy
+    whose values.yaml holds :data:`OPERATOR_VALUES` (a fresh copy of the objects)."""
     kubectl = require_tool("kubectl", "kubectl with Kustomize, e.g. Debian's kubernetes-client")
     return [doc for doc in yaml.safe_load_all(_render(kubectl, overlay)) if doc]
 

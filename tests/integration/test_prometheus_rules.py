@@ -17,6 +17,7 @@ import yaml
 
 from tests.deploy_files import (
     RULES_FILE,
+    RULES_LONG_TEST_FILE,
     RULES_TEST_FILE,
     alert_rules,
     dashboard_exprs,
@@ -57,6 +58,25 @@ class TestPromtool:
         result = run(promtool, "test", "rules", str(RULES_TEST_FILE))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout
+
+    def test_long_rule_unit_tests_pass(self, promtool: str) -> None:
+        """The 30-day alerts' file (its own evaluation interval) runs green too."""
+        result = run(promtool, "test", "rules", str(RULES_LONG_TEST_FILE))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
+
+    def test_a_rollout_does_not_restart_the_30_days(self, promtool: str, tmp_path: Path) -> None:
+        """Without ``max by`` the new pod's series would start the 30 days again: caught."""
+        broken = RULES_FILE.read_text().replace(
+            "max by (job, secret_type) (omni_secret_enabled_versions) > 2",
+            "omni_secret_enabled_versions > 2",
+        )
+        assert broken != RULES_FILE.read_text()
+        (tmp_path / RULES_FILE.name).write_text(broken)
+        shutil.copy(RULES_LONG_TEST_FILE, tmp_path / RULES_LONG_TEST_FILE.name)
+        result = run(promtool, "test", "rules", RULES_LONG_TEST_FILE.name, cwd=tmp_path)
+        assert result.returncode != 0
+        assert "OmniSecretsStaleVersionsEnabled" in result.stdout + result.stderr
 
     def test_a_broken_rule_is_caught(self, promtool: str, tmp_path: Path) -> None:
         """The unit tests fail when an alert's threshold changes (they test something)."""

@@ -92,6 +92,18 @@ class TestMetrics:
             == 1.0
         )
 
+    def test_enabled_versions_is_computed_at_scrape_nan_until_read(self) -> None:
+        """track_enabled_versions: None (never read) is NaN, never a misleading 0."""
+        registry = CollectorRegistry()
+        metrics = OmniMetrics(registry, ["api_key"])
+        counts: dict[str, int | None] = {"api_key": None}
+        metrics.track_enabled_versions(lambda t: counts[t])
+        labels = {"secret_type": "api_key"}
+        value = registry.get_sample_value("omni_secret_enabled_versions", labels)
+        assert value is not None and math.isnan(value)
+        counts["api_key"] = 3
+        assert registry.get_sample_value("omni_secret_enabled_versions", labels) == 3.0
+
     def test_unknown_reason_folds_into_unknown(self) -> None:
         """Failure reasons stay a bounded set."""
         registry = CollectorRegistry()

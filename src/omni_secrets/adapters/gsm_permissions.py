@@ -34,3 +34,11 @@ PERMISSION_BY_RPC: Mapping[str, str] = MappingProxyType(
 
 #: What the service account needs on each catalog secret, sorted (the custom role's content).
 SECRET_PERMISSIONS: tuple[str, ...] = tuple(sorted(set(PERMISSION_BY_RPC.values())))
+
+#: What the service account needs on the audit-anchor secret (``<prefix>audit-anchor``, contract
+#: section 17) and nowhere else: GetSecret (etag, the anchored head) and UpdateSecret of its
+#: ``annotations``. ``deploy/gcp/setup.sh`` binds exactly these there (a custom role of its own).
+ANCHOR_PERMISSIONS: tuple[str, ...] = (
+    PERMISSION_BY_RPC["GetSecret"],
+    PERMISSION_BY_RPC["UpdateSecret"],
+)

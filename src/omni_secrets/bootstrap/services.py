@@ -286,6 +286,7 @@ def _serving(
         drift=drift.get,
     )
     base.metrics.track_cache_age(secrets.cache_age_seconds)
+    base.metrics.track_enabled_versions(cached.pins.enabled_versions)
     current_aliases = build_current_aliases(
         catalog=base.catalog, store=base.store, pins=cached.pins, clock=base.clock, bus=bus
     )

@@ -23,6 +23,7 @@ name                                               type       labels
 ``omni_integrity_violations_total``                counter    table
 ``omni_audit_queue_depth``                         gauge      —
 ``omni_audit_batch_size``                          histogram  —
+``omni_secret_enabled_versions``                   gauge      secret_type (NaN until first read)
 =================================================  =========  ===================================
 
 ``reads`` counts reads from the backing stores (each GSM access, each override decryption), not
@@ -159,6 +160,7 @@ class OmniMetrics:
     gsm_events_connected: Gauge
     replica_peers: Gauge
     clock_offset: Gauge
+    enabled_versions: Gauge
 
     def __init__(self, registry: CollectorRegistry, secret_types: Iterable[str]) -> None:
         self.registry = registry
@@ -169,6 +171,7 @@ class OmniMetrics:
         self._register_audit_metrics(registry)
         self._register_alert_metrics(registry)
         self._register_event_and_replica_metrics(registry)
+        self._register_version_metrics(registry)
         self._precreate()
 
     def _register_secret_metrics(self, registry: CollectorRegistry) -> None:
@@ -309,6 +312,18 @@ class OmniMetrics:
             registry=registry,
         )
 
+    def _register_version_metrics(self, registry: CollectorRegistry) -> None:
+        """Section 15: how many versions of each catalog secret are ENABLED in GSM."""
+        # Retirement leaves current and previous ENABLED; more than 2 for 30 days is the
+        # Prometheus alert OmniSecretsStaleVersionsEnabled (stale_versions_enabled). NaN until a
+        # refresh has read the versions: "not known" is not "none".
+        self.enabled_versions = Gauge(
+            "omni_secret_enabled_versions",
+            "Versions of the type's GSM secret that are ENABLED, as the last refresh read them.",
+            ["secret_type"],
+            registry=registry,
+        )
+
     def _precreate(self) -> None:
         for secret_type in self.secret_types:
             for source in READ_SOURCES:
@@ -323,6 +338,7 @@ class OmniMetrics:
             self.break_glass_active.labels(secret_type).set(0)
             self.rotation_candidate_available.labels(secret_type).set(0)
             self.alias_drift.labels(secret_type).set(0)
+            self.enabled_versions.labels(secret_type).set(math.nan)
         for event_type in GSM_EVENT_TYPES:
             for outcome in GSM_EVENT_RESULTS:
                 self.gsm_events.labels(event_type, outcome)
@@ -340,6 +356,17 @@ class OmniMetrics:
         """
         for secret_type in self.secret_types:
             self.cache_age.labels(secret_type).set_function(_bind(age_of, secret_type))
+
+    def track_enabled_versions(self, count_of: Callable[[str], int | None]) -> None:
+        """Compute ``omni_secret_enabled_versions`` at scrape time from ``count_of(type)``.
+
+        ``count_of`` returns how many versions the last refresh saw ENABLED, or None before any
+        (exposed as NaN).
+        """
+        for secret_type in self.secret_types:
+            self.enabled_versions.labels(secret_type).set_function(
+                _bind_count(count_of, secret_type)
+            )
 
     def record_failure(self, secret_type: str, operation: str, reason: str) -> None:
         """Count one failure; an unexpected reason is folded into ``UNKNOWN`` (bounded labels)."""
@@ -392,3 +419,11 @@ def gsm_event_label(event_type: str | None) -> str:
 
 def _bind(age_of: Callable[[str], float], secret_type: str) -> Callable[[], float]:
     return lambda: age_of(secret_type)
+
+
+def _bind_count(count_of: Callable[[str], int | None], secret_type: str) -> Callable[[], float]:
+    def value() -> float:
+        count = count_of(secret_type)
+        return math.nan if count is None else float(count)
+
+    return value

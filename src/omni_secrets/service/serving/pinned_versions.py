@@ -139,6 +139,14 @@ class PinnedVersions:
         """The aliases the last refresh of ``secret_type`` read (None: never read)."""
         return self._aliases.get(secret_type)
 
+    def enabled_versions(self, secret_type: str) -> int | None:
+        """How many versions of the type the last refresh saw ENABLED (None: never read).
+
+        ``omni_secret_enabled_versions``; status shows the same as ``enabledVersions``.
+        """
+        view = self._aliases.get(SecretType(secret_type))
+        return view.enabled_versions if view is not None else None
+
     def record_aliases(self, secret_type: SecretType, info: SecretInfo) -> None:
         """Replace the aliases of ``secret_type`` after this service moved them (new etag)."""
         last = self._aliases.get(secret_type)
