@@ -171,8 +171,11 @@ def _start_emulator() -> tuple[GsmEmulator, str]:
     """The in-process GSM emulator, seeded with the fake demo values, and its address.
 
     Each demo secret's one version is named ``current`` (contract section 15), as a real
-    deployment's secrets are after their first commit.
+    deployment's secrets are after their first commit. The audit anchor secret
+    (``<prefix>audit-anchor``, no versions; contract section 17) is created as ``setup.sh``
+    creates it.
     """
+    from omni_secrets.domain.audit_anchor import anchor_secret_id
     from omni_secrets.emulator import GsmEmulator
     from omni_secrets.emulator.seed import Seed
 
@@ -183,7 +186,10 @@ def _start_emulator() -> tuple[GsmEmulator, str]:
     emulator.apply_seed(
         Seed(
             project_id=DEV_PROJECT,
-            secrets={secret_id: [value] for secret_id, value in ids.items()},
+            secrets={
+                **{secret_id: [value] for secret_id, value in ids.items()},
+                anchor_secret_id(prefix): [],
+            },
             aliases={secret_id: {"current": 1} for secret_id in ids},
         )
     )
