@@ -73,11 +73,18 @@ class AuditAnchorWriter:
             current = info.annotations.get(ANNOTATION)
             if current is not None:
                 try:
-                    if _parse(current).id >= head.id:
-                        self._anchored_id = head.id  # another replica anchored as far or further
-                        return None
+                    existing = _parse(current)
                 except AnchorInvalid:
-                    pass  # overwritten by a valid anchor; the old text stays in Cloud Audit Logs
+                    existing = None  # overwritten; the old text stays in Cloud Audit Logs
+                # Only an anchor this service could have written holds the next one back: a
+                # forged one with a huge id must not stop anchoring.
+                if (
+                    existing is not None
+                    and existing.verify(self._keyring).servable
+                    and existing.id >= head.id
+                ):
+                    self._anchored_id = head.id  # another replica anchored as far or further
+                    return None
             anchor = make_anchor(self._keyring, head.id, head.row_hash, self._clock.now())
             try:
                 await self._store.update_annotations(
