@@ -181,14 +181,19 @@ async def violations(stack: OmniStack, table: str) -> float:
     )
 
 
-async def paged(pagerduty: FakePagerDutyServer, needle: str) -> bool:
-    await pagerduty.wait_for_requests_async(1)
-    return any(
-        "/integrity_violation/" in str(e.get("dedup_key"))
-        and needle in str(e.get("dedup_key"))
-        and e.get("event_action") == "trigger"
-        for e in pagerduty.events
-    )
+async def paged(pagerduty: FakePagerDutyServer, needle: str, timeout: float = 10.0) -> bool:
+    """Whether an ``integrity_violation`` page naming ``needle`` arrives (polled, deadline)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if any(
+            "/integrity_violation/" in str(e.get("dedup_key"))
+            and needle in str(e.get("dedup_key"))
+            and e.get("event_action") == "trigger"
+            for e in pagerduty.events
+        ):
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 class TestForgedPreview:

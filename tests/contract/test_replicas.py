@@ -230,7 +230,7 @@ class TestGsmEvents:
     ) -> None:
         """DISABLE while GSM cannot be asked: fail closed, lastError says it was not confirmed."""
         a, b = await two_replicas(omni_stack_factory, fresh_postgres_url)
-        a.emulator.fail_next("GetSecretVersion", "UNAVAILABLE", count=100)
+        a.emulator.fail_next("ListSecretVersions", "UNAVAILABLE", count=100)
         assert await deliver(a, gsm_message("SECRET_VERSION_DISABLE", "1", "m-1")) == "applied"
         await b.wait_for(
             lambda: b.services.cache.get(SecretType.API_SECRET) is None, timeout=1.0, what="B"
@@ -244,6 +244,7 @@ class TestGsmEvents:
     ) -> None:
         """SECRET_VERSION_ADD: rotation.candidateVersion and the gauge on A and B; still v1."""
         a, b = await two_replicas(omni_stack_factory, fresh_postgres_url)
+        a.emulator.add_version(PROJECT, "apex-omni-api-secret", "fake-api-secret-candidate-v2")
         assert await deliver(a, gsm_message("SECRET_VERSION_ADD", "2", "m-1")) == "applied"
         assert await deliver(a, gsm_message("SECRET_VERSION_ADD", "2", "m-1")) == "duplicate"
         for stack in (a, b):

@@ -57,5 +57,7 @@ class Overrides:
     replica_id: str | None = None
     heartbeat_interval_seconds: float = HEARTBEAT_SECONDS
     journal_recovery_interval_seconds: float = JOURNAL_RECOVERY_SECONDS
+    # Contract section 17: how often the audit chain head is anchored in GSM (at most 60 s).
+    audit_anchor_interval_seconds: float = 60.0
     # Builds the Pub/Sub subscriber (tests stand in for it or shorten its probe and backoff).
     pubsub_subscriber_factory: Callable[..., pubsub_adapter.PubSubEventSubscriber] | None = None

@@ -24,6 +24,7 @@ from omni_secrets.bootstrap.keys import load_break_glass_key_pair
 from omni_secrets.bootstrap.overrides import Overrides
 from omni_secrets.bootstrap.platform import Platform, build_platform
 from omni_secrets.config import Settings
+from omni_secrets.domain.audit_anchor import anchor_secret_id
 from omni_secrets.domain.break_glass import BreakGlassKeyPair
 from omni_secrets.domain.cache import OmniSecretCache
 from omni_secrets.domain.catalog import Catalog
@@ -34,6 +35,7 @@ from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.rotation.drift import DriftBoard
 from omni_secrets.domain.rotation.journal import OWNER_SILENT_SECONDS
 from omni_secrets.domain.secret_store import SecretStore
+from omni_secrets.jobs.audit_anchor import AuditAnchorJob
 from omni_secrets.jobs.break_glass_expiry import BreakGlassExpiryJob
 from omni_secrets.jobs.journal_recovery import JournalRecoveryJob
 from omni_secrets.jobs.reconcile import ReconcileJob
@@ -44,6 +46,7 @@ from omni_secrets.observability.logging import Redactor
 from omni_secrets.observability.metrics import OmniMetrics
 from omni_secrets.service.aliases import CurrentAliasService, build_current_aliases
 from omni_secrets.service.aliases.reactions import alias_reactions
+from omni_secrets.service.audit_anchor import AuditAnchorWriter, anchor_reactions
 from omni_secrets.service.auditor import Auditor
 from omni_secrets.service.break_glass import (
     BreakGlassService,
@@ -118,8 +121,10 @@ class Services:
     # None when OMNI_PUBSUB_SUBSCRIPTION is unset.
     gsm_events: GsmEventService | None
     gsm_subscriber: pubsub_adapter.PubSubEventSubscriber | None
-    # Contract section 17: re-signs live state at start-up after an integrity key change.
+    # Contract section 17: re-signs live state at start-up after an integrity key change, and
+    # anchors the audit chain head in GSM.
     rekey: LiveStateRekey
+    audit_anchor: AuditAnchorJob
     # What start_services closes last, in reverse order (engine, GSM channel, HTTP client, ...).
     closers: tuple[Callable[[], Awaitable[object]], ...] = ()
 
@@ -189,7 +194,21 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
     )
     rotation = _rotation(base, bus, serving.secrets)
     bus.add(rotation.reactions)
-    return _assemble(base, over, serving, refresh, gsm_events, rotation, follower)
+    anchor = _audit_anchor(base, over)
+    bus.add(anchor_reactions(anchor.poke))
+    return _assemble(base, over, serving, refresh, gsm_events, rotation, follower, anchor)
+
+
+def _audit_anchor(base: Platform, over: Overrides) -> AuditAnchorJob:
+    """The audit anchor job (contract section 17); break-glass and rotation events poke it."""
+    writer = AuditAnchorWriter(
+        store=base.store,
+        uow_factory=base.uow_factory,
+        keyring=base.keyring,
+        clock=base.clock,
+        secret_id=anchor_secret_id(base.settings.gsm_secret_prefix),
+    )
+    return AuditAnchorJob(writer, interval_seconds=over.audit_anchor_interval_seconds)
 
 
 def _dispatcher(base: Platform) -> Dispatcher:
@@ -329,6 +348,7 @@ def _assemble(
     gsm_events: GsmEventService | None,
     rotation: RotationFeature,
     follower: AliasFollower,
+    anchor: AuditAnchorJob,
 ) -> Services:
     """:class:`Services` from the built parts, with the jobs and the Pub/Sub subscriber."""
     secrets, break_glass, signals = serving.secrets, serving.break_glass, serving.signals
@@ -378,6 +398,7 @@ def _assemble(
             if gsm_events is not None
             else None
         ),
+        audit_anchor=anchor,
         rekey=LiveStateRekey(
             uow_factory=base.uow_factory,
             auditor=base.auditor,

@@ -103,6 +103,7 @@ async def start_services(services: Services) -> AsyncIterator[Services]:
                 services.break_glass_expiry.run_forever(), name="break-glass-expiry"
             ),
             asyncio.create_task(services.journal_recovery.run_forever(), name="journal-recovery"),
+            asyncio.create_task(services.audit_anchor.run_forever(), name="audit-anchor"),
         ]
         stack.push_async_callback(budget.step, "jobs", lambda: _cancel(tasks))
         # After hydration: other replicas' changes from now on trigger an immediate reconcile.

@@ -45,11 +45,24 @@ def verify(
         min=0,
         help="The last id allowed to be unkeyed (recorded when the integrity key was introduced).",
     ),
+    anchor_file: str | None = typer.Option(
+        None,
+        "--anchor",
+        metavar="FILE",
+        help="A saved anchor document (JSON) instead of the one in GSM's <prefix>audit-anchor.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the counts and verdict as JSON."),
 ) -> None:
     """Recompute the keyed hash chain of omni_secret_access_events from the first row to the last.
 
-    Usage: omni-secrets audit verify [--max-unkeyed-id ID] [--json]
+    Usage: omni-secrets audit verify [--max-unkeyed-id ID] [--anchor FILE] [--json]
+
+    The chain is also checked against its anchor (contract section 17): the chain head the
+    service writes to the annotation of GSM's <prefix>audit-anchor (read with the GSM settings,
+    GCP_PROJECT_ID and OMNI_GSM_ENDPOINT), or the saved document of --anchor FILE. The chain
+    must contain the anchored id with the anchored hash, else exit 1 naming the anchor (a
+    truncated, deleted or replaced chain). Without an anchor the chain is reported as verified
+    with "no anchor" (a warning, exit 0), never as intact.
 
     Uses the keys of OMNI_INTEGRITY_KEY_FILE. Exit 0 and print how many events were verified,
     keyed (HMAC-SHA256) and unkeyed (plain SHA-256, written before the key existed), when the
@@ -57,23 +70,30 @@ def verify(
     without the key, missing before it, keyed with a key that is not configured, or unkeyed
     after keyed rows; exit 3 when the database cannot be reached, does not exist or is not
     migrated, or when the chain is keyed and OMNI_INTEGRITY_KEY_FILE is unset (a setup error,
-    not tampering). --json prints {"verdict": "intact"|"broken"|"key_missing", "ok", "checked",
-    "keyed", "unkeyed", "firstBadId", "reason"} with the same exit codes. Read-only: never
+    not tampering). --json prints {"verdict": "intact"|"no_anchor"|"broken"|"key_missing", "ok",
+    "checked", "keyed", "unkeyed", "firstBadId", "reason", "anchor"} with the same exit codes;
+    "anchor" is {"source", "status", "id", "hash", "at", "keyId", "detail"} ("status":
+    "matched"|"absent"|"not_in_chain"|"unsigned"). Read-only: never
     creates a database (with OMNI_DATABASE_URL unset it finds `omni-secrets dev`'s
     .omni-dev/omni-secrets.db); pages through the table in short transactions, so it can run
     beside the service. Rows appended while it runs are verified too.
     """
     import asyncio
 
+    from omni_secrets.cli.audit_anchor import check_anchor, load_anchor
+
     settings = load_settings()
     url = existing_database_url(settings)
     keyring = load_keyring_or_exit(with_dev_integrity_key(settings, url))
     require_schema_at_head(url, code=EXIT_UNAVAILABLE)
-    verdict = asyncio.run(_verify(url, keyring, max_unkeyed_id))
+    found = load_anchor(settings, anchor_file)
+    wanted = found.anchor.id if found.anchor is not None else None
+    verdict, anchored_hash = asyncio.run(_verify(url, keyring, max_unkeyed_id, wanted))
+    anchor = check_anchor(found, keyring, anchored_hash)
     if as_json:
         from omni_secrets.cli._output import print_json
 
-        print_json(_verdict_document(verdict))
+        print_json({**_verdict_document(verdict, anchor.status), "anchor": anchor.document()})
     if verdict.key_missing:
         fail(
             f"the audit chain is keyed (event id {verdict.first_bad_id} onwards) and no "
@@ -88,15 +108,24 @@ def verify(
             f"{verdict.unkeyed} unkeyed)",
             code=EXIT_FAILED,
         )
-    if not as_json:
-        typer.echo(
-            f"audit chain intact: {verdict.checked} events verified "
-            f"({verdict.keyed} keyed, {verdict.unkeyed} unkeyed)"
-        )
+    if anchor.failed:
+        fail(anchor.message(verdict), code=EXIT_FAILED)
+    counts = f"{verdict.checked} events verified ({verdict.keyed} keyed, {verdict.unkeyed} unkeyed)"
+    if anchor.status == "absent":
+        typer.echo(f"warning: {anchor.message(verdict)}", err=True)
+        if not as_json:
+            typer.echo(f"audit chain verified, no anchor: {counts}")
+    elif not as_json:
+        typer.echo(f"audit chain intact: {counts}; {anchor.message(verdict)}")
 
 
-def _verdict_document(verdict: ChainVerdict) -> dict[str, Any]:
-    name = "key_missing" if verdict.key_missing else "intact" if verdict.ok else "broken"
+def _verdict_document(verdict: ChainVerdict, anchor_status: str) -> dict[str, Any]:
+    if verdict.key_missing:
+        name = "key_missing"
+    elif not verdict.ok or anchor_status not in ("matched", "absent"):
+        name = "broken"
+    else:
+        name = "intact" if anchor_status == "matched" else "no_anchor"
     return {
         "verdict": name,
         "ok": verdict.ok,
@@ -214,11 +243,13 @@ def _print_events(rows: list[OmniSecretAccessEvent]) -> None:
 
 
 async def _verify(
-    url: str, keyring: IntegrityKeyring | None, max_unkeyed_id: int | None
-) -> ChainVerdict:
+    url: str, keyring: IntegrityKeyring | None, max_unkeyed_id: int | None, anchored_id: int | None
+) -> tuple[ChainVerdict, str | None]:
+    """The chain's verdict, and the ``row_hash`` of the verified row ``anchored_id`` (if any)."""
     from omni_secrets.bootstrap.database import open_database
     from omni_secrets.domain.audit_chain import ChainVerifier
 
+    anchored_hash: str | None = None
     async with open_database(url, keyring=keyring) as uow_factory:
         verifier = ChainVerifier(keyring, max_unkeyed_id=max_unkeyed_id)
         after_id = 0
@@ -227,8 +258,10 @@ async def _verify(
             async with uow_factory() as uow:
                 page = await uow.audit.page(after_id, PAGE_SIZE)
             if not page:
-                return verifier.verdict
+                return verifier.verdict, anchored_hash
             for event in page:
                 if not verifier.feed(event):
-                    return verifier.verdict
+                    return verifier.verdict, anchored_hash
+                if event.id == anchored_id:
+                    anchored_hash = event.row_hash
             after_id = page[-1].id

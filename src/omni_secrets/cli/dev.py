@@ -191,9 +191,12 @@ def _start_emulator(data_dir: Path, given_data_dir: Path) -> tuple[GsmEmulator, 
     The first start seeds the fake demo values, each demo secret's one version named
     ``current`` (contract section 15), as a real deployment's secrets are after their first
     commit; later starts load what the last one left (a demo secret missing from it is seeded).
+    The audit anchor secret (``<prefix>audit-anchor``, no versions; contract section 17) is
+    created as ``setup.sh`` creates it.
     """
     import grpc
 
+    from omni_secrets.domain.audit_anchor import anchor_secret_id
     from omni_secrets.emulator import GsmEmulator, RpcFault
     from omni_secrets.emulator.seed import Seed
 
@@ -209,21 +212,25 @@ def _start_emulator(data_dir: Path, given_data_dir: Path) -> tuple[GsmEmulator, 
     address = emulator.start()
     prefix = os.environ.get("OMNI_GSM_SECRET_PREFIX", "apex-omni-")
     ids = {f"{prefix}{k}": v for k, v in DEMO_SECRETS.items()}
-    for secret_id in list(ids):
+    wanted: dict[str, list[str]] = {
+        **{secret_id: [value] for secret_id, value in ids.items()},
+        anchor_secret_id(prefix): [],
+    }
+    for secret_id in list(wanted):
         try:
             emulator.aliases(DEV_PROJECT, secret_id)
         except RpcFault as fault:
             if fault.code is not grpc.StatusCode.NOT_FOUND:
                 raise
         else:
-            del ids[secret_id]  # kept from the last start
-    if not ids:
+            del wanted[secret_id]  # kept from the last start
+    if not wanted:
         return emulator, address
     emulator.apply_seed(
         Seed(
             project_id=DEV_PROJECT,
-            secrets={secret_id: [value] for secret_id, value in ids.items()},
-            aliases={secret_id: {"current": 1} for secret_id in ids},
+            secrets=wanted,
+            aliases={secret_id: {"current": 1} for secret_id in ids if secret_id in wanted},
         )
     )
     return emulator, address

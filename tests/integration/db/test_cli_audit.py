@@ -150,8 +150,12 @@ class TestAuditVerifyJsonAndMissingKey:
         )  # fmt: skip
         assert result.code == 0, result.stderr
         assert json.loads(result.stdout) == {
-            "verdict": "intact", "ok": True, "checked": 5, "keyed": 5, "unkeyed": 0,
+            "verdict": "no_anchor", "ok": True, "checked": 5, "keyed": 5, "unkeyed": 0,
             "firstBadId": None, "reason": None,
+            "anchor": {
+                "source": None, "status": "absent", "id": None, "hash": None, "at": None,
+                "keyId": None, "detail": "GCP_PROJECT_ID is not set, GSM was not asked",
+            },
         }  # fmt: skip
 
     def test_keyed_chain_without_key_is_a_setup_error(

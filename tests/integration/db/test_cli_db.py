@@ -197,7 +197,10 @@ class TestBadInput:
                 [CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
             )
             assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == "audit chain intact: 0 events verified (0 keyed, 0 unkeyed)"
+        assert proc.stdout.strip() == (
+            "audit chain verified, no anchor: 0 events verified (0 keyed, 0 unkeyed)"
+        )
+        assert "no anchor (GCP_PROJECT_ID is not set" in proc.stderr
         for group, command in (("db", "downgrade"), ("db", "seed"), ("audit", "verify")):
             proc = subprocess.run(
                 [CLI, group, command, "--help"],

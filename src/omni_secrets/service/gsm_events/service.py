@@ -21,6 +21,16 @@ receives a message acts on it and the others follow through the signal rows and 
 - Everything else: acked, logged and counted, nothing changes. Duplicates (Pub/Sub delivers at
   least once) are recognised by message id and change nothing.
 
+Events are hints, never facts (contract section 17): every confirmation is one
+``ListSecretVersions`` of the secret through :class:`FreshReads` (at most one per secret in
+flight, at most one per second after; an event shares any read that started after it was
+published, else the next one), a
+``SECRET_VERSION_ADD`` becomes a candidate only when GSM lists that version ENABLED, the
+refresh ``SECRET_VERSION_ENABLE`` asks for runs only while the type is not served or a
+revocation of it is held (else there is nothing to restore) and is coalesced the same way, and
+``SECRET_ROTATE``
+is acted on (alert, audit row) at most once per secret per hour on this replica.
+
 The service decides and acts; the alerts, the audit row, the log lines and the counter follow
 from the events it emits (``events.py``, ``reactions.py``).
 """
@@ -28,11 +38,11 @@ from the events it emits (``events.py``, ``reactions.py``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from omni_secrets.domain.catalog import Catalog
+from omni_secrets.domain.catalog import Catalog, RotationGroup
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import ANY_VERSION, RevocationCode
 from omni_secrets.domain.errors import SecretStoreError
@@ -45,7 +55,8 @@ from omni_secrets.domain.gsm_events import (
     parse_gsm_message,
 )
 from omni_secrets.domain.models import SYSTEM_ACTOR
-from omni_secrets.domain.secret_store import SecretStore, VersionState
+from omni_secrets.domain.secret_store import SecretStore, VersionInfo, VersionState
+from omni_secrets.service.gsm_events.coalesce import DEFAULT_MIN_INTERVAL_SECONDS, FreshReads
 from omni_secrets.service.gsm_events.events import (
     ActiveVersionRevoked,
     EventResult,
@@ -62,6 +73,10 @@ from omni_secrets.service.refresh.service import ClusterRefreshService
 from omni_secrets.service.serving.secrets import OmniSecretService
 
 SEEN_MESSAGE_IDS = 10_000
+PUBLISH_SKEW = timedelta(seconds=1)
+"""How far Pub/Sub's publish time and this host's clock may disagree."""
+ROTATE_EVERY = timedelta(hours=1)
+"""``SECRET_ROTATE`` of one secret is acted on at most once per this (an audit row each time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +103,8 @@ class GsmEventService:
         clock: time source.
         bus: reports every message's outcome and what was acted on (``events.py``).
         follow: follows GSM's ``current`` aliases after a ``SECRET_UPDATE`` re-read them.
+        min_interval: the least time between two GSM confirmations (or two refreshes) of one
+            secret.
     """
 
     def __init__(
@@ -104,6 +121,7 @@ class GsmEventService:
         clock: Clock,
         bus: EventBus,
         follow: Callable[[], Awaitable[object]] | None = None,
+        min_interval: float = DEFAULT_MIN_INTERVAL_SECONDS,
     ) -> None:
         self._follow = follow
         self.subscription = subscription
@@ -118,6 +136,10 @@ class GsmEventService:
         self._clock = clock
         self._bus = bus
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self.confirmations: FreshReads[Sequence[VersionInfo]] = FreshReads(clock, min_interval)
+        self.refreshes: FreshReads[None] = FreshReads(clock, min_interval)
+        self.alias_reads: FreshReads[None] = FreshReads(clock, min_interval)
+        self._rotate_acted: dict[str, datetime] = {}
 
     @property
     def connected(self) -> bool:
@@ -189,13 +211,14 @@ class GsmEventService:
         message = describe_revocation(code, event.secret_id, event.version)
         confirmed = True
         try:
+            versions = await self._versions(event)
             if deleted:
-                await self._store.list_versions(event.secret_id)
                 return "unconfirmed"  # the secret is still there
-            info = await self._store.get_version(event.secret_id, event.version or "")
-            if info.state is VersionState.ENABLED:
+            info = next((v for v in versions if v.version == event.version), None)
+            if info is not None and info.state is VersionState.ENABLED:
                 return "unconfirmed"  # GSM says it is served legitimately
-            message = f"{event.secret_id} version {event.version} is {info.state.value} in GSM"
+            state = info.state.value if info is not None else "gone"
+            message = f"{event.secret_id} version {event.version} is {state} in GSM"
         except SecretStoreError as exc:
             if exc.transient:
                 confirmed = False
@@ -231,11 +254,35 @@ class GsmEventService:
     async def _enabled(self, event: GsmEvent) -> EventResult:
         if event.version != self._secrets.active_version(event.secret_type):
             return "ignored"
+        held = self._signals.get(event.secret_type).revoked_version is not None
+        if not held and self._secrets.cache.get(event.secret_type) is not None:
+            return "ignored"  # served and not revoked: a refresh would restore nothing
         # A cluster-wide refresh: each replica's fetch re-checks GSM and clears the revocation.
+        # Coalesced per secret: a flood of ENABLE events costs a refresh a second, not one each.
+        await self.refreshes.run(
+            event.secret_id, self._not_before(event), lambda: self._request_refresh(event)
+        )
+        return "applied"
+
+    async def _request_refresh(self, event: GsmEvent) -> None:
         await self._refresh.request(
             secret_types=[event.secret_type.value], actor=SYSTEM_ACTOR, correlation_id=None
         )
-        return "applied"
+
+    async def _versions(self, event: GsmEvent) -> Sequence[VersionInfo]:
+        """The secret's versions as a GSM read no older than ``event`` lists them."""
+        secret_id = event.secret_id
+        return await self.confirmations.run(
+            secret_id, self._not_before(event), lambda: self._store.list_versions(secret_id)
+        )
+
+    def _not_before(self, event: GsmEvent) -> datetime:
+        """A read that started at this time reflects the change ``event`` announces: its
+        publish time plus a second of clock skew, and never later than its arrival."""
+        now = self._clock.now()
+        if event.published_at is None:
+            return now
+        return min(now, event.published_at + PUBLISH_SKEW)
 
     async def _added(self, event: GsmEvent) -> EventResult:
         current = self._signals.get(event.secret_type)
@@ -246,6 +293,15 @@ class GsmEventService:
             return "ignored"
         if known is not None and known.isdigit() and int(version) <= int(known):
             return "ignored"
+        # A hint only: shown as a candidate once GSM lists that version ENABLED.
+        try:
+            versions = await self._versions(event)
+        except SecretStoreError as exc:
+            if exc.transient:
+                raise  # redelivered: confirmed later
+            return "unconfirmed"
+        if not any(v.version == version and v.state is VersionState.ENABLED for v in versions):
+            return "unconfirmed"
         await self._signals.put(
             replace(current, candidate_version=version, candidate_at=self._clock.now()),
             self._secrets.cache,
@@ -254,15 +310,29 @@ class GsmEventService:
 
     async def _updated(self, event: GsmEvent) -> EventResult:
         group = self._catalog.entry(event.secret_type).rotation_group
+        # Coalesced per group, like the other hints: a flood of SECRET_UPDATE events costs one
+        # re-read of the group a second, not one each (contract section 17).
+        await self.alias_reads.run(
+            group, self._not_before(event), lambda: self._reread_group(group)
+        )
+        return "applied"
+
+    async def _reread_group(self, group: RotationGroup) -> None:
         types = [m.secret_type for m in self._catalog.group_members(group)]
         # The refresh re-reads each member's aliases (one GetSecret each, never on a hit).
         await self._secrets.cache.refresh(types, force_new=True)
         if self._follow is not None:
             await self._follow()
-        return "applied"
 
     async def _rotation_requested(self, event: GsmEvent) -> EventResult:
         # Nothing changes here: GSM's schedule says a rotation is due, people act on the alert.
+        # At most once per secret per hour: each one is an audit row, and anyone who can
+        # publish to the topic can send thousands.
+        now = self._clock.now()
+        last = self._rotate_acted.get(event.secret_id)
+        if last is not None and now - last < ROTATE_EVERY:
+            return "ignored"
+        self._rotate_acted[event.secret_id] = now
         await self._bus.emit(
             GsmRotationRequested(
                 secret_type=event.secret_type,
