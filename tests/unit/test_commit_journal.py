@@ -8,12 +8,14 @@ longer in flight, so one recovery round resolves it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from omni_secrets.domain.catalog import SecretType
+from omni_secrets.domain.integrity import IntegrityStatus
 from omni_secrets.domain.rotation.journal import (
     JournalEntry,
     JournalMember,
@@ -256,3 +258,26 @@ class TestRollbackRecovery:
             now = rig.secrets.metadata(SecretType.API_KEY)
             assert dates_before is not None and now is not None
             assert now.rotation_due_at == dates_before.rotation_due_at
+
+
+@pytest.mark.asyncio
+async def test_an_entry_failing_its_mac_is_never_acted_on(rig: Rig) -> None:
+    """A journal entry whose MAC does not verify (forged or edited) moves nothing: it is
+    reported as an integrity violation once, and stays open for a human."""
+    await crashed_commit(rig, landed=1)
+    mixed = await aliases(rig.store)
+    async with rig.db() as uow:
+        (open_entry,) = await uow.journal.list_open()
+        uow.state.journal[open_entry.journal_id] = dataclasses.replace(
+            open_entry, integrity=IntegrityStatus.INVALID
+        )
+        await uow.commit()
+    for _ in range(2):
+        await rig.recovery.run_once()
+    assert await aliases(rig.store) == mixed
+    _pins, journal, recovered = await state(rig)
+    assert [e.status for e in journal] == ["open"] and recovered == []
+    violations = rig.metrics.registry.get_sample_value(
+        "omni_integrity_violations_total", {"table": "omni_commit_journal"}
+    )
+    assert violations == 1
