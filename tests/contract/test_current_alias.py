@@ -176,5 +176,5 @@ class TestCurrentNotEnabled:
                 break
             await asyncio.sleep(0.02)
         assert secret["cacheSource"] == "none"
-        assert "names version 2, which is DISABLED" in secret["lastError"]["message"]
+        assert "apex-omni-api-key version 2 is DISABLED" in secret["lastError"]["message"]
         assert (await status_of(omni_stack, "api_secret"))["cacheSource"] == "gsm"

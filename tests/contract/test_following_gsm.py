@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from omni_secrets.domain.catalog import SecretType
-from tests.contract.conftest import PROJECT, OmniStack
+from tests.contract.conftest import PROJECT, OmniStack, StackFactory
+from tests.contract.test_replicas import OVERRIDES, SUBSCRIPTION, deliver, gsm_message
 from tests.contract.test_rotation import (
     NEW_API,
     STATUS,
@@ -113,6 +114,28 @@ class TestFollowingGsm:
         for name in ("api_key", "api_passphrase"):
             assert shown[name]["version"] == "1"
         assert audit_rows(omni_stack, "rotation_adopted") == []
+
+
+class TestSecretUpdateEvent:
+    async def test_a_secret_update_event_adopts_at_once(
+        self, omni_stack_factory: StackFactory
+    ) -> None:
+        """With events on and the reconcile far away, a SECRET_UPDATE of one member makes this
+        replica re-read the group and adopt it at once (the message itself decides nothing)."""
+        stack = await omni_stack_factory(overrides=OVERRIDES, OMNI_PUBSUB_SUBSCRIPTION=SUBSCRIPTION)
+        add_versions(stack, NEW_API)
+        stack.apex.accept(new_credentials())
+        before = await deliver(stack, gsm_message("SECRET_UPDATE", None, "m-0"))
+        assert before == "applied"
+        assert audit_rows(stack, "rotation_adopted") == []  # nothing moved in GSM yet
+
+        move(stack, list(NEW_API), 2)
+        assert await deliver(stack, gsm_message("SECRET_UPDATE", None, "m-1")) == "applied"
+        shown = await status_of(stack)
+        for name in API_TYPES:
+            assert shown[name]["version"] == "2"
+            assert shown[name]["rotation"]["drift"] is None
+        assert len(audit_rows(stack, "rotation_adopted")) == 1
 
 
 @pytest.mark.parametrize("field", ["drift"])

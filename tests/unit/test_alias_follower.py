@@ -181,3 +181,17 @@ async def test_a_stale_alias_view_never_undoes_a_commit(rig: Rig) -> None:
     assert await rig.follower.follow() == FollowResult()
     assert set((await pins(rig)).values()) == {"2"}
     assert await adopted_rows(rig) == []
+
+
+async def test_the_hit_path_never_asks_gsm_about_aliases(rig: Rig) -> None:
+    """While a group drifts, serving (cache hits) and status make no GSM call at all."""
+    rig.add_v2(API_IDS)
+    await gsm_moves(rig, API_IDS[:1])
+    await rig.follower.follow()
+    methods = ("get_secret", "list_versions", "access", "get_version")
+    before = {m: rig.store.call_count(m) for m in methods}
+    for _ in range(1000):
+        for secret_type in API_TYPES:
+            assert rig.secrets.cache.get(secret_type).version == "1"
+    rig.secrets.status_view()
+    assert {m: rig.store.call_count(m) for m in methods} == before

@@ -191,3 +191,20 @@ def test_gsm_aliases_at_80_columns(
     render_status(StatusReport.parse(body))
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("zk_seeds"))
     assert row.split()[3:6] == ["3", "2", "2"]
+
+
+def test_drift_is_named_in_the_rotation_column(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rotation.drift (contract section 15) shows its reason beside the rotation state, whole
+    at 80 columns; a type without drift says nothing of it."""
+    monkeypatch.setenv("COLUMNS", "80")
+    body = status_body()
+    body["secrets"][2]["rotation"]["drift"] = {
+        "since": iso(timedelta(minutes=-3)),
+        "reason": "group_incomplete",
+    }
+    render_status(StatusReport.parse(body))
+    out = capsys.readouterr().out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    assert out.count("drift group_incomplete") == 1

@@ -8,12 +8,14 @@ longer in flight, so one recovery round resolves it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from omni_secrets.domain.catalog import SecretType
+from omni_secrets.domain.integrity import IntegrityStatus
 from omni_secrets.domain.rotation.journal import (
     JournalEntry,
     JournalMember,
@@ -217,3 +219,65 @@ def _returning(value: frozenset[str]):  # type: ignore[no-untyped-def]
         return value
 
     return live
+
+
+class TestRollbackRecovery:
+    async def _committed(self, rig: Rig) -> None:
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        rig.apex.accepted.add(V1["apex-omni-api-key"])
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize(
+        ("landed", "outcome", "served"), [(1, "back", "2"), (len(API_IDS), "forward", "1")]
+    )
+    async def test_a_crashed_rollback_ends_whole(
+        self, rig: Rig, landed: int, outcome: str, served: str
+    ) -> None:
+        """A rollback killed after some swaps goes back to the commit; after every swap it is
+        finished, with the dates before the commit restored."""
+        dates_before = rig.secrets.metadata(SecretType.API_KEY)
+        await self._committed(rig)
+        crash_after(rig.store, landed)
+        with pytest.raises(asyncio.CancelledError):
+            await rig.service.rollback("api_key", actor="tester", correlation_id=None)
+        heal(rig.store)
+
+        await rig.recovery.run_once()
+
+        pins, journal, _ = await state(rig)
+        assert set(pins.values()) == {served}
+        recovered = [e for e in journal if e.kind == "rollback"]
+        assert [(e.status, e.outcome) for e in recovered] == [("recovered", outcome)]
+        previous = "1" if served == "2" else "2"
+        expected = {"current": served, "previous": previous}
+        assert await aliases(rig.store) == {i: expected for i in API_IDS}
+        assert await rig.lock_holder() == {None}
+        if outcome == "forward":
+            now = rig.secrets.metadata(SecretType.API_KEY)
+            assert dates_before is not None and now is not None
+            assert now.rotation_due_at == dates_before.rotation_due_at
+
+
+@pytest.mark.asyncio
+async def test_an_entry_failing_its_mac_is_never_acted_on(rig: Rig) -> None:
+    """A journal entry whose MAC does not verify (forged or edited) moves nothing: it is
+    reported as an integrity violation once, and stays open for a human."""
+    await crashed_commit(rig, landed=1)
+    mixed = await aliases(rig.store)
+    async with rig.db() as uow:
+        (open_entry,) = await uow.journal.list_open()
+        uow.state.journal[open_entry.journal_id] = dataclasses.replace(
+            open_entry, integrity=IntegrityStatus.INVALID
+        )
+        await uow.commit()
+    for _ in range(2):
+        await rig.recovery.run_once()
+    assert await aliases(rig.store) == mixed
+    _pins, journal, recovered = await state(rig)
+    assert [e.status for e in journal] == ["open"] and recovered == []
+    violations = rig.metrics.registry.get_sample_value(
+        "omni_integrity_violations_total", {"table": "omni_commit_journal"}
+    )
+    assert violations == 1

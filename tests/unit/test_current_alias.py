@@ -109,7 +109,7 @@ class TestCurrentNotEnabled:
         with pytest.raises(SecretStoreError) as caught:
             await rig.pins.fetch(SecretType.API_KEY)
         assert (caught.value.reason, caught.value.transient) == (VERSION_DISABLED, False)
-        assert "names version 1, which is DISABLED" in str(caught.value)
+        assert "apex-omni-api-key version 1 is DISABLED" in str(caught.value)
 
     async def test_a_moved_current_naming_a_destroyed_version_fails_closed(self, rig: Rig) -> None:
         """Pinned 2, `current` moved (by someone else) to 1, then 1 destroyed: fail closed."""

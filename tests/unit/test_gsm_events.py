@@ -128,3 +128,11 @@ class TestParseGsmMessage:
         # Section 15: an alias change is a reason to look again (the follower decides).
         update = parse(message({"eventType": "SECRET_UPDATE", "versionId": None}, b"{}"))
         assert isinstance(update, GsmEvent) and update.version is None
+        # ... but an alias moved on a secret outside the catalog is none of our business.
+        foreign_update = parse(
+            message(
+                {"eventType": "SECRET_UPDATE", "secretId": other, "versionId": None},
+                json.dumps({"name": other}).encode(),
+            )
+        )
+        assert isinstance(foreign_update, Dismissed) and foreign_update.result == "ignored"

@@ -211,6 +211,9 @@ def _rotation_text(rotation: RotationState) -> str:
         when += f", v{rotation.candidate_version} waiting"
     if rotation.preview_open:
         when += ", preview open"
+    if rotation.drift_reason:
+        # GSM's current not followed yet (contract section 15): the old versions still serve.
+        when += f", [red]drift {rotation.drift_reason}[/]"
     state = rotation.status
     return f"[{_ROTATION_STYLE.get(state, 'white')}]{state}[/] ({when})"
 

@@ -40,6 +40,8 @@ class RotationState:
     preview_open: bool = False
     alias_version: str | None = None
     previous_version: str | None = None
+    drift_reason: str | None = None
+    """Why GSM's ``current`` is not followed yet (``rotation.drift.reason``), None in step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ class StatusReport:
 def _secret_state(item: Fields) -> SecretState:
     secret_type = item.text("secretType")
     rotation = item.child("rotation")
+    drift = rotation.optional_child("drift")
     glass = item.optional_child("breakGlass")
     error = item.optional_child("lastError")
     return SecretState(
@@ -130,6 +133,7 @@ def _secret_state(item: Fields) -> SecretState:
             preview_open=rotation.optional_flag("previewOpen"),
             alias_version=rotation.optional_text("aliasVersion"),
             previous_version=rotation.optional_text("previousVersion"),
+            drift_reason=drift.optional_text("reason") if drift is not None else None,
         ),
         override=_override(secret_type, glass) if glass and glass.optional_flag("active") else None,
         last_error=None

@@ -145,6 +145,7 @@ class JournalRecovery:
         self._integrity = integrity or IntegrityViolations()
         self._pid_alive = pid_alive
         self._lock = asyncio.Lock()
+        self._refused: set[str] = set()  # entries whose MAC failed: reported once per process
 
     async def recover_at_startup(self) -> RecoveryResult:
         """Resolve what this host's previous process left, and every entry of a dead owner.
@@ -215,9 +216,11 @@ class JournalRecovery:
                     secret_type="",
                 )
             )
-            await self._bus.emit(
-                RecoveryDeferred(entry.rotation_group, entry.journal_id, "integrity")
-            )
+            if entry.journal_id not in self._refused:
+                self._refused.add(entry.journal_id)
+                await self._bus.emit(
+                    RecoveryDeferred(entry.rotation_group, entry.journal_id, "integrity")
+                )
             return None
         me = self._writer.owner.replica_id
         try:

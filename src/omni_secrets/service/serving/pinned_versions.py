@@ -316,7 +316,7 @@ class PinnedVersions:
             return
         if not view.current.isdigit():
             raise SecretStoreError(
-                f"the current alias of {view.secret_id} is {view.current[:32]!r}, not a version "
+                f"{view.secret_id}: the current alias is {view.current[:32]!r}, not a version "
                 "number; not served",
                 reason=ALIAS_INVALID,
                 transient=False,
@@ -328,15 +328,15 @@ class PinnedVersions:
             return
         if state is None:
             raise SecretStoreError(
-                f"the current alias of {view.secret_id} names version {view.current}, which "
-                "does not exist; not served",
+                f"{view.secret_id} version {view.current} does not exist, but the current "
+                "alias names it; not served",
                 reason=VERSION_NOT_FOUND,
                 transient=False,
                 secret_id=view.secret_id,
             )
         raise SecretStoreError(
-            f"the current alias of {view.secret_id} names version {view.current}, which is "
-            f"{state.value}; not served",
+            f"{view.secret_id} version {view.current} is {state.value}, but the current alias "
+            "names it; not served",
             reason=VERSION_DISABLED,
             transient=False,
             secret_id=view.secret_id,
