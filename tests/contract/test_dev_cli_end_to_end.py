@@ -301,8 +301,11 @@ class TestEveryVerb:
         assert self_test.json()["ok"] is True
 
     def test_disable_and_enable_a_version(self, dev_service: DevService) -> None:
-        """gsm versions disable/enable change an old version's state."""
-        disabled = dev_service.run("gsm versions disable --secret-type zk_l2_key 1 --json")
+        """gsm versions disable/enable change a version's state; the served (aliased) one only
+        with --force."""
+        refused = dev_service.run("gsm versions disable --secret-type zk_l2_key 1")
+        assert refused.code == 1 and "alias 'current'" in refused.err, refused.err
+        disabled = dev_service.run("gsm versions disable --secret-type zk_l2_key 1 --force --json")
         assert disabled.code == 0, disabled.err
         assert disabled.json()["state"] == "DISABLED"
         enabled = dev_service.run("gsm versions enable --secret-type zk_l2_key 1")

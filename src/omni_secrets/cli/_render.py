@@ -33,6 +33,7 @@ from omni_secrets.cli.client import (
     RefreshRequested,
     ReplicaProgress,
     RevokeAnswer,
+    RollbackAnswer,
     RotationPreview,
     RotationState,
     SecretState,
@@ -339,7 +340,8 @@ def _preview(result: RotationPreview) -> None:
 def _committed(result: CommitAnswer) -> None:
     out = console()
     members = ", ".join(f"{m.secret_type} v{m.active_version}" for m in result.members)
-    out.print(f"committed [bold]{result.group}[/]: {members}")
+    verb = "rolled back" if isinstance(result, RollbackAnswer) else "committed"
+    out.print(f"{verb} [bold]{result.group}[/]: {members}")
     out.print(
         f"last rotated {minutes(result.last_rotated_at)}, next due "
         f"{minutes(result.due_at)} ({relative(result.due_at)})"

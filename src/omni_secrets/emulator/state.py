@@ -15,6 +15,8 @@ message), which the server turns into the RPC's status. The rules follow Secret 
 - version aliases (``version_aliases``) name versions: access and GetSecretVersion take them in
   place of a number; an alias may not name a missing (NOT_FOUND) or DESTROYED
   (FAILED_PRECONDITION) version, nor be ``latest`` or a number (INVALID_ARGUMENT);
+- ``rotation`` as GSM bounds it: ``next_rotation_time`` at least 5 minutes ahead,
+  ``rotation_period`` at least an hour and only with a time, topics required (INVALID_ARGUMENT);
 - a secret with ``version_destroy_ttl`` destroys late: DestroySecretVersion disables the version
   and sets ``scheduled_destroy_time``; :meth:`SecretManagerState.tick` destroys it once that
   time has passed, and announces a passed ``rotation.next_rotation_time`` (moving it on by
@@ -46,6 +48,9 @@ _ALIAS_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 UPDATABLE_FIELDS = frozenset(
     {"version_aliases", "labels", "annotations", "rotation", "topics", "version_destroy_ttl"}
 )
+#: Secret Manager's bounds on ``rotation`` (its API reference for ``Rotation``).
+_MIN_ROTATION_LEAD = timedelta(seconds=300)
+_MIN_ROTATION_PERIOD = timedelta(hours=1)
 _ETAG_MISMATCH = "The etag provided in the request does not match the current etag."
 _PROJECT_RE = re.compile(r"projects/(?P<project>[^/]+)")
 _SECRET_RE = re.compile(rf"projects/(?P<project>[^/]+)/secrets/(?P<secret>{_ID})")
@@ -349,6 +354,8 @@ class SecretManagerState:
                     grpc.StatusCode.INVALID_ARGUMENT,
                     "A secret with a rotation schedule must have at least one topic.",
                 )
+            if "rotation" in paths:
+                self._check_rotation(updated.rotation)
             updated.etag = _new_etag()
             stored.message = updated
             self._changed()
@@ -424,6 +431,26 @@ class SecretManagerState:
                 raise RpcFault(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Secret Version [{target}] is in DESTROYED state: it cannot have an alias.",
+                )
+
+    def _check_rotation(self, rotation: Any) -> None:
+        """GSM's bounds: a time at least 5 minutes ahead, a period of at least an hour, and no
+        period without a time (INVALID_ARGUMENT)."""
+        has_time = "next_rotation_time" in rotation
+        if has_time and _aware(rotation.next_rotation_time) < self._now() + _MIN_ROTATION_LEAD:
+            raise RpcFault(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "next_rotation_time cannot be set to less than 300s in the future.",
+            )
+        if "rotation_period" in rotation and rotation.rotation_period:
+            if not has_time:
+                raise RpcFault(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "next_rotation_time must be set if rotation_period is set.",
+                )
+            if rotation.rotation_period < _MIN_ROTATION_PERIOD:
+                raise RpcFault(
+                    grpc.StatusCode.INVALID_ARGUMENT, "rotation_period must be at least 3600s."
                 )
 
     def _destroy(self, version: _Version) -> None:

@@ -18,6 +18,7 @@ from omni_secrets.cli.client._models import (
     CommitAnswer,
     RefreshProgress,
     RefreshRequested,
+    RollbackAnswer,
     RotationPreview,
     StatusReport,
 )
@@ -106,10 +107,10 @@ class ApiClient:
         path = paths.fill(paths.ROTATION_COMMIT_PATH, previewId=preview_id)
         return CommitAnswer.parse(self._json("POST", path))
 
-    def rollback_rotation(self, secret_type: str) -> CommitAnswer:
+    def rollback_rotation(self, secret_type: str) -> RollbackAnswer:
         """Move ``secret_type``'s group back to its ``previous`` versions."""
         body = {"secretType": secret_type}
-        return CommitAnswer.parse(self._json("POST", paths.ROTATION_ROLLBACK_PATH, body))
+        return RollbackAnswer.parse(self._json("POST", paths.ROTATION_ROLLBACK_PATH, body))
 
     def cancel_rotation(self, preview_id: str) -> None:
         """Cancel an open preview, releasing its group's lock."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from omni_secrets.cli.client._fields import Document, Fields, Instant
 
@@ -383,7 +383,7 @@ class CommitAnswer:
     document: Document = field(repr=False)
 
     @classmethod
-    def parse(cls, body: Any) -> CommitAnswer:
+    def parse(cls, body: Any) -> Self:
         doc = Fields(body, "rotation commit")
         return cls(
             group=doc.text("group"),
@@ -395,6 +395,11 @@ class CommitAnswer:
             due_at=doc.optional_instant("dueAt"),
             document=doc.document,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackAnswer(CommitAnswer):
+    """``POST /ops/apex-omni/secrets/rotations/rollback`` (the body of a commit)."""
 
 
 @dataclass(frozen=True, slots=True)

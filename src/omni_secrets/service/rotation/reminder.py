@@ -121,7 +121,11 @@ class GsmRotationReminder:
                 info = await self._store.get_secret(secret_id)
                 if not info.has_topics:
                     return result(ReminderOutcome.NO_TOPICS)
-                if info.next_rotation_time == at and info.rotation_period == REMINDER_PERIOD:
+                # rotation_period is input-only in GSM (GetSecret leaves it out): None matches.
+                if info.next_rotation_time == at and info.rotation_period in (
+                    None,
+                    REMINDER_PERIOD,
+                ):
                     return result(ReminderOutcome.UNCHANGED)
                 await self._store.update_rotation(secret_id, at, REMINDER_PERIOD, info.etag)
                 return result(ReminderOutcome.SET)
