@@ -163,6 +163,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         refresh=refresh,
         clock=base.clock,
         bus=bus,
+        uow_factory=base.uow_factory,
     )
     rotation = _rotation(base, bus, serving.secrets)
     bus.add(rotation.reactions)

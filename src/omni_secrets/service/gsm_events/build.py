@@ -13,6 +13,7 @@ from __future__ import annotations
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import SignalStore
+from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.service.gsm_events.feed import GsmEventFeed
 from omni_secrets.service.gsm_events.service import GsmEventService
@@ -76,6 +77,7 @@ def build_gsm_events(
     refresh: ClusterRefreshService,
     clock: Clock,
     bus: EventBus,
+    uow_factory: UnitOfWorkFactory | None = None,
 ) -> GsmEventService | None:
     """The GSM event service, or None when no subscription is configured (events are off).
 
@@ -89,6 +91,8 @@ def build_gsm_events(
         refresh: the cluster refresh service (``SECRET_VERSION_ENABLE``).
         clock: time source.
         bus: the dispatcher that runs the GSM events reactions.
+        uow_factory: the database, where ``SECRET_ROTATE``'s once-an-hour bound is checked
+            across replicas (None: this replica's memory only).
     """
     if feed.subscription is None:
         return None
@@ -103,4 +107,5 @@ def build_gsm_events(
         refresh=refresh,
         clock=clock,
         bus=bus,
+        uow_factory=uow_factory,
     )

@@ -25,7 +25,8 @@ published, else the next one), a
 refresh ``SECRET_VERSION_ENABLE`` asks for runs only while the type is not served or a
 revocation of it is held (else there is nothing to restore) and is coalesced the same way, and
 ``SECRET_ROTATE``
-is acted on (alert, audit row) at most once per secret per hour on this replica.
+is acted on (alert, audit row) at most once per secret per hour (this replica's memory, and the
+audit rows of the others).
 
 The service decides and acts; the alerts, the audit row, the log lines and the counter follow
 from the events it emits (``events.py``, ``reactions.py``).
@@ -51,6 +52,7 @@ from omni_secrets.domain.gsm_events import (
     parse_gsm_message,
 )
 from omni_secrets.domain.models import SYSTEM_ACTOR
+from omni_secrets.domain.repositories import AuditFilter, UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore, VersionInfo, VersionState
 from omni_secrets.service.gsm_events.coalesce import DEFAULT_MIN_INTERVAL_SECONDS, FreshReads
 from omni_secrets.service.gsm_events.events import (
@@ -100,6 +102,8 @@ class GsmEventService:
         bus: reports every message's outcome and what was acted on (``events.py``).
         min_interval: the least time between two GSM confirmations (or two refreshes) of one
             secret.
+        uow_factory: where another replica's ``rotation_alert`` row of the last hour is looked
+            for (None: this replica's memory only).
     """
 
     def __init__(
@@ -116,6 +120,7 @@ class GsmEventService:
         clock: Clock,
         bus: EventBus,
         min_interval: float = DEFAULT_MIN_INTERVAL_SECONDS,
+        uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
         self.subscription = subscription
         self._feed = feed
@@ -132,6 +137,7 @@ class GsmEventService:
         self.confirmations: FreshReads[Sequence[VersionInfo]] = FreshReads(clock, min_interval)
         self.refreshes: FreshReads[None] = FreshReads(clock, min_interval)
         self._rotate_acted: dict[str, datetime] = {}
+        self._uow_factory = uow_factory
 
     @property
     def connected(self) -> bool:
@@ -307,6 +313,8 @@ class GsmEventService:
         if last is not None and now - last < ROTATE_EVERY:
             return "ignored"
         self._rotate_acted[event.secret_id] = now
+        if await self._rotate_audited_since(event, now - ROTATE_EVERY):
+            return "ignored"  # another replica (sharing the subscription) acted on one
         await self._bus.emit(
             GsmRotationRequested(
                 secret_type=event.secret_type,
@@ -316,6 +324,22 @@ class GsmEventService:
             )
         )
         return "applied"
+
+    async def _rotate_audited_since(self, event: GsmEvent, since: datetime) -> bool:
+        """Whether a ``rotation_alert`` row from a GSM event for this type exists since then."""
+        if self._uow_factory is None:
+            return False
+        try:
+            async with self._uow_factory() as uow:
+                rows = await uow.audit.search(
+                    AuditFilter(
+                        secret_type=event.secret_type.value, action="rotation_alert", since=since
+                    ),
+                    50,
+                )
+        except Exception:  # database down: this replica's own bound still holds
+            return False
+        return any(row.details.get("source") == "gsm_event" for row in rows)
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
