@@ -369,6 +369,7 @@ class TestReplayedRows:
         secret = status_of(status, "api_secret")
         assert secret["cacheSource"] == "none"
         assert secret["lastError"]["code"] == "INTEGRITY_VIOLATION"
+        assert "replayed" in secret["lastError"]["message"]
         assert status_of(status, "api_key")["version"] == "2"
         # Section 15's check agrees: GSM's current names the committed version, not the replay.
         assert stack.emulator.aliases(PROJECT, "apex-omni-api-secret")["current"] == 2

@@ -11,7 +11,7 @@ import json
 from google.cloud import pubsub_v1
 
 from omni_secrets.domain.catalog import SecretType
-from tests.contract.conftest import StackFactory
+from tests.contract.conftest import OmniStack, StackFactory
 from tests.contract.test_pubsub_e2e import SECRET, STATUS, counted, start
 from tests.contract.test_pubsub_e2e import pubsub as pubsub
 from tests.contract.test_rotation import audit_rows
@@ -99,26 +99,51 @@ class TestForgedFlood:
     async def test_secret_rotate_writes_one_audit_row_per_secret_per_hour(
         self, omni_stack_factory: StackFactory, pubsub: dict[str, str]
     ) -> None:
+        """50 SECRET_ROTATE: one applied, one audit row; then a second replica (fresh memory,
+        same database and subscription) finds that row and acts on none of 10 more."""
         stack = await start(omni_stack_factory, pubsub)
         publisher = pubsub_v1.PublisherClient()
         attributes = {"eventType": "SECRET_ROTATE", "secretId": SECRET, "dataFormat": "JSON_API_V1"}
         body = json.dumps({"name": SECRET}).encode()
-        for future in [
-            publisher.publish(pubsub["topic"], body, **attributes, n=str(n)) for n in range(50)
-        ]:
-            future.result(timeout=30)
 
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            metrics = (await stack.client.get("/metrics")).text
-            done = counted(metrics, "SECRET_ROTATE", "applied") + counted(
-                metrics, "SECRET_ROTATE", "ignored"
-            )
-            if done >= 50:
-                break
-            assert asyncio.get_running_loop().time() < deadline, "SECRET_ROTATE not handled"
-            await asyncio.sleep(0.2)
-        assert counted(metrics, "SECRET_ROTATE", "applied") == 1
-        await asyncio.sleep(0.5)  # the audit row is written by the background writer
-        rows = [r for r in audit_rows(stack, "rotation_alert") if r["secret_type"] == "api_secret"]
-        assert len(rows) == 1, rows
+        def publish(count: int, offset: int) -> None:
+            for future in [
+                publisher.publish(pubsub["topic"], body, **attributes, n=str(offset + n))
+                for n in range(count)
+            ]:
+                future.result(timeout=30)
+
+        async def handled(stacks: list[OmniStack]) -> tuple[float, float]:
+            applied = ignored = 0.0
+            for each in stacks:
+                metrics = (await each.client.get("/metrics")).text
+                applied += counted(metrics, "SECRET_ROTATE", "applied")
+                ignored += counted(metrics, "SECRET_ROTATE", "ignored")
+            return applied, ignored
+
+        async def wait_for(stacks: list[OmniStack], total: int) -> tuple[float, float]:
+            deadline = asyncio.get_running_loop().time() + 60
+            while sum(counts := await handled(stacks)) < total:
+                assert asyncio.get_running_loop().time() < deadline, "SECRET_ROTATE not handled"
+                await asyncio.sleep(0.2)
+            return counts
+
+        publish(50, 0)
+        assert (await wait_for([stack], 50))[0] == 1
+
+        async def one_row() -> bool:
+            return len(rotate_rows(stack)) == 1
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await one_row():  # the row is written by the background writer
+            assert asyncio.get_running_loop().time() < deadline, rotate_rows(stack)
+            await asyncio.sleep(0.1)
+        second = await start(omni_stack_factory, pubsub, database_url=stack.database_url)
+        publish(10, 50)
+        assert (await wait_for([stack, second], 60))[0] == 1
+        await asyncio.sleep(0.5)
+        assert len(rotate_rows(stack)) == 1
+
+
+def rotate_rows(stack: OmniStack) -> list[dict[str, object]]:
+    return [r for r in audit_rows(stack, "rotation_alert") if r["secret_type"] == "api_secret"]

@@ -191,6 +191,7 @@ def build_services(settings: Settings, overrides: Overrides | None = None) -> Se
         clock=base.clock,
         bus=bus,
         follow=follower.follow,
+        uow_factory=base.uow_factory,
     )
     rotation = _rotation(base, bus, serving.secrets)
     bus.add(rotation.reactions)

@@ -89,7 +89,7 @@ async def start_services(services: Services) -> AsyncIterator[Services]:
         services.auditor.start()
         stack.push_async_callback(budget.audit, services)
         stack.push_async_callback(budget.step, "secrets", services.secrets.stop)
-        await _restore_state(services)
+        rekeyed = await _restore_state(services)
         # Before hydration: a commit this host's previous process left half-done is resolved
         # to one generation first, so the pins hydrated are the ones GSM names.
         await services.journal_recovery.recover_at_startup()
@@ -105,6 +105,8 @@ async def start_services(services: Services) -> AsyncIterator[Services]:
             asyncio.create_task(services.journal_recovery.run_forever(), name="journal-recovery"),
             asyncio.create_task(services.audit_anchor.run_forever(), name="audit-anchor"),
         ]
+        if not rekeyed:  # the database was down: re-sign as soon as it answers (start-up only)
+            tasks.append(asyncio.create_task(_rekey_later(services), name="integrity-rekey"))
         stack.push_async_callback(budget.step, "jobs", lambda: _cancel(tasks))
         # After hydration: other replicas' changes from now on trigger an immediate reconcile.
         await services.notifier.start(services.reconcile.reconcile_now)
@@ -139,25 +141,15 @@ async def run_services(
         yield services
 
 
-async def _restore_state(services: Services) -> None:
+async def _restore_state(services: Services) -> bool:
     """What the database holds from before: metadata, GSM signals, break-glass overrides.
 
     First, after an integrity key change, the live state signed by the previous key and still
-    fresh is re-signed (contract section 17, ``service/rekey.py``); a failure leaves those rows
-    refused (violations) and is logged, never fatal.
+    fresh is re-signed (contract section 17, ``service/rekey.py``); a failure is logged, never
+    fatal, and retried by :func:`_rekey_later` (the rows stay refused until then). Returns
+    whether the re-signing ran.
     """
-    try:
-        rekeyed = await services.rekey.run()
-    except Exception as exc:
-        log.error("integrity.rekey_failed", error_type=type(exc).__name__)
-    else:
-        if rekeyed.count:
-            log.warning(
-                "integrity.rekeyed",
-                pins=list(rekeyed.pins),
-                overrides=list(rekeyed.overrides),
-                previews=list(rekeyed.previews),
-            )
+    rekeyed = await _rekey(services)
     await services.secrets.load_metadata()
     # Signals other replicas stored: a revoked version is never hydrated.
     try:
@@ -165,6 +157,39 @@ async def _restore_state(services: Services) -> None:
     except Exception as exc:  # database down: the reconcile loads them later
         log.error("signals.load_failed", error_type=type(exc).__name__)
     await services.break_glass.reload_at_startup()
+    return rekeyed
+
+
+REKEY_RETRY_SECONDS = 5.0
+REKEY_RETRY_FOR_SECONDS = 600.0
+
+
+async def _rekey(services: Services) -> bool:
+    try:
+        rekeyed = await services.rekey.run()
+    except Exception as exc:
+        log.error("integrity.rekey_failed", error_type=type(exc).__name__)
+        return False
+    if rekeyed.count:
+        log.warning(
+            "integrity.rekeyed",
+            pins=list(rekeyed.pins),
+            overrides=list(rekeyed.overrides),
+            previews=list(rekeyed.previews),
+        )
+    return True
+
+
+async def _rekey_later(services: Services) -> None:
+    """The start-up re-signing, retried while the database does not answer (10 minutes at
+    most: afterwards a restart does it); then a reconcile serves what it re-signed."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + REKEY_RETRY_FOR_SECONDS
+    while loop.time() < give_up:
+        await asyncio.sleep(REKEY_RETRY_SECONDS)
+        if await _rekey(services):
+            await services.reconcile.reconcile_now()
+            return
 
 
 def _name_of(close: Callable[[], Awaitable[object]]) -> str:

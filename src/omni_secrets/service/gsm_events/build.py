@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from omni_secrets.domain.catalog import Catalog, SecretType
 from omni_secrets.domain.clock import Clock
 from omni_secrets.domain.cluster import SignalStore
+from omni_secrets.domain.repositories import UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore
 from omni_secrets.service.gsm_events.feed import GsmEventFeed
 from omni_secrets.service.gsm_events.service import GsmEventService
@@ -79,6 +80,7 @@ def build_gsm_events(
     clock: Clock,
     bus: EventBus,
     follow: Callable[[], Awaitable[object]] | None = None,
+    uow_factory: UnitOfWorkFactory | None = None,
 ) -> GsmEventService | None:
     """The GSM event service, or None when no subscription is configured (events are off).
 
@@ -93,6 +95,8 @@ def build_gsm_events(
         clock: time source.
         bus: the dispatcher that runs the GSM events reactions.
         follow: re-judges GSM's ``current`` aliases after a ``SECRET_UPDATE`` re-read them.
+        uow_factory: the database, where ``SECRET_ROTATE``'s once-an-hour bound is checked
+            across replicas (None: this replica's memory only).
     """
     if feed.subscription is None:
         return None
@@ -108,4 +112,5 @@ def build_gsm_events(
         clock=clock,
         bus=bus,
         follow=follow,
+        uow_factory=uow_factory,
     )

@@ -29,7 +29,8 @@ published, else the next one), a
 refresh ``SECRET_VERSION_ENABLE`` asks for runs only while the type is not served or a
 revocation of it is held (else there is nothing to restore) and is coalesced the same way, and
 ``SECRET_ROTATE``
-is acted on (alert, audit row) at most once per secret per hour on this replica.
+is acted on (alert, audit row) at most once per secret per hour (this replica's memory, and the
+audit rows of the others).
 
 The service decides and acts; the alerts, the audit row, the log lines and the counter follow
 from the events it emits (``events.py``, ``reactions.py``).
@@ -55,6 +56,7 @@ from omni_secrets.domain.gsm_events import (
     parse_gsm_message,
 )
 from omni_secrets.domain.models import SYSTEM_ACTOR
+from omni_secrets.domain.repositories import AuditFilter, UnitOfWorkFactory
 from omni_secrets.domain.secret_store import SecretStore, VersionInfo, VersionState
 from omni_secrets.service.gsm_events.coalesce import DEFAULT_MIN_INTERVAL_SECONDS, FreshReads
 from omni_secrets.service.gsm_events.events import (
@@ -105,6 +107,8 @@ class GsmEventService:
         follow: follows GSM's ``current`` aliases after a ``SECRET_UPDATE`` re-read them.
         min_interval: the least time between two GSM confirmations (or two refreshes) of one
             secret.
+        uow_factory: where another replica's ``rotation_alert`` row of the last hour is looked
+            for (None: this replica's memory only).
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class GsmEventService:
         bus: EventBus,
         follow: Callable[[], Awaitable[object]] | None = None,
         min_interval: float = DEFAULT_MIN_INTERVAL_SECONDS,
+        uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
         self._follow = follow
         self.subscription = subscription
@@ -140,6 +145,7 @@ class GsmEventService:
         self.refreshes: FreshReads[None] = FreshReads(clock, min_interval)
         self.alias_reads: FreshReads[None] = FreshReads(clock, min_interval)
         self._rotate_acted: dict[str, datetime] = {}
+        self._uow_factory = uow_factory
 
     @property
     def connected(self) -> bool:
@@ -333,6 +339,8 @@ class GsmEventService:
         if last is not None and now - last < ROTATE_EVERY:
             return "ignored"
         self._rotate_acted[event.secret_id] = now
+        if await self._rotate_audited_since(event, now - ROTATE_EVERY):
+            return "ignored"  # another replica (sharing the subscription) acted on one
         await self._bus.emit(
             GsmRotationRequested(
                 secret_type=event.secret_type,
@@ -342,6 +350,22 @@ class GsmEventService:
             )
         )
         return "applied"
+
+    async def _rotate_audited_since(self, event: GsmEvent, since: datetime) -> bool:
+        """Whether a ``rotation_alert`` row from a GSM event for this type exists since then."""
+        if self._uow_factory is None:
+            return False
+        try:
+            async with self._uow_factory() as uow:
+                rows = await uow.audit.search(
+                    AuditFilter(
+                        secret_type=event.secret_type.value, action="rotation_alert", since=since
+                    ),
+                    50,
+                )
+        except Exception:  # database down: this replica's own bound still holds
+            return False
+        return any(row.details.get("source") == "gsm_event" for row in rows)
 
     # -- bookkeeping -----------------------------------------------------------------------------
 

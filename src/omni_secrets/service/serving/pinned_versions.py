@@ -52,6 +52,12 @@ from omni_secrets.service.integrity import (
 log = structlog.get_logger("omni_secrets.service")
 INTEGRITY_VIOLATION = "INTEGRITY_VIOLATION"
 """``lastError.code`` of a type whose pin fails its integrity check (contract section 9)."""
+_PROBLEMS = {
+    "missing": "missing MAC",
+    "invalid": "invalid MAC",
+    "stale_key": "signed by a retired integrity key",
+    "replayed": "replayed: a later rotation in the audit chain supersedes it",
+}
 VERSION_DISABLED = "VERSION_DISABLED"
 """``lastError.code`` of a type whose ``current`` alias names a DISABLED or DESTROYED version."""
 VERSION_NOT_FOUND = "VERSION_NOT_FOUND"
@@ -214,7 +220,8 @@ class PinnedVersions:
             )
             raise SecretStoreError(
                 f"the pinned version of {secret_type.value} fails its integrity check "
-                f"({meta.pin_integrity.value} MAC); not served",
+                f"({_PROBLEMS.get(meta.pin_integrity.value, meta.pin_integrity.value)}); "
+                "not served",
                 reason=INTEGRITY_VIOLATION,
                 transient=False,
                 secret_id=entry.gsm_secret_id,
