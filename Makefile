@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 export OMNI_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export GRPC_VERBOSITY ?= ERROR
 
-.PHONY: run test lint typecheck secrets audit rules unit bench lock clean gmp image image-test
+.PHONY: run test faults lint typecheck secrets audit rules unit bench lock clean gmp image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ run: $(RUN_STAMP)
 ## make test: lint, types, secret scan, dependency audit, alert rules, then the whole test suite
 test: $(DEV_STAMP) lint typecheck secrets audit rules
 	$(BIN)/pytest
+
+## make faults: the fault suite (contract section 18): two serve replicas on PostgreSQL behind a
+## TCP proxy, the GSM and Pub/Sub emulators, faketime, kill -9, SIGTERM, wrk; at most 5 minutes
+faults: $(DEV_STAMP)
+	timeout 300 $(BIN)/pytest tests/faults -m faults -p no:cacheprovider
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench scripts

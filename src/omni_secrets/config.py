@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
     )
+    audit_buffer_events: int = Field(
+        default=10_000,
+        alias="OMNI_AUDIT_BUFFER_EVENTS",
+        ge=10,
+        le=100_000,
+    )
     cache_ttl_seconds: int = Field(
         default=DEFAULT_CACHE_TTL_SECONDS,
         alias="OMNI_CACHE_TTL_SECONDS",

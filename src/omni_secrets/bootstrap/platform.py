@@ -207,6 +207,7 @@ def _auditor(
         on_batch=metrics.audit_batch_size.observe,
         on_lost=metrics.audit_events_lost.inc,
         write_timeout_seconds=settings.database_timeout_seconds * 2,
+        max_pending=settings.audit_buffer_events,
     )
     metrics.track_audit_queue(lambda: auditor.pending)
     return auditor

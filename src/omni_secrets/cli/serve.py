@@ -41,6 +41,9 @@ def serve(
     # services); the cyclic collector would rescan them all on the way (three full passes, about
     # 0.15 s of a 0.9 s start). Paused here, it runs once in serve_app before listening.
     gc.disable()
+    # A port in use exits 3 before the imports and checks below (a second or more on a busy
+    # node): a probe, bound and closed at once; the listener itself is bound further down.
+    _probe_port(host, port)
     from omni_secrets.api.auth_policy import AuthPolicySource
     from omni_secrets.bootstrap import load_break_glass_key_pair
     from omni_secrets.bootstrap.database import load_integrity_keyring
@@ -60,6 +63,18 @@ def serve(
     _require_migrated(settings.database_url)
     _refuse_table_owner(settings)
     serve_app(settings, host=host, port=port, sock=listener)
+
+
+def _probe_port(host: str, port: int) -> None:
+    """Exit 3 with one line when ``host:port`` cannot be bound (nothing listens here: the socket
+    is closed at once, so a bad configuration still stops ``serve`` before it listens)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=EXIT_UNAVAILABLE)
 
 
 def _bind(host: str, port: int) -> socket.socket:

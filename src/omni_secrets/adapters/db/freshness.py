@@ -6,9 +6,11 @@ rotation, an override from before its revoke, an open preview after its commit).
 chain is keyed and append-only, so it is the history a row is checked against: a row is
 ``REPLAYED`` when a later successful audit event supersedes it.
 
-- **Pins.** The newest successful ``rotation_commit``/``rotation_rollback`` naming a type says
-  which version and which ``lastRotatedAt`` that type has since; a pin that names anything else
-  was restored from before it.
+- **Pins.** The newest successful ``rotation_commit``/``rotation_rollback``/``rotation_adopted``
+  (GSM's aliases followed) or forward ``rotation_recovered`` (a dead replica's commit finished)
+  naming a type says which version and which ``lastRotatedAt`` that type has since; a pin that
+  names anything else was restored from before it. A recovery that went back names no
+  ``activeVersions``: the pins it left are those of the event before it.
 - **Overrides.** A successful ``break_glass_revoke``/``break_glass_expire`` naming the override
   ends it for good, whatever its row says.
 - **Previews.** A successful ``rotation_commit``/``rotation_cancel`` naming the preview closes
@@ -32,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from omni_secrets.adapters.db.tables import secret_access_events as audit
 from omni_secrets.domain.clock import to_rfc3339
 
-PIN_ACTIONS = ("rotation_commit", "rotation_rollback")
+PIN_ACTIONS = ("rotation_commit", "rotation_rollback", "rotation_adopted", "rotation_recovered")
 OVERRIDE_END_ACTIONS = ("break_glass_revoke", "break_glass_expire")
 PREVIEW_CLOSE_ACTIONS = ("rotation_commit", "rotation_cancel")
 _SCAN_LIMIT = 1000
@@ -75,8 +77,10 @@ def _pins_of(action: str, details: Mapping[str, Any]) -> dict[str, tuple[str, st
         if not isinstance(version, str):
             continue
         rotated: Any = None
-        if action == "rotation_commit":
+        if action in ("rotation_commit", "rotation_adopted"):
             rotated = details.get("lastRotatedAt")
+        elif action == "rotation_recovered":
+            rotated = _details(_details(details.get("dates")).get(secret_type)).get("lastRotatedAt")
         else:
             restored = _details(details.get("restoredDates")).get(secret_type)
             rotated = _details(restored).get("lastRotatedAt")

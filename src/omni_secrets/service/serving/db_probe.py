@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 PROBE_TTL_SECONDS = 1.0
-PROBE_TIMEOUT_SECONDS = 1.5
+PROBE_TIMEOUT_SECONDS = 1.0
 
 
 class CachedDatabaseProbe:
