@@ -20,6 +20,7 @@ GSM moved, contract section 15): ``await reminder.schedule(secret_types, due_at)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,7 +107,10 @@ class GsmRotationReminder:
             One :class:`ReminderResult` per type, in the order given.
         """
         at = self.reminder_time(due_at)
-        return tuple([await self._schedule_one(SecretType(t), at) for t in secret_types])
+        # Concurrently: a commit's answer waits for its reactions, this one included.
+        return tuple(
+            await asyncio.gather(*(self._schedule_one(SecretType(t), at) for t in secret_types))
+        )
 
     async def _schedule_one(self, secret_type: SecretType, at: datetime) -> ReminderResult:
         secret_id = self._catalog.entry(secret_type).gsm_secret_id
