@@ -281,3 +281,29 @@ async def test_an_entry_failing_its_mac_is_never_acted_on(rig: Rig) -> None:
         "omni_integrity_violations_total", {"table": "omni_commit_journal"}
     )
     assert violations == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("host", "alive", "recovered"), [
+    ("same", False, True),   # this host's previous process died: recovered before serving
+    ("same", True, False),   # another process on this host still runs: its entry is its own
+    ("other", False, False),  # another host: left to the owner-silence rule (periodic job)
+])  # fmt: skip
+async def test_start_up_recovers_what_this_hosts_previous_process_left(
+    rig: Rig, host: str, alive: bool, recovered: bool
+) -> None:
+    await crashed_commit(rig, landed=1)
+    recovery = rig.recovery._recovery
+    me = recovery._writer.owner
+    async with rig.db() as uow:
+        (open_entry,) = await uow.journal.list_open()
+        uow.state.journal[open_entry.journal_id] = dataclasses.replace(
+            open_entry,
+            owner_replica_id="previous-process",
+            owner_host=me.host if host == "same" else "elsewhere",
+            owner_pid=me.pid + 1,
+        )
+        await uow.commit()
+    recovery._pid_alive = lambda _pid: alive
+    result = await recovery.recover_at_startup()
+    assert bool(result.recovered) is recovered
