@@ -191,3 +191,23 @@ def test_gsm_aliases_at_80_columns(
     render_status(StatusReport.parse(body))
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("zk_seeds"))
     assert row.split()[3:6] == ["3", "2", "2"]
+
+
+def test_commit_says_the_days_status_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """Right after a 365-day rotation the commit says `in 365d`, as status then does (not 364)."""
+    from omni_secrets.cli._render import human
+    from omni_secrets.cli.client import CommitAnswer
+
+    now = datetime.now(UTC)
+    due = now + timedelta(days=365)
+    answer = CommitAnswer.parse(
+        {
+            "group": "api_credentials",
+            "members": [{"secretType": "api_key", "activeVersion": "2"}],
+            "lastRotatedAt": now.isoformat().replace("+00:00", "Z"),
+            "dueAt": due.isoformat().replace("+00:00", "Z"),
+        }
+    )
+    human(answer)
+    out = capsys.readouterr().out
+    assert "(in 365d)" in out, out
