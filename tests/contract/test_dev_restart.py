@@ -200,3 +200,29 @@ class TestReset:
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1 and "refusing to reset" in done.stderr
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)
+
+
+def test_reset_refuses_while_a_dev_serves_the_data_dir(tmp_path: Path) -> None:
+    """Something answers on the env file's OMNI_URL (a dev still running): exit 1, one line,
+    nothing removed, even with --yes."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        (tmp_path / "env").write_text(
+            "# Written by `omni-secrets dev` for the service it is running\n"
+            f"export OMNI_URL=http://127.0.0.1:{port}\n"
+        )
+        (tmp_path / "token.secret").write_text("fake-token-secret\n")
+        done = subprocess.run(
+            [CLI, "dev", "--reset", "--yes", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=clean_environment(),
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env", "token.secret"]

@@ -208,3 +208,23 @@ def test_drift_is_named_in_the_rotation_column(
     out = capsys.readouterr().out
     assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
     assert out.count("drift group_incomplete") == 1
+
+
+def test_commit_says_the_days_status_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """Right after a 365-day rotation the commit says `in 365d`, as status then does (not 364)."""
+    from omni_secrets.cli._render import human
+    from omni_secrets.cli.client import CommitAnswer
+
+    now = datetime.now(UTC)
+    due = now + timedelta(days=365)
+    answer = CommitAnswer.parse(
+        {
+            "group": "api_credentials",
+            "members": [{"secretType": "api_key", "activeVersion": "2"}],
+            "lastRotatedAt": now.isoformat().replace("+00:00", "Z"),
+            "dueAt": due.isoformat().replace("+00:00", "Z"),
+        }
+    )
+    human(answer)
+    out = capsys.readouterr().out
+    assert "(in 365d)" in out, out

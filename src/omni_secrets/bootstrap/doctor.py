@@ -90,7 +90,7 @@ def _config_summary(rule: str, settings: Settings) -> str:
         return f"OMNI_ENVIRONMENT={settings.environment}, GCP_PROJECT_ID={settings.gcp_project_id}"
     if rule == "_auth_mode_configured":
         return f"auth mode {settings.auth_mode}"
-    return "ok"
+    return "rule holds"
 
 
 # --- database --------------------------------------------------------------------------------
@@ -309,9 +309,9 @@ async def _schedule(client: Any, secret_ids: list[str], where: str) -> CheckResu
             no_rotation.append(secret_id)
     problems = []
     if no_topics:
-        problems.append(f"no Pub/Sub topic on {', '.join(no_topics)}")
+        problems.append(f"no Pub/Sub topic on {_which(no_topics, secret_ids)}")
     if no_rotation:
-        problems.append(f"no rotation schedule on {', '.join(no_rotation)}")
+        problems.append(f"no rotation schedule on {_which(no_rotation, secret_ids)}")
     if problems:
         return warn(
             name,
@@ -320,6 +320,10 @@ async def _schedule(client: Any, secret_ids: list[str], where: str) -> CheckResu
             "--next-rotation-time=... --rotation-period=...)",
         )
     return ok(name, f"topics and rotation schedule set on {len(secret_ids)} secrets")
+
+
+def _which(some: list[str], every: list[str]) -> str:
+    return f"all {len(every)} secrets" if len(some) == len(every) else ", ".join(some)
 
 
 def _gsm_fix(reason: str) -> str:

@@ -34,7 +34,13 @@ from omni_secrets.cli import (
     serve,
     token,
 )
-from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.cli._common import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    fail,
+    running_as_console_script,
+)
 from omni_secrets.cli._help import tidy_help
 from omni_secrets.cli.client import ApiError, ApiStatusError, ApiUnreachable
 from omni_secrets.domain.errors import OmniSecretsError
@@ -91,6 +97,8 @@ token.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, mapping every expected failure to one line."""
+    if argv is None:  # the console script itself, not a test calling main([...])
+        running_as_console_script()
     command = typer.main.get_command(app)
     tidy_help(command)
     try:

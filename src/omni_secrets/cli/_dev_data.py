@@ -78,6 +78,12 @@ def reset(data_dir: Path, *, yes: bool) -> None:
             "is not a dev data dir; nothing removed",
             code=EXIT_USAGE,
         )
+    serving = _serving_url(data_dir)
+    if serving is not None:
+        fail(
+            f"refusing to reset {data_dir}: an omni-secrets dev using it answers on {serving}; "
+            "stop it first (Ctrl-C in its terminal); nothing removed"
+        )
     if not yes and not typer.confirm(
         f"Wipe {data_dir.resolve()} (the dev database, keys, token secret, env file and GSM "
         "emulator state)?",
@@ -88,6 +94,30 @@ def reset(data_dir: Path, *, yes: bool) -> None:
         (data_dir / name).unlink()
     data_dir.rmdir()
     typer.echo(f"omni-secrets dev: wiped {data_dir}; the next `omni-secrets dev` starts afresh")
+
+
+def _serving_url(data_dir: Path) -> str | None:
+    """The env file's ``OMNI_URL`` when something accepts connections there, else None."""
+    import shlex
+    import socket
+    from urllib.parse import urlsplit
+
+    env_file = data_dir / ENV_FILE_NAME
+    if not env_file.is_file():
+        return None
+    for line in env_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("export OMNI_URL="):
+            continue
+        url = " ".join(shlex.split(line.removeprefix("export OMNI_URL=")))
+        parts = urlsplit(url)
+        if parts.hostname is None or parts.port is None:
+            return None
+        try:
+            with socket.create_connection((parts.hostname, parts.port), timeout=0.5):
+                return url
+        except OSError:
+            return None
+    return None
 
 
 def _has_dev_marker(data_dir: Path) -> bool:

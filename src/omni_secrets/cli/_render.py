@@ -72,6 +72,18 @@ def relative(moment: Instant | None, now: datetime | None = None) -> str:
     return f"in {text}" if seconds >= 0 else f"{text} ago"
 
 
+def due_in(due_at: Instant | None, now: datetime | None = None) -> str:
+    """``in 365d`` / ``2d late``, counted as status counts ``daysUntilDue`` (a started day is a
+    day: 365 right after a 365-day rotation, as ``status`` then shows)."""
+    if due_at is None:
+        return "-"
+    # Here: the rotation rules load the domain models, which --help must not pay for.
+    from omni_secrets.domain.rotation.status import days_until_due
+
+    days = days_until_due(due_at.at, now or datetime.now(UTC))
+    return f"in {days}d" if days >= 0 else f"{-days}d late"
+
+
 def minutes(moment: Instant | None) -> str:
     """``2026-11-25 10:00Z``: an absolute time to the minute (JSON keeps the full value)."""
     if moment is None:
@@ -344,7 +356,7 @@ def _committed(result: CommitAnswer) -> None:
     out.print(f"{verb} [bold]{result.group}[/]: {members}")
     out.print(
         f"last rotated {minutes(result.last_rotated_at)}, next due "
-        f"{minutes(result.due_at)} ({relative(result.due_at)})"
+        f"{minutes(result.due_at)} ({due_in(result.due_at)})"
     )
 
 

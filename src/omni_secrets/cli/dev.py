@@ -91,7 +91,8 @@ def dev(
     etags, annotations; fake values, mode 0600), so a restart serves what it served before.
     When the database pins a version the emulator lacks (a data dir from an older version),
     dev exits 1 with one line. `omni-secrets dev --reset` wipes the data dir after a
-    confirmation (--yes skips it) and refuses a directory holding files dev did not write.
+    confirmation (--yes skips it) and refuses a directory holding files dev did not write, or
+    one a running dev still serves.
     Each start writes DATA_DIR/env (mode 0600):
     `source .omni-dev/env` exports OMNI_URL, OMNI_DATABASE_URL, OMNI_AUTH_HS256_SECRET,
     OMNI_INTEGRITY_KEY_FILE, OMNI_GSM_ENDPOINT, GCP_PROJECT_ID, OMNI_ENVIRONMENT and one

@@ -13,7 +13,13 @@ import json
 
 import typer
 
-from omni_secrets.cli._common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+from omni_secrets.cli._common import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    fail,
+    quiet_library_logs,
+)
 from omni_secrets.service.doctor import GROUPS
 
 _SKIP_HELP = "Leave out a check group (repeatable): " + ", ".join(GROUPS) + "."
@@ -53,6 +59,7 @@ def doctor(
             f"--skip {', '.join(unknown)}: not a check group (one of {', '.join(GROUPS)})",
             code=EXIT_USAGE,
         )
+    quiet_library_logs()
     try:
         settings = load_settings()
     except ConfigurationRejected as exc:
