@@ -112,6 +112,10 @@ def environment(
     return env
 
 
+def preview_of(secret_type: str) -> dict[str, str]:
+    return {"secretType": secret_type}
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
     """Poll ``predicate`` until true; the seconds it took. Fails after ``timeout``."""
     started = time.monotonic()
@@ -151,7 +155,7 @@ def start_commit_and_kill(replica: ServeProcess, emulator: GsmEmulator, hold: fl
     """Preview, then commit with the second alias move held ``hold`` s; kill -9 meanwhile."""
     headers = {"Authorization": f"Bearer {token(ROTATE)}"}
     opened = httpx.post(
-        replica.url + PREVIEW, json={"secretType": "api_key"}, headers=headers, timeout=30
+        replica.url + PREVIEW, json=preview_of(API_TYPES[0]), headers=headers, timeout=30
     )
     assert opened.status_code == 200, opened.text
     assert opened.json()["ready"] is True, opened.json()["checks"]
@@ -256,7 +260,7 @@ class TestKillBetweenTwoAliasMoves:
             # The group's lock went with the dead commit: a new rotation runs to the end.
             headers = {"Authorization": f"Bearer {token(ROTATE)}"}
             again = httpx.post(
-                second.url + PREVIEW, json={"secretType": "api_secret"}, headers=headers, timeout=30
+                second.url + PREVIEW, json=preview_of(API_TYPES[1]), headers=headers, timeout=30
             )
             assert again.status_code == 200, again.text
             done = httpx.post(

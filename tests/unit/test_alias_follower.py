@@ -30,6 +30,10 @@ async def rig(clean_env: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
         yield built
 
 
+def labels(secret_type: SecretType) -> dict[str, str]:
+    return {"secret_type": secret_type.value}
+
+
 async def gsm_moves(rig: Rig, ids: list[str], version: str = "2") -> None:
     """Someone sets ``current`` in GSM directly; this replica's refresh reads it."""
     for secret_id in ids:
@@ -100,8 +104,7 @@ async def test_a_partly_moved_group_drifts_and_stays_whole(rig: Rig) -> None:
         assert drift is not None and drift.reason == "group_incomplete"
     assert set((await pins(rig)).values()) == {"1"}
     assert (
-        rig.metrics.registry.get_sample_value("omni_secret_alias_drift", {"secret_type": "api_key"})
-        == 1
+        rig.metrics.registry.get_sample_value("omni_secret_alias_drift", labels(API_TYPES[0])) == 1
     )
     since = view["api_key"].rotation.drift.since  # type: ignore[union-attr]
 
@@ -119,8 +122,7 @@ async def test_a_partly_moved_group_drifts_and_stays_whole(rig: Rig) -> None:
     assert shown(rig)["api_key"].rotation.drift is None
     await asyncio.wait_for(_delivered(rig, "alias_drift", action="resolve"), 5)
     assert (
-        rig.metrics.registry.get_sample_value("omni_secret_alias_drift", {"secret_type": "api_key"})
-        == 0
+        rig.metrics.registry.get_sample_value("omni_secret_alias_drift", labels(API_TYPES[0])) == 0
     )
 
 

@@ -307,3 +307,43 @@ async def test_start_up_recovers_what_this_hosts_previous_process_left(
     recovery._pid_alive = lambda _pid: alive
     result = await recovery.recover_at_startup()
     assert bool(result.recovered) is recovered
+
+
+class TestOutdatedEntries:
+    @pytest.mark.asyncio
+    async def test_a_replayed_entry_of_a_finished_commit_moves_nothing(self, rig: Rig) -> None:
+        """The open row of a commit that finished long ago (restored by a database writer, MAC
+        and all): its lock is gone, so it is closed stale and GSM is not written."""
+        rig.add_v2(API_IDS)
+        preview_id = await rig.preview()
+        await rig.service.commit(preview_id, actor="tester", correlation_id=None)
+        async with rig.db() as uow:
+            (done,) = uow.state.journal.values()
+            uow.state.journal[done.journal_id] = dataclasses.replace(
+                done, status="open", closed_at=None, owner_replica_id="long-gone"
+            )
+            await uow.commit()
+        etags = {i: (await rig.store.get_secret(i)).etag for i in API_IDS}
+        rig.clock.advance(60)
+        await rig.recovery.run_once()
+        assert {i: (await rig.store.get_secret(i)).etag for i in API_IDS} == etags
+        assert await aliases(rig.store) == {i: {"current": "2", "previous": "1"} for i in API_IDS}
+        pins, journal, recovered = await state(rig)
+        assert set(pins.values()) == {"2"}
+        assert [(e.status, e.outcome) for e in journal] == [("recovered", "stale")]
+        assert recovered == ["rotation_recovered"]
+
+    @pytest.mark.asyncio
+    async def test_a_member_on_a_third_version_is_not_moved(self, rig: Rig) -> None:
+        """After the crash someone points one member at yet another version: the entry no
+        longer describes the group; nothing is moved back or forward (the mix shows as drift)."""
+        await crashed_commit(rig, landed=1)
+        rig.store.add_version(API_IDS[2], "fake-api-passphrase-v3")
+        info = await rig.store.get_secret(API_IDS[2])
+        await rig.store.update_aliases(API_IDS[2], {"current": "3"}, info.etag)
+        before = await aliases(rig.store)
+        await rig.recovery.run_once()
+        assert await aliases(rig.store) == before
+        _pins, journal, _ = await state(rig)
+        assert [(e.status, e.outcome) for e in journal] == [("recovered", "stale")]
+        assert await rig.lock_holder() == {None}

@@ -3,6 +3,7 @@ as compare-and-sets, and a writer without the key cannot forge or reopen an entr
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +35,11 @@ ENTRY = JournalEntry(
     started_at=T0,
     members=MEMBERS,
     dates={"api_key": (T0, T0 + timedelta(days=365)), "api_secret": (T0, T0 + timedelta(days=365))},
+)
+
+
+FORGED_MEMBERS = json.dumps(
+    [dict(MEMBERS[0].as_json(), oldVersion="9", newVersion="7")], separators=(",", ":")
 )
 
 
@@ -73,10 +79,7 @@ async def test_round_trip_claim_and_close(database_url: str) -> None:
 @pytest.mark.parametrize(
     "forgery",
     [
-        {
-            "members": '[{"secretType":"api_key","secretId":"x","oldVersion":"9",'
-            '"oldPrevious":null,"newVersion":"7","newPrevious":null}]'
-        },
+        {"members": FORGED_MEMBERS},
         {"rotation_group": "zk_keys"},
         {"mac": None},
         {"members": "not json"},

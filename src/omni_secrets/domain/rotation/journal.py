@@ -9,8 +9,11 @@ is *recovered*: every member is re-read and the group is resolved to one whole g
 
 - **forward** when every member's ``current`` already names its new version (every move
   landed; only the database record was missing): the commit is finished;
-- **back** otherwise (no move, some moves, or members that changed to something else): every
-  member returns to its old version, as a commit refused half-way would have left it.
+- **back** otherwise (no move, or some moves): every member returns to its old version, as a
+  commit refused half-way would have left it;
+- **stale** when the entry no longer describes the group (:func:`describes`: a member names a
+  third version, or the group's rotation lock is no longer the entry's): nothing is moved and
+  the entry is closed, so an outdated or replayed row can never move a group.
 
 Forward only when GSM already says so everywhere is the rule that never invents a state: it
 finishes what was visibly done and undoes everything else. Either way every member is
@@ -69,6 +72,10 @@ class Resolution(StrEnum):
 
     FORWARD = "forward"
     BACK = "back"
+    STALE = "stale"
+    """Nothing moved: the entry no longer describes the group (a member's ``current`` is
+    neither its old nor its new version, or the group's lock is no longer the entry's) — an
+    outdated or replayed entry. It is closed; any mix left shows as drift."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +234,16 @@ def parse_dates(text: str) -> dict[str, tuple[datetime, datetime]]:
         str(t): (datetime.fromisoformat(pair[0]), datetime.fromisoformat(pair[1]))
         for t, pair in data.items()
     }
+
+
+def describes(entry: JournalEntry, currents: Mapping[str, str | None]) -> bool:
+    """Whether every member's ``current`` is still the entry's old or new version.
+
+    A commit in flight can only leave each member on one of the two; anything else means the
+    group moved on since (or the entry is a replayed old row): acting on it would move the group
+    to versions nobody asked for now.
+    """
+    return all(currents.get(m.secret_type) in (m.old_version, m.new_version) for m in entry.members)
 
 
 def decide(entry: JournalEntry, currents: Mapping[str, str | None]) -> Resolution:

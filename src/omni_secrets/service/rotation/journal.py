@@ -132,11 +132,17 @@ class JournalWriter:
             raise
         return entry
 
-    async def abort_quietly(self, entry: JournalEntry) -> None:
-        """Close ``entry`` as ``aborted`` (its moves were undone); never raises."""
+    async def abort_quietly(self, entry: JournalEntry) -> bool:
+        """Close ``entry`` as ``aborted`` (its moves were undone); never raises.
+
+        Returns:
+            Whether it is now closed (False: left open for recovery, which finds every member
+            on its old version and resolves it back, a no-op).
+        """
         try:
             async with self._uow_factory() as uow:
-                await uow.journal.close(entry.journal_id, "aborted", self._clock.now())
+                closed = await uow.journal.close(entry.journal_id, "aborted", self._clock.now())
                 await uow.commit()
-        except Exception:  # noqa: S110  (recovery resolves an entry left open: back, a no-op)
-            pass
+        except Exception:
+            return False
+        return closed

@@ -7,9 +7,11 @@ whose owner's registry row went silent for
 :data:`~omni_secrets.domain.rotation.journal.OWNER_SILENT_SECONDS`. One recovery:
 
 1. claims the entry (a compare-and-set: one replica recovers it);
-2. re-reads every member (``GetSecret``) and decides with
-   :func:`~omni_secrets.domain.rotation.journal.decide`: forward when every ``current`` already
-   names the new version, else back to the old one;
+2. checks the entry still describes the group (its lock is still the entry's, every member's
+   ``current`` is its old or new version; else it is closed ``stale``, nothing moved: an
+   outdated or replayed row never moves a group), re-reads every member (``GetSecret``) and
+   decides with :func:`~omni_secrets.domain.rotation.journal.decide`: forward when every
+   ``current`` already names the new version, else back to the old one;
 3. re-writes **every** member with ``UpdateSecret`` under the etag just read — the aliases of
    the decision (unchanged for a member already there) — so each etag changes and a move still
    in flight from the dead replica fails its compare-and-set; a member that changed in between
@@ -43,6 +45,7 @@ from omni_secrets.domain.rotation.journal import (
     Resolution,
     claimable,
     decide,
+    describes,
     owner_is_dead,
 )
 from omni_secrets.domain.secret_store import (
@@ -230,7 +233,9 @@ class JournalRecovery:
                 if not await uow.journal.claim(entry.journal_id, me, self._clock.now()):
                     return None
                 await uow.commit()
-            resolution = await self._rewrite(entry)
+            resolution = (
+                await self._rewrite(entry) if await self._holds_lock(entry) else Resolution.STALE
+            )
             versions = await self._record(entry, resolution, started)
         except _Unfinished as exc:
             await self._bus.emit(
@@ -258,6 +263,13 @@ class JournalRecovery:
         )
         return resolution
 
+    async def _holds_lock(self, entry: JournalEntry) -> bool:
+        """Whether the group's rotation lock is still the entry's (a commit in flight holds it
+        until its record; a finished or replayed one does not)."""
+        async with self._uow_factory() as uow:
+            rows = [await uow.metadata.get(m.secret_type) for m in entry.members]
+        return any(r is not None and r.preview_id == entry.lock_id for r in rows)
+
     async def _rewrite(self, entry: JournalEntry) -> Resolution:
         """Read, decide and re-write every member until one pass lands whole.
 
@@ -274,6 +286,8 @@ class JournalRecovery:
                     m.secret_type: r.aliases.get(CURRENT_ALIAS)
                     for m, r in zip(entry.members, reads, strict=True)
                 }
+                if not describes(entry, currents):
+                    return Resolution.STALE
                 resolution = decide(entry, currents)
                 for member, read in zip(entry.members, reads, strict=True):
                     await self._store.update_aliases(
@@ -317,9 +331,11 @@ class JournalRecovery:
                     )
             await uow.metadata.release_group(entry.rotation_group, entry.lock_id)
             if entry.kind == "commit":
-                await uow.previews.set_status(
-                    entry.lock_id, "committed" if forward else "cancelled"
-                )
+                preview = await uow.previews.get(entry.lock_id)
+                if preview is not None and preview.status == "open":
+                    await uow.previews.set_status(
+                        entry.lock_id, "committed" if forward else "cancelled"
+                    )
             await self._auditor.append_in(
                 uow,
                 access_event(
@@ -387,7 +403,9 @@ def _details(
         "startedAt": to_rfc3339(entry.started_at),
         "requestedBy": entry.actor,
     }
-    if resolution is Resolution.FORWARD:
+    if resolution is Resolution.STALE:
+        details["untouched"] = True  # GSM was not written: the entry no longer described it
+    elif resolution is Resolution.FORWARD:
         details["activeVersions"] = {m.secret_type: m.new_version for m in entry.members}
         details["previousVersions"] = {
             m.secret_type: m.old_version or pinned.get(m.secret_type) for m in entry.members

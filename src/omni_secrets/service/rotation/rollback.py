@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,13 @@ from omni_secrets.service.rotation.preview import PreviewOpener
 from omni_secrets.service.rotation.views import CommittedMemberView, RotationCommitView
 
 _AUDIT_LOOKBACK = 200  # commit/rollback rows searched for the dates to restore
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Whether a failed rollback may release its lock: nothing moved, or its entry settled."""
+
+    settled: bool = True
 
 
 class GroupRollback:
@@ -93,9 +101,14 @@ class GroupRollback:
             details={"group": group.value},
         ):
             rows = await self._lock(entry, members, lock_id)
+            # Until the journal entry is open nothing has moved; once it is, the lock stays
+            # with an entry left open (a crash, a cancellation, GSM failing mid-way): recovery
+            # needs it to know the entry is current (.recovery).
+            progress = _Progress()
             try:
                 moves = await self._check(entry, members, rows)
                 dates = await self._dates_to_restore(group.value, rows, moves)
+                progress.settled = False
                 journaled = await self._journal.open(
                     kind="rollback",
                     group=group.value,
@@ -106,6 +119,7 @@ class GroupRollback:
                 )
                 try:
                     await self._move_and_record(
+                        progress,
                         journaled,
                         entry,
                         moves,
@@ -119,7 +133,8 @@ class GroupRollback:
                 finally:
                     self._journal.done(journaled)
             except BaseException:
-                await self._release(group.value, lock_id)
+                if progress.settled:
+                    await self._release(group.value, lock_id)
                 raise
         versions = tuple((m.secret_type, m.target["current"]) for m in moves)
         due_at = min(d[1] for d in dates.values())
@@ -133,6 +148,7 @@ class GroupRollback:
 
     async def _move_and_record(
         self,
+        progress: _Progress,
         journaled: JournalEntry,
         entry: CatalogEntry,
         moves: Sequence[AliasMove],
@@ -143,12 +159,16 @@ class GroupRollback:
         correlation_id: str | None,
         started: float,
     ) -> None:
-        """Swap the aliases, then record the rollback and close the journal entry together."""
+        """Swap the aliases, then record the rollback and close the journal entry together.
+
+        ``progress.settled`` says whether the entry ended closed or aborted (else it is left to
+        recovery, and so is the group's lock).
+        """
         try:
             afters = await move_group(self._store, moves)
         except GsmChanged as exc:
             if "notMovedBack" not in exc.details:
-                await self._journal.abort_quietly(journaled)
+                progress.settled = await self._journal.abort_quietly(journaled)
             raise
         try:
             await self._record(
@@ -156,8 +176,9 @@ class GroupRollback:
             )
         except BaseException:
             if not await move_back(self._store, moves, afters):
-                await self._journal.abort_quietly(journaled)
+                progress.settled = await self._journal.abort_quietly(journaled)
             raise
+        progress.settled = True
 
     async def _lock(
         self, entry: CatalogEntry, members: Sequence[CatalogEntry], lock_id: str
