@@ -34,12 +34,13 @@ from tests.ports import free_port
 PROJECT = "omni-doctor-test"
 FAKE_VALUES = {
     "api-key": "fake-doctor-api-key",
-    "api-secret": "fake-doctor-api-secret",
+    "api-secret": "fake-doctor-api-secret",  # pragma: allowlist secret
     "api-passphrase": "fake-doctor-api-passphrase",
     "zk-seeds": "fake-doctor-zk-seeds",
     "zk-l2-key": "fake-doctor-zk-l2-key",
 }
 STATUSES = {"ok", "warn", "fail"}
+FAKE_HS256 = "fake-doctor-hs256-secret-of-at-least-32-bytes"  # pragma: allowlist secret
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Setup:
                     await uow.audit.append(
                         NewAccessEvent(
                             occurred_at=datetime.now(UTC),
-                            secret_type="api_key",
+                            secret_type="api_key",  # pragma: allowlist secret
                             action="status_view",
                             actor="fake-doctor-test",
                             result="success",
@@ -132,7 +133,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         "GCP_PROJECT_ID": PROJECT,
         "OMNI_GSM_ENDPOINT": address,
         "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'omni.db'}",
-        "OMNI_AUTH_HS256_SECRET": "fake-doctor-hs256-secret-of-at-least-32-bytes",
+        "OMNI_AUTH_HS256_SECRET": FAKE_HS256,
         "OMNI_INTEGRITY_KEY_FILE": str(key_file),
         "OMNI_BREAKGLASS_PUBLIC_KEY": public_b64,
         "OMNI_BREAKGLASS_PRIVATE_KEY_FILE": str(private_file),
