@@ -198,6 +198,22 @@ class TestHealthy:
 
 
 class TestFailures:
+    @pytest.mark.postgres
+    def test_production_served_by_the_table_owner(self, setup: Setup, postgres_url: str) -> None:
+        """In production, a URL whose role owns the audit table (here a superuser): the role
+        check fails with the runtime-role fix (the other groups are left out)."""
+        setup.env["OMNI_DATABASE_URL"] = postgres_url
+        setup.prepare_database()
+        result = setup.doctor(
+            *("--skip", "config", "--skip", "gsm", "--skip", "integrity"),
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="omni-doctor-prod",
+        )
+        assert result.code == 1, result.out
+        assert result.lines()["database role"] == "fail"
+        assert "db grants --role omni_runtime" in result.line("database role")
+        assert not any(name.startswith(("config ", "gsm ")) for name in result.lines())
+
     def test_missing_sqlite_file_is_reported_not_created(self, setup: Setup) -> None:
         """No database file: fail with the fix, and doctor creates none."""
         result = setup.doctor()
