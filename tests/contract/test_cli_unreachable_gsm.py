@@ -9,6 +9,8 @@ from pathlib import Path
 from tests.contract.test_dev_cli_end_to_end import CLI, clean_environment
 from tests.ports import free_port
 
+FAKE_HS256 = "fake-unreachable-hs256-secret-32-bytes-long"  # pragma: allowlist secret
+
 
 def _env(tmp_path: Path) -> dict[str, str]:
     return clean_environment() | {
@@ -16,7 +18,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         "GCP_PROJECT_ID": "omni-unreachable-test",
         "OMNI_GSM_ENDPOINT": f"127.0.0.1:{free_port()}",
         "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'omni.db'}",
-        "OMNI_AUTH_HS256_SECRET": "fake-unreachable-hs256-secret-32-bytes-long",
+        "OMNI_AUTH_HS256_SECRET": FAKE_HS256,
     }
 
 

@@ -34,12 +34,13 @@ from tests.ports import free_port
 PROJECT = "omni-doctor-test"
 FAKE_VALUES = {
     "api-key": "fake-doctor-api-key",
-    "api-secret": "fake-doctor-api-secret",
+    "api-secret": "fake-doctor-api-secret",  # pragma: allowlist secret
     "api-passphrase": "fake-doctor-api-passphrase",
     "zk-seeds": "fake-doctor-zk-seeds",
     "zk-l2-key": "fake-doctor-zk-l2-key",
 }
 STATUSES = {"ok", "warn", "fail"}
+FAKE_HS256 = "fake-doctor-hs256-secret-of-at-least-32-bytes"  # pragma: allowlist secret
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Setup:
                     await uow.audit.append(
                         NewAccessEvent(
                             occurred_at=datetime.now(UTC),
-                            secret_type="api_key",
+                            secret_type="api_key",  # pragma: allowlist secret
                             action="status_view",
                             actor="fake-doctor-test",
                             result="success",
@@ -132,7 +133,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         "GCP_PROJECT_ID": PROJECT,
         "OMNI_GSM_ENDPOINT": address,
         "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'omni.db'}",
-        "OMNI_AUTH_HS256_SECRET": "fake-doctor-hs256-secret-of-at-least-32-bytes",
+        "OMNI_AUTH_HS256_SECRET": FAKE_HS256,
         "OMNI_INTEGRITY_KEY_FILE": str(key_file),
         "OMNI_BREAKGLASS_PUBLIC_KEY": public_b64,
         "OMNI_BREAKGLASS_PRIVATE_KEY_FILE": str(private_file),
@@ -197,6 +198,22 @@ class TestHealthy:
 
 
 class TestFailures:
+    @pytest.mark.postgres
+    def test_production_served_by_the_table_owner(self, setup: Setup, postgres_url: str) -> None:
+        """In production, a URL whose role owns the audit table (here a superuser): the role
+        check fails with the runtime-role fix (the other groups are left out)."""
+        setup.env["OMNI_DATABASE_URL"] = postgres_url
+        setup.prepare_database()
+        result = setup.doctor(
+            *("--skip", "config", "--skip", "gsm", "--skip", "integrity"),
+            OMNI_ENVIRONMENT="production",
+            GCP_PROJECT_ID="omni-doctor-prod",
+        )
+        assert result.code == 1, result.out
+        assert result.lines()["database role"] == "fail"
+        assert "db grants --role omni_runtime" in result.line("database role")
+        assert not any(name.startswith(("config ", "gsm ")) for name in result.lines())
+
     def test_missing_sqlite_file_is_reported_not_created(self, setup: Setup) -> None:
         """No database file: fail with the fix, and doctor creates none."""
         result = setup.doctor()

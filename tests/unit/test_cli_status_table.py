@@ -217,10 +217,11 @@ def test_commit_says_the_days_status_says(capsys: pytest.CaptureFixture[str]) ->
 
     now = datetime.now(UTC)
     due = now + timedelta(days=365)
+    member = {"secretType": "api_key", "activeVersion": "2"}  # pragma: allowlist secret
     answer = CommitAnswer.parse(
         {
             "group": "api_credentials",
-            "members": [{"secretType": "api_key", "activeVersion": "2"}],
+            "members": [member],
             "lastRotatedAt": now.isoformat().replace("+00:00", "Z"),
             "dueAt": due.isoformat().replace("+00:00", "Z"),
         }

@@ -6,22 +6,21 @@ production), ``gsm`` (each catalog secret readable at its ``current`` alias, the
 permissions by ``TestIamPermissions`` where the endpoint answers it, topics and rotation
 schedule), ``pubsub`` (the subscription, when configured), ``jwks`` (reachable with keys, when
 configured), ``break-glass`` (the pair matches) and ``integrity`` (the key verifies the audit
-head). Every probe is bounded (:data:`~omni_secrets.service.doctor.CHECK_TIMEOUT_SECONDS`); the
-GSM probes run concurrently, so a dead endpoint costs one bound, not one per secret. Nothing is
-written: an SQLite file that does not exist is reported, never created.
+head). Every probe is bounded (:data:`~omni_secrets.service.doctor.CHECK_TIMEOUT_SECONDS`). The
+probes of remote services (GSM, Pub/Sub, JWKS) are in ``doctor_remote.py``. Nothing is written:
+an SQLite file that does not exist is reported, never created.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Collection
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 from omni_secrets.bootstrap import database
+from omni_secrets.bootstrap.doctor_remote import gsm_checks, jwks_check, pubsub_check
 from omni_secrets.config import ENVIRONMENT_RULES, Environment, Settings
 from omni_secrets.domain.catalog import Catalog
-from omni_secrets.domain.errors import OmniSecretsError, SecretStoreError
+from omni_secrets.domain.errors import OmniSecretsError
 from omni_secrets.service.doctor import (
     CHECK_TIMEOUT_SECONDS,
     CheckResult,
@@ -30,9 +29,13 @@ from omni_secrets.service.doctor import (
     bounded,
     bounded_blocking,
     failed,
+    guarded,
     ok,
+    reason_of,
     warn,
 )
+
+__all__ = ["diagnose", "jwks_check", "pubsub_check"]
 
 _SEED_FIX = "omni-secrets db upgrade && omni-secrets db seed"
 
@@ -52,13 +55,13 @@ async def diagnose(
     if "gsm" not in skip:
         checks.extend(await gsm_checks(settings, bound))
     if "pubsub" not in skip:
-        checks.append(await _guarded("pubsub", pubsub_check(settings, bound), bound))
+        checks.append(await guarded("pubsub", pubsub_check(settings, bound), bound))
     if "jwks" not in skip:
-        checks.append(await _guarded("jwks", jwks_check(settings, bound), bound))
+        checks.append(await guarded("jwks", jwks_check(settings, bound), bound))
     if "break-glass" not in skip:
         checks.append(break_glass_check(settings))
     if "integrity" not in skip:
-        checks.append(await _guarded("integrity", integrity_check(settings, bound), bound))
+        checks.append(await guarded("integrity", integrity_check(settings, bound), bound))
     return DoctorReport(tuple(checks))
 
 
@@ -123,7 +126,7 @@ async def database_checks(settings: Settings, bound: float) -> list[CheckResult]
         return [
             failed(
                 "database reachable",
-                f"cannot connect to {shown}: {_reason(exc)}",
+                f"cannot connect to {shown}: {reason_of(exc)}",
                 "check OMNI_DATABASE_URL (host, port, user, password) and that the database is up",
             )
         ]
@@ -140,9 +143,9 @@ async def database_checks(settings: Settings, bound: float) -> list[CheckResult]
         )
         return results
     results.append(ok("database migrated", f"schema at head {head}"))
-    results.append(await _guarded("database seeded", _seeded(settings), bound))
+    results.append(await guarded("database seeded", _seeded(settings), bound))
     if not database.is_sqlite(url):
-        results.append(await _guarded("database role", _role(settings, bound), bound))
+        results.append(await guarded("database role", _role(settings, bound), bound))
     return results
 
 
@@ -179,223 +182,6 @@ async def _role(settings: Settings, bound: float) -> CheckResult:
     if settings.environment is Environment.PRODUCTION:
         return warn("database role", detail + "; allowed by OMNI_ALLOW_TABLE_OWNER", fix)
     return ok("database role", f"connects as {user} (the owner: allowed outside production)")
-
-
-# --- Secret Manager --------------------------------------------------------------------------
-
-
-async def gsm_checks(settings: Settings, bound: float) -> list[CheckResult]:
-    """Each catalog secret at ``current``, the permissions, then topics and schedule."""
-    from omni_secrets.adapters import gsm as gsm_adapter
-    from omni_secrets.adapters.gsm_permissions import SECRET_PERMISSIONS
-    from omni_secrets.adapters.retry import RetryPolicy
-
-    if settings.gcp_project_id is None:
-        return [failed("gsm", "GCP_PROJECT_ID is not set", "set GCP_PROJECT_ID")]
-    client = gsm_adapter.GsmSecretManagerClient(
-        project_id=settings.gsm.project_id,
-        endpoint=settings.gsm_endpoint,
-        timeout_seconds=min(settings.gsm_timeout_seconds, bound),
-        retry=RetryPolicy(max_attempts=1),  # one attempt: one line, no retry log
-    )
-    secret_ids = [entry.gsm_secret_id for entry in Catalog(settings.gsm_secret_prefix)]
-    where = settings.gsm_endpoint or "secretmanager.googleapis.com"
-    try:
-        results = await asyncio.gather(
-            *(
-                _guarded(f"gsm {secret_id}", _current(client, secret_id, where), bound)
-                for secret_id in secret_ids
-            ),
-            _guarded(
-                "gsm permissions",
-                _permissions(client, secret_ids, SECRET_PERMISSIONS, where),
-                bound,
-            ),
-            _guarded("gsm schedule", _schedule(client, secret_ids, where), bound),
-        )
-    finally:
-        await client.aclose()
-    return list(results)
-
-
-async def _current(client: Any, secret_id: str, where: str) -> CheckResult:
-    name = f"gsm {secret_id}"
-    try:
-        accessed = await client.access(secret_id, "current")
-    except SecretStoreError as exc:
-        if exc.reason == "NOT_FOUND":
-            return await _why_not_found(client, secret_id)
-        if exc.reason == "FAILED_PRECONDITION":
-            return failed(
-                name,
-                f"the version `current` names is not ENABLED ({exc.message})",
-                f"omni-secrets gsm versions list --secret-type ... to see it; enable it or "
-                f"move `current`: gcloud secrets update {secret_id} "
-                "--update-version-aliases=current=N",
-            )
-        return failed(name, f"{exc.message} at {where}", _gsm_fix(exc.reason))
-    return ok(name, f"current = version {accessed.version}, readable")
-
-
-async def _why_not_found(client: Any, secret_id: str) -> CheckResult:
-    name = f"gsm {secret_id}"
-    try:
-        info = await client.get_secret(secret_id)
-    except SecretStoreError:
-        return failed(
-            name,
-            "the secret does not exist",
-            "create it and its first version (deploy/gcp/setup.sh, or gcloud secrets create "
-            f"{secret_id} and omni-secrets gsm versions add)",
-        )
-    if info.current is None:
-        return failed(
-            name,
-            "no `current` alias (the service serves the version `current` names)",
-            f"gcloud secrets update {secret_id} --update-version-aliases=current=N (N: the "
-            "version to serve), or start the service once: it names the newest ENABLED version",
-        )
-    return failed(
-        name,
-        f"`current` names version {info.current}, which does not exist",
-        f"gcloud secrets update {secret_id} --update-version-aliases=current=N",
-    )
-
-
-async def _permissions(
-    client: Any, secret_ids: list[str], wanted: tuple[str, ...], where: str
-) -> CheckResult:
-    name = "gsm permissions"
-    missing: dict[str, list[str]] = {}
-    for secret_id in secret_ids:
-        try:
-            held = set(await client.held_permissions(secret_id, wanted))
-        except SecretStoreError as exc:
-            if exc.reason == "UNIMPLEMENTED":
-                return warn(
-                    name,
-                    f"{where} does not answer TestIamPermissions: permissions not checked",
-                    "check the custom role on each secret (docs/deploy-gke.md)",
-                )
-            if exc.reason == "NOT_FOUND":
-                continue  # reported by the secret's own check
-            return failed(name, f"{exc.message} at {where}", _gsm_fix(exc.reason))
-        lacking = [p for p in wanted if p not in held]
-        if lacking:
-            missing[secret_id] = lacking
-    if missing:
-        shown = "; ".join(f"{s}: {', '.join(p)}" for s, p in missing.items())
-        return failed(
-            name,
-            f"the runtime lacks {shown}",
-            "grant the runtime's custom role on each secret (deploy/gcp/setup.sh)",
-        )
-    return ok(name, f"{', '.join(wanted)} held on {len(secret_ids)} secrets")
-
-
-async def _schedule(client: Any, secret_ids: list[str], where: str) -> CheckResult:
-    name = "gsm schedule"
-    no_topics, no_rotation = [], []
-    for secret_id in secret_ids:
-        try:
-            info = await client.get_secret(secret_id)
-        except SecretStoreError as exc:
-            if exc.reason == "NOT_FOUND":
-                continue  # reported by the secret's own check
-            return failed(name, f"{exc.message} at {where}", _gsm_fix(exc.reason))
-        if not info.has_topics:
-            no_topics.append(secret_id)
-        if info.next_rotation_time is None:
-            no_rotation.append(secret_id)
-    problems = []
-    if no_topics:
-        problems.append(f"no Pub/Sub topic on {_which(no_topics, secret_ids)}")
-    if no_rotation:
-        problems.append(f"no rotation schedule on {_which(no_rotation, secret_ids)}")
-    if problems:
-        return warn(
-            name,
-            "; ".join(problems),
-            "deploy/gcp/setup.sh sets them (gcloud secrets update ID --add-topics=TOPIC "
-            "--next-rotation-time=... --rotation-period=...)",
-        )
-    return ok(name, f"topics and rotation schedule set on {len(secret_ids)} secrets")
-
-
-def _which(some: list[str], every: list[str]) -> str:
-    return f"all {len(every)} secrets" if len(some) == len(every) else ", ".join(some)
-
-
-def _gsm_fix(reason: str) -> str:
-    if reason in {"UNAVAILABLE", "DEADLINE_EXCEEDED"}:
-        return "check OMNI_GSM_ENDPOINT (unset for Google) and the network path to Secret Manager"
-    if reason in {"PERMISSION_DENIED", "UNAUTHENTICATED"}:
-        return (
-            "check the Workload Identity binding and the runtime's custom role on each secret "
-            "(deploy/gcp/setup.sh)"
-        )
-    return "see docs/runbooks/gsm-outage.md"
-
-
-# --- Pub/Sub, JWKS ---------------------------------------------------------------------------
-
-
-async def pubsub_check(settings: Settings, bound: float) -> CheckResult:
-    subscription = settings.pubsub_subscription
-    if subscription is None:
-        if settings.environment is Environment.PRODUCTION:
-            return warn(
-                "pubsub",
-                "OMNI_PUBSUB_SUBSCRIPTION is not set: GSM changes reach replicas only by reconcile",
-                "set OMNI_PUBSUB_SUBSCRIPTION=projects/P/subscriptions/S (deploy/gcp/setup.sh)",
-            )
-        return ok("pubsub", "not configured (GSM event notifications off)")
-
-    def get() -> None:
-        from google.cloud import pubsub_v1
-
-        subscriber = pubsub_v1.SubscriberClient()
-        try:
-            subscriber.get_subscription(
-                request={"subscription": subscription}, timeout=bound, retry=None
-            )
-        finally:
-            subscriber.close()
-
-    try:
-        await bounded_blocking(get, bound)
-    except CheckTimedOut as exc:
-        return failed("pubsub", f"{subscription}: {exc}", "check the network path to Pub/Sub")
-    except Exception as exc:
-        return failed(
-            "pubsub",
-            f"{subscription}: {_reason(exc)}",
-            "check that the subscription exists and the runtime may subscribe "
-            "(roles/pubsub.subscriber; deploy/gcp/setup.sh)",
-        )
-    return ok("pubsub", f"{subscription} reachable")
-
-
-async def jwks_check(settings: Settings, bound: float) -> CheckResult:
-    url = settings.effective_auth_jwks_url
-    if url is None:
-        return ok("jwks", f"not configured (auth mode {settings.auth_mode})")
-    import httpx
-
-    try:
-        async with httpx.AsyncClient(timeout=bound) as http:
-            answer = await http.get(url)
-        answer.raise_for_status()
-        keys = answer.json().get("keys")
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        return failed(
-            "jwks",
-            f"{url}: {_reason(exc)}",
-            "check OMNI_AUTH_JWKS_URL (or OMNI_AUTH_PROVIDER) and the egress to it",
-        )
-    if not isinstance(keys, list) or not keys:
-        return failed("jwks", f"{url} has no keys", "check OMNI_AUTH_JWKS_URL names a JWKS")
-    return ok("jwks", f"{url}: {len(keys)} keys")
 
 
 # --- key files -------------------------------------------------------------------------------
@@ -451,7 +237,7 @@ async def integrity_check(settings: Settings, bound: float) -> CheckResult:
     except (CheckTimedOut, OmniSecretsError) as exc:
         return warn(
             "integrity",
-            f"key {keyring.signing_key_id} loaded; audit head not read: {_reason(exc)}",
+            f"key {keyring.signing_key_id} loaded; audit head not read: {reason_of(exc)}",
             "see the database checks",
         )
     if not recent:
@@ -485,25 +271,7 @@ async def integrity_check(settings: Settings, bound: float) -> CheckResult:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def _guarded(name: str, check: Awaitable[CheckResult], bound: float) -> CheckResult:
-    """``check`` bounded; a bound or an unexpected error is a fail of ``name``."""
-    try:
-        return await bounded(check, bound)
-    except CheckTimedOut as exc:
-        return failed(name, str(exc), "check the endpoint is up and reachable from here")
-    except OmniSecretsError as exc:
-        return failed(name, exc.message, "see the detail")
-
-
 def _missing_sqlite_file(url: str) -> str | None:
     """The file an SQLite ``url`` names when it does not exist (None otherwise)."""
     path = database.sqlite_file(url)
     return path if path is not None and not Path(path).exists() else None
-
-
-def _reason(exc: BaseException) -> str:
-    """What went wrong, without the exception's text when it could quote configuration."""
-    message = getattr(exc, "message", None)
-    if isinstance(message, str):
-        return message
-    return type(exc).__name__

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from omni_secrets.domain.errors import OmniSecretsError
+
 T = TypeVar("T")
 
 #: The check groups, in the order they run (``doctor --skip`` takes these names).
@@ -134,3 +136,22 @@ async def bounded_blocking(call: Callable[[], T], seconds: float) -> T:
 
     threading.Thread(target=run, name="doctor-check", daemon=True).start()
     return await bounded(future, seconds)
+
+
+async def guarded(name: str, check: Awaitable[CheckResult], bound: float) -> CheckResult:
+    """``check`` bounded; a timeout or an expected error (``OmniSecretsError``) is a fail of
+    ``name``."""
+    try:
+        return await bounded(check, bound)
+    except CheckTimedOut as exc:
+        return failed(name, str(exc), "check the endpoint is up and reachable from here")
+    except OmniSecretsError as exc:
+        return failed(name, exc.message, "see the detail")
+
+
+def reason_of(exc: BaseException) -> str:
+    """What went wrong, without the exception's text when it could quote configuration."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        return message
+    return type(exc).__name__
