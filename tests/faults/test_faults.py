@@ -33,7 +33,7 @@ from omni_secrets.domain.break_glass import seal_payload
 from tests.contract.conftest import PROJECT
 from tests.contract.serving import CLI
 from tests.faults.cluster import GRACE_SECONDS, Replica, Wrk, poll, record, token
-from tests.faults.conftest import AUDIT_BUFFER_EVENTS, Cluster
+from tests.faults.conftest import Cluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
@@ -204,8 +204,12 @@ class TestFaults:
         written = cluster.db.status_view_count() - before
         # wrk's own 200s (no ids) are counted: every one has its row.
         assert written >= answered, (written, answered, [load.output for load in loads])
-        assert all(r.metric("omni_audit_events_lost_total") == 0 for r in cluster.replicas)
-        assert answered + len(refused) + 10_000 >= AUDIT_BUFFER_EVENTS
+        # Background events past the (deliberately tiny) full buffer may be lost: they are
+        # counted and paged (contract section 18); no answered request is among them (above).
+        lost = sum(r.metric("omni_audit_events_lost_total") for r in cluster.replicas)
+        record("database partition: background audit events lost (counted, paged)", lost)
+        # The buffer filled under wrk too: its requests were refused, not left waiting.
+        assert sum(load.non_2xx for load in loads) > 0, [load.output for load in loads]
 
     def test_sigterm_during_a_partition_exits_within_its_grace(self, cluster: Cluster) -> None:
         """Row 'SIGTERM during that partition': the replica exits within 15 s, code 0, and says
