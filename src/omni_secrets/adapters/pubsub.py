@@ -206,7 +206,8 @@ class PubSubEventSubscriber:
                 log.info("pubsub.stream_replaced", reason="reachable_again")
                 await _cancel_stream(future)
                 return True
-            unreachable = unreachable or not answered
+            # Without the probe permission there is no "answered again" to act on.
+            unreachable = unreachable or (not answered and not self._probe_denied)
             healthy = answered or healthy
             done, _ = await asyncio.wait({wrapped}, timeout=self._probe_interval)
             if done:
