@@ -174,9 +174,11 @@ run gcloud beta services identity create --service=secretmanager.googleapis.com 
 run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
   --member="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-secretmanager.iam.gserviceaccount.com" \
   --role=roles/pubsub.publisher
+# A 10 s ack deadline (contract section 18): a message leased by a replica that dies goes to a
+# live one within about 10 s (the subscriber also asks for 10 s leases on its stream).
 if ! exists gcloud pubsub subscriptions describe "$SUBSCRIPTION" --project="$PROJECT"; then
   run gcloud pubsub subscriptions create "$SUBSCRIPTION" --project="$PROJECT" --topic="$TOPIC" \
-    --ack-deadline=60 --message-retention-duration=1d --expiration-period=never
+    --ack-deadline=10 --message-retention-duration=1d --expiration-period=never
 fi
 
 echo "# 3. Secrets (empty: add the first versions with 'gcloud secrets versions add ... --data-file=-')"

@@ -306,12 +306,14 @@ class Database:
         )
 
     def monitor_lease_held(self) -> bool:
-        """Whether some session holds the rotation monitor's advisory lock."""
+        """Whether some session holds the rotation monitor's advisory lock in this database
+        (other databases on the server, other test runs, hold the same key)."""
         key = ROTATION_MONITOR_LOCK_KEY
         return bool(
             self.scalar(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND classid = :hi AND objid = :lo",
+                "AND classid = :hi AND objid = :lo AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())",
                 hi=(key >> 32) & 0xFFFFFFFF,
                 lo=key & 0xFFFFFFFF,
             )

@@ -74,7 +74,11 @@ def cluster(
     ):
         publisher = PubSubEventPublisher(topic)  # the GSM emulator publishes directly
         subscriber = pubsub_v1.SubscriberClient()
-        subscriber.create_subscription(request={"name": subscription, "topic": topic})
+        # As deploy/gcp/setup.sh creates it: a 10 s ack deadline (the emulator applies the
+        # subscription's deadline to streaming pulls; Pub/Sub also the stream's own).
+        subscriber.create_subscription(
+            request={"name": subscription, "topic": topic, "ack_deadline_seconds": 10}
+        )
         subscriber.close()
         gsm = GsmEmulator(events=publisher.publish)
         gsm.start()

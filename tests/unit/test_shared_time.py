@@ -133,3 +133,30 @@ class TestSkewedReplica:
         assert await replica.beat() is True
         assert replica.clock_offset_seconds is None
         assert database.reads == 1
+
+
+class TestSilentPeers:
+    async def test_a_peer_that_stops_beating_is_reported_once(self) -> None:
+        """Contract section 18 (dead peers): a peer silent for more than 8 s is reported once,
+        well before the 30 s liveness window drops it."""
+        store = LocalClusterStore()
+        clock = ManualClock(DB_T0)
+        a = ReplicaService(registry=store, clock=clock, replica_id="a", host="h")
+        b = ReplicaService(registry=store, clock=clock, replica_id="b", host="h")
+        assert await a.beat() and await b.beat() and await a.beat()
+        assert a.take_newly_silent() == ()
+        clock.advance(5)
+        await a.beat()
+        assert a.take_newly_silent() == ()  # 5 s: one missed beat at most
+        clock.advance(5)
+        await a.beat()
+        assert a.take_newly_silent() == ("b",)
+        assert a.peers == 1  # still counted: not gone before 30 s
+        clock.advance(5)
+        await a.beat()
+        assert a.take_newly_silent() == ()  # reported once
+        await b.beat()
+        await a.beat()
+        clock.advance(9)
+        await a.beat()
+        assert a.take_newly_silent() == ("b",)  # silent again after it came back

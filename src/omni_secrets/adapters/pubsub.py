@@ -205,8 +205,13 @@ class PubSubEventSubscriber:
             if answered and unreachable and not self._stopping:
                 log.info("pubsub.stream_replaced", reason="reachable_again")
                 await _cancel_stream(future)
+                # Pub/Sub answers again, so closing is quick: let the old stream end before the
+                # new one opens, or messages may still be handed to it (bounded all the same).
+                closing = asyncio.ensure_future(asyncio.to_thread(_close_quietly, client))
+                await asyncio.wait({closing}, timeout=_STOP_TIMEOUT_SECONDS)
                 return True
-            unreachable = unreachable or not answered
+            # Without the probe permission there is no "answered again" to act on.
+            unreachable = unreachable or (not answered and not self._probe_denied)
             healthy = answered or healthy
             done, _ = await asyncio.wait({wrapped}, timeout=self._probe_interval)
             if done:

@@ -387,7 +387,11 @@ def _assemble(
         notifier=base.notifier,
         replicas=base.replicas,
         replica_heartbeat=ReplicaHeartbeatJob(
-            base.replicas, interval_seconds=over.heartbeat_interval_seconds
+            base.replicas,
+            interval_seconds=over.heartbeat_interval_seconds,
+            # Section 18: a peer that died may have held a revocation Pub/Sub will redeliver
+            # only when its lease lapses; one refresh from GSM applies it now.
+            on_peers_silent=lambda _peers: secrets.cache.refresh(),
         ),
         cluster_refresh=refresh,
         signals=signals,

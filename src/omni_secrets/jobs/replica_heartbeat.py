@@ -8,17 +8,23 @@ stop counting this replica at once. A failed beat is logged and retried at the n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
 
 from omni_secrets.service.replicas import ReplicaService
 
+log = structlog.get_logger("omni_secrets.replicas")
+
 Sleep = Callable[[float], Awaitable[None]]
+PeersSilent = Callable[[Sequence[str]], Awaitable[object]]
 
 DEFAULT_INTERVAL_SECONDS = 5.0
 
 
 class ReplicaHeartbeatJob:
-    """Runs :meth:`ReplicaService.beat` every ``interval_seconds`` until stopped.
+    """Runs :meth:`ReplicaService.beat` every ``interval_seconds`` until stopped; when a peer
+    stops beating (``PEER_SILENT_SECONDS``) calls ``on_peers_silent`` once with its id.
 
     Raises:
         ValueError: ``interval_seconds`` is not positive.
@@ -30,12 +36,14 @@ class ReplicaHeartbeatJob:
         *,
         interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
         sleep: Sleep = asyncio.sleep,
+        on_peers_silent: PeersSilent | None = None,
     ) -> None:
         if not interval_seconds > 0:
             raise ValueError("interval_seconds must be positive")
         self._replicas = replicas
         self._interval = float(interval_seconds)
         self._sleep = sleep
+        self._on_peers_silent = on_peers_silent
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -57,3 +65,10 @@ class ReplicaHeartbeatJob:
         while True:
             await self._sleep(self._interval)
             await self._replicas.beat()  # never raises
+            silent = self._replicas.take_newly_silent()
+            if silent and self._on_peers_silent is not None:
+                log.warning("replica.peers_silent", peers=list(silent))
+                try:
+                    await self._on_peers_silent(silent)
+                except Exception as exc:
+                    log.warning("replica.peers_silent_failed", error_type=type(exc).__name__)

@@ -19,6 +19,11 @@ from omni_secrets.service.shared_time import ClockSync
 
 log = structlog.get_logger("omni_secrets.replicas")
 
+PEER_SILENT_SECONDS = 8.0
+"""A peer whose heartbeat (every 5 s) is older than this has probably died (contract section 18):
+the heartbeat job refreshes the cache from GSM once, so what the dead peer held (a revocation it
+was leased but never acted on) reaches this replica without waiting for Pub/Sub's redelivery."""
+
 PRUNE_AFTER = timedelta(days=1)
 """Registry rows and refresh requests older than this are deleted by the heartbeat."""
 
@@ -60,6 +65,8 @@ class ReplicaService:
         self._clock_sync = clock_sync
         self._peers = 0
         self._beats = 0
+        self._silent: frozenset[str] = frozenset()
+        self._newly_silent: tuple[str, ...] = ()
 
     @property
     def peers(self) -> int:
@@ -86,8 +93,21 @@ class ReplicaService:
             return False
         return True
 
-    def _saw(self, live: Sequence[ReplicaInfo]) -> None:
-        self._peers = sum(1 for r in live if r.replica_id != self.replica_id)
+    def _saw(self, live: Sequence[ReplicaInfo], now: datetime) -> None:
+        others = [r for r in live if r.replica_id != self.replica_id]
+        self._peers = len(others)
+        silent = frozenset(
+            r.replica_id
+            for r in others
+            if (now - r.last_seen_at).total_seconds() > PEER_SILENT_SECONDS
+        )
+        self._newly_silent = (*self._newly_silent, *sorted(silent - self._silent))
+        self._silent = silent
+
+    def take_newly_silent(self) -> tuple[str, ...]:
+        """Peers that stopped beating since the last call (each reported once)."""
+        newly, self._newly_silent = self._newly_silent, ()
+        return newly
 
     async def beat(self) -> bool:
         """Renew this replica's row and re-read the live ones; never raises.
@@ -105,7 +125,7 @@ class ReplicaService:
             await self._registry.heartbeat(
                 ReplicaInfo(self.replica_id, self.host, self.started_at, now)
             )
-            self._saw(await self._registry.live(now, REPLICA_LIVENESS_SECONDS))
+            self._saw(await self._registry.live(now, REPLICA_LIVENESS_SECONDS), now)
             self._beats += 1
             if self._beats % 100 == 1:  # rarely: pruning is housekeeping, not liveness
                 await self._registry.prune(now - PRUNE_AFTER)
@@ -121,8 +141,9 @@ class ReplicaService:
         Raises:
             DatabaseUnavailable: the database cannot be reached.
         """
-        live = tuple(await self._registry.live(self._clock.now(), REPLICA_LIVENESS_SECONDS))
-        self._saw(live)
+        now = self._clock.now()
+        live = tuple(await self._registry.live(now, REPLICA_LIVENESS_SECONDS))
+        self._saw(live, now)
         return live
 
     async def live_ids(self, window_seconds: float) -> frozenset[str]:
