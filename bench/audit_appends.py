@@ -105,6 +105,7 @@ async def _batched(url: str, key_file: str, per_producer: int, start_at: float |
     """8 producers on one batching writer; seconds from the first submit to the last commit."""
     from omni_secrets.adapters.db.engine import create_engine as create_async_engine
     from omni_secrets.adapters.db.unit_of_work import sql_unit_of_work_factory
+    from omni_secrets.domain.errors import AuditUnavailable
     from omni_secrets.service.auditor import Auditor
 
     engine = create_async_engine(url)
@@ -121,7 +122,14 @@ async def _batched(url: str, key_file: str, per_producer: int, start_at: float |
 
         async def producer(index: int) -> None:
             for n in range(per_producer):
-                await auditor.submit(_event(index, n))  # type: ignore[arg-type]
+                while True:
+                    try:
+                        await auditor.submit(_event(index, n))  # type: ignore[arg-type]
+                        break
+                    except AuditUnavailable:
+                        # The buffer is full: a request would be refused (503) and retried;
+                        # the producers outrun the writer on purpose, so wait for room.
+                        await asyncio.sleep(0.001)
 
         await asyncio.gather(*(producer(i) for i in range(PRODUCERS)))
         await auditor.stop()  # returns once everything submitted is committed (drain)
