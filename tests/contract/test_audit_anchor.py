@@ -135,8 +135,8 @@ async def anchored_stack(
 class TestAnchor:
     async def test_truncated_and_deleted_chains_fail_naming_the_anchor(
         self,
-        omni_stack_factory: StackFactory,
         database_url: str | None,
+        omni_stack_factory: StackFactory,
         integrity_key_file: str,
         tmp_path: Path,
     ) -> None:
@@ -179,8 +179,8 @@ class TestAnchor:
 
     async def test_a_commit_is_anchored_at_once_and_no_anchor_is_not_intact(
         self,
-        omni_stack_factory: StackFactory,
         database_url: str | None,
+        omni_stack_factory: StackFactory,
         integrity_key_file: str,
         tmp_path: Path,
     ) -> None:

@@ -59,8 +59,8 @@ def integrity_pages(server: FakePagerDutyServer) -> list[dict[str, object]]:
 class TestForgedRowsAreNotServed:
     async def test_override_inserted_straight_into_the_table_is_ignored_and_pages(
         self,
-        omni_stack_factory: StackFactory,
         fresh_postgres_url: str,
+        omni_stack_factory: StackFactory,
         break_glass_keys: BreakGlassKeys,
         integrity_key_file: str,
         pagerduty: FakePagerDutyServer,
@@ -125,8 +125,8 @@ class TestForgedRowsAreNotServed:
 
     async def test_forged_pin_fails_its_type_closed(
         self,
-        omni_stack_factory: StackFactory,
         fresh_postgres_url: str,
+        omni_stack_factory: StackFactory,
         integrity_key_file: str,
         pagerduty: FakePagerDutyServer,
     ) -> None:
@@ -167,8 +167,8 @@ class TestForgedRowsAreNotServed:
 
     async def test_override_activated_through_the_api_is_served_by_another_replica(
         self,
-        omni_stack_factory: StackFactory,
         fresh_postgres_url: str,
+        omni_stack_factory: StackFactory,
         break_glass_keys: BreakGlassKeys,
         integrity_key_file: str,
     ) -> None:
@@ -195,7 +195,7 @@ class TestForgedRowsAreNotServed:
         )
 
     async def test_without_a_key_nothing_is_checked(
-        self, omni_stack_factory: StackFactory, fresh_postgres_url: str
+        self, fresh_postgres_url: str, omni_stack_factory: StackFactory
     ) -> None:
         """Outside production with no key, unsigned pins are served (documented behaviour)."""
         stack = await omni_stack_factory(database_url=fresh_postgres_url)

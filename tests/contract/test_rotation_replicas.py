@@ -54,7 +54,7 @@ async def two_replicas(
 
 class TestReplicas:
     async def test_concurrent_previews_one_wins(
-        self, omni_stack_factory: StackFactory, fresh_postgres_url: str
+        self, fresh_postgres_url: str, omni_stack_factory: StackFactory
     ) -> None:
         """Concurrent previews of one group on two replicas: exactly one 200 and one 409."""
         a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, None)
@@ -73,7 +73,7 @@ class TestReplicas:
             assert cancelled.status_code == 204
 
     async def test_commit_reaches_the_other_replica(
-        self, omni_stack_factory: StackFactory, fresh_postgres_url: str
+        self, fresh_postgres_url: str, omni_stack_factory: StackFactory
     ) -> None:
         """A commit on A is served by A at once and by B after its reconcile."""
         a, b = await two_replicas(omni_stack_factory, fresh_postgres_url, None)
@@ -89,7 +89,7 @@ class TestReplicas:
             assert stack.apex.signing_keys()[-1] == NEW_API["apex-omni-api-key"]
 
     async def test_one_monitor_leads(
-        self, omni_stack_factory: StackFactory, fresh_postgres_url: str
+        self, fresh_postgres_url: str, omni_stack_factory: StackFactory
     ) -> None:
         """Both replicas set gauges, only the advisory-lock holder alerts; it hands over on exit."""
         sinks = (RecordingAlertSink(), RecordingAlertSink())
